@@ -1,0 +1,276 @@
+"""The gate: the one function that decides every access to patient data, and records it.
+
+Every view, admin page, API endpoint, export, search and worker reaches patient data through
+``authorize`` / ``require`` (one patient), ``visible_patients`` (searches) or ``authorize_system``
+(background tasks). Deny by default: anything not explicitly allowed by the matrix (access.policy) *and*
+the patient-level rules below is refused. Each decision, allowed or denied, is written by ``audit``:
+allowed ones in the caller's transaction, denied ones on an independent connection so they survive the
+rollback of the refused request.
+
+Patient-level rules, in order:
+1. the account is active, within its contract dates, and (for roles reading medical data) its session has a
+   verified second factor;
+2. the role may perform the action on the data category at all (matrix);
+3. for medical and restricted categories, the role needs a care relationship (CareGrant valid now), or an
+   active break-the-glass;
+4. a patient's objection to this professional denies even with a care relationship (break-the-glass
+   remains possible and is flagged).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from access.policy import (
+    BREAK_GLASS_ROLES,
+    MEDICAL_ROLES,
+    Action,
+    Category,
+    Role,
+    allowed_by_matrix,
+    needs_care_relationship,
+)
+from audit.services import event_record
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    basis: str  # why it was allowed (e.g. "care:encounter", "break_glass", "role") or denied ("deny:...")
+    reason: str = ""
+    role: str = ""
+    emergency_access_id: int | None = None
+    can_break_glass: bool = False
+    flags: tuple[str, ...] = field(default_factory=tuple)
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+class AccessDenied(PermissionDenied):
+    def __init__(self, decision: Decision):
+        super().__init__(decision.reason or "access denied")
+        self.decision = decision
+
+
+# --- who is asking ----------------------------------------------------------------------------------------
+def profile_of(user: Any):
+    """The user's StaffProfile (cached on the user object for the request), or None."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    cached = getattr(user, "_dpi_profile", False)
+    if cached is not False:
+        return cached
+    from access.models import StaffProfile
+
+    profile = StaffProfile.objects.filter(user_id=user.pk).prefetch_related("units").first()
+    user._dpi_profile = profile
+    return profile
+
+
+def role_of(user: Any) -> Role | None:
+    profile = profile_of(user)
+    if profile is None:
+        return None
+    try:
+        return Role(profile.role)
+    except ValueError:
+        return None
+
+
+def unit_of(user: Any) -> str:
+    profile = profile_of(user)
+    return profile.unit_label if profile is not None else ""
+
+
+def requires_second_factor(role: Role | None) -> bool:
+    if role is None:
+        return False
+    if role in MEDICAL_ROLES and role != Role.INTEGRATION:
+        return True
+    return role == Role.RECEPTION and settings.DPI_RECEPTION_REQUIRES_OTP
+
+
+def _account_problem(user: Any, role: Role | None, now: datetime) -> tuple[str, str] | None:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return "deny:anonymous", "not signed in"
+    if not user.is_active:
+        return "deny:inactive", "account disabled"
+    profile = profile_of(user)
+    if profile is None or role is None:
+        return "deny:no_role", "account has no care role"
+    today = timezone.localdate(now)
+    if profile.start_date and profile.start_date > today:
+        return "deny:contract", "account not yet valid"
+    if profile.end_date and profile.end_date < today:
+        return "deny:contract", "account past its end date"
+    verified = getattr(user, "is_verified", None)
+    if requires_second_factor(role) and callable(verified) and not verified():
+        return "deny:second_factor", "a verified second factor is required"
+    return None
+
+
+# --- the decision -----------------------------------------------------------------------------------------
+_PATIENT_FACTS = """
+SELECT
+  p.confidentiality,
+  (SELECT g.basis FROM access_caregrant g
+    WHERE g.user_id = %(u)s AND g.content_object_id = p.id AND g.valid_from <= %(now)s
+      AND (g.valid_until IS NULL OR g.valid_until > %(now)s) LIMIT 1) AS care_basis,
+  EXISTS (SELECT 1 FROM access_patientobjection o WHERE o.patient_id = p.id AND o.professional_id = %(u)s)
+    AS objected,
+  (SELECT b.id FROM access_emergencyaccess b
+    WHERE b.user_id = %(u)s AND b.patient_id = p.id AND b.started_at <= %(now)s AND b.expires_at > %(now)s
+    ORDER BY b.expires_at DESC LIMIT 1) AS break_glass_id
+FROM patients_patient p WHERE p.id = %(p)s
+"""
+
+
+def _patient_facts(user_id: int, patient_id: int, now: datetime) -> tuple[str, str | None, bool, int | None] | None:
+    """One indexed round trip: confidentiality, care basis, objection, active break-the-glass."""
+    with connection.cursor() as cur:
+        cur.execute(_PATIENT_FACTS, {"u": user_id, "p": patient_id, "now": now})
+        return cur.fetchone()
+
+
+def decide(
+    user: Any, *, patient_id: int | None, category: Category | str, action: Action | str,
+    now: datetime | None = None,
+) -> Decision:
+    """The decision alone, without recording it (use ``authorize``)."""
+    now = now or timezone.now()
+    role = role_of(user)
+    problem = _account_problem(user, role, now)
+    if problem:
+        return Decision(False, problem[0], problem[1], role=role.value if role else "")
+    assert role is not None
+    if not allowed_by_matrix(role, category, action):
+        return Decision(False, "deny:matrix", f"role {role.value} may not {action} {category} data", role=role.value)
+    if patient_id is None:
+        return Decision(True, "role", role=role.value)
+    facts = _patient_facts(user.pk, patient_id, now)
+    if facts is None:
+        return Decision(False, "deny:not_found", "no such patient", role=role.value)
+    confidentiality, care_basis, objected, break_glass_id = facts
+    flags = ("restricted_patient",) if confidentiality == "restricted" else ()
+    if not needs_care_relationship(role, category):
+        return Decision(True, "role", role=role.value, flags=flags)
+    if break_glass_id is not None:
+        return Decision(True, "break_glass", role=role.value, emergency_access_id=break_glass_id,
+                        flags=flags + (("patient_objection",) if objected else ()))
+    can_bg = role in BREAK_GLASS_ROLES
+    if objected:
+        return Decision(False, "deny:objection", "the patient objected to this professional", role=role.value,
+                        can_break_glass=can_bg, flags=flags)
+    if care_basis:
+        return Decision(True, f"care:{care_basis}", role=role.value, flags=flags)
+    return Decision(False, "deny:no_care_relationship", "not in the patient's care team", role=role.value,
+                    can_break_glass=can_bg, flags=flags)
+
+
+def authorize(
+    user: Any, *, patient_id: int | None, category: Category | str, action: Action | str,
+    resource_type: str = "", resource_id: str | int = "", details: dict[str, Any] | None = None,
+) -> Decision:
+    """Decide and record. Allowed: event in the current transaction. Denied: event committed independently."""
+    decision = decide(user, patient_id=patient_id, category=category, action=action)
+    extra = dict(details or {})
+    if decision.flags:
+        extra["flags"] = list(decision.flags)
+    if decision.emergency_access_id:
+        extra["emergency_access_id"] = decision.emergency_access_id
+    event_record(
+        actor=user if getattr(user, "is_authenticated", False) else None,
+        actor_role=decision.role,
+        actor_unit=unit_of(user),
+        patient_id=patient_id,
+        category=str(category),
+        action=str(action),
+        outcome="allowed" if decision.allowed else "denied",
+        basis=decision.basis,
+        reason=decision.reason,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        details=extra,
+    )
+    return decision
+
+
+def require(
+    user: Any, *, patient_id: int | None, category: Category | str, action: Action | str,
+    resource_type: str = "", resource_id: str | int = "", details: dict[str, Any] | None = None,
+) -> Decision:
+    """``authorize`` that raises ``AccessDenied`` (a PermissionDenied: HTTP 403) when refused."""
+    decision = authorize(user, patient_id=patient_id, category=category, action=action,
+                         resource_type=resource_type, resource_id=resource_id, details=details)
+    if not decision.allowed:
+        raise AccessDenied(decision)
+    return decision
+
+
+# --- searches ---------------------------------------------------------------------------------------------
+def visible_patients(user: Any, queryset: QuerySet, *, query: str = "", record: bool = True) -> QuerySet:
+    """Restrict a Patient queryset to what the user may find, and record the search.
+
+    Anyone whose role may search administrative data finds normal patients; restricted patients (VIP,
+    staff, protected identity) are masked unless the user is in their care team or holds an active
+    break-the-glass on them. Returns an empty queryset when the search itself is refused.
+    """
+    now = timezone.now()
+    decision = decide(user, patient_id=None, category=Category.ADMINISTRATIVE, action=Action.SEARCH, now=now)
+    if record:
+        event_record(
+            actor=user if getattr(user, "is_authenticated", False) else None,
+            actor_role=decision.role, actor_unit=unit_of(user), category=Category.ADMINISTRATIVE,
+            action=Action.SEARCH, outcome="allowed" if decision.allowed else "denied",
+            basis=decision.basis, reason=decision.reason, resource_type="patient",
+            details={"query_length": len(query)} if query else {},
+        )
+    if not decision.allowed:
+        return queryset.none()
+    from access.models import CareGrant, EmergencyAccess
+
+    in_team = CareGrant.objects.filter(user_id=user.pk, content_object_id=OuterRef("pk"), valid_from__lte=now).filter(
+        Q(valid_until__isnull=True) | Q(valid_until__gt=now)
+    )
+    bg = EmergencyAccess.objects.filter(user_id=user.pk, patient_id=OuterRef("pk"), started_at__lte=now,
+                                        expires_at__gt=now)
+    return queryset.filter(Q(confidentiality="normal") | Exists(in_team) | Exists(bg))
+
+
+# --- background tasks -------------------------------------------------------------------------------------
+SYSTEM_TASKS: dict[str, dict[Category, frozenset[str]]] = {
+    # Retention moves whole records to the archive and destroys them at the end of the archive period.
+    "retention": {c: frozenset({"view", "export", "delete", "create"}) for c in Category},
+    # Detection reads identity traits (names, addresses) to compare them with staff.
+    "detection": {Category.ADMINISTRATIVE: frozenset({"view", "search"})},
+    # Backups dump the whole database (encrypted) and the patient's-rights export builds a full record.
+    "backup": {c: frozenset({"export"}) for c in Category},
+    "rights": {c: frozenset({"export", "view"}) for c in Category},
+}
+
+
+def authorize_system(
+    task: str, *, patient_id: int | None, category: Category | str, action: str,
+    resource_type: str = "", resource_id: str | int = "", details: dict[str, Any] | None = None,
+) -> Decision:
+    """The gate for Celery workers and management commands: a declared task purpose, always recorded."""
+    allowed = action in SYSTEM_TASKS.get(task, {}).get(Category(category), frozenset())
+    decision = Decision(allowed, f"system:{task}" if allowed else "deny:system_task",
+                        "" if allowed else f"task {task} may not {action} {category} data", role="system")
+    event_record(
+        actor=None, actor_role="system", actor_unit=task, patient_id=patient_id, category=str(category),
+        action=action, outcome="allowed" if allowed else "denied", basis=decision.basis, reason=decision.reason,
+        resource_type=resource_type, resource_id=resource_id, details=details,
+    )
+    if not allowed:
+        raise AccessDenied(decision)
+    return decision

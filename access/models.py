@@ -1,0 +1,135 @@
+"""Who may reach which patient: staff profiles, care relationships, emergency access, objections.
+
+``CareGrant`` is the materialised care relationship: a django-guardian object permission
+(``patients.access_medical``) on the patient, with a direct foreign key, plus the validity the rules give
+it. It is recomputed from encounters, appointments and memberships by ``access.care_team`` and swept by a
+beat task when it expires. The gate reads it with one indexed query.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from access.policy import Role
+from patients.models import CareUnit, Patient
+
+
+class StaffProfile(models.Model):
+    """One per person (no shared accounts): role, units, contract dates, identity traits for detection."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff")
+    role = models.CharField(max_length=24, choices=[(r.value, r.value) for r in Role])
+    units = models.ManyToManyField(CareUnit, blank=True, related_name="staff")
+    start_date = models.DateField(default=timezone.localdate)
+    end_date = models.DateField(null=True, blank=True)
+    birth_name = models.CharField(max_length=100, blank=True, default="")
+    address = models.CharField(max_length=300, blank=True, default="")
+    postal_code = models.CharField(max_length=10, blank=True, default="")
+    city = models.CharField(max_length=100, blank=True, default="")
+    # The staff member's own patient file, if they were ever treated here (self-access, coworker rules).
+    patient = models.OneToOneField(Patient, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="staff_profile")
+    must_change_password = models.BooleanField(default=False)
+    password_changed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user.username} ({self.role})"
+
+    @property
+    def unit_label(self) -> str:
+        return ",".join(u.code for u in self.units.all())
+
+
+class CareTeamMembership(models.Model):
+    """An explicit place in a patient's care team (referral, consultation from another unit)."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="care_memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="care_memberships")
+    start = models.DateTimeField(default=timezone.now)
+    end = models.DateTimeField()
+    reason = models.CharField(max_length=300)
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["patient", "end"]), models.Index(fields=["user", "end"])]
+        constraints = [models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="membership_end_after_start")]
+
+
+class CareGrant(UserObjectPermissionBase):
+    """guardian direct object permission on a patient, with the validity and basis of the relationship."""
+
+    class Basis(models.TextChoices):
+        ENCOUNTER = "encounter", _("member of the unit of an encounter")
+        APPOINTMENT = "appointment", _("author of an appointment")
+        MEMBERSHIP = "membership", _("explicit care-team membership")
+
+    content_object = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="care_grants")
+    basis = models.CharField(max_length=16, choices=Basis.choices)
+    valid_from = models.DateTimeField()
+    valid_until = models.DateTimeField(null=True, blank=True, help_text=_("empty: while the encounter is open"))
+
+    class Meta(UserObjectPermissionBase.Meta):
+        indexes = [
+            models.Index(fields=["user", "content_object", "valid_until"], name="caregrant_lookup"),
+            models.Index(fields=["valid_until"], name="caregrant_expiry"),
+        ]
+
+
+class PatientGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Patient, on_delete=models.CASCADE)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        pass
+
+
+class EmergencyAccess(models.Model):
+    """Break-the-glass: bounded access outside the care team, justified, always reviewed by the DPO."""
+
+    class ReasonCategory(models.TextChoices):
+        EMERGENCY = "emergency", _("vital emergency, patient cannot consent")
+        CONTINUITY = "continuity", _("continuity of care (on call, replacement)")
+        REFERRAL = "referral", _("referral not yet registered")
+        OTHER = "other", _("other (explain)")
+
+    class Review(models.TextChoices):
+        PENDING = "pending", _("waiting for DPO review")
+        JUSTIFIED = "justified", _("justified")
+        VIOLATION = "violation", _("violation")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="emergency_accesses")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="emergency_accesses")
+    reason_category = models.CharField(max_length=16, choices=ReasonCategory.choices)
+    reason_text = models.CharField(max_length=500)
+    started_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    patient_objected = models.BooleanField(default=False)
+    review_status = models.CharField(max_length=12, choices=Review.choices, default=Review.PENDING)
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_comment = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "patient", "expires_at"]), models.Index(fields=["review_status"])]
+
+    @property
+    def is_active(self) -> bool:
+        return self.started_at <= timezone.now() < self.expires_at
+
+
+class PatientObjection(models.Model):
+    """The patient objects to a named professional seeing their file (break-the-glass stays possible, flagged)."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="objections")
+    professional = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=300, blank=True, default="")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["patient", "professional"], name="objection_unique")]

@@ -1,0 +1,119 @@
+"""The authorization matrix: role x data category x action, declared once.
+
+``docs/authorization.md`` is generated from this module (``manage.py authorization_matrix``).
+The matrix says what a role may do *at all*; for medical and restricted categories the gate also requires
+a care relationship (or an active break-the-glass) with the patient: see ``CARE_RELATIONSHIP_REQUIRED``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    PHYSICIAN = "physician"
+    NURSE = "nurse"
+    MIDWIFE = "midwife"
+    PHARMACIST = "pharmacist"
+    MEDICAL_SECRETARY = "medical_secretary"
+    RECEPTION = "reception"
+    DIM = "dim"  # médecin DIM: medical-information physician (archives, coding)
+    DPO = "dpo"
+    SECURITY_OFFICER = "security_officer"
+    IT_ADMIN = "it_admin"
+    MAINTENANCE = "maintenance"
+    INTEGRATION = "integration"
+
+
+class Category(StrEnum):
+    ADMINISTRATIVE = "administrative"  # identity, contact, appointments, encounters
+    MEDICAL = "medical"  # notes, observations, prescriptions, documents, allergies, problems
+    RESTRICTED = "restricted"  # notes flagged sensitive (psychiatry, addiction...)
+
+
+class Action(StrEnum):
+    VIEW = "view"
+    SEARCH = "search"
+    CREATE = "create"
+    AMEND = "amend"
+    EXPORT = "export"
+    PRINT = "print"
+
+
+A, M, R = Category.ADMINISTRATIVE, Category.MEDICAL, Category.RESTRICTED
+ALL = frozenset(Action)
+READ = frozenset({Action.VIEW, Action.SEARCH})
+READ_PRINT = frozenset({Action.VIEW, Action.SEARCH, Action.PRINT})
+
+MATRIX: dict[Role, dict[Category, frozenset[Action]]] = {
+    Role.PHYSICIAN: {A: READ_PRINT, M: ALL, R: ALL},
+    Role.MIDWIFE: {A: READ_PRINT, M: ALL, R: READ_PRINT | {Action.CREATE, Action.AMEND}},
+    Role.NURSE: {A: READ_PRINT, M: READ_PRINT | {Action.CREATE, Action.AMEND}, R: frozenset()},
+    Role.PHARMACIST: {A: READ, M: READ_PRINT, R: frozenset()},
+    # Secretaries type letters and file documents for their unit's physicians.
+    Role.MEDICAL_SECRETARY: {A: ALL, M: READ_PRINT | {Action.CREATE}, R: frozenset()},
+    Role.RECEPTION: {A: ALL, M: frozenset(), R: frozenset()},
+    # DIM: coding and archives (R6113-1 CSP); reads medical data for coding, within its own scope.
+    Role.DIM: {A: READ | {Action.EXPORT}, M: READ | {Action.EXPORT}, R: READ},
+    Role.DPO: {A: frozenset(), M: frozenset(), R: frozenset()},
+    Role.SECURITY_OFFICER: {A: frozenset(), M: frozenset(), R: frozenset()},
+    Role.IT_ADMIN: {A: frozenset(), M: frozenset(), R: frozenset()},
+    Role.MAINTENANCE: {A: frozenset(), M: frozenset(), R: frozenset()},
+    # Integration accounts: further narrowed by the scopes of their credentials (API).
+    Role.INTEGRATION: {A: frozenset({Action.VIEW, Action.SEARCH, Action.CREATE, Action.AMEND}),
+                       M: frozenset({Action.VIEW, Action.SEARCH, Action.CREATE, Action.AMEND}),
+                       R: frozenset()},
+}
+
+# Categories that need a care relationship with the patient, per role. Roles absent here reach the
+# category without one (reception's administrative work, DIM coding, integration feeds).
+CARE_RELATIONSHIP_REQUIRED: dict[Role, frozenset[Category]] = {
+    Role.PHYSICIAN: frozenset({M, R}),
+    Role.MIDWIFE: frozenset({M, R}),
+    Role.NURSE: frozenset({M, R}),
+    Role.PHARMACIST: frozenset({M, R}),
+    Role.MEDICAL_SECRETARY: frozenset({M, R}),
+    Role.DIM: frozenset(),
+    Role.RECEPTION: frozenset(),
+    Role.INTEGRATION: frozenset(),
+}
+
+# Roles that may use break-the-glass (emergency access) when they have no care relationship.
+BREAK_GLASS_ROLES = frozenset({Role.PHYSICIAN, Role.MIDWIFE, Role.NURSE})
+
+# Roles that read medical data, and so must have a verified second factor (CNIL, health data).
+MEDICAL_ROLES = frozenset(r for r, cats in MATRIX.items() if cats.get(M) or cats.get(R))
+
+# Roles that are part of a unit's care staff (get care-team grants from the unit's encounters).
+CARE_STAFF_ROLES = frozenset({Role.PHYSICIAN, Role.MIDWIFE, Role.NURSE, Role.PHARMACIST, Role.MEDICAL_SECRETARY})
+
+
+def allowed_by_matrix(role: Role | str, category: Category | str, action: Action | str) -> bool:
+    try:
+        return Action(action) in MATRIX[Role(role)].get(Category(category), frozenset())
+    except ValueError:
+        return False
+
+
+def needs_care_relationship(role: Role | str, category: Category | str) -> bool:
+    try:
+        return Category(category) in CARE_RELATIONSHIP_REQUIRED.get(Role(role), frozenset({M, R}))
+    except ValueError:
+        return True
+
+
+def matrix_markdown() -> str:
+    cats = list(Category)
+    lines = [
+        "| role | " + " | ".join(c.value for c in cats) + " | care relationship needed for |",
+        "|---|" + "---|" * len(cats) + "---|",
+    ]
+    for role in Role:
+        cells = []
+        for c in cats:
+            acts = [a.value for a in Action if a in MATRIX[role].get(c, frozenset())]
+            cells.append(", ".join(acts) if acts else "—")
+        need = ", ".join(c.value for c in cats if c in CARE_RELATIONSHIP_REQUIRED.get(role, frozenset({M, R}))
+                         and MATRIX[role].get(c))
+        lines.append(f"| {role.value} | " + " | ".join(cells) + f" | {need or '—'} |")
+    return "\n".join(lines) + "\n"

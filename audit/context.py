@@ -1,0 +1,43 @@
+"""Where an access comes from (channel, request id, address, user agent), carried in a context variable.
+
+The web middleware sets it per request; workers and management commands use ``channel_context``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class AccessContext:
+    channel: str = "worker"
+    request_id: str = ""
+    ip: str | None = None
+    user_agent: str = ""
+
+
+_current: contextvars.ContextVar[AccessContext] = contextvars.ContextVar("dpi_access_context", default=AccessContext())
+
+
+def current() -> AccessContext:
+    return _current.get()
+
+
+@contextmanager
+def access_context(**changes: str | None) -> Iterator[AccessContext]:
+    ctx = replace(_current.get(), **changes)
+    if not ctx.request_id:
+        ctx = replace(ctx, request_id=uuid.uuid4().hex)
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
+
+
+def channel_context(channel: str) -> contextmanager:
+    return access_context(channel=channel)

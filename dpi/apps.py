@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DpiConfig(AppConfig):
+    name = "dpi"
+    verbose_name = "Clinical record"

@@ -1,0 +1,163 @@
+"""The clinical record: notes, observations and lab results, prescriptions, documents, allergies, problems.
+
+Every item belongs to a patient (and usually an encounter), has an author and timestamps. Free text and
+document contents are encrypted (dpi.fields). A correction never overwrites silently: ``Amendment`` keeps
+every previous version (see dpi.services).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from dpi.fields import EncryptedBinaryField, EncryptedTextField
+from patients.models import Encounter, Patient
+
+
+class ClinicalItem(models.Model):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    encounter = models.ForeignKey(Encounter, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # Data category of the item for the authorization matrix (access.policy).
+    category = "medical"
+
+    class Meta:
+        abstract = True
+
+    @property
+    def resource_type(self) -> str:
+        return self._meta.model_name
+
+
+class ClinicalNote(ClinicalItem):
+    class Kind(models.TextChoices):
+        PROGRESS = "progress", _("progress note")
+        ADMISSION = "admission", _("admission note")
+        DISCHARGE = "discharge", _("discharge summary")
+        CONSULTATION = "consultation", _("consultation note")
+        NURSING = "nursing", _("nursing note")
+
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.PROGRESS)
+    title = EncryptedTextField(_("title"), blank=True, default="")
+    body = EncryptedTextField(_("text"))
+    sensitive = models.BooleanField(
+        _("sensitive"), default=False, help_text=_("restricted medical data, e.g. psychiatry or addiction")
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["patient", "created_at"])]
+
+    @property
+    def category(self) -> str:  # type: ignore[override]
+        return "restricted" if self.sensitive else "medical"
+
+
+class Observation(ClinicalItem):
+    class Category(models.TextChoices):
+        VITAL = "vital-signs", _("vital signs")
+        LAB = "laboratory", _("laboratory")
+
+    obs_category = models.CharField(max_length=16, choices=Category.choices, default=Category.LAB)
+    loinc = models.CharField(_("LOINC code"), max_length=16, blank=True, default="")
+    label = models.CharField(_("label"), max_length=200)
+    value = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    value_text = EncryptedTextField(blank=True, default="")
+    unit = models.CharField(max_length=32, blank=True, default="")
+    reference_low = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    reference_high = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    effective_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-effective_at"]
+        indexes = [models.Index(fields=["patient", "effective_at"])]
+
+    @property
+    def abnormal(self) -> str:
+        """'L' below the reference range, 'H' above it, '' otherwise (HL7 interpretation codes)."""
+        if self.value is None:
+            return ""
+        if self.reference_low is not None and self.value < self.reference_low:
+            return "L"
+        if self.reference_high is not None and self.value > self.reference_high:
+            return "H"
+        return ""
+
+
+class Prescription(ClinicalItem):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        STOPPED = "stopped", _("stopped")
+        COMPLETED = "completed", _("completed")
+
+    medication = models.CharField(_("medication"), max_length=200)
+    instructions = EncryptedTextField(_("dosage and instructions"))
+    start = models.DateField()
+    end = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+
+    class Meta:
+        ordering = ["-start"]
+
+
+class Document(ClinicalItem):
+    title = models.CharField(_("title"), max_length=200)
+    media_type = models.CharField(max_length=100, default="application/pdf")
+    content = EncryptedBinaryField()
+    size = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class Allergy(ClinicalItem):
+    class Severity(models.TextChoices):
+        LOW = "low", _("low")
+        HIGH = "high", _("high")
+        UNKNOWN = "unable-to-assess", _("unknown")
+
+    substance = models.CharField(_("substance"), max_length=200)
+    reaction = EncryptedTextField(_("reaction"), blank=True, default="")
+    severity = models.CharField(max_length=20, choices=Severity.choices, default=Severity.UNKNOWN)
+
+    class Meta:
+        verbose_name_plural = "allergies"
+
+
+class Problem(ClinicalItem):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        RESOLVED = "resolved", _("resolved")
+
+    icd10 = models.CharField(_("ICD-10 code"), max_length=8)
+    label = models.CharField(_("label"), max_length=200)
+    comment = EncryptedTextField(_("comment"), blank=True, default="")
+    onset = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+
+
+class Amendment(models.Model):
+    """A previous version of a clinical item, kept when it is amended (never overwritten silently)."""
+
+    resource_type = models.CharField(max_length=40)
+    resource_id = models.BigIntegerField()
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveIntegerField()
+    previous = EncryptedTextField(help_text="JSON of the fields before the change")
+    reason = models.CharField(max_length=300)
+    amended_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    amended_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["resource_type", "resource_id", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["resource_type", "resource_id", "version"], name="amendment_version_unique")
+        ]
+
+
+CLINICAL_MODELS = (ClinicalNote, Observation, Prescription, Document, Allergy, Problem)

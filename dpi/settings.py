@@ -1,0 +1,313 @@
+"""dpi settings: one module, read from environment variables (documented in README.md).
+
+Defaults suit a laptop or CI (embedded PostgreSQL and Redis, a generated keyring under var/).
+``DPI_PRODUCTION=1`` turns on every production safeguard and refuses to start without real secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+# --- typed environment helpers ---------------------------------------------------------------------------
+def env_str(name: str, default: str = "") -> str:
+    """A string; ``NAME_FILE`` (a path) wins over ``NAME``, so secrets can come from mounted files."""
+    file_path = os.environ.get(f"{name}_FILE")
+    if file_path:
+        try:
+            return Path(file_path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {file_path}: {exc}") from exc
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def database_from_url(url: str) -> dict:
+    """``postgresql://user:password@host:port/name?host=/socket/dir&sslmode=require``."""
+    parsed = urlparse(url)
+    if parsed.scheme not in {"postgres", "postgresql"}:
+        raise ImproperlyConfigured(f"DATABASE_URL must be a postgresql:// URL (dpi runs on PostgreSQL only), got {parsed.scheme!r}")
+    query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+    host = query.pop("host", None) or unquote(parsed.hostname or "")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parsed.path.lstrip("/")) or "dpi",
+        "USER": unquote(parsed.username or ""),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": host,
+        "PORT": str(parsed.port or ""),
+        "OPTIONS": query,
+        "CONN_MAX_AGE": env_int("DPI_DB_CONN_MAX_AGE", 60, minimum=0),
+        "CONN_HEALTH_CHECKS": True,
+    }
+
+
+# --- core -------------------------------------------------------------------------------------------------
+PRODUCTION = env_bool("DPI_PRODUCTION", False)
+DEBUG = env_bool("DPI_DEBUG", False)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DPI_DEBUG cannot be on with DPI_PRODUCTION")
+
+VAR_DIR = Path(env_str("DPI_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+
+
+def _dev_secret(name: str, length: int = 50) -> str:
+    """A secret generated once per checkout under var/ (never in production)."""
+    path = VAR_DIR / "secrets" / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(secrets.token_urlsafe(length))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = env_str("DPI_SECRET_KEY")
+if not SECRET_KEY:
+    if PRODUCTION:
+        raise ImproperlyConfigured("DPI_SECRET_KEY (or DPI_SECRET_KEY_FILE) is required with DPI_PRODUCTION")
+    SECRET_KEY = _dev_secret("django_secret_key")
+
+ALLOWED_HOSTS = env_list("DPI_ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("DPI_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "guardian",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "patients",
+    "dpi",
+    "audit",
+    "access",
+    "retention",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "audit.middleware.RequestContextMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dpi.urls"
+WSGI_APPLICATION = "dpi.wsgi.application"
+ASGI_APPLICATION = "dpi.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
+]
+
+# --- services: PostgreSQL and Redis (embedded when the URL is unset) ------------------------------------
+DATABASE_URL = env_str("DATABASE_URL")
+if not DATABASE_URL:
+    from dpi import embedded
+
+    DATABASE_URL = embedded.postgres_url()
+    os.environ.setdefault("DATABASE_URL", DATABASE_URL)
+REDIS_URL = env_str("REDIS_URL")
+if not REDIS_URL:
+    from dpi import embedded
+
+    REDIS_URL = embedded.redis_url()
+    os.environ.setdefault("REDIS_URL", REDIS_URL)
+
+_default_db = database_from_url(DATABASE_URL)
+_default_db["TEST"] = {"NAME": env_str("DPI_TEST_DATABASE_NAME") or None}
+# A second connection to the same database, in autocommit, used only to record *denied* accesses:
+# they must survive the rollback of the request that was refused (see audit/README in docs/audit.md).
+_audit_db = dict(_default_db)
+_audit_db["CONN_MAX_AGE"] = 0 if not PRODUCTION else _default_db["CONN_MAX_AGE"]
+_audit_db["TEST"] = dict(_default_db["TEST"])
+DATABASES = {"default": _default_db, "audit": _audit_db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+def _celery_broker(url: str) -> str:
+    """kombu spells Redis over a Unix socket ``redis+socket://``."""
+    if url.startswith("unix://"):
+        return "redis+socket://" + url[len("unix://") :]
+    return url
+
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env_str("DPI_CACHE_PREFIX", "dpi"),
+    }
+}
+
+CELERY_BROKER_URL = _celery_broker(REDIS_URL)
+CELERY_RESULT_BACKEND = _celery_broker(REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = env_bool("DPI_CELERY_EAGER", False)
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves it queued: tasks are idempotent
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "Europe/Paris"
+
+# --- authentication ---------------------------------------------------------------------------------------
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",  # Argon2id
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "access.passwords.CnilEntropyValidator"},
+    {"NAME": "access.passwords.CommonPasswordBlocklistValidator"},
+    {"NAME": "access.passwords.UserIdentityValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+DPI_PASSWORD_MIN_ENTROPY = env_int("DPI_PASSWORD_MIN_ENTROPY", 80, minimum=50)
+DPI_LOGIN_MAX_FAILURES = env_int("DPI_LOGIN_MAX_FAILURES", 5, minimum=1, maximum=10)
+DPI_LOGIN_LOCK_MINUTES = env_int("DPI_LOGIN_LOCK_MINUTES", 30, minimum=1)
+if DPI_PASSWORD_MIN_ENTROPY < 80 and DPI_LOGIN_MAX_FAILURES > 10:
+    raise ImproperlyConfigured("the 50-bit password rule needs attempt limits (DPI_LOGIN_MAX_FAILURES <= 10)")
+DPI_ACCOUNT_INACTIVITY_DAYS = env_int("DPI_ACCOUNT_INACTIVITY_DAYS", 90, minimum=1)
+DPI_RECEPTION_REQUIRES_OTP = env_bool("DPI_RECEPTION_REQUIRES_OTP", True)
+DPI_OTP_ISSUER = env_str("DPI_OTP_ISSUER", "dpi")
+
+# Sessions: idle timeout enforced server-side (see access.middleware) and an absolute lifetime.
+DPI_SESSION_IDLE_SECONDS = env_int("DPI_SESSION_IDLE_SECONDS", 15 * 60, minimum=60)
+DPI_SESSION_ABSOLUTE_SECONDS = env_int("DPI_SESSION_ABSOLUTE_SECONDS", 12 * 3600, minimum=300)
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_AGE = DPI_SESSION_ABSOLUTE_SECONDS
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+
+# --- care-team authorization ------------------------------------------------------------------------------
+DPI_POST_DISCHARGE_DAYS = env_int("DPI_POST_DISCHARGE_DAYS", 30, minimum=0)
+DPI_BREAK_GLASS_HOURS = env_int("DPI_BREAK_GLASS_HOURS", 4, minimum=1, maximum=24)
+
+# --- encryption keys (kept outside the database) ---------------------------------------------------------
+DPI_KEYRING_FILE = Path(env_str("DPI_KEYRING_FILE", str(VAR_DIR / "keys" / "keyring.json")))
+if PRODUCTION and not DPI_KEYRING_FILE.exists():
+    raise ImproperlyConfigured(f"DPI_KEYRING_FILE {DPI_KEYRING_FILE} does not exist (generate it: manage.py keys_init)")
+DPI_ARCHIVE_DIR = Path(env_str("DPI_ARCHIVE_DIR", str(VAR_DIR / "archive")))
+DPI_BACKUP_DIR = Path(env_str("DPI_BACKUP_DIR", str(VAR_DIR / "backups")))
+
+# --- audit ------------------------------------------------------------------------------------------------
+DPI_AUDIT_CHECKPOINT_SECONDS = env_int("DPI_AUDIT_CHECKPOINT_SECONDS", 300, minimum=10)
+DPI_AUDIT_RETENTION_MONTHS = env_int("DPI_AUDIT_RETENTION_MONTHS", 12, minimum=6, maximum=120)
+
+# --- i18n -------------------------------------------------------------------------------------------------
+LANGUAGE_CODE = "fr"
+LANGUAGES = [("fr", "Français"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "Europe/Paris"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("DPI_STATIC_ROOT", str(VAR_DIR / "static")))
+STATICFILES_DIRS = [BASE_DIR / "dpi" / "static"]
+
+# --- e-mail (DPO notifications) ---------------------------------------------------------------------------
+EMAIL_BACKEND = env_str("DPI_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("DPI_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("DPI_EMAIL_PORT", 25)
+DEFAULT_FROM_EMAIL = env_str("DPI_EMAIL_FROM", "dpi@localhost")
+DPI_DPO_EMAILS = env_list("DPI_DPO_EMAILS", "dpo@localhost")
+
+# --- REST API ---------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {"TITLE": "dpi API", "VERSION": "0.1.0"}
+
+# --- security headers -------------------------------------------------------------------------------------
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("DPI_SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("DPI_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("DPI_LOG_LEVEL", "INFO")},
+    "loggers": {"faker": {"level": "WARNING"}},
+}
+

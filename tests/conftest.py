@@ -1,0 +1,32 @@
+"""Shared test setup: real PostgreSQL and Redis (embedded unless DATABASE_URL / REDIS_URL are set),
+a cast of personas, and helpers to read audit events.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+pytest_plugins = ["tests.personas"]
+
+
+def pytest_collection_modifyitems(items):
+    # Every DB test may use the independent `audit` connection (denied accesses are recorded there).
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is not None and "databases" not in marker.kwargs:
+            item.add_marker(pytest.mark.django_db(databases="__all__", **marker.kwargs), append=False)
+
+
+@pytest.fixture
+def now():
+    return timezone.now()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_connections_before_teardown(django_db_setup, django_db_blocker):
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        connections.close_all()
