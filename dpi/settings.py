@@ -123,8 +123,12 @@ INSTALLED_APPS = [
     "patients",
     "dpi",
     "audit",
+    "audit.detection",
     "access",
+    "access.authn",
     "retention",
+    "dpi.api",
+    "dpi.compliance",
 ]
 
 MIDDLEWARE = [

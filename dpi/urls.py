@@ -1,10 +1,8 @@
-"""URL map. Each area registers its routes in its own module and is included here."""
+"""URL map. Each area registers its routes in its own module, included here."""
 
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.http import HttpResponse
-from django.urls import path
-from django.views.generic import TemplateView
+from django.urls import include, path
 
 
 def health(request):
@@ -13,8 +11,13 @@ def health(request):
 
 urlpatterns = [
     path("healthz", health, name="health"),
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("admin/", admin.site.urls),
+    path("accounts/", include("access.urls")),  # login, second factor, password, logout (access.authn)
+    path("audit/", include("audit.urls")),  # patient access report, verification status
+    path("dpo/alerts/", include("audit.detection.urls")),  # alerts (detection)
+    path("retention/", include("retention.urls")),
+    path("compliance/", include("dpi.compliance.urls")),  # backups, maintenance, rights, breaches
+    path("api/", include("dpi.api.urls")),  # REST API + /api/schema/
+    path("fhir/", include("dpi.fhir.urls")),  # FHIR R4
+    path("admin/", admin.site.urls),  # reception's admin-only view (dpi.web.admin_site replaces this)
+    path("", include("dpi.web.urls")),  # clinicians' UI and DPO dashboard: "/" is the home page
 ]
