@@ -133,3 +133,36 @@ class PatientObjection(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["patient", "professional"], name="objection_unique")]
+
+
+class AccessReviewCampaign(models.Model):
+    """The yearly authorization review: managers confirm or revoke each user's role and units."""
+
+    name = models.CharField(max_length=100)
+    started_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AccessReviewItem(models.Model):
+    class Decision(models.TextChoices):
+        PENDING = "pending", _("not reviewed")
+        CONFIRMED = "confirmed", _("confirmed")
+        REVOKED = "revoked", _("revoked")
+
+    campaign = models.ForeignKey(AccessReviewCampaign, on_delete=models.CASCADE, related_name="items")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    role = models.CharField(max_length=24)
+    units = models.CharField(max_length=300, blank=True, default="")
+    decision = models.CharField(max_length=12, choices=Decision.choices, default=Decision.PENDING)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "user"], name="review_item_unique")]

@@ -84,7 +84,14 @@ def _units() -> list[CareUnit]:
 
 
 def _make_staff(fake: Faker, rng: random.Random, units: list[CareUnit]) -> dict[str, list[User]]:
-    """Care staff for each unit (unusable passwords: only demo accounts can log in)."""
+    """Care staff for each unit (unusable passwords: only demo accounts can log in). Reused if present."""
+    if StaffProfile.objects.filter(user__username="physician.0000").exists():
+        by_unit = {u.code: [] for u in units}
+        for sp in StaffProfile.objects.filter(user__username__regex=r"^[a-z_]+\.[0-9]{4}$").select_related("user") \
+                .prefetch_related("units").order_by("user__username"):
+            for unit in sp.units.all():
+                by_unit.setdefault(unit.code, []).append(sp.user)
+        return by_unit
     plan = []
     for unit in units:
         plan += [(Role.PHYSICIAN, unit)] * 4 + [(Role.NURSE, unit)] * 8 + [(Role.MEDICAL_SECRETARY, unit)]
@@ -171,6 +178,9 @@ def seed(*, patients: int, seed: int, today: date | None = None, batch: int = 20
         units = _units()
         by_unit = _make_staff(fake, rng, units)
         demo = _make_demo_accounts(seed, units)
+    # Pools of generated text, drawn from with the seeded RNG: Faker's lorem is the slowest part otherwise.
+    fake.dpi_paragraphs = [fake.paragraph(nb_sentences=4) for _ in range(400)]
+    fake.dpi_sentences = [fake.sentence() for _ in range(200)]
     demo_unit_staff = {u.pk: list(by_unit[u.code]) for u in units}
     for u in units:
         demo_unit_staff[u.pk] += list(User.objects.filter(staff__units=u, username__startswith="demo."))
@@ -213,7 +223,6 @@ def _seed_batch(fake: Faker, rng: random.Random, units, authors, anchor: datetim
             restriction_reason=rng.choice(["vip", "staff", "protected"]) if restricted else "",
         )
         pats.append(p)
-    Patient.objects.bulk_create(pats, batch_size=n)
     encs, notes, obs, rx, allergies, problems = [], [], [], [], [], []
     enc_plan = []
     for p in pats:
@@ -228,18 +237,20 @@ def _seed_batch(fake: Faker, rng: random.Random, units, authors, anchor: datetim
             kind = Encounter.Kind.CONSULTATION if rng.random() < 0.4 else Encounter.Kind.STAY
             encs.append(Encounter(patient=p, unit=unit, start=start, end=end, kind=kind))
             enc_plan.append((p, unit, start))
+            when = end or start
+            p.last_activity_at = max(p.last_activity_at or when, when)
+    Patient.objects.bulk_create(pats, batch_size=n)
+    for enc in encs:
+        enc.patient = enc.patient  # re-bind: the patient now has its primary key
     Encounter.objects.bulk_create(encs, batch_size=5000)
-    last_activity = {}
     for enc in encs:
         p, unit = enc.patient, enc.unit
-        when = enc.end or enc.start
-        last_activity[p.pk] = max(last_activity.get(p.pk, when), when)
         staff = authors[unit.pk]
         for _ in range(rng.randint(1, 2)):
             author = rng.choice(staff)
             notes.append(ClinicalNote(
                 patient=p, encounter=enc, author=author, kind=rng.choice(["progress", "admission", "nursing"]),
-                title=f"Note {unit.name}", body=fake.paragraph(nb_sentences=4),
+                title=f"Note {unit.name}", body=rng.choice(fake.dpi_paragraphs),
                 sensitive=unit.code == "psychiatrie"))
         for loinc, label, u, low, high, mean, sd in rng.sample(LABS, rng.randint(1, 3)):
             value = Decimal(str(round(max(0.1, rng.gauss(mean, sd)), 1)))
@@ -257,15 +268,12 @@ def _seed_batch(fake: Faker, rng: random.Random, units, authors, anchor: datetim
         if rng.random() < 0.4:
             code, label = rng.choice(PROBLEMS)
             problems.append(Problem(patient=p, author=authors[units[0].pk][0], icd10=code, label=label,
-                                    comment=fake.sentence()))
+                                    comment=rng.choice(fake.dpi_sentences)))
     ClinicalNote.objects.bulk_create(notes, batch_size=5000)
     Observation.objects.bulk_create(obs, batch_size=5000)
     Prescription.objects.bulk_create(rx, batch_size=5000)
     Allergy.objects.bulk_create(allergies, batch_size=5000)
     Problem.objects.bulk_create(problems, batch_size=5000)
-    for p in pats:
-        p.last_activity_at = last_activity.get(p.pk)
-    Patient.objects.bulk_update(pats, ["last_activity_at"], batch_size=5000)
     counts["encounters"] += len(encs)
     counts["notes"] += len(notes)
     counts["observations"] += len(obs)

@@ -1,0 +1,23 @@
+"""Celery tasks of access control (thin: they call services)."""
+
+from celery import shared_task
+
+from audit.context import access_context
+
+
+@shared_task
+def care_grants_sweep() -> int:
+    """Remove obsolete access permissions (expired care relationships)."""
+    from access.care_team import care_grants_sweep as sweep
+
+    with access_context(channel="worker"):
+        return sweep()
+
+
+@shared_task
+def care_grants_rebuild() -> tuple[int, int]:
+    """Recompute every care grant from encounters, appointments and memberships (catches staff changes)."""
+    from access.care_team import care_grants_recompute
+
+    with access_context(channel="worker"):
+        return care_grants_recompute(patient_ids=None)
