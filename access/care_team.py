@@ -55,7 +55,9 @@ WITH src AS (
 )
 """
 
-_UPSERT = _DESIRED + """
+_UPSERT = (
+    _DESIRED
+    + """
 INSERT INTO access_caregrant (user_id, permission_id, content_object_id, basis, valid_from, valid_until)
 SELECT user_id, %(perm)s, patient_id, basis, vf, vu FROM desired
 ON CONFLICT (user_id, permission_id, content_object_id) DO UPDATE
@@ -63,12 +65,16 @@ SET basis = EXCLUDED.basis, valid_from = EXCLUDED.valid_from, valid_until = EXCL
 WHERE (access_caregrant.basis, access_caregrant.valid_from, access_caregrant.valid_until)
       IS DISTINCT FROM (EXCLUDED.basis, EXCLUDED.valid_from, EXCLUDED.valid_until)
 """
+)
 
-_DELETE = _DESIRED + """
+_DELETE = (
+    _DESIRED  # noqa: S608 - constant SQL; values are bound parameters
+    + """
 DELETE FROM access_caregrant g
 WHERE (%(all)s OR g.content_object_id = ANY(%(pids)s))
   AND NOT EXISTS (SELECT 1 FROM desired d WHERE d.user_id = g.user_id AND d.patient_id = g.content_object_id)
 """
+)
 
 _perm_id: int | None = None
 

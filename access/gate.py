@@ -142,7 +142,11 @@ def _patient_facts(user_id: int, patient_id: int, now: datetime) -> tuple[str, s
 
 
 def decide(
-    user: Any, *, patient_id: int | None, category: Category | str, action: Action | str,
+    user: Any,
+    *,
+    patient_id: int | None,
+    category: Category | str,
+    action: Action | str,
     now: datetime | None = None,
 ) -> Decision:
     """The decision alone, without recording it (use ``authorize``)."""
@@ -164,21 +168,44 @@ def decide(
     if not needs_care_relationship(role, category):
         return Decision(True, "role", role=role.value, flags=flags)
     if break_glass_id is not None:
-        return Decision(True, "break_glass", role=role.value, emergency_access_id=break_glass_id,
-                        flags=flags + (("patient_objection",) if objected else ()))
+        return Decision(
+            True,
+            "break_glass",
+            role=role.value,
+            emergency_access_id=break_glass_id,
+            flags=flags + (("patient_objection",) if objected else ()),
+        )
     can_bg = role in BREAK_GLASS_ROLES
     if objected:
-        return Decision(False, "deny:objection", "the patient objected to this professional", role=role.value,
-                        can_break_glass=can_bg, flags=flags)
+        return Decision(
+            False,
+            "deny:objection",
+            "the patient objected to this professional",
+            role=role.value,
+            can_break_glass=can_bg,
+            flags=flags,
+        )
     if care_basis:
         return Decision(True, f"care:{care_basis}", role=role.value, flags=flags)
-    return Decision(False, "deny:no_care_relationship", "not in the patient's care team", role=role.value,
-                    can_break_glass=can_bg, flags=flags)
+    return Decision(
+        False,
+        "deny:no_care_relationship",
+        "not in the patient's care team",
+        role=role.value,
+        can_break_glass=can_bg,
+        flags=flags,
+    )
 
 
 def authorize(
-    user: Any, *, patient_id: int | None, category: Category | str, action: Action | str,
-    resource_type: str = "", resource_id: str | int = "", details: dict[str, Any] | None = None,
+    user: Any,
+    *,
+    patient_id: int | None,
+    category: Category | str,
+    action: Action | str,
+    resource_type: str = "",
+    resource_id: str | int = "",
+    details: dict[str, Any] | None = None,
 ) -> Decision:
     """Decide and record. Allowed: event in the current transaction. Denied: event committed independently."""
     decision = decide(user, patient_id=patient_id, category=category, action=action)
@@ -205,12 +232,25 @@ def authorize(
 
 
 def require(
-    user: Any, *, patient_id: int | None, category: Category | str, action: Action | str,
-    resource_type: str = "", resource_id: str | int = "", details: dict[str, Any] | None = None,
+    user: Any,
+    *,
+    patient_id: int | None,
+    category: Category | str,
+    action: Action | str,
+    resource_type: str = "",
+    resource_id: str | int = "",
+    details: dict[str, Any] | None = None,
 ) -> Decision:
     """``authorize`` that raises ``AccessDenied`` (a PermissionDenied: HTTP 403) when refused."""
-    decision = authorize(user, patient_id=patient_id, category=category, action=action,
-                         resource_type=resource_type, resource_id=resource_id, details=details)
+    decision = authorize(
+        user,
+        patient_id=patient_id,
+        category=category,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        details=details,
+    )
     if not decision.allowed:
         raise AccessDenied(decision)
     return decision
@@ -229,9 +269,14 @@ def visible_patients(user: Any, queryset: QuerySet, *, query: str = "", record: 
     if record:
         event_record(
             actor=user if getattr(user, "is_authenticated", False) else None,
-            actor_role=decision.role, actor_unit=unit_of(user), category=Category.ADMINISTRATIVE,
-            action=Action.SEARCH, outcome="allowed" if decision.allowed else "denied",
-            basis=decision.basis, reason=decision.reason, resource_type="patient",
+            actor_role=decision.role,
+            actor_unit=unit_of(user),
+            category=Category.ADMINISTRATIVE,
+            action=Action.SEARCH,
+            outcome="allowed" if decision.allowed else "denied",
+            basis=decision.basis,
+            reason=decision.reason,
+            resource_type="patient",
             details={"query_length": len(query)} if query else {},
         )
     if not decision.allowed:
@@ -241,8 +286,9 @@ def visible_patients(user: Any, queryset: QuerySet, *, query: str = "", record: 
     in_team = CareGrant.objects.filter(user_id=user.pk, content_object_id=OuterRef("pk"), valid_from__lte=now).filter(
         Q(valid_until__isnull=True) | Q(valid_until__gt=now)
     )
-    bg = EmergencyAccess.objects.filter(user_id=user.pk, patient_id=OuterRef("pk"), started_at__lte=now,
-                                        expires_at__gt=now)
+    bg = EmergencyAccess.objects.filter(
+        user_id=user.pk, patient_id=OuterRef("pk"), started_at__lte=now, expires_at__gt=now
+    )
     return queryset.filter(Q(confidentiality="normal") | Exists(in_team) | Exists(bg))
 
 
@@ -259,17 +305,36 @@ SYSTEM_TASKS: dict[str, dict[Category, frozenset[str]]] = {
 
 
 def authorize_system(
-    task: str, *, patient_id: int | None, category: Category | str, action: str,
-    resource_type: str = "", resource_id: str | int = "", details: dict[str, Any] | None = None,
+    task: str,
+    *,
+    patient_id: int | None,
+    category: Category | str,
+    action: str,
+    resource_type: str = "",
+    resource_id: str | int = "",
+    details: dict[str, Any] | None = None,
 ) -> Decision:
     """The gate for Celery workers and management commands: a declared task purpose, always recorded."""
     allowed = action in SYSTEM_TASKS.get(task, {}).get(Category(category), frozenset())
-    decision = Decision(allowed, f"system:{task}" if allowed else "deny:system_task",
-                        "" if allowed else f"task {task} may not {action} {category} data", role="system")
+    decision = Decision(
+        allowed,
+        f"system:{task}" if allowed else "deny:system_task",
+        "" if allowed else f"task {task} may not {action} {category} data",
+        role="system",
+    )
     event_record(
-        actor=None, actor_role="system", actor_unit=task, patient_id=patient_id, category=str(category),
-        action=action, outcome="allowed" if allowed else "denied", basis=decision.basis, reason=decision.reason,
-        resource_type=resource_type, resource_id=resource_id, details=details,
+        actor=None,
+        actor_role="system",
+        actor_unit=task,
+        patient_id=patient_id,
+        category=str(category),
+        action=action,
+        outcome="allowed" if allowed else "denied",
+        basis=decision.basis,
+        reason=decision.reason,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        details=details,
     )
     if not allowed:
         raise AccessDenied(decision)

@@ -31,8 +31,9 @@ class StaffProfile(models.Model):
     postal_code = models.CharField(max_length=10, blank=True, default="")
     city = models.CharField(max_length=100, blank=True, default="")
     # The staff member's own patient file, if they were ever treated here (self-access, coworker rules).
-    patient = models.OneToOneField(Patient, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="staff_profile")
+    patient = models.OneToOneField(
+        Patient, null=True, blank=True, on_delete=models.SET_NULL, related_name="staff_profile"
+    )
     must_change_password = models.BooleanField(default=False)
     password_changed_at = models.DateTimeField(null=True, blank=True)
 
@@ -57,8 +58,12 @@ class CareTeamMembership(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["patient", "end"]), models.Index(fields=["user", "end"])]
-        constraints = [models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="membership_end_after_start")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="membership_end_after_start")
+        ]
 
+    def __str__(self) -> str:
+        return f"{self.user_id} in team of patient {self.patient_id} until {self.end:%Y-%m-%d}"
 
 class CareGrant(UserObjectPermissionBase):
     """guardian direct object permission on a patient, with the validity and basis of the relationship."""
@@ -79,6 +84,8 @@ class CareGrant(UserObjectPermissionBase):
             models.Index(fields=["valid_until"], name="caregrant_expiry"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.user_id} -> patient {self.content_object_id} ({self.basis})"
 
 class PatientGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(Patient, on_delete=models.CASCADE)
@@ -109,8 +116,9 @@ class EmergencyAccess(models.Model):
     expires_at = models.DateTimeField()
     patient_objected = models.BooleanField(default=False)
     review_status = models.CharField(max_length=12, choices=Review.choices, default=Review.PENDING)
-    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_comment = models.TextField(blank=True, default="")
 
@@ -121,6 +129,8 @@ class EmergencyAccess(models.Model):
     def is_active(self) -> bool:
         return self.started_at <= timezone.now() < self.expires_at
 
+    def __str__(self) -> str:
+        return f"break-the-glass #{self.pk} by {self.user_id}"
 
 class PatientObjection(models.Model):
     """The patient objects to a named professional seeing their file (break-the-glass stays possible, flagged)."""
@@ -134,6 +144,8 @@ class PatientObjection(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["patient", "professional"], name="objection_unique")]
 
+    def __str__(self) -> str:
+        return f"patient {self.patient_id} objects to {self.professional_id}"
 
 class AccessReviewCampaign(models.Model):
     """The yearly authorization review: managers confirm or revoke each user's role and units."""
@@ -159,10 +171,14 @@ class AccessReviewItem(models.Model):
     role = models.CharField(max_length=24)
     units = models.CharField(max_length=300, blank=True, default="")
     decision = models.CharField(max_length=12, choices=Decision.choices, default=Decision.PENDING)
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="+")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     decided_at = models.DateTimeField(null=True, blank=True)
     comment = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["campaign", "user"], name="review_item_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}: {self.user_id} {self.decision}"

@@ -60,9 +60,11 @@ MATRIX: dict[Role, dict[Category, frozenset[Action]]] = {
     Role.IT_ADMIN: {A: frozenset(), M: frozenset(), R: frozenset()},
     Role.MAINTENANCE: {A: frozenset(), M: frozenset(), R: frozenset()},
     # Integration accounts: further narrowed by the scopes of their credentials (API).
-    Role.INTEGRATION: {A: frozenset({Action.VIEW, Action.SEARCH, Action.CREATE, Action.AMEND}),
-                       M: frozenset({Action.VIEW, Action.SEARCH, Action.CREATE, Action.AMEND}),
-                       R: frozenset()},
+    Role.INTEGRATION: {
+        A: frozenset({Action.VIEW, Action.SEARCH, Action.CREATE, Action.AMEND}),
+        M: frozenset({Action.VIEW, Action.SEARCH, Action.CREATE, Action.AMEND}),
+        R: frozenset(),
+    },
 }
 
 # Categories that need a care relationship with the patient, per role. Roles absent here reach the
@@ -113,7 +115,10 @@ def matrix_markdown() -> str:
         for c in cats:
             acts = [a.value for a in Action if a in MATRIX[role].get(c, frozenset())]
             cells.append(", ".join(acts) if acts else "—")
-        need = ", ".join(c.value for c in cats if c in CARE_RELATIONSHIP_REQUIRED.get(role, frozenset({M, R}))
-                         and MATRIX[role].get(c))
+        need = ", ".join(
+            c.value
+            for c in cats
+            if c in CARE_RELATIONSHIP_REQUIRED.get(role, frozenset({M, R})) and MATRIX[role].get(c)
+        )
         lines.append(f"| {role.value} | " + " | ".join(cells) + f" | {need or '—'} |")
     return "\n".join(lines) + "\n"

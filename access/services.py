@@ -28,18 +28,38 @@ from audit.services import event_record
 from patients.models import CareUnit, Patient
 
 
-def _record_change(actor: Any, *, what: str, patient_id: int | None = None, details: dict | None = None,
-                   action: str = "permission_change") -> None:
-    event_record(actor=actor, actor_role=(gate.role_of(actor) or "") if actor else "system",
-                 actor_unit=gate.unit_of(actor) if actor else "", patient_id=patient_id, action=action,
-                 outcome="allowed", basis=what, details=details or {})
+def _record_change(
+    actor: Any,
+    *,
+    what: str,
+    patient_id: int | None = None,
+    details: dict | None = None,
+    action: str = "permission_change",
+) -> None:
+    event_record(
+        actor=actor,
+        actor_role=(gate.role_of(actor) or "") if actor else "system",
+        actor_unit=gate.unit_of(actor) if actor else "",
+        patient_id=patient_id,
+        action=action,
+        outcome="allowed",
+        basis=what,
+        details=details or {},
+    )
 
 
 def _require_role(user: Any, roles: set[Role], what: str) -> None:
     role = gate.role_of(user)
     if role not in roles:
-        event_record(actor=user, actor_role=role.value if role else "", actor_unit=gate.unit_of(user),
-                     action="permission_change", outcome="denied", basis="deny:role", reason=what)
+        event_record(
+            actor=user,
+            actor_role=role.value if role else "",
+            actor_unit=gate.unit_of(user),
+            action="permission_change",
+            outcome="denied",
+            basis="deny:role",
+            reason=what,
+        )
         raise PermissionDenied(what)
 
 
@@ -51,8 +71,9 @@ def _verify_otp(user: User, token: str) -> bool:
 
 
 @transaction.atomic
-def break_glass_open(*, user: User, patient: Patient, reason_category: str, reason_text: str,
-                     otp_token: str, hours: int | None = None) -> EmergencyAccess:
+def break_glass_open(
+    *, user: User, patient: Patient, reason_category: str, reason_text: str, otp_token: str, hours: int | None = None
+) -> EmergencyAccess:
     """Open an emergency access outside the care team: justified, re-authenticated, bounded, reviewed."""
     errors: dict[str, list[str]] = {}
     if reason_category not in EmergencyAccess.ReasonCategory.values:
@@ -62,29 +83,59 @@ def break_glass_open(*, user: User, patient: Patient, reason_category: str, reas
     if not _verify_otp(user, otp_token or ""):
         errors["otp_token"] = ["The one-time code is wrong or expired."]
     if errors:
-        event_record(actor=user, actor_role=str(gate.role_of(user) or ""), actor_unit=gate.unit_of(user),
-                     patient_id=patient.pk, action="break_glass", outcome="denied", basis="deny:invalid_request",
-                     reason=", ".join(sorted(errors)))
+        event_record(
+            actor=user,
+            actor_role=str(gate.role_of(user) or ""),
+            actor_unit=gate.unit_of(user),
+            patient_id=patient.pk,
+            action="break_glass",
+            outcome="denied",
+            basis="deny:invalid_request",
+            reason=", ".join(sorted(errors)),
+        )
         raise ValidationError(errors)
     role = gate.role_of(user)
     decision = gate.decide(user, patient_id=patient.pk, category=Category.MEDICAL, action=Action.VIEW)
     if role not in BREAK_GLASS_ROLES or (not decision.allowed and not decision.can_break_glass):
-        event_record(actor=user, actor_role=role.value if role else "", actor_unit=gate.unit_of(user),
-                     patient_id=patient.pk, action="break_glass", outcome="denied", basis="deny:role",
-                     reason="this role cannot use emergency access")
+        event_record(
+            actor=user,
+            actor_role=role.value if role else "",
+            actor_unit=gate.unit_of(user),
+            patient_id=patient.pk,
+            action="break_glass",
+            outcome="denied",
+            basis="deny:role",
+            reason="this role cannot use emergency access",
+        )
         raise PermissionDenied("this role cannot use emergency access")
     now = timezone.now()
     objected = PatientObjection.objects.filter(patient=patient, professional=user).exists()
     access = EmergencyAccess.objects.create(
-        user=user, patient=patient, reason_category=reason_category, reason_text=reason_text.strip()[:500],
-        started_at=now, expires_at=now + timedelta(hours=hours or settings.DPI_BREAK_GLASS_HOURS),
+        user=user,
+        patient=patient,
+        reason_category=reason_category,
+        reason_text=reason_text.strip()[:500],
+        started_at=now,
+        expires_at=now + timedelta(hours=hours or settings.DPI_BREAK_GLASS_HOURS),
         patient_objected=objected,
     )
-    event_record(actor=user, actor_role=role.value, actor_unit=gate.unit_of(user), patient_id=patient.pk,
-                 action="break_glass", outcome="allowed", basis="break_glass", category=Category.MEDICAL,
-                 resource_type="emergencyaccess", resource_id=access.pk,
-                 details={"reason_category": reason_category, "expires_at": access.expires_at.isoformat(),
-                          "patient_objection": objected})
+    event_record(
+        actor=user,
+        actor_role=role.value,
+        actor_unit=gate.unit_of(user),
+        patient_id=patient.pk,
+        action="break_glass",
+        outcome="allowed",
+        basis="break_glass",
+        category=Category.MEDICAL,
+        resource_type="emergencyaccess",
+        resource_id=access.pk,
+        details={
+            "reason_category": reason_category,
+            "expires_at": access.expires_at.isoformat(),
+            "patient_objection": objected,
+        },
+    )
     transaction.on_commit(lambda: _notify_dpo_break_glass(access.pk))
     return access
 
@@ -94,16 +145,22 @@ def _notify_dpo_break_glass(access_id: int) -> None:
     # No patient identity in the e-mail: the DPO opens the dashboard to review.
     send_mail(
         subject=f"[dpi] Break-the-glass #{access.pk} by {access.user.username}",
-        message=(f"{access.user.username} opened an emergency access ({access.reason_category}) at "
-                 f"{access.started_at:%Y-%m-%d %H:%M} UTC, until {access.expires_at:%H:%M} UTC. "
-                 "It waits for your review on the DPO dashboard."
-                 + (" The patient had objected to this professional." if access.patient_objected else "")),
-        from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=settings.DPI_DPO_EMAILS, fail_silently=True,
+        message=(
+            f"{access.user.username} opened an emergency access ({access.reason_category}) at "
+            f"{access.started_at:%Y-%m-%d %H:%M} UTC, until {access.expires_at:%H:%M} UTC. "
+            "It waits for your review on the DPO dashboard."
+            + (" The patient had objected to this professional." if access.patient_objected else "")
+        ),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=settings.DPI_DPO_EMAILS,
+        fail_silently=True,
     )
 
 
 @transaction.atomic
-def emergency_access_review(*, reviewer: User, access: EmergencyAccess, status: str, comment: str = "") -> EmergencyAccess:
+def emergency_access_review(
+    *, reviewer: User, access: EmergencyAccess, status: str, comment: str = ""
+) -> EmergencyAccess:
     _require_role(reviewer, {Role.DPO}, "only the DPO reviews emergency accesses")
     if status not in {EmergencyAccess.Review.JUSTIFIED, EmergencyAccess.Review.VIOLATION}:
         raise ValidationError({"status": ["Choose justified or violation."]})
@@ -113,61 +170,93 @@ def emergency_access_review(*, reviewer: User, access: EmergencyAccess, status: 
     access.review_status, access.review_comment = status, comment
     access.reviewed_by, access.reviewed_at = reviewer, timezone.now()
     access.save(update_fields=["review_status", "review_comment", "reviewed_by", "reviewed_at"])
-    _record_change(reviewer, what="break_glass_review", patient_id=access.patient_id,
-                   details={"emergency_access_id": access.pk, "status": status})
+    _record_change(
+        reviewer,
+        what="break_glass_review",
+        patient_id=access.patient_id,
+        details={"emergency_access_id": access.pk, "status": status},
+    )
     return access
 
 
 def emergency_access_active(user: User, patient_id: int) -> EmergencyAccess | None:
     now = timezone.now()
-    return (EmergencyAccess.objects.filter(user=user, patient_id=patient_id, started_at__lte=now, expires_at__gt=now)
-            .order_by("-expires_at").first())
+    return (
+        EmergencyAccess.objects.filter(user=user, patient_id=patient_id, started_at__lte=now, expires_at__gt=now)
+        .order_by("-expires_at")
+        .first()
+    )
 
 
 # --- care team, objections --------------------------------------------------------------------------------
 @transaction.atomic
-def membership_add(*, actor: User, patient: Patient, user: User, end: datetime, reason: str,
-                   start: datetime | None = None) -> CareTeamMembership:
+def membership_add(
+    *, actor: User, patient: Patient, user: User, end: datetime, reason: str, start: datetime | None = None
+) -> CareTeamMembership:
     """Add a professional to a patient's care team (referral, consultation). The actor must be in the team."""
-    gate.require(actor, patient_id=patient.pk, category=Category.MEDICAL, action=Action.CREATE,
-                 resource_type="careteammembership")
-    membership = CareTeamMembership(patient=patient, user=user, start=start or timezone.now(), end=end,
-                                    reason=reason, granted_by=actor)
+    gate.require(
+        actor,
+        patient_id=patient.pk,
+        category=Category.MEDICAL,
+        action=Action.CREATE,
+        resource_type="careteammembership",
+    )
+    membership = CareTeamMembership(
+        patient=patient, user=user, start=start or timezone.now(), end=end, reason=reason, granted_by=actor
+    )
     membership.full_clean()
     membership.save()
-    _record_change(actor, what="membership_add", patient_id=patient.pk,
-                   details={"user_id": user.pk, "end": end.isoformat(), "membership_id": membership.pk})
+    _record_change(
+        actor,
+        what="membership_add",
+        patient_id=patient.pk,
+        details={"user_id": user.pk, "end": end.isoformat(), "membership_id": membership.pk},
+    )
     return membership
 
 
 @transaction.atomic
 def membership_end(*, actor: User, membership: CareTeamMembership, at: datetime | None = None) -> CareTeamMembership:
-    gate.require(actor, patient_id=membership.patient_id, category=Category.MEDICAL, action=Action.AMEND,
-                 resource_type="careteammembership", resource_id=membership.pk)
+    gate.require(
+        actor,
+        patient_id=membership.patient_id,
+        category=Category.MEDICAL,
+        action=Action.AMEND,
+        resource_type="careteammembership",
+        resource_id=membership.pk,
+    )
     membership.end = at or timezone.now()
     if membership.end <= membership.start:  # ended before it began: keep start < end, both past
         membership.start = membership.end - timedelta(microseconds=1)
     membership.save(update_fields=["start", "end"])
-    _record_change(actor, what="membership_end", patient_id=membership.patient_id,
-                   details={"membership_id": membership.pk})
+    _record_change(
+        actor, what="membership_end", patient_id=membership.patient_id, details={"membership_id": membership.pk}
+    )
     return membership
 
 
 @transaction.atomic
 def objection_record(*, actor: User, patient: Patient, professional: User, reason: str = "") -> PatientObjection:
     """The patient objects to a named professional (recorded by reception, the DPO or the DIM)."""
-    gate.require(actor, patient_id=patient.pk, category=Category.ADMINISTRATIVE, action=Action.AMEND,
-                 resource_type="patientobjection")
+    gate.require(
+        actor,
+        patient_id=patient.pk,
+        category=Category.ADMINISTRATIVE,
+        action=Action.AMEND,
+        resource_type="patientobjection",
+    )
     objection, _ = PatientObjection.objects.get_or_create(
-        patient=patient, professional=professional, defaults={"reason": reason, "recorded_by": actor})
+        patient=patient, professional=professional, defaults={"reason": reason, "recorded_by": actor}
+    )
     _record_change(actor, what="objection_add", patient_id=patient.pk, details={"professional_id": professional.pk})
     return objection
 
 
 # --- roles and units --------------------------------------------------------------------------------------
 @transaction.atomic
-def staff_role_set(*, actor: User | None, user: User, role: Role, units: list[CareUnit] | None = None,
-                   end_date=None) -> StaffProfile:
+def staff_role_set(
+    *, actor: User | None, user: User, role: Role, units: list[CareUnit] | None = None, end_date=None
+) -> StaffProfile:
     """Grant a role (and units) to a user: one role per person, audited."""
     if actor is not None:
         _require_role(actor, {Role.IT_ADMIN, Role.SECURITY_OFFICER}, "only IT administrators manage roles")
@@ -180,8 +269,16 @@ def staff_role_set(*, actor: User | None, user: User, role: Role, units: list[Ca
     user.groups.set([Group.objects.get_or_create(name=role.value)[0]])
     if units is not None:
         profile.units.set(units)
-    _record_change(actor, what="role_set", details={"user_id": user.pk, "old_role": old_role, "role": role.value,
-                                                     "units": [u.code for u in (units or [])]})
+    _record_change(
+        actor,
+        what="role_set",
+        details={
+            "user_id": user.pk,
+            "old_role": old_role,
+            "role": role.value,
+            "units": [u.code for u in (units or [])],
+        },
+    )
     return profile
 
 
@@ -215,8 +312,9 @@ def review_campaign_start(*, actor: User, name: str, due_at: datetime) -> Access
 
 @transaction.atomic
 def review_item_decide(*, reviewer: User, item: AccessReviewItem, decision: str, comment: str = "") -> AccessReviewItem:
-    _require_role(reviewer, {Role.DPO, Role.SECURITY_OFFICER, Role.IT_ADMIN},
-                  "only managers named for the review decide")
+    _require_role(
+        reviewer, {Role.DPO, Role.SECURITY_OFFICER, Role.IT_ADMIN}, "only managers named for the review decide"
+    )
     if decision not in {AccessReviewItem.Decision.CONFIRMED, AccessReviewItem.Decision.REVOKED}:
         raise ValidationError({"decision": ["Choose confirmed or revoked."]})
     item = AccessReviewItem.objects.select_for_update().get(pk=item.pk)
@@ -224,8 +322,9 @@ def review_item_decide(*, reviewer: User, item: AccessReviewItem, decision: str,
     item.save(update_fields=["decision", "reviewer", "decided_at", "comment"])
     if decision == AccessReviewItem.Decision.REVOKED:
         account_disable(actor=reviewer, user=item.user, reason=f"revoked in review {item.campaign_id}")
-    _record_change(reviewer, what="review_decide", details={"item_id": item.pk, "user_id": item.user_id,
-                                                            "decision": decision})
+    _record_change(
+        reviewer, what="review_decide", details={"item_id": item.pk, "user_id": item.user_id, "decision": decision}
+    )
     return item
 
 

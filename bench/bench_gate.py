@@ -67,7 +67,7 @@ def main() -> str:
     times = {k: [] for k in variants}
     for user, _ in pairs:
         gate.role_of(user)  # profile cached per user, as within a request
-    for i in range(READS):
+    for _ in range(READS):
         user, pid = pairs[rng.randrange(len(pairs))]
         for name in rng.sample(list(variants), 3):
             t0 = time.perf_counter()
@@ -90,13 +90,13 @@ unit of an open encounter), embedded PostgreSQL 16 on this machine.
 
 | variant | median | p95 | queries | ratio to bare |
 |---|---|---|---|---|
-| bare read (no check) | {med['bare']:.2f} ms | {p95['bare']:.2f} ms | {queries['bare']} | 1.00 |
-| + decision (`gate.decide`) | {med['check']:.2f} ms | {p95['check']:.2f} ms | {queries['check']} | {med['check'] / med['bare']:.2f} |
-| + decision + audit event (`gate.require`, what the app does) | {med['gate']:.2f} ms | {p95['gate']:.2f} ms | {queries['gate']} | {med['gate'] / med['bare']:.2f} |
+| bare read (no check) | {med["bare"]:.2f} ms | {p95["bare"]:.2f} ms | {queries["bare"]} | 1.00 |
+| + decision (`gate.decide`) | {med["check"]:.2f} ms | {p95["check"]:.2f} ms | {queries["check"]} | {med["check"] / med["bare"]:.2f} |
+| + decision + audit event (`gate.require`, what the app does) | {med["gate"]:.2f} ms | {p95["gate"]:.2f} ms | {queries["gate"]} | {med["gate"] / med["bare"]:.2f} |
 
-The check adds **{added_check:.2f} ms** (median) and **{queries['check'] - queries['bare']} indexed query**
-(goal: under 2 ms and one query) — {"met" if added_check < 2 and queries['check'] - queries['bare'] == 1 else "NOT met"}.
-With its audit event, the gate adds {added_gate:.2f} ms and {queries['gate'] - queries['bare']} queries.
+The check adds **{added_check:.2f} ms** (median) and **{queries["check"] - queries["bare"]} indexed query**
+(goal: under 2 ms and one query) — {"met" if added_check < 2 and queries["check"] - queries["bare"] == 1 else "NOT met"}.
+With its audit event, the gate adds {added_gate:.2f} ms and {queries["gate"] - queries["bare"]} queries.
 """
 
 

@@ -22,8 +22,16 @@ def _fresh(db: str) -> None:
     from dpi import settings as s
 
     base = s.database_from_url(os.environ["DATABASE_URL"])
-    kw = {k: v for k, v in {"user": base["USER"], "password": base["PASSWORD"], "host": base["HOST"],
-                            "port": base["PORT"]}.items() if v}
+    kw = {
+        k: v
+        for k, v in {
+            "user": base["USER"],
+            "password": base["PASSWORD"],
+            "host": base["HOST"],
+            "port": base["PORT"],
+        }.items()
+        if v
+    }
     with psycopg.connect(dbname="postgres", autocommit=True, **kw) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 

@@ -10,13 +10,19 @@ from contextlib import contextmanager
 def setup_django(db_name: str = "dpi_bench") -> None:
     """Point Django at ``db_name`` (created and migrated if needed) and configure it."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dpi.settings")
-    from dpi import settings as s  # noqa: F401  (starts embedded services when URLs are unset)
     import psycopg
+
+    from dpi import settings as s  # noqa: F401  (starts embedded services when URLs are unset)
 
     url = os.environ["DATABASE_URL"]
     base = s.database_from_url(url)
-    conninfo = {"dbname": "postgres", "user": base["USER"] or None, "password": base["PASSWORD"] or None,
-                "host": base["HOST"] or None, "port": base["PORT"] or None}
+    conninfo = {
+        "dbname": "postgres",
+        "user": base["USER"] or None,
+        "password": base["PASSWORD"] or None,
+        "host": base["HOST"] or None,
+        "port": base["PORT"] or None,
+    }
     with psycopg.connect(**{k: v for k, v in conninfo.items() if v}, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db_name]).fetchone():
             conn.execute(f'CREATE DATABASE "{db_name}"')

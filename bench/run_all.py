@@ -52,7 +52,9 @@ def _read_sections() -> dict[str, str]:
     import re
 
     text = OUT.read_text()
-    return {m.group(1): m.group(2) for m in re.finditer(r"<!-- section:(\w+) -->\n(.*?)<!-- /section:\1 -->", text, re.S)}
+    return {
+        m.group(1): m.group(2) for m in re.finditer(r"<!-- section:(\w+) -->\n(.*?)<!-- /section:\1 -->", text, re.S)
+    }
 
 
 if __name__ == "__main__":

@@ -167,13 +167,19 @@ def decrypt_text(token: str, *, aad: str, purpose: str = "data") -> str:
 
 
 # --- binary values (documents) ----------------------------------------------------------------------------
-def encrypt_bytes(plaintext: bytes, *, aad: str, purpose: str = "data", key: bytes | None = None,
-                  version: int | None = None) -> bytes:
+def encrypt_bytes(
+    plaintext: bytes, *, aad: str, purpose: str = "data", key: bytes | None = None, version: int | None = None
+) -> bytes:
     if key is None:
         ks = keyring()[purpose]
         key, version = ks.key(), ks.current
     nonce = secrets.token_bytes(12)
-    return BINARY_MAGIC + int(version or 0).to_bytes(4, "big") + nonce + AESGCM(key).encrypt(nonce, plaintext, aad.encode())
+    return (
+        BINARY_MAGIC
+        + int(version or 0).to_bytes(4, "big")
+        + nonce
+        + AESGCM(key).encrypt(nonce, plaintext, aad.encode())
+    )
 
 
 def bytes_version(blob: bytes) -> int:

@@ -33,18 +33,60 @@ def main() -> int:
     manage = [py, "manage.py"]
     subprocess.run([*manage, "migrate", "--noinput"], check=True)  # noqa: S603
     subprocess.run([*manage, "collectstatic", "--noinput", "-v0"], check=True)  # noqa: S603
-    subprocess.run([*manage, "seed", "--if-empty", "--patients", os.environ.get("DPI_DEMO_PATIENTS", "300"),  # noqa: S603
-                    "--seed", "1"], check=True)
+    subprocess.run(
+        [
+            *manage,
+            "seed",
+            "--if-empty",
+            "--patients",
+            os.environ.get("DPI_DEMO_PATIENTS", "300"),  # noqa: S603
+            "--seed",
+            "1",
+        ],
+        check=True,
+    )
     bind = os.environ.get("DPI_BIND", "127.0.0.1:8000")
     var = Path(os.environ.get("DPI_VAR_DIR", BASE_DIR / "var"))
     var.mkdir(exist_ok=True)
     procs = {
-        "web": [py, "-m", "gunicorn", "dpi.wsgi:application", "--bind", bind, "--workers",
-                os.environ.get("DPI_WEB_WORKERS", "3"), "--access-logfile", "-"],
-        "worker": [py, "-m", "celery", "-A", "dpi", "worker", "--loglevel", "INFO", "--concurrency", "2",
-                   "--hostname", "dpi-worker@%h"],
-        "beat": [py, "-m", "celery", "-A", "dpi", "beat", "--loglevel", "INFO",
-                 "--schedule", str(var / "celerybeat-schedule")],
+        "web": [
+            py,
+            "-m",
+            "gunicorn",
+            "dpi.wsgi:application",
+            "--bind",
+            bind,
+            "--workers",
+            os.environ.get("DPI_WEB_WORKERS", "3"),
+            "--access-logfile",
+            "-",
+        ],
+        "worker": [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "dpi",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
+            "--hostname",
+            "dpi-worker@%h",
+        ],
+        "beat": [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "dpi",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(var / "celerybeat-schedule"),
+        ],
     }
     children = {name: subprocess.Popen(cmd) for name, cmd in procs.items()}  # noqa: S603
     print(f"\ndpi is running on http://{bind}/  (Ctrl-C stops web, worker and beat)\n", flush=True)

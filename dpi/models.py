@@ -57,6 +57,8 @@ class ClinicalNote(ClinicalItem):
     def category(self) -> str:  # type: ignore[override]
         return "restricted" if self.sensitive else "medical"
 
+    def __str__(self) -> str:
+        return f"note #{self.pk}"
 
 class Observation(ClinicalItem):
     class Category(models.TextChoices):
@@ -88,6 +90,8 @@ class Observation(ClinicalItem):
             return "H"
         return ""
 
+    def __str__(self) -> str:
+        return f"{self.label} {self.value or ''} {self.unit}"
 
 class Prescription(ClinicalItem):
     class Status(models.TextChoices):
@@ -104,6 +108,8 @@ class Prescription(ClinicalItem):
     class Meta:
         ordering = ["-start"]
 
+    def __str__(self) -> str:
+        return self.medication
 
 class Document(ClinicalItem):
     title = models.CharField(_("title"), max_length=200)
@@ -114,6 +120,8 @@ class Document(ClinicalItem):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return self.title
 
 class Allergy(ClinicalItem):
     class Severity(models.TextChoices):
@@ -128,6 +136,8 @@ class Allergy(ClinicalItem):
     class Meta:
         verbose_name_plural = "allergies"
 
+    def __str__(self) -> str:
+        return self.substance
 
 class Problem(ClinicalItem):
     class Status(models.TextChoices):
@@ -140,6 +150,8 @@ class Problem(ClinicalItem):
     onset = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
 
+    def __str__(self) -> str:
+        return f"{self.icd10} {self.label}"
 
 class Amendment(models.Model):
     """A previous version of a clinical item, kept when it is amended (never overwritten silently)."""
@@ -159,5 +171,7 @@ class Amendment(models.Model):
             models.UniqueConstraint(fields=["resource_type", "resource_id", "version"], name="amendment_version_unique")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.resource_type} #{self.resource_id} v{self.version}"
 
 CLINICAL_MODELS = (ClinicalNote, Observation, Prescription, Document, Allergy, Problem)

@@ -26,9 +26,14 @@ from patients.models import CareUnit, Encounter, Patient
 from patients.services import ins_blind_index
 
 UNITS = [
-    ("cardio", "Cardiologie"), ("urgences", "Urgences"), ("pediatrie", "Pédiatrie"),
-    ("psychiatrie", "Psychiatrie"), ("maternite", "Maternité"), ("chirurgie", "Chirurgie viscérale"),
-    ("medecine", "Médecine interne"), ("oncologie", "Oncologie"),
+    ("cardio", "Cardiologie"),
+    ("urgences", "Urgences"),
+    ("pediatrie", "Pédiatrie"),
+    ("psychiatrie", "Psychiatrie"),
+    ("maternite", "Maternité"),
+    ("chirurgie", "Chirurgie viscérale"),
+    ("medecine", "Médecine interne"),
+    ("oncologie", "Oncologie"),
 ]
 
 # LOINC code, label, unit, low, high, typical mean, sd
@@ -39,8 +44,14 @@ LABS = [
     ("2823-3", "Potassium", "mmol/L", "3.5", "5.0", 4.2, 0.5),
     ("1988-5", "CRP", "mg/L", "0", "5", 6, 10),
 ]
-PROBLEMS = [("I10", "Hypertension essentielle"), ("E11.9", "Diabète de type 2"), ("J45.9", "Asthme"),
-            ("F32.9", "Épisode dépressif"), ("I48.9", "Fibrillation auriculaire"), ("K35.8", "Appendicite aiguë")]
+PROBLEMS = [
+    ("I10", "Hypertension essentielle"),
+    ("E11.9", "Diabète de type 2"),
+    ("J45.9", "Asthme"),
+    ("F32.9", "Épisode dépressif"),
+    ("I48.9", "Fibrillation auriculaire"),
+    ("K35.8", "Appendicite aiguë"),
+]
 DRUGS = ["Paracétamol 1 g", "Amoxicilline 1 g", "Bisoprolol 2,5 mg", "Metformine 850 mg", "Enoxaparine 4000 UI"]
 ALLERGENS = ["Pénicilline", "Arachide", "Iode", "Latex", "Aspirine"]
 
@@ -87,8 +98,12 @@ def _make_staff(fake: Faker, rng: random.Random, units: list[CareUnit]) -> dict[
     """Care staff for each unit (unusable passwords: only demo accounts can log in). Reused if present."""
     if StaffProfile.objects.filter(user__username="physician.0000").exists():
         by_unit = {u.code: [] for u in units}
-        for sp in StaffProfile.objects.filter(user__username__regex=r"^[a-z_]+\.[0-9]{4}$").select_related("user") \
-                .prefetch_related("units").order_by("user__username"):
+        for sp in (
+            StaffProfile.objects.filter(user__username__regex=r"^[a-z_]+\.[0-9]{4}$")
+            .select_related("user")
+            .prefetch_related("units")
+            .order_by("user__username")
+        ):
             for unit in sp.units.all():
                 by_unit.setdefault(unit.code, []).append(sp.user)
         return by_unit
@@ -102,8 +117,12 @@ def _make_staff(fake: Faker, rng: random.Random, units: list[CareUnit]) -> dict[
     by_unit: dict[str, list[User]] = {u.code: [] for u in units}
     for i, (role, unit) in enumerate(plan):
         first, last = fake.first_name(), fake.last_name()
-        user = User(username=f"{role.value}.{i:04d}", first_name=first, last_name=last,
-                    email=f"{role.value}.{i:04d}@staff.example")
+        user = User(
+            username=f"{role.value}.{i:04d}",
+            first_name=first,
+            last_name=last,
+            email=f"{role.value}.{i:04d}@staff.example",
+        )
         user.set_unusable_password()
         users.append(user)
         profiles.append((role, unit, last, fake.street_address(), fake.postcode(), fake.city()))
@@ -114,8 +133,17 @@ def _make_staff(fake: Faker, rng: random.Random, units: list[CareUnit]) -> dict[
     sp_rows, through = [], []
     for i, (role, unit, last, street, pc, city) in enumerate(profiles):
         user = user_by_name[f"{role.value}.{i:04d}"]
-        sp_rows.append(StaffProfile(user=user, role=role.value, birth_name=last, address=street, postal_code=pc,
-                                    city=city, start_date=date(2015, 1, 1) + timedelta(days=rng.randint(0, 3000))))
+        sp_rows.append(
+            StaffProfile(
+                user=user,
+                role=role.value,
+                birth_name=last,
+                address=street,
+                postal_code=pc,
+                city=city,
+                start_date=date(2015, 1, 1) + timedelta(days=rng.randint(0, 3000)),
+            )
+        )
         user.groups.add(groups[role.value])
         if unit is not None:
             by_unit[unit.code].append(user)
@@ -135,16 +163,26 @@ def _make_demo_accounts(seed: int, units: list[CareUnit]) -> list[tuple[str, str
 
     rng = random.Random(f"demo-{seed}")
     groups = {g.name: g for g in Group.objects.all()}
-    unit_for = {Role.PHYSICIAN: "cardio", Role.NURSE: "cardio", Role.MIDWIFE: "maternite",
-                Role.MEDICAL_SECRETARY: "cardio", Role.PHARMACIST: None}
+    unit_for = {
+        Role.PHYSICIAN: "cardio",
+        Role.NURSE: "cardio",
+        Role.MIDWIFE: "maternite",
+        Role.MEDICAL_SECRETARY: "cardio",
+        Role.PHARMACIST: None,
+    }
     units_by_code = {u.code: u for u in units}
     out = []
     password_hash = None
     for role in DEMO_ROLES:
         username = f"demo.{role.value}"
-        user, created = User.objects.get_or_create(username=username, defaults={
-            "first_name": "Demo", "last_name": role.value.replace("_", " ").title(),
-            "email": f"{username}@demo.example"})
+        user, created = User.objects.get_or_create(
+            username=username,
+            defaults={
+                "first_name": "Demo",
+                "last_name": role.value.replace("_", " ").title(),
+                "email": f"{username}@demo.example",
+            },
+        )
         if created:
             if password_hash is None:
                 user.set_password(DEMO_PASSWORD)
@@ -152,8 +190,9 @@ def _make_demo_accounts(seed: int, units: list[CareUnit]) -> list[tuple[str, str
             user.password = password_hash
             user.save(update_fields=["password"])
             user.groups.add(groups[role.value])
-            profile = StaffProfile.objects.create(user=user, role=role.value, birth_name="Demo",
-                                                  start_date=date(2020, 1, 1))
+            profile = StaffProfile.objects.create(
+                user=user, role=role.value, birth_name="Demo", start_date=date(2020, 1, 1)
+            )
             code = unit_for.get(role)
             if code:
                 profile.units.add(units_by_code[code])
@@ -165,8 +204,7 @@ def _make_demo_accounts(seed: int, units: list[CareUnit]) -> list[tuple[str, str
     return out
 
 
-def seed(*, patients: int, seed: int, today: date | None = None, batch: int = 2000,
-         progress=None) -> SeedResult:
+def seed(*, patients: int, seed: int, today: date | None = None, batch: int = 2000, progress=None) -> SeedResult:
     """Create ``patients`` synthetic patients with their records. Deterministic for (seed, today)."""
     today = today or timezone.localdate()
     anchor = timezone.make_aware(datetime.combine(today, time(8, 0)))
@@ -185,7 +223,7 @@ def seed(*, patients: int, seed: int, today: date | None = None, batch: int = 20
     for u in units:
         demo_unit_staff[u.pk] += list(User.objects.filter(staff__units=u, username__startswith="demo."))
     authors = {u.pk: [s for s in demo_unit_staff[u.pk]] for u in units}
-    start_id = (Patient.objects.order_by("-id").values_list("id", flat=True).first() or 0)
+    start_id = Patient.objects.order_by("-id").values_list("id", flat=True).first() or 0
     counts = {"encounters": 0, "notes": 0, "observations": 0}
     done = 0
     while done < patients:
@@ -200,8 +238,9 @@ def seed(*, patients: int, seed: int, today: date | None = None, batch: int = 20
     return SeedResult(patients, counts["encounters"], counts["notes"], counts["observations"], staff, demo)
 
 
-def _seed_batch(fake: Faker, rng: random.Random, units, authors, anchor: datetime, offset: int, n: int,
-                counts: dict) -> None:
+def _seed_batch(
+    fake: Faker, rng: random.Random, units, authors, anchor: datetime, offset: int, n: int, counts: dict
+) -> None:
     pats = []
     for i in range(n):
         sex = rng.choice("MF")
@@ -212,13 +251,24 @@ def _seed_batch(fake: Faker, rng: random.Random, units, authors, anchor: datetim
         last = fake.last_name()
         restricted = rng.random() < 0.01
         p = Patient(
-            ipp=f"P{offset + i + 1:09d}", ins=ins, ins_bidx=ins_blind_index(ins), birth_name=last,
-            used_name=fake.last_name() if sex == "F" and rng.random() < 0.3 else "", first_name=first,
-            first_names=f"{first} {fake.first_name()}", sex=sex, birth_date=birth, birthplace_insee=birthplace,
+            ipp=f"P{offset + i + 1:09d}",
+            ins=ins,
+            ins_bidx=ins_blind_index(ins),
+            birth_name=last,
+            used_name=fake.last_name() if sex == "F" and rng.random() < 0.3 else "",
+            first_name=first,
+            first_names=f"{first} {fake.first_name()}",
+            sex=sex,
+            birth_date=birth,
+            birthplace_insee=birthplace,
             identity_status=Patient.IdentityStatus.QUALIFIED if qualified else rng.choice(["PROV", "RECUP", "VALI"]),
-            address=fake.street_address(), postal_code=fake.postcode(), city=fake.city(),
-            phone=fake.phone_number(), marital_status=rng.choice(["célibataire", "marié(e)", "pacsé(e)", "veuf(ve)"]),
-            occupation=fake.job()[:100], social_security_number=ins,
+            address=fake.street_address(),
+            postal_code=fake.postcode(),
+            city=fake.city(),
+            phone=fake.phone_number(),
+            marital_status=rng.choice(["célibataire", "marié(e)", "pacsé(e)", "veuf(ve)"]),
+            occupation=fake.job()[:100],
+            social_security_number=ins,
             confidentiality="restricted" if restricted else "normal",
             restriction_reason=rng.choice(["vip", "staff", "protected"]) if restricted else "",
         )
@@ -226,7 +276,7 @@ def _seed_batch(fake: Faker, rng: random.Random, units, authors, anchor: datetim
     encs, notes, obs, rx, allergies, problems = [], [], [], [], [], []
     enc_plan = []
     for p in pats:
-        for k in range(rng.randint(1, 3)):
+        for _k in range(rng.randint(1, 3)):
             unit = rng.choice(units)
             days_ago = rng.randint(0, 5 * 365)
             start = anchor - timedelta(days=days_ago, hours=rng.randint(0, 10))
@@ -248,27 +298,66 @@ def _seed_batch(fake: Faker, rng: random.Random, units, authors, anchor: datetim
         staff = authors[unit.pk]
         for _ in range(rng.randint(1, 2)):
             author = rng.choice(staff)
-            notes.append(ClinicalNote(
-                patient=p, encounter=enc, author=author, kind=rng.choice(["progress", "admission", "nursing"]),
-                title=f"Note {unit.name}", body=rng.choice(fake.dpi_paragraphs),
-                sensitive=unit.code == "psychiatrie"))
+            notes.append(
+                ClinicalNote(
+                    patient=p,
+                    encounter=enc,
+                    author=author,
+                    kind=rng.choice(["progress", "admission", "nursing"]),
+                    title=f"Note {unit.name}",
+                    body=rng.choice(fake.dpi_paragraphs),
+                    sensitive=unit.code == "psychiatrie",
+                )
+            )
         for loinc, label, u, low, high, mean, sd in rng.sample(LABS, rng.randint(1, 3)):
             value = Decimal(str(round(max(0.1, rng.gauss(mean, sd)), 1)))
-            obs.append(Observation(patient=p, encounter=enc, author=rng.choice(staff), loinc=loinc, label=label,
-                                   unit=u, value=value, reference_low=Decimal(low), reference_high=Decimal(high),
-                                   effective_at=enc.start + timedelta(hours=rng.randint(1, 20))))
+            obs.append(
+                Observation(
+                    patient=p,
+                    encounter=enc,
+                    author=rng.choice(staff),
+                    loinc=loinc,
+                    label=label,
+                    unit=u,
+                    value=value,
+                    reference_low=Decimal(low),
+                    reference_high=Decimal(high),
+                    effective_at=enc.start + timedelta(hours=rng.randint(1, 20)),
+                )
+            )
         if rng.random() < 0.3:
-            rx.append(Prescription(patient=p, encounter=enc, author=rng.choice(staff), medication=rng.choice(DRUGS),
-                                   instructions=f"{rng.randint(1, 3)} fois par jour pendant {rng.randint(3, 14)} jours",
-                                   start=enc.start.date()))
+            rx.append(
+                Prescription(
+                    patient=p,
+                    encounter=enc,
+                    author=rng.choice(staff),
+                    medication=rng.choice(DRUGS),
+                    instructions=f"{rng.randint(1, 3)} fois par jour pendant {rng.randint(3, 14)} jours",
+                    start=enc.start.date(),
+                )
+            )
     for p in pats:
         if rng.random() < 0.15:
-            allergies.append(Allergy(patient=p, author=authors[units[0].pk][0], substance=rng.choice(ALLERGENS),
-                                     reaction="Urticaire", severity="low"))
+            allergies.append(
+                Allergy(
+                    patient=p,
+                    author=authors[units[0].pk][0],
+                    substance=rng.choice(ALLERGENS),
+                    reaction="Urticaire",
+                    severity="low",
+                )
+            )
         if rng.random() < 0.4:
             code, label = rng.choice(PROBLEMS)
-            problems.append(Problem(patient=p, author=authors[units[0].pk][0], icd10=code, label=label,
-                                    comment=rng.choice(fake.dpi_sentences)))
+            problems.append(
+                Problem(
+                    patient=p,
+                    author=authors[units[0].pk][0],
+                    icd10=code,
+                    label=label,
+                    comment=rng.choice(fake.dpi_sentences),
+                )
+            )
     ClinicalNote.objects.bulk_create(notes, batch_size=5000)
     Observation.objects.bulk_create(obs, batch_size=5000)
     Prescription.objects.bulk_create(rx, batch_size=5000)

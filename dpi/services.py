@@ -22,7 +22,9 @@ from patients.services import touch_activity
 
 def _check_patient_writable(patient: Patient) -> None:
     if patient.frozen:
-        raise ValidationError({"__all__": ["This record is frozen (restriction of processing) while a dispute is checked."]})
+        raise ValidationError(
+            {"__all__": ["This record is frozen (restriction of processing) while a dispute is checked."]}
+        )
 
 
 def _check_encounter(patient: Patient, encounter: Encounter | None) -> None:
@@ -31,12 +33,21 @@ def _check_encounter(patient: Patient, encounter: Encounter | None) -> None:
 
 
 @transaction.atomic
-def note_create(*, patient: Patient, author, body: str, title: str = "", kind: str = ClinicalNote.Kind.PROGRESS,
-                sensitive: bool = False, encounter: Encounter | None = None) -> ClinicalNote:
+def note_create(
+    *,
+    patient: Patient,
+    author,
+    body: str,
+    title: str = "",
+    kind: str = ClinicalNote.Kind.PROGRESS,
+    sensitive: bool = False,
+    encounter: Encounter | None = None,
+) -> ClinicalNote:
     _check_patient_writable(patient)
     _check_encounter(patient, encounter)
-    note = ClinicalNote(patient=patient, author=author, body=body, title=title, kind=kind, sensitive=sensitive,
-                        encounter=encounter)
+    note = ClinicalNote(
+        patient=patient, author=author, body=body, title=title, kind=kind, sensitive=sensitive, encounter=encounter
+    )
     note.full_clean()
     note.save(force_insert=True)
     touch_activity(patient.pk, timezone.now())
@@ -44,15 +55,37 @@ def note_create(*, patient: Patient, author, body: str, title: str = "", kind: s
 
 
 @transaction.atomic
-def observation_record(*, patient: Patient, author, label: str, effective_at: datetime, value=None,
-                       unit: str = "", loinc: str = "", reference_low=None, reference_high=None,
-                       value_text: str = "", obs_category: str = Observation.Category.LAB,
-                       encounter: Encounter | None = None) -> Observation:
+def observation_record(
+    *,
+    patient: Patient,
+    author,
+    label: str,
+    effective_at: datetime,
+    value=None,
+    unit: str = "",
+    loinc: str = "",
+    reference_low=None,
+    reference_high=None,
+    value_text: str = "",
+    obs_category: str = Observation.Category.LAB,
+    encounter: Encounter | None = None,
+) -> Observation:
     _check_patient_writable(patient)
     _check_encounter(patient, encounter)
-    obs = Observation(patient=patient, author=author, label=label, effective_at=effective_at, value=value,
-                      unit=unit, loinc=loinc, reference_low=reference_low, reference_high=reference_high,
-                      value_text=value_text, obs_category=obs_category, encounter=encounter)
+    obs = Observation(
+        patient=patient,
+        author=author,
+        label=label,
+        effective_at=effective_at,
+        value=value,
+        unit=unit,
+        loinc=loinc,
+        reference_low=reference_low,
+        reference_high=reference_high,
+        value_text=value_text,
+        obs_category=obs_category,
+        encounter=encounter,
+    )
     obs.full_clean()
     obs.save(force_insert=True)
     touch_activity(patient.pk, effective_at)
@@ -60,12 +93,26 @@ def observation_record(*, patient: Patient, author, label: str, effective_at: da
 
 
 @transaction.atomic
-def document_add(*, patient: Patient, author, title: str, content: bytes, media_type: str = "application/pdf",
-                 encounter: Encounter | None = None) -> Document:
+def document_add(
+    *,
+    patient: Patient,
+    author,
+    title: str,
+    content: bytes,
+    media_type: str = "application/pdf",
+    encounter: Encounter | None = None,
+) -> Document:
     _check_patient_writable(patient)
     _check_encounter(patient, encounter)
-    doc = Document(patient=patient, author=author, title=title, content=content, media_type=media_type,
-                   size=len(content), encounter=encounter)
+    doc = Document(
+        patient=patient,
+        author=author,
+        title=title,
+        content=content,
+        media_type=media_type,
+        size=len(content),
+        encounter=encounter,
+    )
     doc.full_clean()
     doc.save(force_insert=True)
     touch_activity(patient.pk, timezone.now())
@@ -90,8 +137,12 @@ def item_amend(*, item, author, reason: str, **changes: Any):
     if all(previous[n] == v for n, v in changes.items()):
         return item
     Amendment.objects.create(
-        resource_type=model._meta.model_name, resource_id=item.pk, patient_id=item.patient_id,
-        version=item.version, previous=json.dumps(previous, cls=DjangoJSONEncoder), reason=reason,
+        resource_type=model._meta.model_name,
+        resource_id=item.pk,
+        patient_id=item.patient_id,
+        version=item.version,
+        previous=json.dumps(previous, cls=DjangoJSONEncoder),
+        reason=reason,
         amended_by=author,
     )
     for name, value in changes.items():
@@ -106,7 +157,12 @@ def item_history(item) -> list[dict[str, Any]]:
     """Previous versions of an item, oldest first, with who amended it and why."""
     rows = Amendment.objects.filter(resource_type=type(item)._meta.model_name, resource_id=item.pk)
     return [
-        {"version": a.version, "previous": json.loads(a.previous), "reason": a.reason,
-         "amended_by": a.amended_by_id, "amended_at": a.amended_at}
+        {
+            "version": a.version,
+            "previous": json.loads(a.previous),
+            "reason": a.reason,
+            "amended_by": a.amended_by_id,
+            "amended_at": a.amended_at,
+        }
         for a in rows.order_by("version")
     ]

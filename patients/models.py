@@ -75,8 +75,9 @@ class Patient(models.Model):
     email = models.EmailField(_("e-mail"), blank=True, default="")
     marital_status = models.CharField(_("family status"), max_length=30, blank=True, default="")
     occupation = models.CharField(_("occupation"), max_length=100, blank=True, default="")
-    social_security_number = EncryptedCharField(_("social security number"), blank=True, default="",
-                                                 plaintext_max_length=15)
+    social_security_number = EncryptedCharField(
+        _("social security number"), blank=True, default="", plaintext_max_length=15
+    )
     confidentiality = models.CharField(
         _("confidentiality"), max_length=12, choices=Confidentiality.choices, default=Confidentiality.NORMAL
     )
@@ -85,7 +86,8 @@ class Patient(models.Model):
     )
     date_of_death = models.DateField(_("date of death"), null=True, blank=True)
     frozen = models.BooleanField(
-        _("restricted processing"), default=False,
+        _("restricted processing"),
+        default=False,
         help_text=_("GDPR art. 18: changes are blocked while a dispute is checked"),
     )
     last_activity_at = models.DateTimeField(null=True, blank=True, db_index=True, editable=False)
@@ -173,8 +175,10 @@ class Encounter(models.Model):
         ordering = ["-start"]
         indexes = [models.Index(fields=["patient", "start"]), models.Index(fields=["unit", "end"])]
         constraints = [
-            models.CheckConstraint(condition=models.Q(end__isnull=True) | models.Q(end__gte=models.F("start")),
-                                   name="encounter_end_after_start"),
+            models.CheckConstraint(
+                condition=models.Q(end__isnull=True) | models.Q(end__gte=models.F("start")),
+                name="encounter_end_after_start",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -198,8 +202,7 @@ class Appointment(models.Model):
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="appointments")
     unit = models.ForeignKey(CareUnit, on_delete=models.PROTECT, related_name="appointments")
-    practitioner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
-                                     related_name="appointments")
+    practitioner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="appointments")
     start = models.DateTimeField()
     end = models.DateTimeField()
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.BOOKED)

@@ -28,7 +28,9 @@ def next_ipp() -> str:
 
 def _check_not_frozen(patient: Patient) -> None:
     if patient.frozen:
-        raise ValidationError({"__all__": ["This record is frozen (restriction of processing) while a dispute is checked."]})
+        raise ValidationError(
+            {"__all__": ["This record is frozen (restriction of processing) while a dispute is checked."]}
+        )
 
 
 @transaction.atomic
@@ -81,8 +83,9 @@ def touch_activity(patient_id: int, when: datetime) -> None:
 
 
 @transaction.atomic
-def encounter_admit(*, patient: Patient, unit: CareUnit | str | int, start: datetime | None = None,
-                    kind: str = Encounter.Kind.STAY) -> Encounter:
+def encounter_admit(
+    *, patient: Patient, unit: CareUnit | str | int, start: datetime | None = None, kind: str = Encounter.Kind.STAY
+) -> Encounter:
     _check_not_frozen(patient)
     encounter = Encounter(patient=patient, unit=_unit(unit), start=start or timezone.now(), kind=kind)
     encounter.full_clean()
@@ -107,19 +110,20 @@ def encounter_discharge(*, encounter: Encounter, end: datetime | None = None) ->
 def encounter_transfer(*, encounter: Encounter, unit: CareUnit | str | int, at: datetime | None = None) -> Encounter:
     at = at or timezone.now()
     closed = encounter_discharge(encounter=encounter, end=at)
-    new = Encounter(patient_id=closed.patient_id, unit=_unit(unit), start=at, kind=closed.kind,
-                    transferred_from=closed)
+    new = Encounter(patient_id=closed.patient_id, unit=_unit(unit), start=at, kind=closed.kind, transferred_from=closed)
     new.full_clean()
     new.save(force_insert=True)
     return new
 
 
 @transaction.atomic
-def appointment_book(*, patient: Patient, unit: CareUnit | str | int, practitioner, start: datetime,
-                     end: datetime, reason: str = "") -> Appointment:
+def appointment_book(
+    *, patient: Patient, unit: CareUnit | str | int, practitioner, start: datetime, end: datetime, reason: str = ""
+) -> Appointment:
     _check_not_frozen(patient)
-    appt = Appointment(patient=patient, unit=_unit(unit), practitioner=practitioner, start=start, end=end,
-                       reason=reason)
+    appt = Appointment(
+        patient=patient, unit=_unit(unit), practitioner=practitioner, start=start, end=end, reason=reason
+    )
     appt.full_clean()
     appt.save(force_insert=True)
     touch_activity(patient.pk, start)

@@ -21,8 +21,9 @@ PASSWORD = "Correct-Horse-Battery-9!"
 
 
 def make_user(username: str, role: Role | None, units: list[CareUnit] = (), **profile) -> User:
-    user = User.objects.create_user(username=username, password=PASSWORD, first_name=username.title(),
-                                    last_name="Staff")
+    user = User.objects.create_user(
+        username=username, password=PASSWORD, first_name=username.title(), last_name="Staff"
+    )
     if role is not None:
         group, _ = Group.objects.get_or_create(name=role.value)
         user.groups.add(group)

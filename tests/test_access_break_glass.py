@@ -20,8 +20,13 @@ def code_for(user) -> str:
 
 
 def open_for(user, patient, token):
-    return services.break_glass_open(user=user, patient=patient, reason_category="emergency",
-                                     reason_text="Patient inconscient aux urgences, antécédents requis", otp_token=token)
+    return services.break_glass_open(
+        user=user,
+        patient=patient,
+        reason_category="emergency",
+        reason_text="Patient inconscient aux urgences, antécédents requis",
+        otp_token=token,
+    )
 
 
 def test_outsider_physician_opens_a_bounded_access_and_the_dpo_is_alerted(cast, django_capture_on_commit_callbacks):
@@ -46,8 +51,13 @@ def test_access_ends_when_it_expires(cast):
 def test_wrong_code_or_missing_reason_is_refused_and_recorded(cast):
     code_for(cast.other_physician)
     with pytest.raises(ValidationError) as exc:
-        services.break_glass_open(user=cast.other_physician, patient=cast.patient, reason_category="emergency",
-                                  reason_text="court", otp_token="000000")
+        services.break_glass_open(
+            user=cast.other_physician,
+            patient=cast.patient,
+            reason_category="emergency",
+            reason_text="court",
+            otp_token="000000",
+        )
     assert {"otp_token", "reason_text"} <= set(exc.value.message_dict)
     assert not EmergencyAccess.objects.exists()
     assert audit_events(action="break_glass")[-1].outcome == "denied"

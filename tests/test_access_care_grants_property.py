@@ -40,7 +40,9 @@ ops = st.one_of(
     st.tuples(st.just("unit_add"), idx_u, idx_unit),
     st.tuples(st.just("unit_remove"), idx_u, idx_unit),
     st.tuples(st.just("disable"), idx_u),
-    st.tuples(st.just("sweep"),),
+    st.tuples(
+        st.just("sweep"),
+    ),
 )
 
 
@@ -102,8 +104,13 @@ class CareGrantProperty(TestCase):
                     ps.encounter_transfer(encounter=enc, unit=units[op[2]], at=now)
             elif kind == "member":
                 start = now + timedelta(days=op[3])
-                CareTeamMembership.objects.create(patient=patients[op[1]], user=users[op[2]], start=start,
-                                                  end=start + timedelta(days=op[4]), reason="prop")
+                CareTeamMembership.objects.create(
+                    patient=patients[op[1]],
+                    user=users[op[2]],
+                    start=start,
+                    end=start + timedelta(days=op[4]),
+                    reason="prop",
+                )
             elif kind == "member_end":
                 m = CareTeamMembership.objects.filter(patient=patients[op[1]], user=users[op[2]]).last()
                 if m is not None:
@@ -111,8 +118,13 @@ class CareGrantProperty(TestCase):
                     m.save()
             elif kind == "appointment":
                 start = now + timedelta(days=op[3])
-                Appointment.objects.create(patient=patients[op[1]], unit=units[0], practitioner=users[op[2]],
-                                           start=start, end=start + timedelta(hours=1))
+                Appointment.objects.create(
+                    patient=patients[op[1]],
+                    unit=units[0],
+                    practitioner=users[op[2]],
+                    start=start,
+                    end=start + timedelta(hours=1),
+                )
             elif kind == "cancel":
                 a = Appointment.objects.filter(patient=patients[op[1]], practitioner=users[op[2]]).last()
                 if a is not None:
@@ -128,6 +140,8 @@ class CareGrantProperty(TestCase):
         now = timezone.now()
         assert granted_now(patients, now) == justified_now(patients, users, now)
         # Every stored grant, valid now or later, is justified by some source: nothing dangling.
-        assert all(g.basis in {"encounter", "appointment", "membership"}
-                   for g in CareGrant.objects.filter(content_object__in=patients))
+        assert all(
+            g.basis in {"encounter", "appointment", "membership"}
+            for g in CareGrant.objects.filter(content_object__in=patients)
+        )
         assert not User.objects.filter(caregrant__isnull=False, is_active=False).exists()

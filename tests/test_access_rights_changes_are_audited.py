@@ -14,8 +14,13 @@ pytestmark = pytest.mark.django_db
 
 def test_membership_grants_then_ends_access(cast):
     assert not gate.decide(cast.other_physician, patient_id=cast.patient.pk, category="medical", action="view")
-    m = services.membership_add(actor=cast.physician, patient=cast.patient, user=cast.other_physician,
-                                end=timezone.now() + timedelta(days=3), reason="avis pneumologique")
+    m = services.membership_add(
+        actor=cast.physician,
+        patient=cast.patient,
+        user=cast.other_physician,
+        end=timezone.now() + timedelta(days=3),
+        reason="avis pneumologique",
+    )
     assert gate.decide(cast.other_physician, patient_id=cast.patient.pk, category="medical", action="view")
     services.membership_end(actor=cast.physician, membership=m)
     assert not gate.decide(cast.other_physician, patient_id=cast.patient.pk, category="medical", action="view")
@@ -25,8 +30,13 @@ def test_membership_grants_then_ends_access(cast):
 
 def test_outside_the_team_nobody_adds_members(cast):
     with pytest.raises(gate.AccessDenied):
-        services.membership_add(actor=cast.other_physician, patient=cast.patient, user=cast.other_physician,
-                                end=timezone.now() + timedelta(days=3), reason="moi-même")
+        services.membership_add(
+            actor=cast.other_physician,
+            patient=cast.patient,
+            user=cast.other_physician,
+            end=timezone.now() + timedelta(days=3),
+            reason="moi-même",
+        )
 
 
 def test_objection_denies_the_professional_despite_the_care_relationship(cast):
@@ -47,15 +57,18 @@ def test_role_changes_are_audited_and_restricted(cast):
 
 
 def test_yearly_review_lists_unreviewed_rights_and_revocation_disables(cast):
-    campaign = services.review_campaign_start(actor=cast.dpo, name="Revue 2026",
-                                              due_at=timezone.now() + timedelta(days=30))
+    campaign = services.review_campaign_start(
+        actor=cast.dpo, name="Revue 2026", due_at=timezone.now() + timedelta(days=30)
+    )
     assert services.review_progress(campaign)["pending"] == services.review_progress(campaign)["total"] == 6
     item = campaign.items.get(user=cast.nurse)
-    services.review_item_decide(reviewer=cast.dpo, item=item, decision=AccessReviewItem.Decision.REVOKED,
-                                comment="a quitté le service")
+    services.review_item_decide(
+        reviewer=cast.dpo, item=item, decision=AccessReviewItem.Decision.REVOKED, comment="a quitté le service"
+    )
     cast.nurse.refresh_from_db()
     assert not cast.nurse.is_active
     assert not gate.decide(cast.nurse, patient_id=cast.patient.pk, category="medical", action="view")
     assert cast.nurse not in [i.user for i in services.review_unreviewed(campaign)]
     assert {"review_start", "review_decide", "account_disable"} <= {
-        e.basis for e in audit_events(action="permission_change")}
+        e.basis for e in audit_events(action="permission_change")
+    }

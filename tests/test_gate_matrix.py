@@ -22,13 +22,30 @@ from tests.personas import make_patient, make_user
 pytestmark = pytest.mark.django_db
 
 STATES = [
-    "active_encounter", "post_discharge", "ended", "none", "membership", "membership_ended", "appointment",
-    "break_glass_active", "break_glass_expired", "objection", "objection_break_glass", "restricted_in_team",
+    "active_encounter",
+    "post_discharge",
+    "ended",
+    "none",
+    "membership",
+    "membership_ended",
+    "appointment",
+    "break_glass_active",
+    "break_glass_expired",
+    "objection",
+    "objection_break_glass",
+    "restricted_in_team",
     "restricted_outside",
 ]
 # Relationship states in which a care relationship (or emergency access) exists now.
-CARE_NOW = {"active_encounter", "post_discharge", "membership", "appointment", "break_glass_active",
-            "objection_break_glass", "restricted_in_team"}
+CARE_NOW = {
+    "active_encounter",
+    "post_discharge",
+    "membership",
+    "appointment",
+    "break_glass_active",
+    "objection_break_glass",
+    "restricted_in_team",
+}
 # Roles whose medical access needs a care relationship (spec: CNIL need-to-know).
 NEEDS_CARE = {Role.PHYSICIAN, Role.MIDWIFE, Role.NURSE, Role.PHARMACIST, Role.MEDICAL_SECRETARY}
 
@@ -44,37 +61,65 @@ def expected(role: Role, category: Category, action: Action, state: str) -> bool
 def build_state(state: str, user, unit: CareUnit, other: CareUnit):
     now = timezone.now()
     restricted = state.startswith("restricted")
-    patient = make_patient(confidentiality="restricted" if restricted else "normal",
-                           restriction_reason="vip" if restricted else "")
+    patient = make_patient(
+        confidentiality="restricted" if restricted else "normal", restriction_reason="vip" if restricted else ""
+    )
     if state in {"active_encounter", "objection", "objection_break_glass", "restricted_in_team"}:
         ps.encounter_admit(patient=patient, unit=unit, start=now - timedelta(days=2))
     elif state == "post_discharge":
-        Encounter.objects.create(patient=patient, unit=unit, start=now - timedelta(days=20),
-                                 end=now - timedelta(days=10))
+        Encounter.objects.create(
+            patient=patient, unit=unit, start=now - timedelta(days=20), end=now - timedelta(days=10)
+        )
     elif state == "ended":
-        Encounter.objects.create(patient=patient, unit=unit, start=now - timedelta(days=60),
-                                 end=now - timedelta(days=31))
+        Encounter.objects.create(
+            patient=patient, unit=unit, start=now - timedelta(days=60), end=now - timedelta(days=31)
+        )
     elif state == "membership":
-        CareTeamMembership.objects.create(patient=patient, user=user, start=now - timedelta(days=1),
-                                          end=now + timedelta(days=5), reason="avis spécialisé")
+        CareTeamMembership.objects.create(
+            patient=patient,
+            user=user,
+            start=now - timedelta(days=1),
+            end=now + timedelta(days=5),
+            reason="avis spécialisé",
+        )
     elif state == "membership_ended":
-        CareTeamMembership.objects.create(patient=patient, user=user, start=now - timedelta(days=10),
-                                          end=now - timedelta(days=1), reason="avis spécialisé")
+        CareTeamMembership.objects.create(
+            patient=patient,
+            user=user,
+            start=now - timedelta(days=10),
+            end=now - timedelta(days=1),
+            reason="avis spécialisé",
+        )
     elif state == "appointment":
-        Appointment.objects.create(patient=patient, unit=unit, practitioner=user, start=now + timedelta(days=1),
-                                   end=now + timedelta(days=1, hours=1))
+        Appointment.objects.create(
+            patient=patient,
+            unit=unit,
+            practitioner=user,
+            start=now + timedelta(days=1),
+            end=now + timedelta(days=1, hours=1),
+        )
     else:  # none / break-glass / restricted_outside: the patient is cared for in another unit
         ps.encounter_admit(patient=patient, unit=other, start=now - timedelta(days=1))
     if state in {"objection", "objection_break_glass"}:
         PatientObjection.objects.create(patient=patient, professional=user, reason="voisin")
     if state in {"break_glass_active", "objection_break_glass"}:
-        EmergencyAccess.objects.create(user=user, patient=patient, reason_category="emergency",
-                                       reason_text="arrêt cardiaque", started_at=now - timedelta(minutes=5),
-                                       expires_at=now + timedelta(hours=4))
+        EmergencyAccess.objects.create(
+            user=user,
+            patient=patient,
+            reason_category="emergency",
+            reason_text="arrêt cardiaque",
+            started_at=now - timedelta(minutes=5),
+            expires_at=now + timedelta(hours=4),
+        )
     if state == "break_glass_expired":
-        EmergencyAccess.objects.create(user=user, patient=patient, reason_category="emergency",
-                                       reason_text="arrêt cardiaque", started_at=now - timedelta(hours=6),
-                                       expires_at=now - timedelta(hours=2))
+        EmergencyAccess.objects.create(
+            user=user,
+            patient=patient,
+            reason_category="emergency",
+            reason_text="arrêt cardiaque",
+            started_at=now - timedelta(hours=6),
+            expires_at=now - timedelta(hours=2),
+        )
     return patient
 
 
@@ -90,8 +135,12 @@ def test_every_role_category_action_in_every_state(role: Role, state: str):
         decision = gate.authorize(user, patient_id=patient.pk, category=category, action=action)
         want = expected(role, category, action, state)
         assert decision.allowed is want, (role, category, action, state, decision)
-        if not want and role in {Role.PHYSICIAN, Role.NURSE, Role.MIDWIFE} and category != Category.ADMINISTRATIVE \
-                and action in MATRIX[role].get(category, frozenset()):
+        if (
+            not want
+            and role in {Role.PHYSICIAN, Role.NURSE, Role.MIDWIFE}
+            and category != Category.ADMINISTRATIVE
+            and action in MATRIX[role].get(category, frozenset())
+        ):
             assert decision.can_break_glass, "a clinician refused for lack of relationship is offered break-the-glass"
     events = audit_events(actor_id=user.pk, patient_id=patient.pk)
     assert len(events) == len(cases)
@@ -104,13 +153,19 @@ def test_every_role_category_action_in_every_state(role: Role, state: str):
 
 def test_objection_is_flagged_on_break_glass(cast):
     PatientObjection.objects.create(patient=cast.patient, professional=cast.physician)
-    assert not gate.decide(cast.physician, patient_id=cast.patient.pk, category=Category.MEDICAL,
-                           action=Action.VIEW).allowed
+    assert not gate.decide(
+        cast.physician, patient_id=cast.patient.pk, category=Category.MEDICAL, action=Action.VIEW
+    ).allowed
     now = timezone.now()
-    EmergencyAccess.objects.create(user=cast.physician, patient=cast.patient, reason_category="emergency",
-                                   reason_text="urgence vitale", started_at=now, expires_at=now + timedelta(hours=1))
-    decision = gate.authorize(cast.physician, patient_id=cast.patient.pk, category=Category.MEDICAL,
-                              action=Action.VIEW)
+    EmergencyAccess.objects.create(
+        user=cast.physician,
+        patient=cast.patient,
+        reason_category="emergency",
+        reason_text="urgence vitale",
+        started_at=now,
+        expires_at=now + timedelta(hours=1),
+    )
+    decision = gate.authorize(cast.physician, patient_id=cast.patient.pk, category=Category.MEDICAL, action=Action.VIEW)
     assert decision.allowed and decision.basis == "break_glass"
     assert "patient_objection" in decision.flags
     assert audit_events(actor_id=cast.physician.pk)[-1].details["flags"] == ["patient_objection"]
@@ -130,10 +185,14 @@ def test_inactive_and_expired_accounts_are_denied(cast):
 def test_user_without_role_and_anonymous_are_denied(cast):
     from django.contrib.auth.models import AnonymousUser
 
-    assert gate.authorize(cast.outsider, patient_id=cast.patient.pk, category="administrative",
-                          action="view").basis == "deny:no_role"
-    assert gate.authorize(AnonymousUser(), patient_id=cast.patient.pk, category="administrative",
-                          action="view").basis == "deny:anonymous"
+    assert (
+        gate.authorize(cast.outsider, patient_id=cast.patient.pk, category="administrative", action="view").basis
+        == "deny:no_role"
+    )
+    assert (
+        gate.authorize(AnonymousUser(), patient_id=cast.patient.pk, category="administrative", action="view").basis
+        == "deny:anonymous"
+    )
     assert len(audit_events(patient_id=cast.patient.pk, outcome="denied")) == 2
 
 

@@ -27,8 +27,14 @@ def test_restricted_patients_are_masked_outside_the_care_team(cast):
 def test_break_glass_makes_a_restricted_patient_findable(cast):
     vip = make_patient(confidentiality="restricted", restriction_reason="staff")
     now = timezone.now()
-    EmergencyAccess.objects.create(user=cast.other_physician, patient=vip, reason_category="emergency",
-                                   reason_text="urgence", started_at=now, expires_at=now + timedelta(hours=1))
+    EmergencyAccess.objects.create(
+        user=cast.other_physician,
+        patient=vip,
+        reason_category="emergency",
+        reason_text="urgence",
+        started_at=now,
+        expires_at=now + timedelta(hours=1),
+    )
     assert vip in gate.visible_patients(cast.other_physician, Patient.objects.all())
 
 
@@ -38,5 +44,8 @@ def test_searches_are_recorded_and_refused_for_roles_without_search(cast):
     assert list(gate.visible_patients(cast.outsider, Patient.objects.all())) == []
     searches = audit_events(action="search")
     assert [(e.actor_id, e.outcome) for e in searches] == [
-        (cast.physician.pk, "allowed"), (cast.dpo.pk, "denied"), (cast.outsider.pk, "denied")]
+        (cast.physician.pk, "allowed"),
+        (cast.dpo.pk, "denied"),
+        (cast.outsider.pk, "denied"),
+    ]
     assert searches[0].details == {"query_length": 6}  # the query text itself is not kept

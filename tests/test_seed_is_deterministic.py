@@ -12,7 +12,9 @@ pytestmark = pytest.mark.django_db
 def fingerprint() -> str:
     h = hashlib.sha256()
     for p in Patient.objects.order_by("ipp"):
-        h.update(f"{p.ipp}|{p.ins}|{p.birth_name}|{p.first_name}|{p.birth_date}|{p.address}|{p.identity_status}".encode())
+        h.update(
+            f"{p.ipp}|{p.ins}|{p.birth_name}|{p.first_name}|{p.birth_date}|{p.address}|{p.identity_status}".encode()
+        )
     for e in Encounter.objects.select_related("patient", "unit").order_by("patient__ipp", "start"):
         h.update(f"{e.patient.ipp}|{e.unit.code}|{e.start}|{e.end}".encode())
     for n in ClinicalNote.objects.select_related("patient").order_by("patient__ipp", "id"):

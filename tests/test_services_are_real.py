@@ -22,9 +22,8 @@ def test_database_is_postgresql():
 
 
 def test_cache_is_redis():
-    from django.core.cache.backends.redis import RedisCache
-
     from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
 
     assert isinstance(caches["default"], RedisCache)
     cache.set("dpi-test-key", "value", 5)
@@ -37,9 +36,24 @@ def test_celery_worker_answers_a_ping():
 
     env = dict(os.environ)
     worker = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "celery", "-A", "dpi", "worker", "--pool", "solo", "--loglevel", "WARNING",
-         "--hostname", f"test-{os.getpid()}@localhost"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "dpi",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--hostname",
+            f"test-{os.getpid()}@localhost",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         replies = None

@@ -1,0 +1,109 @@
+"""`make run` (dpi.launcher): migrates, seeds demo data, serves a login page, a Celery worker answers a
+ping, and Ctrl-C (SIGINT) stops web, worker and beat cleanly.
+
+Runs the launcher against its own scratch database on the same server, never the developer's data.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+import psycopg
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DB = "dpi_launcher_test"
+
+
+def _admin_conn():
+    db = settings.DATABASES["default"]
+    kw = {
+        k: v
+        for k, v in {"user": db["USER"], "password": db["PASSWORD"], "host": db["HOST"], "port": db["PORT"]}.items()
+        if v
+    }
+    return psycopg.connect(dbname="postgres", autocommit=True, **kw)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_launcher_serves_login_and_worker_then_stops_on_ctrl_c(tmp_path):
+    with _admin_conn() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DB}"')
+    url = urlparse(os.environ["DATABASE_URL"])
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": urlunparse(url._replace(path="/" + DB)),
+            "DPI_BIND": f"127.0.0.1:{_free_port()}",
+            "DPI_DEMO_PATIENTS": "20",
+            "DPI_WEB_WORKERS": "1",
+            "DPI_VAR_DIR": str(tmp_path),
+            "DPI_KEYRING_FILE": str(settings.DPI_KEYRING_FILE),
+        }
+    )
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    log = open(tmp_path / "launcher.log", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dpi.launcher"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,  # noqa: S603
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        login = f"http://{env['DPI_BIND']}/accounts/login/"
+        body = None
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(login, timeout=2) as r:  # noqa: S310 - loopback only
+                    body = r.read().decode()
+                    break
+            except OSError:
+                time.sleep(0.5)
+        log.seek(0)
+        assert body is not None, "no login page; launcher log:\n" + log.read()[-3000:]
+        assert 'name="password"' in body or 'name="auth-password"' in body or "password" in body.lower()
+        from dpi.celery import app
+
+        replies = []
+        for _ in range(60):
+            replies = app.control.ping(timeout=1.0)
+            if any(name.startswith("dpi-worker@") for r in replies for name in r):
+                break
+            time.sleep(0.5)
+        assert any(name.startswith("dpi-worker@") for r in replies for name in r), replies
+        log.seek(0)
+        output = log.read()
+        assert "demo.physician" in output and "TOTP secret=" in output
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        with _admin_conn() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+    assert code == 0
+    log.seek(0)
+    assert "dpi stopped." in log.read()
+    # no child left behind
+    out = subprocess.run(["pgrep", "-f", env["DPI_BIND"]], capture_output=True, text=True)  # noqa: S603,S607
+    assert out.stdout.strip() == ""
