@@ -80,10 +80,8 @@ _perm_id: int | None = None
 
 
 def access_medical_permission_id() -> int:
-    global _perm_id
-    if _perm_id is None:
-        _perm_id = Permission.objects.get(content_type__app_label="patients", codename="access_medical").pk
-    return _perm_id
+    """Looked up each time (one indexed query): a cached id goes stale when permissions are recreated."""
+    return Permission.objects.get(content_type__app_label="patients", codename="access_medical").pk
 
 
 def _params(patient_ids: list[int] | None, now: datetime) -> dict:

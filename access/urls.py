@@ -1,9 +1,18 @@
-"""Authentication routes (owned by access.authn). Minimal until the authentication work lands."""
+"""Authentication routes (access.authn), mounted at /accounts/."""
 
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from access.authn import views
+
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", views.SignInView.as_view(), name="login"),
+    path("logout/", views.logout_view, name="logout"),
+    path("second-factor/", views.second_factor, name="authn-second-factor"),
+    path("second-factor/enrol/", views.enrol, name="authn-enrol"),
+    path("second-factor/backup-codes/", views.backup_codes, name="authn-backup-codes"),
+    path("second-factor/confirm/", views.fresh_otp, name="authn-fresh-otp"),
+    path("password/change/", views.password_change, name="password_change"),
+    path("sessions/", views.sessions, name="authn-sessions"),
+    path("oidc/login/", views.oidc_login, name="authn-oidc-login"),
+    path("oidc/callback/", views.oidc_callback, name="authn-oidc-callback"),
 ]

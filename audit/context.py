@@ -20,7 +20,10 @@ class AccessContext:
     user_agent: str = ""
 
 
-_current: contextvars.ContextVar[AccessContext] = contextvars.ContextVar("dpi_access_context", default=AccessContext())
+# AccessContext is a frozen dataclass: sharing the default instance is safe.
+_current: contextvars.ContextVar[AccessContext] = contextvars.ContextVar(
+    "dpi_access_context", default=AccessContext()  # noqa: B039
+)
 
 
 def current() -> AccessContext:

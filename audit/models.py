@@ -66,3 +66,73 @@ class AccessEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_username} {self.action} {self.outcome}"
+
+
+class ChainLink(models.Model):
+    """One link of the hash chain: ``hash = sha256(prev_hash || canonical bytes of the event)``.
+
+    Written only by the database (the ``audit_chain`` deferred trigger and ``audit_chain_seal()``), never by
+    Django: the table is created by SQL (migration 0003), hence ``managed = False``.
+    """
+
+    seq = models.BigIntegerField(primary_key=True)
+    event_id = models.BigIntegerField(unique=True)
+    event_occurred_at = models.DateTimeField()
+    prev_hash = models.BinaryField()
+    hash = models.BinaryField()
+
+    class Meta:
+        managed = False
+        db_table = "audit_chainlink"
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"link {self.seq} -> event {self.event_id}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement "the chain had ``seq`` links ending in ``head_hash``" (Ed25519, dpi.crypto).
+
+    ``periodic`` checkpoints are signed by Celery beat; a ``retention`` checkpoint is signed just before old
+    months are dropped and anchors the first remaining link (its ``seq`` is the last link removed).
+    """
+
+    class Kind(models.TextChoices):
+        PERIODIC = "periodic"
+        RETENTION = "retention"
+
+    seq = models.BigIntegerField()
+    head_hash = models.BinaryField(max_length=32)
+    signed_at = models.DateTimeField()
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PERIODIC)
+    retention_cutoff = models.DateTimeField(null=True, blank=True)
+    key_version = models.PositiveIntegerField()
+    signature = models.BinaryField(max_length=64)
+
+    class Meta:
+        ordering = ["seq", "id"]
+        indexes = [models.Index(fields=["kind", "seq"], name="audit_checkpoint_kind_seq")]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.kind} seq={self.seq} at {self.signed_at:%Y-%m-%d %H:%M:%S}"
+
+
+class VerificationRun(models.Model):
+    """The result of one ``manage.py verify_audit`` (shown on the DPO dashboard)."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    ok = models.BooleanField()
+    events_checked = models.BigIntegerField(default=0)
+    checkpoints_checked = models.IntegerField(default=0)
+    first_seq = models.BigIntegerField(null=True)
+    last_seq = models.BigIntegerField(null=True)
+    first_broken_id = models.BigIntegerField(null=True, help_text="id of the first access event that breaks")
+    first_broken_seq = models.BigIntegerField(null=True)
+    message = models.TextField(default="", blank=True)
+
+    class Meta:
+        ordering = ["-finished_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"verification {self.finished_at:%Y-%m-%d %H:%M:%S} {'ok' if self.ok else 'BROKEN'}"

@@ -1,16 +1,29 @@
-"""Recording access events. The gate (access.gate) and the authentication code call ``event_record``.
+"""Recording access events, and keeping the trail: chain sealing, signed checkpoints, partitions.
 
 Allowed accesses are recorded on the request's own connection, inside its transaction: the trace
 commits if and only if the access does. Denied accesses are recorded on the separate ``audit`` connection
-(autocommit), so the trace survives the rollback of the refused request.
+(autocommit), so the trace survives the rollback of the refused request. In both cases PostgreSQL links the
+event into the hash chain when it commits (migration 0003; docs/audit.md).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
 from audit import context
-from audit.models import AccessEvent
+from audit.models import AccessEvent, AuditCheckpoint, VerificationRun
+from audit.signing import GENESIS, checkpoint_message
+from dpi.crypto import signing_key
+
+log = logging.getLogger(__name__)
 
 
 def event_record(
@@ -33,6 +46,7 @@ def event_record(
     ctx = context.current()
     if independent is None:
         independent = outcome == AccessEvent.Outcome.DENIED
+    alias = "audit" if independent else "default"
     actor_id = getattr(actor, "pk", None) if actor is not None else None
     username = getattr(actor, "username", "") if actor is not None else ""
     event = AccessEvent(
@@ -54,5 +68,144 @@ def event_record(
         user_agent=ctx.user_agent,
         details=details or {},
     )
-    event.save(using="audit" if independent else "default", force_insert=True)
+    # One plain INSERT (every page view pays for it): the time comes from the database clock, and the
+    # row is linked into the hash chain by PostgreSQL when this transaction commits.
+    with connections[alias].cursor() as cur:
+        cur.execute(_INSERT, [
+            event.actor_id, event.actor_username, event.actor_role, event.actor_unit, event.patient_id,
+            event.category, event.resource_type, event.resource_id, event.action, event.outcome, event.basis,
+            event.reason, event.channel, event.request_id, event.ip, event.user_agent,
+            json.dumps(event.details, cls=DjangoJSONEncoder, separators=(",", ":")),
+        ])
+        event.id, event.occurred_at = cur.fetchone()
+    event._state.adding = False
+    event._state.db = alias
     return event
+
+
+_INSERT = (
+    "INSERT INTO audit_accessevent (actor_id, actor_username, actor_role, actor_unit, patient_id, category, "
+    "resource_type, resource_id, action, outcome, basis, reason, channel, request_id, ip, user_agent, details) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::inet, %s, %s::jsonb) "
+    "RETURNING id, occurred_at"
+)
+
+
+def rights_change_record(
+    actor: Any, subject_user: Any, what: str, details: dict[str, Any] | None = None, *,
+    actor_role: str = "", actor_unit: str = "",
+) -> AccessEvent:
+    """Record a change of who may reach patient data (role granted, membership added, account disabled...).
+
+    ``what`` names the change (``role_grant``, ``membership_add``, ``account_disable``...) and is stored as the
+    event's basis; ``details`` holds old and new values. Recorded in the caller's transaction.
+    """
+    extra = {"subject_user_id": getattr(subject_user, "pk", None),
+             "subject_username": getattr(subject_user, "username", ""), "what": what}
+    extra.update(details or {})
+    return event_record(
+        action=AccessEvent.Action.PERMISSION_CHANGE, outcome=AccessEvent.Outcome.ALLOWED, actor=actor,
+        actor_role=actor_role, actor_unit=actor_unit, resource_type="user",
+        resource_id=getattr(subject_user, "pk", "") or "", basis=what, details=extra,
+    )
+
+
+# --- the hash chain ---------------------------------------------------------------------------------------
+def chain_seal(*, max_events: int = 1_000_000) -> int:
+    """Chain the events queued while the chain lock was busy; returns the head's sequence number."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT audit_chain_seal(%s)", [max_events])
+        return int(cur.fetchone()[0])
+
+
+def chain_head() -> tuple[int, bytes]:
+    """(seq, hash) of the last link; (0, GENESIS) for an empty chain."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT seq, hash FROM audit_chainlink ORDER BY seq DESC LIMIT 1")
+        row = cur.fetchone()
+    return (int(row[0]), bytes(row[1])) if row else (0, GENESIS)
+
+
+@transaction.atomic
+def checkpoint_sign(
+    *, kind: str = AuditCheckpoint.Kind.PERIODIC, seq: int | None = None, head_hash: bytes | None = None,
+    retention_cutoff: datetime | None = None,
+) -> AuditCheckpoint | None:
+    """Sign the chain head (or the given link) with the current audit-signing key.
+
+    A periodic checkpoint is skipped (returns None) when no event was chained since the last one.
+    """
+    if seq is None:
+        seq, head_hash = chain_head()
+        last = AuditCheckpoint.objects.filter(kind=kind).order_by("-seq", "-id").first()
+        if kind == AuditCheckpoint.Kind.PERIODIC and last is not None and last.seq == seq:
+            return None
+    assert head_hash is not None and len(head_hash) == 32
+    version, key = signing_key()
+    cp = AuditCheckpoint(seq=seq, head_hash=bytes(head_hash), signed_at=timezone.now(), kind=kind,
+                         retention_cutoff=retention_cutoff, key_version=version)
+    cp.signature = key.sign(checkpoint_message(cp))
+    cp.full_clean()
+    cp.save(force_insert=True)
+    return cp
+
+
+# --- partitions and retention -----------------------------------------------------------------------------
+def partitions_ensure(*, months_ahead: int = 3) -> int:
+    """Create this month's partition and the next ``months_ahead`` ones; returns how many were created."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT audit_ensure_partitions(date_trunc('month', now() AT TIME ZONE 'UTC')::date, %s)",
+                    [months_ahead + 1])
+        return int(cur.fetchone()[0])
+
+
+def retention_cutoff(months: int, now: datetime | None = None) -> datetime:
+    """The first instant kept: the start (UTC) of the month ``months`` months before the current one."""
+    now = (now or timezone.now()).astimezone(UTC)
+    index = now.year * 12 + now.month - 1 - months
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+class RetentionRefused(Exception):
+    pass
+
+
+def partitions_drop_older_than(months: int | None = None, *, purge_batch: int = 50_000) -> list[str]:
+    """Drop the monthly partitions that end before the retention cutoff (``DPI_AUDIT_RETENTION_MONTHS``).
+
+    Called by the retention worker. Before anything is removed, a *retention checkpoint* is signed: it
+    anchors the first link that stays, so ``verify_audit`` can still prove the remaining chain. Refused
+    while the last verification found the trail broken: the evidence is kept for the investigation.
+    Returns the names of the dropped partitions.
+    """
+    months = settings.DPI_AUDIT_RETENTION_MONTHS if months is None else months
+    cutoff = retention_cutoff(months)
+    last_run = VerificationRun.objects.order_by("-finished_at", "-id").first()
+    if last_run is not None and not last_run.ok:
+        raise RetentionRefused(f"the last audit verification failed ({last_run.message}); traces are kept")
+    chain_seal()
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT min(seq), max(seq) FROM audit_chainlink")
+        first, last = cur.fetchone()
+        if last is None:
+            boundary, anchor = 1, GENESIS
+        else:
+            # The first link that stays: the first one of an event kept, and at worst the head link.
+            cur.execute("SELECT coalesce(min(seq), %s) FROM audit_chainlink WHERE event_occurred_at >= %s",
+                        [last, cutoff])
+            boundary = int(cur.fetchone()[0])
+            cur.execute("SELECT prev_hash FROM audit_chainlink WHERE seq = %s", [boundary])
+            anchor = bytes(cur.fetchone()[0])
+        checkpoint_sign(kind=AuditCheckpoint.Kind.RETENTION, seq=boundary - 1, head_hash=anchor,
+                        retention_cutoff=cutoff)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT audit_drop_partitions_before(%s)", [cutoff])
+        dropped = [row[0] for row in cur.fetchall()]
+    if first is not None:
+        for upto in range(first + purge_batch, boundary + purge_batch, purge_batch):
+            with transaction.atomic(), connection.cursor() as cur:
+                cur.execute("SELECT audit_purge_links_before(%s)", [min(upto, boundary)])
+    if dropped:
+        log.info("audit retention: dropped %s (cutoff %s)", ", ".join(dropped), cutoff.isoformat())
+    return dropped
+

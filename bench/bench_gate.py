@@ -21,7 +21,7 @@ READS = int(os.environ.get("DPI_BENCH_GATE_READS", "1500"))
 
 
 def main() -> str:
-    setup_django("dpi_bench")
+    setup_django("dpi_bench_seed")  # reuses the 100,000 patients written by bench_seed
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -63,7 +62,9 @@ def database_from_url(url: str) -> dict:
     """``postgresql://user:password@host:port/name?host=/socket/dir&sslmode=require``."""
     parsed = urlparse(url)
     if parsed.scheme not in {"postgres", "postgresql"}:
-        raise ImproperlyConfigured(f"DATABASE_URL must be a postgresql:// URL (dpi runs on PostgreSQL only), got {parsed.scheme!r}")
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must be a postgresql:// URL (dpi runs on PostgreSQL only), got {parsed.scheme!r}"
+        )
     query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
     host = query.pop("host", None) or unquote(parsed.hostname or "")
     return {
@@ -108,7 +109,7 @@ ALLOWED_HOSTS = env_list("DPI_ALLOWED_HOSTS", "" if PRODUCTION else "localhost,1
 CSRF_TRUSTED_ORIGINS = env_list("DPI_CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "dpi.web.apps.ReceptionAdminConfig",  # django.contrib.admin, with reception's site as admin.site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -116,6 +117,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets for /api/docs/, served locally (no CDN)
     "guardian",
     "django_otp",
     "django_otp.plugins.otp_totp",
@@ -133,6 +135,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "access.authn.middleware.SecurityHeadersMiddleware",  # CSP with nonce, no-store, permissions policy (authn)
     "audit.middleware.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -140,6 +143,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "access.authn.middleware.SessionTimeoutMiddleware",  # idle + absolute expiry, session tracking (authn)
+    "access.authn.middleware.AuthenticationStepsMiddleware",  # second factor, forced password change (authn)
+    "dpi.compliance.middleware.MaintenanceSessionMiddleware",  # maintenance: window-bound sessions, logbook
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -159,6 +165,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "dpi.web.context_processors.ui",  # idle-lock timing and the role's navigation
             ],
         },
     },
@@ -223,7 +230,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "access.passwords.UserIdentityValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    # First: refuses (PermissionDenied) a maintenance account outside its approved window; never signs anyone in.
+    "dpi.compliance.backends.MaintenanceWindowBackend",
+    "access.authn.backends.ThrottledModelBackend",  # ModelBackend + attempt limits (CNIL 2022-100)
     "guardian.backends.ObjectPermissionBackend",
 ]
 LOGIN_URL = "login"
@@ -238,6 +247,28 @@ if DPI_PASSWORD_MIN_ENTROPY < 80 and DPI_LOGIN_MAX_FAILURES > 10:
 DPI_ACCOUNT_INACTIVITY_DAYS = env_int("DPI_ACCOUNT_INACTIVITY_DAYS", 90, minimum=1)
 DPI_RECEPTION_REQUIRES_OTP = env_bool("DPI_RECEPTION_REQUIRES_OTP", True)
 DPI_OTP_ISSUER = env_str("DPI_OTP_ISSUER", "dpi")
+OTP_TOTP_ISSUER = DPI_OTP_ISSUER
+# Attempt limits (access.authn.throttle): growing delay base, per-address lock, trusted reverse proxies.
+DPI_LOGIN_DELAY_SECONDS = env_int("DPI_LOGIN_DELAY_SECONDS", 1, minimum=0, maximum=60)
+DPI_LOGIN_ADDRESS_MAX_FAILURES = env_int("DPI_LOGIN_ADDRESS_MAX_FAILURES", 50, minimum=5, maximum=1000)
+DPI_TRUSTED_PROXIES = env_list("DPI_TRUSTED_PROXIES", "")
+DPI_FRESH_OTP_SECONDS = env_int("DPI_FRESH_OTP_SECONDS", 300, minimum=30, maximum=3600)
+DPI_ADMIN_PASSWORD_MAX_DAYS = env_int("DPI_ADMIN_PASSWORD_MAX_DAYS", 365, minimum=30)
+# OpenID Connect sign-in (Pro Santé Connect), see docs/security.md.
+DPI_OIDC_ENABLED = env_bool("DPI_OIDC_ENABLED", False)
+DPI_OIDC_ISSUER = env_str("DPI_OIDC_ISSUER", "").rstrip("/")
+DPI_OIDC_CLIENT_ID = env_str("DPI_OIDC_CLIENT_ID", "")
+DPI_OIDC_CLIENT_SECRET = env_str("DPI_OIDC_CLIENT_SECRET", "")
+DPI_OIDC_SCOPES = env_str("DPI_OIDC_SCOPES", "openid")
+DPI_OIDC_RPPS_CLAIM = env_str("DPI_OIDC_RPPS_CLAIM", "SubjectNameID")
+DPI_OIDC_MFA_ACR = env_list("DPI_OIDC_MFA_ACR", "")
+DPI_OIDC_ACR_VALUES = env_str("DPI_OIDC_ACR_VALUES", "")
+DPI_OIDC_LABEL = env_str("DPI_OIDC_LABEL", "Pro Santé Connect")
+if DPI_OIDC_ENABLED:
+    if not (DPI_OIDC_ISSUER and DPI_OIDC_CLIENT_ID and DPI_OIDC_CLIENT_SECRET):
+        raise ImproperlyConfigured("DPI_OIDC_ENABLED needs DPI_OIDC_ISSUER, DPI_OIDC_CLIENT_ID, DPI_OIDC_CLIENT_SECRET")
+    if PRODUCTION and not DPI_OIDC_ISSUER.startswith("https://"):
+        raise ImproperlyConfigured("DPI_OIDC_ISSUER must be an https:// URL in production")
 
 # Sessions: idle timeout enforced server-side (see access.middleware) and an absolute lifetime.
 DPI_SESSION_IDLE_SECONDS = env_int("DPI_SESSION_IDLE_SECONDS", 15 * 60, minimum=60)
@@ -259,10 +290,39 @@ if PRODUCTION and not DPI_KEYRING_FILE.exists():
     raise ImproperlyConfigured(f"DPI_KEYRING_FILE {DPI_KEYRING_FILE} does not exist (generate it: manage.py keys_init)")
 DPI_ARCHIVE_DIR = Path(env_str("DPI_ARCHIVE_DIR", str(VAR_DIR / "archive")))
 DPI_BACKUP_DIR = Path(env_str("DPI_BACKUP_DIR", str(VAR_DIR / "backups")))
+DPI_BACKUP_KEEP = env_int("DPI_BACKUP_KEEP", 14, minimum=1)  # most recent backups kept by the nightly task
+DPI_PG_BIN_DIR = env_str("DPI_PG_BIN_DIR", "")  # pg_dump/pg_restore directory; default: found per server version
+
+# --- retention (retention/policies.py) -------------------------------------------------------------------
+DPI_RETENTION_PROFILE = env_str("DPI_RETENTION_PROFILE", "establishment")
+if DPI_RETENTION_PROFILE not in {"establishment", "practice"}:
+    raise ImproperlyConfigured(
+        f"DPI_RETENTION_PROFILE must be 'establishment' or 'practice', got {DPI_RETENTION_PROFILE!r}"
+    )
+DPI_RETENTION_ACTIVE_YEARS = env_int("DPI_RETENTION_ACTIVE_YEARS", 5, minimum=1, maximum=20)
 
 # --- audit ------------------------------------------------------------------------------------------------
 DPI_AUDIT_CHECKPOINT_SECONDS = env_int("DPI_AUDIT_CHECKPOINT_SECONDS", 300, minimum=10)
 DPI_AUDIT_RETENTION_MONTHS = env_int("DPI_AUDIT_RETENTION_MONTHS", 12, minimum=6, maximum=120)
+
+
+def _env_json_object(name: str) -> dict:
+    import json
+
+    raw = env_str(name)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a JSON object: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+# Detection of unusual access: overrides of audit/detection/config.py DEFAULTS (docs/detection.md).
+DPI_DETECTION_THRESHOLDS = _env_json_object("DPI_DETECTION_THRESHOLDS")
 
 # --- i18n -------------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "fr"
@@ -289,7 +349,36 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
-SPECTACULAR_SETTINGS = {"TITLE": "dpi API", "VERSION": "0.1.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "dpi API",
+    "VERSION": "0.1.0",
+    # Separate request/response components (read-only fields are not asked for in requests).
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The OpenAPI schema documents the REST API (/api/); FHIR publishes its own CapabilityStatement.
+    "PREPROCESSING_HOOKS": ["dpi.api.schema_hooks.only_rest_api"],
+}
+
+# --- REST / FHIR API for hospital systems (dpi.api, dpi.fhir; see docs/api.md) ----------------------------
+DPI_API_RATE_PER_MINUTE = env_int("DPI_API_RATE_PER_MINUTE", 600, minimum=1)
+DPI_API_IDEMPOTENCY_HOURS = env_int("DPI_API_IDEMPOTENCY_HOURS", 24, minimum=1, maximum=720)
+DPI_API_DOCUMENT_MAX_BYTES = env_int("DPI_API_DOCUMENT_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
+DPI_API_TOKEN_DAYS = env_int("DPI_API_TOKEN_DAYS", 365, minimum=1, maximum=3650)
+# INS namespace sent in FHIR identifiers (FR Core): the real INS-NIR OID only in production; synthetic data
+# carries the demonstration OID (.11) or the test OID (.10).
+DPI_FHIR_INS_SYSTEM = env_str(
+    "DPI_FHIR_INS_SYSTEM", "urn:oid:1.2.250.1.213.1.4.8" if PRODUCTION else "urn:oid:1.2.250.1.213.1.4.11"
+)
+if DPI_FHIR_INS_SYSTEM not in {
+    "urn:oid:1.2.250.1.213.1.4.8",
+    "urn:oid:1.2.250.1.213.1.4.10",
+    "urn:oid:1.2.250.1.213.1.4.11",
+}:
+    raise ImproperlyConfigured(
+        "DPI_FHIR_INS_SYSTEM must be the INS-NIR OID (...4.8), the test (...4.10) or "
+        f"the demonstration OID (...4.11), got {DPI_FHIR_INS_SYSTEM!r}"
+    )
+DPI_FHIR_IPP_SYSTEM = env_str("DPI_FHIR_IPP_SYSTEM", "urn:dpi:ipp")
+DPI_FHIR_ENCOUNTER_SYSTEM = env_str("DPI_FHIR_ENCOUNTER_SYSTEM", "urn:dpi:encounter")
 
 # --- security headers -------------------------------------------------------------------------------------
 X_FRAME_OPTIONS = "DENY"
@@ -314,4 +403,3 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("DPI_LOG_LEVEL", "INFO")},
     "loggers": {"faker": {"level": "WARNING"}},
 }
-

@@ -1,3 +1,18 @@
-"""URL routes of this area."""
+"""URL routes of this area (mounted at /retention/)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from retention import views
+
+app_name = "retention"
+
+urlpatterns = [
+    path("status", views.status, name="status"),
+    path("archives/find", views.archive_find, name="archive-find"),
+    path("restore-requests", views.restore_request_create, name="restore-request-create"),
+    path("restore-requests/<int:pk>/approve", views.restore_request_approve, name="restore-request-approve"),
+    path("restore-requests/<int:pk>/reject", views.restore_request_reject, name="restore-request-reject"),
+    path("legal-holds", views.legal_hold_place, name="legal-hold-place"),
+    path("legal-holds/<int:pk>/lift", views.legal_hold_lift, name="legal-hold-lift"),
+    path("disposal-decisions", views.disposal_decision_record, name="disposal-decision-record"),
+]

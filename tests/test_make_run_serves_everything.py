@@ -58,7 +58,9 @@ def test_launcher_serves_login_and_worker_then_stops_on_ctrl_c(tmp_path):
         }
     )
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    log = open(tmp_path / "launcher.log", "w+")
+    log_path = tmp_path / "launcher.log"
+    # Children write in append mode; the test reads through its own handle (never moving their offset).
+    log = open(log_path, "a")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "dpi.launcher"],
         cwd=ROOT,
@@ -77,8 +79,7 @@ def test_launcher_serves_login_and_worker_then_stops_on_ctrl_c(tmp_path):
                     break
             except OSError:
                 time.sleep(0.5)
-        log.seek(0)
-        assert body is not None, "no login page; launcher log:\n" + log.read()[-3000:]
+        assert body is not None, "no login page; launcher log:\n" + log_path.read_text()[-3000:]
         assert 'name="password"' in body or 'name="auth-password"' in body or "password" in body.lower()
         from dpi.celery import app
 
@@ -89,8 +90,7 @@ def test_launcher_serves_login_and_worker_then_stops_on_ctrl_c(tmp_path):
                 break
             time.sleep(0.5)
         assert any(name.startswith("dpi-worker@") for r in replies for name in r), replies
-        log.seek(0)
-        output = log.read()
+        output = log_path.read_text()
         assert "demo.physician" in output and "TOTP secret=" in output
     finally:
         proc.send_signal(signal.SIGINT)
@@ -102,8 +102,7 @@ def test_launcher_serves_login_and_worker_then_stops_on_ctrl_c(tmp_path):
         with _admin_conn() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
     assert code == 0
-    log.seek(0)
-    assert "dpi stopped." in log.read()
+    assert "dpi stopped." in log_path.read_text()
     # no child left behind
     out = subprocess.run(["pgrep", "-f", env["DPI_BIND"]], capture_output=True, text=True)  # noqa: S603,S607
     assert out.stdout.strip() == ""

@@ -5,3 +5,6 @@ class AuthnConfig(AppConfig):
     name = "access.authn"
     label = "authn"
     verbose_name = "Authentication"
+
+    def ready(self) -> None:
+        from access.authn import checks, signals  # noqa: F401

@@ -1,1 +1,131 @@
-"""Models of this area (see its docs)."""
+"""Detection of unusual access: alerts for the DPO, the detector's watermark and its per-user daily summary.
+
+Alerts name the user and the patient by id only: the DPO role reads no patient data, and an alert must not
+leak a name or an address. ``patient_id`` is a plain value (like the access trace itself): an alert outlives
+an archived or destroyed patient.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Alert(models.Model):
+    """One (user, patient, day) whose accesses scored above the alert threshold; ``patient_id`` empty: a
+    user-level alert (volume, browsing, dormant account, bulk export, account past its end date)."""
+
+    class Status(models.TextChoices):
+        NEW = "new", _("new")
+        IN_REVIEW = "in_review", _("in review")
+        JUSTIFIED = "justified", _("justified")
+        VIOLATION = "violation", _("violation")
+
+    class Severity(models.TextChoices):
+        LOW = "low", _("low")
+        MEDIUM = "medium", _("medium")
+        HIGH = "high", _("high")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    patient_id = models.BigIntegerField(null=True, blank=True)
+    day = models.DateField()
+    score = models.IntegerField()
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    rules = ArrayField(models.CharField(max_length=32), default=list, blank=True)
+    # [{"rule": ..., "points": ..., "detail": {...}, "fr": ..., "en": ...}]: what each rule saw.
+    hits = models.JSONField(default=list, blank=True)
+    event_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    patient_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)  # user-level alerts: who was opened
+    n_events = models.IntegerField(default=0)
+    reason_fr = models.TextField(blank=True, default="")
+    reason_en = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.NEW)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True, default="")
+    notified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-day", "-score", "id"]
+        constraints = [
+            # The deduplication key: re-running the detector updates, never duplicates (NULL patient included).
+            models.UniqueConstraint(fields=["user", "patient_id", "day"], nulls_distinct=False,
+                                    name="detection_alert_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "day"]),
+            models.Index(fields=["day"]),
+            models.Index(fields=["patient_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"alert {self.pk} user {self.user_id} patient {self.patient_id} {self.day} ({self.score})"
+
+
+class DetectionState(models.Model):
+    """The incremental detector's watermark (one row, ``name="default"``)."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    watermark = models.DateTimeField(null=True, blank=True, help_text=_("events up to here were analysed"))
+    history_from = models.DateField(null=True, blank=True,
+                                    help_text=_("first day summarised: older inactivity is unknown"))
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.watermark}"
+
+
+class UserDay(models.Model):
+    """What one user did in one day (local time): the baselines of the volume, hour and export rules, and
+    the share of explained accesses."""
+
+    user_id = models.BigIntegerField()
+    day = models.DateField()
+    role = models.CharField(max_length=100, default="")
+    unit = models.CharField(max_length=100, default="")
+    n_events = models.IntegerField(default=0)
+    n_patient_events = models.IntegerField(default=0)
+    n_explained_events = models.IntegerField(default=0)
+    n_patients = models.IntegerField(default=0)
+    n_unexplained_patients = models.IntegerField(default=0)
+    n_searches = models.IntegerField(default=0)
+    n_export_patients = models.IntegerField(default=0)
+    hours = ArrayField(models.IntegerField(), size=24, default=list)  # events per local hour 0..23
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user_id", "day"], name="detection_userday_unique")]
+        indexes = [models.Index(fields=["day", "role", "unit"])]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} {self.day}"
+
+
+class DetectionRun(models.Model):
+    """One pass of the detector over a time range: what it analysed and what it found."""
+
+    class Kind(models.TextChoices):
+        INCREMENTAL = "incremental", _("incremental")
+        REPLAY = "replay", _("replay")
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    range_start = models.DateTimeField()
+    range_end = models.DateTimeField()
+    events = models.IntegerField(default=0)
+    patient_events = models.IntegerField(default=0)
+    explained_events = models.IntegerField(default=0)
+    hits = models.IntegerField(default=0)
+    alerts_created = models.IntegerField(default=0)
+    alerts_updated = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.range_start:%Y-%m-%d %H:%M}..{self.range_end:%Y-%m-%d %H:%M}"

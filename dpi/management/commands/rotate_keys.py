@@ -25,8 +25,10 @@ def stale_filter(field, current: int) -> str:
 
 def count_stale(model, field, current: int) -> int:
     with connection.cursor() as cur:
-        cur.execute(f"SELECT count(*) FROM {connection.ops.quote_name(model._meta.db_table)} "  # noqa: S608
-                    f"WHERE {stale_filter(field, current)}")
+        cur.execute(
+            f"SELECT count(*) FROM {connection.ops.quote_name(model._meta.db_table)} "  # noqa: S608
+            f"WHERE {stale_filter(field, current)}"
+        )
         return cur.fetchone()[0]
 
 
@@ -37,8 +39,11 @@ def reencrypt(model, field, current: int, batch: int) -> int:
     while True:
         with transaction.atomic():
             with connection.cursor() as cur:
-                cur.execute(f"SELECT id FROM {table} WHERE {stale_filter(field, current)} "  # noqa: S608
-                            f"ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED", [batch])
+                cur.execute(
+                    f"SELECT id FROM {table} WHERE {stale_filter(field, current)} "  # noqa: S608
+                    f"ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                    [batch],
+                )
                 ids = [r[0] for r in cur.fetchall()]
             if not ids:
                 return done

@@ -30,9 +30,12 @@ class Command(BaseCommand):
 
         result = seeding.seed(patients=patients, seed=seed, progress=progress)
         self.stdout.write("")
-        self.stdout.write(self.style.SUCCESS(
-            f"Seeded {result.patients} patients, {result.encounters} encounters, {result.notes} notes, "
-            f"{result.observations} observations, {result.staff} staff."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Seeded {result.patients} patients, {result.encounters} encounters, {result.notes} notes, "
+                f"{result.observations} observations, {result.staff} staff."
+            )
+        )
         self.stdout.write("Demo accounts (synthetic data only), password: " + DEMO_PASSWORD)
         for username, role, secret in result.demo_accounts:
             self.stdout.write(f"  {username:28} role={role:18} TOTP secret={secret}")

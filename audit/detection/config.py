@@ -1,0 +1,94 @@
+"""Every tunable number of the detector, in one dictionary.
+
+``DEFAULTS`` is the reference; a hospital overrides any key with the ``DPI_DETECTION_THRESHOLDS`` environment
+variable (a JSON object, read by ``dpi/settings.py``), e.g. ``{"alert_score": 60, "volume_min_z": 4}``.
+Unknown keys are refused so that a typo does not silently leave a default in place.
+``docs/detection.md`` explains each rule and the numbers it uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULTS: dict[str, Any] = {
+    # --- scoring --------------------------------------------------------------------------------------------
+    "alert_score": 50,  # a (user, patient, day) whose points reach this becomes an alert
+    "high_score": 90,  # ... and this makes it high severity (the DPO is e-mailed)
+    "medium_score": 60,
+    # --- explanation ----------------------------------------------------------------------------------------
+    "explain_lead_days": 7,  # a link starting up to this many days after the access still explains it
+    "explain_after_days": 30,  # ... and one that ended up to this many days before (post-discharge follow-up)
+    "past_link_lookback_days": 730,  # how far back "the care relationship ended" looks for a former link
+    # Roles that work for the whole hospital rather than one unit: any unit's encounter or appointment with
+    # the patient near that time explains their access (front desk, pharmacy, medical information).
+    "hospital_wide_roles": ["reception", "pharmacist", "dim"],
+    # Roles not analysed at all: machine accounts whose volume is not a person's behaviour.
+    "exempt_roles": ["system", "integration"],
+    # --- patient-level rules (points) -------------------------------------------------------------------
+    "self_access_points": 70,
+    "same_name_points": 50,
+    "same_name_common_points": 25,  # the name is common (many patients carry it): weaker evidence
+    "same_name_common_min_patients": 30,  # "common": at least this many patients have that family name
+    "same_name_same_city_points": 20,  # extra when the patient also lives in the user's town
+    "same_address_points": 60,
+    "coworker_points": 35,
+    "coworker_view_only_points": 15,  # extra when the user did nothing clinical (no note, no order)
+    "coworker_same_unit_points": 15,  # extra when the patient works in one of the user's units
+    "restricted_points": 60,
+    # Roles whose legitimate contact with a patient leaves an administrative action (registration, booking):
+    # for them a weak (hospital-wide) explanation does not cover merely viewing a restricted patient.
+    # Pharmacists and DIM read by role and never write administrative data, so they are not listed.
+    "restricted_weak_roles": ["reception"],
+    "break_glass_points": 35,
+    "break_glass_objection_points": 40,  # the patient had objected to this professional
+    "break_glass_repeat_points": 30,  # the user broke the glass on several patients recently
+    "break_glass_repeat_min_patients": 3,
+    "break_glass_repeat_days": 7,
+    "relationship_ended_points": 30,
+    "relationship_ended_view_only_points": 15,
+    "relationship_ended_medical_points": 15,  # extra when medical data was sought (read, or refused by the gate)
+    "deceased_points": 55,
+    "deceased_grace_days": 7,  # death paperwork and coding right after a death are normal
+    "unusual_hour_points": 50,
+    "hour_baseline_days": 28,  # the user's own history used to learn their hours
+    "hour_min_history_events": 100,  # below this the user's hours are not known well enough
+    "hour_min_history_days": 5,
+    "hour_window": 1,  # hours either side of the access looked at in the user's history
+    "hour_max_share": 0.01,  # unusual: the window holds less than this share of the user's past events
+    # --- user-level rules (points, on the user's day: one alert per user and day) --------------------------
+    "volume_points": 60,
+    "volume_baseline_days": 28,
+    "volume_min_patients": 20,  # never flag fewer distinct patients than this in a day
+    "volume_min_z": 3.5,  # robust z-score (0.6745 (x - median) / MAD), against own history AND peers
+    "volume_min_history_days": 5,
+    "volume_min_peers": 5,
+    "volume_min_ratio": 2.0,  # and at least this many times the own / peer median
+    "browsing_points": 60,
+    "browsing_min_patients": 12,  # unexplained charts opened without any clinical action, in one day
+    "browsing_min_searches": 40,  # ... or this many searches with at least browsing_min_with_searches charts
+    "browsing_min_with_searches": 5,
+    "dormant_points": 60,
+    "dormant_days": 30,  # no activity at all for this long before the day
+    "bulk_export_points": 60,
+    "bulk_export_min_patients": 15,  # distinct patients exported or printed in one day
+    "bulk_export_ratio": 3.0,  # ... and at least this many times the user's usual daily count
+    "after_end_date_points": 90,
+    # --- evidence and runs ----------------------------------------------------------------------------------
+    "evidence_max_events": 50,  # event ids kept per alert
+    "evidence_max_patients": 50,  # patient ids kept in a user-level alert
+    "incremental_overlap_minutes": 10,  # re-scan before the watermark: late commits are caught, idempotently
+    "first_run_days": 1,  # the first incremental run (no watermark yet) starts this many days back
+    "work_mem": "64MB",  # PostgreSQL work_mem for the detection transaction (sorts and hash joins in memory)
+}
+
+
+def thresholds() -> dict[str, Any]:
+    """The defaults merged with the hospital's overrides (``settings.DPI_DETECTION_THRESHOLDS``)."""
+    overrides = getattr(settings, "DPI_DETECTION_THRESHOLDS", None) or {}
+    unknown = sorted(set(overrides) - set(DEFAULTS))
+    if unknown:
+        raise ImproperlyConfigured(f"DPI_DETECTION_THRESHOLDS: unknown keys {', '.join(unknown)}")
+    return {**DEFAULTS, **overrides}

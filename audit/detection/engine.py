@@ -1,0 +1,366 @@
+"""The detector: set-based SQL over the partitioned access-event table, one pass per range of days.
+
+One pass, inside the caller's transaction (temporary tables are dropped at commit):
+
+1. ``det_raw``: the events of the days analysed grouped by (user, patient, local day) — one scan of the
+   monthly partitions the range touches (partition pruning on ``occurred_at``); denied and break-the-glass
+   events included, system and machine accounts left out (``exempt_roles``).
+2. Explanation: encounters, appointments, care-team memberships and orders (prescriptions) of those patients
+   are loaded once (``det_links``) and hash-joined: a (user, patient, day) is *explained* when one of them
+   links the user or one of the user's units (the ``actor_unit`` recorded with the event) to the patient
+   within [start - explain_lead_days, end + explain_after_days]; for hospital-wide roles any unit's stay or
+   appointment gives a *weak* explanation. These tables of ``access`` and ``patients`` are read with plain
+   SQL, never through the access policies (audit knows nothing of them).
+3. ``det_ud``: the same grouped by (user, day), upserted into ``detection_userday`` (the baselines).
+4. Each rule of ``audit.detection.rules`` inserts its hits (one statement per rule, no loop over events).
+5. Scoring: the points of each (user, patient, day) are added; at ``alert_score`` an alert is upserted on its
+   unique key (``ON CONFLICT``): re-running never duplicates, it refreshes the evidence of open alerts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import connection
+
+from audit.detection.config import thresholds
+from audit.detection.rules import RULES
+
+_ACCENTS = "àáâãäåçèéêëìíîïñòóôõöùúûüýÿÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝ"
+_PLAIN = "aaaaaaceeeeiiiinooooouuuuyyAAAAAACEEEEIIIINOOOOOUUUUY"
+
+
+def _norm(expr: str) -> str:
+    """SQL normalising a name or an address: accents folded, upper case, letters and digits only."""
+    return f"regexp_replace(upper(translate(coalesce({expr}, ''), '{_ACCENTS}', '{_PLAIN}')), '[^A-Z0-9]', '', 'g')"
+
+
+_HOURS = ", ".join(f"count(*) FILTER (WHERE h = {h})" for h in range(24))
+_HOUR_SUMS = ", ".join(f"sum(hours[{h + 1}])" for h in range(24))
+
+_RAW = f"""
+CREATE TEMP TABLE det_raw ON COMMIT DROP AS
+SELECT e.actor_id, e.patient_id, e.day,
+       max(e.actor_role) AS role, max(e.actor_unit) AS unit, count(*)::int AS n,
+       (array_agg(e.id ORDER BY e.occurred_at, e.id))[1:%(evidence_max_events)s] AS ids,
+       count(*) FILTER (WHERE e.action IN ('create', 'amend', 'delete') AND e.outcome = 'allowed')::int
+         AS n_clinical,
+       count(*) FILTER (WHERE e.action IN ('export', 'print') AND e.outcome = 'allowed')::int AS n_export,
+       count(*) FILTER (WHERE e.action = 'search')::int AS n_search,
+       count(*) FILTER (WHERE e.category IN ('medical', 'restricted'))::int AS n_medical,
+       count(*) FILTER (WHERE e.outcome = 'denied')::int AS n_denied,
+       bool_or(e.basis = 'break_glass' OR e.action = 'break_glass') AS break_glass,
+       bool_or(e.details -> 'flags' ? 'patient_objection' OR e.details ->> 'patient_objection' = 'true')
+         AS objection,
+       bool_or(e.details -> 'flags' ? 'restricted_patient') AS restricted_flag,
+       bool_or(e.basis = 'deny:contract') AS contract_denied,
+       ARRAY[{_HOURS}]::int[] AS hours
+FROM (
+    SELECT ev.*, (ev.occurred_at AT TIME ZONE %(tz)s)::date AS day,
+           extract(hour FROM ev.occurred_at AT TIME ZONE %(tz)s)::int AS h
+    FROM audit_accessevent ev
+    WHERE ev.occurred_at >= %(t_start)s AND ev.occurred_at < %(t_end)s
+      AND ev.actor_id IS NOT NULL AND ev.actor_role <> ALL(%(exempt_roles)s::text[])
+      AND (%(all_actors)s OR ev.actor_id = ANY(%(actors)s::bigint[]))
+) e
+GROUP BY e.actor_id, e.patient_id, e.day
+"""  # noqa: S608 (constant SQL, values bound)
+
+_UNITS = """
+CREATE TEMP TABLE det_units ON COMMIT DROP AS
+SELECT x.unit, coalesce(array_agg(cu.id) FILTER (WHERE cu.id IS NOT NULL), '{}')::bigint[] AS unit_ids
+FROM (SELECT DISTINCT unit FROM det_raw) x
+LEFT JOIN patients_careunit cu ON cu.code = ANY(string_to_array(x.unit, ','))
+GROUP BY x.unit
+"""
+
+_LINKS = """
+CREATE TEMP TABLE det_links ON COMMIT DROP AS
+WITH pats AS (SELECT DISTINCT patient_id FROM det_raw WHERE patient_id IS NOT NULL)
+SELECT e.patient_id, e.unit_id::bigint AS unit_id, NULL::bigint AS user_id, 1 AS prio,
+       e.start AS vf, e."end" AS ve
+FROM patients_encounter e JOIN pats USING (patient_id)
+WHERE e.start < %(links_to)s AND (e."end" IS NULL OR e."end" >= %(links_from)s)
+UNION ALL
+SELECT a.patient_id, a.unit_id, a.practitioner_id, 2, a.start, a."end"
+FROM patients_appointment a JOIN pats USING (patient_id)
+WHERE a.status <> 'cancelled' AND a.start < %(links_to)s AND a."end" >= %(links_from)s
+UNION ALL
+SELECT m.patient_id, NULL, m.user_id, 3, m.start, m."end"
+FROM access_careteammembership m JOIN pats USING (patient_id)
+WHERE m.start < %(links_to)s AND m."end" >= %(links_from)s
+UNION ALL
+SELECT o.patient_id, enc.unit_id, o.author_id, 4, o.created_at, o.created_at
+FROM dpi_prescription o JOIN pats USING (patient_id)
+LEFT JOIN patients_encounter enc ON enc.id = o.encounter_id
+WHERE o.created_at < %(links_to)s AND o.created_at >= %(links_from)s
+"""
+
+_GRP = """
+CREATE TEMP TABLE det_grp ON COMMIT DROP AS
+WITH g AS (
+    SELECT r.*, coalesce(u.unit_ids, '{}') AS unit_ids,
+           r.role = ANY(%(hospital_wide_roles)s::text[]) AS hospital_wide,
+           (r.day::timestamp AT TIME ZONE %(tz)s) AS day_start,
+           ((r.day + 1)::timestamp AT TIME ZONE %(tz)s) AS day_end
+    FROM det_raw r LEFT JOIN det_units u ON u.unit = r.unit
+), m AS (
+    SELECT j.actor_id, j.patient_id, j.day,
+           min(j.prio) FILTER (WHERE j.strong AND j.near) AS strong_prio,
+           bool_or(NOT j.strong AND j.near AND j.hospital_wide AND j.prio <= 2) AS weak,
+           bool_or(j.strong AND j.ended) AS ended,
+           bool_or(j.present AND j.prio <= 2) AS in_hospital
+    FROM (
+        SELECT g.actor_id, g.patient_id, g.day, g.hospital_wide, l.prio,
+               coalesce(l.user_id = g.actor_id, false) OR coalesce(l.unit_id = ANY(g.unit_ids), false) AS strong,
+               l.vf - make_interval(days => %(explain_lead_days)s) <= g.day_end
+                 AND coalesce(l.ve, 'infinity') + make_interval(days => %(explain_after_days)s) >= g.day_start
+                 AS near,
+               coalesce(l.ve, 'infinity') + make_interval(days => %(explain_after_days)s) < g.day_start AS ended,
+               l.vf <= g.day_end AND coalesce(l.ve, 'infinity') >= g.day_start AS present
+        FROM g JOIN det_links l ON l.patient_id = g.patient_id
+    ) j
+    GROUP BY 1, 2, 3
+)
+SELECT g.*,
+       CASE m.strong_prio WHEN 1 THEN 'encounter' WHEN 2 THEN 'appointment' WHEN 3 THEN 'membership'
+            WHEN 4 THEN 'order' ELSE CASE WHEN m.weak THEN 'hospital_wide' END END AS explained_by,
+       coalesce(m.strong_prio IS NULL AND m.ended, false) AS past_link,
+       coalesce(m.in_hospital, false) AS in_hospital
+FROM g LEFT JOIN m ON m.actor_id = g.actor_id AND m.patient_id = g.patient_id AND m.day = g.day
+"""
+
+_UD = f"""
+CREATE TEMP TABLE det_ud ON COMMIT DROP AS
+SELECT actor_id, day, max(role) AS role, max(unit) AS unit,
+       sum(n)::int AS n_events,
+       coalesce(sum(n) FILTER (WHERE patient_id IS NOT NULL), 0)::int AS n_patient_events,
+       coalesce(sum(n) FILTER (WHERE explained_by IS NOT NULL), 0)::int AS n_explained_events,
+       count(patient_id)::int AS n_patients,
+       count(patient_id) FILTER (WHERE explained_by IS NULL)::int AS n_unexplained_patients,
+       sum(n_search)::int AS n_searches,
+       count(patient_id) FILTER (WHERE n_export > 0)::int AS n_export_patients,
+       count(patient_id) FILTER (WHERE explained_by IS NULL AND n_clinical = 0 AND n_export = 0)::int
+         AS n_view_only_unexplained,
+       bool_or(contract_denied) AS contract_denied,
+       ARRAY[{_HOUR_SUMS}]::int[] AS hours
+FROM det_grp GROUP BY actor_id, day
+"""  # noqa: S608 (constant SQL, values bound)
+
+_UD_UPSERT = """
+INSERT INTO detection_userday (user_id, day, role, unit, n_events, n_patient_events, n_explained_events,
+                               n_patients, n_unexplained_patients, n_searches, n_export_patients, hours)
+SELECT actor_id, day, role, unit, n_events, n_patient_events, n_explained_events, n_patients,
+       n_unexplained_patients, n_searches, n_export_patients, hours
+FROM det_ud
+ON CONFLICT (user_id, day) DO UPDATE SET
+    role = EXCLUDED.role, unit = EXCLUDED.unit, n_events = EXCLUDED.n_events,
+    n_patient_events = EXCLUDED.n_patient_events, n_explained_events = EXCLUDED.n_explained_events,
+    n_patients = EXCLUDED.n_patients, n_unexplained_patients = EXCLUDED.n_unexplained_patients,
+    n_searches = EXCLUDED.n_searches, n_export_patients = EXCLUDED.n_export_patients, hours = EXCLUDED.hours
+"""
+
+_STAFF = f"""
+CREATE TEMP TABLE det_staff ON COMMIT DROP AS
+SELECT u.id AS actor_id,
+       array_remove(ARRAY[{_norm('u.last_name')}, {_norm('sp.birth_name')}], '') AS names,
+       CASE WHEN coalesce(sp.address, '') = '' THEN ''
+            ELSE {_norm('sp.address')} || '|' || {_norm('sp.postal_code')} END AS addr_key,
+       CASE WHEN coalesce(sp.postal_code, '') <> '' THEN {_norm('sp.postal_code')} ELSE {_norm('sp.city')} END
+         AS city_key,
+       sp.patient_id AS own_patient_id, sp.end_date,
+       greatest(sp.start_date, (u.date_joined AT TIME ZONE %(tz)s)::date) AS joined_on
+FROM auth_user u LEFT JOIN access_staffprofile sp ON sp.user_id = u.id
+WHERE u.id IN (SELECT DISTINCT actor_id FROM det_grp)
+"""  # noqa: S608 (constant SQL, values bound)
+
+# Not strongly explained (weak explanations stay in: the restricted rule looks at them).
+_UNX = f"""
+CREATE TEMP TABLE det_unx ON COMMIT DROP AS
+SELECT g.*,
+       array_remove(ARRAY[{_norm('p.birth_name')}, {_norm('p.used_name')}], '') AS p_names,
+       p.birth_name AS p_birth_name,
+       CASE WHEN p.address = '' THEN '' ELSE {_norm('p.address')} || '|' || {_norm('p.postal_code')} END AS p_addr,
+       CASE WHEN p.postal_code <> '' THEN {_norm('p.postal_code')} ELSE {_norm('p.city')} END AS p_city,
+       p.confidentiality, p.date_of_death,
+       ps.user_id AS p_staff_user_id,
+       coalesce((SELECT array_agg(su.careunit_id) FROM access_staffprofile_units su
+                 WHERE su.staffprofile_id = ps.id), '{{}}')::bigint[] AS p_staff_unit_ids
+FROM det_grp g
+JOIN patients_patient p ON p.id = g.patient_id
+LEFT JOIN access_staffprofile ps ON ps.patient_id = g.patient_id
+WHERE g.patient_id IS NOT NULL AND (g.explained_by IS NULL OR g.explained_by = 'hospital_wide')
+"""  # noqa: S608 (constant SQL, values bound)
+
+_HOURPROF = f"""
+CREATE TEMP TABLE det_hourprof ON COMMIT DROP AS
+SELECT c.actor_id, c.day, count(*)::int AS ndays, coalesce(sum(b.n_events), 0)::int AS tot,
+       ARRAY[{_HOUR_SUMS}]::int[] AS s
+FROM (SELECT DISTINCT actor_id, day FROM det_unx WHERE explained_by IS NULL) c
+JOIN detection_userday b ON b.user_id = c.actor_id AND b.day < c.day
+                        AND b.day >= c.day - %(hour_baseline_days)s
+GROUP BY c.actor_id, c.day
+"""  # noqa: S608 (constant SQL, values bound)
+
+_HITS = """
+CREATE TEMP TABLE det_hits (
+    rule text NOT NULL, actor_id bigint NOT NULL, patient_id bigint, day date NOT NULL, points int NOT NULL,
+    detail jsonb NOT NULL, fr text NOT NULL, en text NOT NULL
+) ON COMMIT DROP
+"""
+
+# User-level evidence: the day's patients, unexplained first, and the first events of each.
+_SCORE = """
+WITH s AS (
+    SELECT h.actor_id, h.patient_id, h.day, sum(h.points)::int AS score,
+           array_agg(h.rule ORDER BY h.points DESC, h.rule) AS rules,
+           jsonb_agg(jsonb_build_object('rule', h.rule, 'points', h.points, 'detail', h.detail,
+                                        'fr', h.fr, 'en', h.en) ORDER BY h.points DESC, h.rule) AS hits,
+           string_agg(h.fr, ' ; ' ORDER BY h.points DESC, h.rule) AS reason_fr,
+           string_agg(h.en, '; ' ORDER BY h.points DESC, h.rule) AS reason_en
+    FROM det_hits h
+    GROUP BY h.actor_id, h.patient_id, h.day
+    HAVING sum(h.points) >= %(alert_score)s
+), ug AS (
+    SELECT g.actor_id, g.day, g.patient_id, g.ids,
+           row_number() OVER (PARTITION BY g.actor_id, g.day
+                              ORDER BY (g.explained_by IS NOT NULL), g.patient_id IS NULL, g.n DESC, g.patient_id) AS rn
+    FROM det_grp g JOIN (SELECT actor_id, day FROM s WHERE patient_id IS NULL) k
+      ON k.actor_id = g.actor_id AND k.day = g.day
+), uev AS (
+    SELECT ug.actor_id, ug.day, (array_agg(i ORDER BY ug.rn, i))[1:%(evidence_max_events)s] AS event_ids,
+           array_agg(DISTINCT ug.patient_id) FILTER (WHERE ug.patient_id IS NOT NULL) AS patient_ids
+    FROM ug CROSS JOIN LATERAL unnest(ug.ids[1:5]) i
+    WHERE ug.rn <= %(evidence_max_patients)s
+    GROUP BY ug.actor_id, ug.day
+), ev AS (
+    SELECT s.*, g.ids AS event_ids, '{}'::bigint[] AS patient_ids, g.n AS n_events
+    FROM s JOIN det_grp g ON g.actor_id = s.actor_id AND g.patient_id = s.patient_id AND g.day = s.day
+    UNION ALL
+    SELECT s.*, u.event_ids, u.patient_ids, d.n_events
+    FROM s JOIN uev u ON u.actor_id = s.actor_id AND u.day = s.day
+    JOIN det_ud d ON d.actor_id = s.actor_id AND d.day = s.day
+    WHERE s.patient_id IS NULL
+)
+INSERT INTO detection_alert AS a (
+    user_id, patient_id, day, score, severity, rules, hits, event_ids, patient_ids, n_events,
+    reason_fr, reason_en, status, comment, created_at, updated_at)
+SELECT ev.actor_id, ev.patient_id, ev.day, ev.score,
+       CASE WHEN ev.score >= %(high_score)s THEN 'high' WHEN ev.score >= %(medium_score)s THEN 'medium'
+            ELSE 'low' END,
+       ev.rules, ev.hits, ev.event_ids, coalesce(ev.patient_ids, '{}'), coalesce(ev.n_events, 0),
+       ev.reason_fr, ev.reason_en, 'new', '', %(now)s, %(now)s
+FROM ev JOIN auth_user u ON u.id = ev.actor_id
+ON CONFLICT (user_id, patient_id, day) DO UPDATE SET
+    score = EXCLUDED.score, severity = EXCLUDED.severity, rules = EXCLUDED.rules, hits = EXCLUDED.hits,
+    event_ids = EXCLUDED.event_ids, patient_ids = EXCLUDED.patient_ids, n_events = EXCLUDED.n_events,
+    reason_fr = EXCLUDED.reason_fr, reason_en = EXCLUDED.reason_en, updated_at = EXCLUDED.updated_at
+WHERE a.status IN ('new', 'in_review')
+  AND (a.score, a.rules, a.n_events, a.event_ids) IS DISTINCT FROM
+      (EXCLUDED.score, EXCLUDED.rules, EXCLUDED.n_events, EXCLUDED.event_ids)
+RETURNING a.id, (a.xmax = 0) AS inserted, a.severity
+"""
+
+
+@dataclass
+class PassResult:
+    """What one pass analysed and found (``hits`` only when asked for: tests look at single rules)."""
+
+    day_from: date
+    day_to: date
+    events: int = 0
+    patient_events: int = 0
+    explained_events: int = 0
+    hits: int = 0
+    created: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    high: list[int] = field(default_factory=list)  # created or updated alerts that are high severity
+    hit_rows: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def local_midnight(day: date) -> datetime:
+    return datetime.combine(day, dtime.min, tzinfo=ZoneInfo(settings.TIME_ZONE))
+
+
+def analyse_days(
+    day_from: date, day_to: date, *, actors: list[int] | None = None, history_from: date | None = None,
+    now: datetime, collect_hits: bool = False,
+) -> PassResult:
+    """Analyse the local days ``day_from``..``day_to`` (inclusive) for ``actors`` (None: everyone).
+
+    Must run inside a transaction (the caller's); writes ``detection_userday`` and ``detection_alert``.
+    """
+    t0 = time.perf_counter()
+    conf = thresholds()
+    t_start, t_end = local_midnight(day_from), local_midnight(day_to + timedelta(days=1))
+    params: dict[str, Any] = {
+        **conf,
+        "tz": settings.TIME_ZONE,
+        "t_start": t_start,
+        "t_end": t_end,
+        "d_from": day_from,
+        "d_to": day_to,
+        "all_actors": actors is None,
+        "actors": list(actors or []),
+        "links_from": t_start - timedelta(days=conf["past_link_lookback_days"] + conf["explain_after_days"]),
+        "links_to": t_end + timedelta(days=conf["explain_lead_days"]),
+        "history_from": history_from,
+        "now": now,
+    }
+    result = PassResult(day_from, day_to)
+    timings = result.timings
+    with connection.cursor() as cur:
+        cur.execute("SELECT set_config('work_mem', %s, true)", [conf["work_mem"]])
+
+        def step(name: str, sql: str) -> None:
+            s = time.perf_counter()
+            cur.execute(sql, params)
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - s
+
+        step("scan", _RAW)
+        step("units", _UNITS)
+        step("links", _LINKS)
+        step("explain", _GRP)
+        cur.execute("ANALYZE det_grp")
+        step("userday", _UD)
+        step("userday", _UD_UPSERT)
+        step("traits", _STAFF)
+        step("traits", _UNX)
+        step("hours", _HOURPROF)
+        cur.execute(_HITS)
+        for rule in RULES:
+            sql = f"INSERT INTO det_hits SELECT '{rule.code}', * FROM ({rule.sql}) x"  # noqa: S608 (constant)
+            step(f"rule:{rule.code}", sql)
+        cur.execute("SELECT coalesce(sum(n_events), 0), coalesce(sum(n_patient_events), 0), "
+                    "coalesce(sum(n_explained_events), 0) FROM det_ud")
+        result.events, result.patient_events, result.explained_events = (int(x) for x in cur.fetchone())
+        cur.execute("SELECT count(*) FROM det_hits")
+        result.hits = cur.fetchone()[0]
+        if collect_hits:
+            cur.execute("SELECT rule, actor_id, patient_id, day, points, detail, fr, en FROM det_hits "
+                        "ORDER BY actor_id, patient_id NULLS FIRST, day, rule")
+            cols = [c.name for c in cur.description]
+            result.hit_rows = [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+            for row in result.hit_rows:  # Django leaves jsonb undecoded on raw cursors
+                if isinstance(row["detail"], str):
+                    row["detail"] = json.loads(row["detail"])
+        step("score", _SCORE)
+        for alert_id, inserted, severity in cur.fetchall():
+            (result.created if inserted else result.updated).append(alert_id)
+            if severity == "high":
+                result.high.append(alert_id)
+        # Temporary tables are dropped at commit; drop them now so a second pass in the same
+        # transaction (a replay of several chunks) starts clean.
+        cur.execute("DROP TABLE det_raw, det_units, det_links, det_grp, det_ud, det_staff, det_unx, "
+                    "det_hourprof, det_hits")
+    result.seconds = time.perf_counter() - t0
+    return result

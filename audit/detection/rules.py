@@ -1,0 +1,378 @@
+"""The detection rules: each one a set-based SQL statement with its rationale and its thresholds.
+
+Every rule reads the temporary tables the engine builds for the days being analysed (see
+``audit.detection.engine``) and returns *hits*: ``(actor_id, patient_id, day, points, detail, fr, en)``.
+Patient-level rules score one (user, patient, day); user-level rules score the user's day as a whole and return
+``patient_id = NULL``. The engine adds the points of each key and raises an alert at ``alert_score``.
+
+Tables a rule may read:
+
+- ``det_grp``: one row per (user, patient, day) with counts, flags, the event ids and ``explained_by``
+  (``encounter``/``appointment``/``membership``/``order`` — a *strong* explanation linking the user or their
+  unit —, ``hospital_wide`` — a *weak* one: a hospital-wide role and any unit's stay or appointment —, or NULL);
+- ``det_unx``: the rows of ``det_grp`` that are not strongly explained, with the patient's normalised traits
+  (``p_names``, ``p_addr``, ``p_city``, ``confidentiality``, ``date_of_death``, ``p_staff_user_id``...);
+- ``det_staff``: the user's traits (``names``, ``addr_key``, ``city_key``, ``own_patient_id``, contract dates);
+- ``det_ud``: one row per (user, day): counts of events, patients, searches, exports, view-only charts;
+- ``detection_userday``: the same summary for past days (baselines of the volume, hour and export rules).
+
+Parameters are the thresholds of ``audit.detection.config`` (``%(name)s``), plus ``tz``, ``d_from``, ``d_to``
+and ``history_from``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PATIENT = "patient"
+USER = "user"
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    level: str  # PATIENT or USER
+    label_fr: str
+    label_en: str
+    rationale: str
+    sql: str
+
+
+# Not strongly explained, and no clinical or administrative action on the patient that day.
+_VIEW_ONLY = "(u.n_clinical = 0 AND u.n_export = 0)"
+
+SELF_ACCESS = Rule(
+    "self_access", PATIENT, "Accès à son propre dossier", "Access to one's own record",
+    "A professional account is not the way to read one's own file (the patient's right of access goes "
+    "through the hospital's request procedure). Scored even when a care relationship explains it: staff "
+    "treated in their own unit are still not to read their file through their work account.",
+    """
+    SELECT g.actor_id, g.patient_id, g.day, %(self_access_points)s,
+           jsonb_build_object('events', g.n, 'explained_by', g.explained_by),
+           'Le professionnel a ouvert son propre dossier (' || g.n || ' accès)',
+           'The user opened their own record (' || g.n || ' accesses)'
+    FROM det_grp g JOIN det_staff s ON s.actor_id = g.actor_id AND s.own_patient_id = g.patient_id
+    """,
+)
+
+SAME_NAME = Rule(
+    "same_name", PATIENT, "Même nom de famille", "Same family name",
+    "Looking up a relative is the most common form of snooping. The patient's birth or used name equals the "
+    "user's family name or birth name (accents, case, spaces and hyphens ignored). A name carried by many "
+    "patients is weaker evidence (same_name_common_points); living in the same town adds weight.",
+    """
+    SELECT u.actor_id, u.patient_id, u.day,
+           CASE WHEN (SELECT count(*) FROM patients_patient p2 WHERE p2.birth_name = u.p_birth_name)
+                     >= %(same_name_common_min_patients)s
+                THEN %(same_name_common_points)s ELSE %(same_name_points)s END
+           + CASE WHEN u.p_city <> '' AND u.p_city = s.city_key THEN %(same_name_same_city_points)s ELSE 0 END,
+           jsonb_build_object('events', u.n, 'same_city', u.p_city <> '' AND u.p_city = s.city_key,
+                              'explained_by', u.explained_by),
+           'Le patient porte le même nom de famille que le professionnel, sans lien de soins',
+           'The patient has the same family name as the user, with no care relationship'
+    FROM det_unx u JOIN det_staff s ON s.actor_id = u.actor_id
+    WHERE u.p_names && s.names AND s.own_patient_id IS DISTINCT FROM u.patient_id
+    """,
+)
+
+SAME_ADDRESS = Rule(
+    "same_address", PATIENT, "Même adresse", "Same address",
+    "A patient living at the user's address is family or a flatmate: reading their file without a care "
+    "relationship is a typical breach. Street address and postal code are compared after normalisation.",
+    """
+    SELECT u.actor_id, u.patient_id, u.day, %(same_address_points)s,
+           jsonb_build_object('events', u.n, 'explained_by', u.explained_by),
+           'Le patient habite à la même adresse que le professionnel, sans lien de soins',
+           'The patient lives at the user''s address, with no care relationship'
+    FROM det_unx u JOIN det_staff s ON s.actor_id = u.actor_id
+    WHERE u.p_addr <> '' AND u.p_addr = s.addr_key AND s.own_patient_id IS DISTINCT FROM u.patient_id
+    """,
+)
+
+COWORKER = Rule(
+    "coworker", PATIENT, "Dossier d'un collègue", "A coworker's record",
+    "Staff treated in their own hospital are a classic target of curiosity. The patient is a staff member "
+    "(their staff profile points to this patient file) and the access is unexplained; opening without any "
+    "clinical action, or a coworker of the same unit, adds weight. Reception's administrative handling of a "
+    "coworker's stay is explained by that stay and does not count.",
+    f"""
+    SELECT u.actor_id, u.patient_id, u.day,
+           %(coworker_points)s
+           + CASE WHEN {_VIEW_ONLY} THEN %(coworker_view_only_points)s ELSE 0 END
+           + CASE WHEN u.p_staff_unit_ids && u.unit_ids THEN %(coworker_same_unit_points)s ELSE 0 END,
+           jsonb_build_object('events', u.n, 'view_only', {_VIEW_ONLY},
+                              'same_unit', u.p_staff_unit_ids && u.unit_ids),
+           'Le patient est un membre du personnel'
+             || CASE WHEN u.p_staff_unit_ids && u.unit_ids THEN ' du même service' ELSE '' END
+             || ', sans lien de soins',
+           'The patient is a staff member'
+             || CASE WHEN u.p_staff_unit_ids && u.unit_ids THEN ' of the same unit' ELSE '' END
+             || ', with no care relationship'
+    FROM det_unx u
+    WHERE u.explained_by IS NULL AND u.p_staff_user_id IS NOT NULL AND u.p_staff_user_id <> u.actor_id
+    """,  # noqa: S608 (constant SQL, values bound)
+)
+
+RESTRICTED = Rule(
+    "restricted", PATIENT, "Patient à confidentialité renforcée", "Restricted (VIP) patient",
+    "Public figures, staff treated as patients and protected identities are hidden from searches; opening "
+    "their file without a strong care relationship is suspicious. Unlike most rules it also fires when only a "
+    "hospital-wide role's weak explanation applies and nothing was done on the file, for the roles of "
+    "restricted_weak_roles (a clerk browsing a celebrity who is indeed admitted somewhere). Denied attempts "
+    "count too.",
+    f"""
+    SELECT u.actor_id, u.patient_id, u.day, %(restricted_points)s,
+           jsonb_build_object('events', u.n, 'denied', u.n_denied, 'explained_by', u.explained_by),
+           'Patient à confidentialité renforcée (VIP) consulté sans lien de soins'
+             || CASE WHEN u.n_denied > 0 THEN ' (' || u.n_denied || ' tentative(s) refusée(s))' ELSE '' END,
+           'Restricted (VIP) patient opened with no care relationship'
+             || CASE WHEN u.n_denied > 0 THEN ' (' || u.n_denied || ' denied attempt(s))' ELSE '' END
+    FROM det_unx u
+    WHERE (u.confidentiality = 'restricted' OR u.restricted_flag)
+      AND (u.explained_by IS NULL OR (u.role = ANY(%(restricted_weak_roles)s::text[]) AND {_VIEW_ONLY}))
+    """,  # noqa: S608 (constant SQL, values bound)
+)
+
+BREAK_GLASS = Rule(
+    "break_glass", PATIENT, "Bris de glace", "Break-the-glass",
+    "Every break-the-glass is reviewed by the DPO anyway (emergency-access review); alone it stays below the "
+    "alert threshold. It becomes an alert when the patient had objected to this professional, when the user "
+    "broke the glass on several patients in a few days (a habit, not an emergency), or with any other rule.",
+    """
+    SELECT g.actor_id, g.patient_id, g.day,
+           %(break_glass_points)s
+           + CASE WHEN g.objection THEN %(break_glass_objection_points)s ELSE 0 END
+           + CASE WHEN r.n >= %(break_glass_repeat_min_patients)s THEN %(break_glass_repeat_points)s ELSE 0 END,
+           jsonb_build_object('objection', g.objection, 'recent_patients', r.n),
+           'Accès par bris de glace'
+             || CASE WHEN g.objection THEN ' malgré l''opposition du patient' ELSE '' END
+             || CASE WHEN r.n >= %(break_glass_repeat_min_patients)s
+                     THEN ' (' || r.n || ' patients en bris de glace sur ' || %(break_glass_repeat_days)s
+                          || ' jours)' ELSE '' END,
+           'Break-the-glass access'
+             || CASE WHEN g.objection THEN ' despite the patient''s objection' ELSE '' END
+             || CASE WHEN r.n >= %(break_glass_repeat_min_patients)s
+                     THEN ' (' || r.n || ' patients by break-the-glass in ' || %(break_glass_repeat_days)s
+                          || ' days)' ELSE '' END
+    FROM det_grp g
+    CROSS JOIN LATERAL (
+        SELECT count(DISTINCT e.patient_id)::int AS n FROM audit_accessevent e
+        WHERE e.actor_id = g.actor_id AND e.occurred_at < g.day_end
+          AND e.occurred_at >= g.day_end - make_interval(days => %(break_glass_repeat_days)s)
+          AND (e.basis = 'break_glass' OR e.action = 'break_glass')
+    ) r
+    WHERE g.break_glass
+    """,
+)
+
+RELATIONSHIP_ENDED = Rule(
+    "relationship_ended", PATIENT, "Lien de soins terminé", "Care relationship ended",
+    "The user's unit (or the user) did treat the patient, but that stay, appointment or membership ended more "
+    "than explain_after_days before: the legitimate need has lapsed. Merely looking, with no clinical action "
+    "(a letter, a note), adds weight, and so does seeking medical data (read, or refused by the gate): a "
+    "glance at a former patient's identity page (a phone call, a letter to address) stays below the alert "
+    "threshold on its own.",
+    f"""
+    SELECT u.actor_id, u.patient_id, u.day,
+           %(relationship_ended_points)s
+           + CASE WHEN {_VIEW_ONLY} THEN %(relationship_ended_view_only_points)s ELSE 0 END
+           + CASE WHEN u.n_medical > 0 THEN %(relationship_ended_medical_points)s ELSE 0 END,
+           jsonb_build_object('events', u.n, 'view_only', {_VIEW_ONLY}, 'medical', u.n_medical > 0),
+           'Accès après la fin de la prise en charge par le service', 'Access after the care relationship ended'
+    FROM det_unx u WHERE u.explained_by IS NULL AND u.past_link
+    """,  # noqa: S608 (constant SQL, values bound)
+)
+
+DECEASED = Rule(
+    "deceased", PATIENT, "Patient décédé", "Deceased patient",
+    "The file of a patient who died more than deceased_grace_days ago is opened with no care relationship: "
+    "deaths of known people attract curiosity; paperwork right after the death is normal.",
+    """
+    SELECT u.actor_id, u.patient_id, u.day, %(deceased_points)s,
+           jsonb_build_object('events', u.n, 'days_since_death', u.day - u.date_of_death),
+           'Dossier d''un patient décédé depuis ' || (u.day - u.date_of_death) || ' jours, sans lien de soins',
+           'Record of a patient deceased ' || (u.day - u.date_of_death) || ' days ago, with no care relationship'
+    FROM det_unx u
+    WHERE u.explained_by IS NULL AND u.date_of_death IS NOT NULL
+      AND u.day > u.date_of_death + %(deceased_grace_days)s
+    """,
+)
+
+UNUSUAL_HOUR = Rule(
+    "unusual_hour", PATIENT, "Horaire inhabituel", "Unusual hour",
+    "Learned from the user's own history, not a fixed clock: night staff work at night. An hour is unusual "
+    "when, over the user's previous hour_baseline_days, less than hour_max_share of their events fell within "
+    "hour_window hours of it (needs hour_min_history_events over hour_min_history_days). Only unexplained "
+    "accesses to a patient who is not in the hospital at all at that time count (no stay or consultation in "
+    "any unit near then): the night's legitimate unexplained reads are advice on a patient being treated "
+    "here, and an on-call night in one's own unit is explained.",
+    """
+    SELECT u.actor_id, u.patient_id, u.day, %(unusual_hour_points)s,
+           jsonb_build_object('hours', x.hours, 'history_events', hp.tot),
+           'Accès sans lien de soins à une heure inhabituelle pour ce professionnel ('
+             || array_to_string(x.hours, 'h, ') || 'h)',
+           'Unexplained access at an hour unusual for this user ('
+             || array_to_string(x.hours, ':00, ') || ':00)'
+    FROM det_unx u
+    JOIN det_hourprof hp ON hp.actor_id = u.actor_id AND hp.day = u.day
+    CROSS JOIN LATERAL (
+        SELECT array_agg(h ORDER BY h) AS hours FROM generate_series(0, 23) h
+        WHERE u.hours[h + 1] > 0
+          AND (SELECT sum(hp.s[mod(h + o + 24, 24) + 1])
+               FROM generate_series(-%(hour_window)s, %(hour_window)s) o) < %(hour_max_share)s * hp.tot
+    ) x
+    WHERE u.explained_by IS NULL AND NOT u.in_hospital AND x.hours IS NOT NULL
+      AND hp.tot >= %(hour_min_history_events)s AND hp.ndays >= %(hour_min_history_days)s
+    """,
+)
+
+VOLUME = Rule(
+    "volume", USER, "Volume inhabituel", "Unusual volume",
+    "Distinct patients opened in the day against the user's own previous volume_baseline_days AND against "
+    "peers of the same role and unit that day, each with a robust z-score (0.6745 (x - median) / MAD, the "
+    "MAD floored at max(1, 10 % of the median)). Both must be exceeded (volume_min_z and volume_min_ratio x "
+    "the median) when known; a baseline with too little data (volume_min_history_days, volume_min_peers) is "
+    "skipped, and with neither the rule stays silent.",
+    """
+    WITH cand AS (
+        SELECT * FROM det_ud WHERE n_patients >= %(volume_min_patients)s
+    ), peers AS (
+        SELECT b.role, b.unit, b.day, count(*) AS n,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY b.n_patients) AS med
+        FROM detection_userday b
+        WHERE (b.role, b.unit, b.day) IN (SELECT role, unit, day FROM cand)
+        GROUP BY 1, 2, 3
+    ), peers_mad AS (
+        SELECT p.role, p.unit, p.day, p.n, p.med,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(b.n_patients - p.med)) AS mad
+        FROM peers p JOIN detection_userday b ON b.role = p.role AND b.unit = p.unit AND b.day = p.day
+        GROUP BY 1, 2, 3, 4, 5
+    ), own AS (
+        SELECT c.actor_id, c.day, o.n, o.med,
+               (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(b.n_patients - o.med))
+                FROM detection_userday b WHERE b.user_id = c.actor_id AND b.day < c.day
+                  AND b.day >= c.day - %(volume_baseline_days)s) AS mad
+        FROM cand c CROSS JOIN LATERAL (
+            SELECT count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY b.n_patients) AS med
+            FROM detection_userday b WHERE b.user_id = c.actor_id AND b.day < c.day
+              AND b.day >= c.day - %(volume_baseline_days)s
+        ) o
+    ), z AS (
+        SELECT c.actor_id, c.day, c.n_patients AS x,
+               CASE WHEN o.n >= %(volume_min_history_days)s THEN o.med END AS own_med,
+               CASE WHEN o.n >= %(volume_min_history_days)s
+                    THEN 0.6745 * (c.n_patients - o.med) / greatest(o.mad, 1, 0.1 * o.med) END AS own_z,
+               CASE WHEN pm.n >= %(volume_min_peers)s THEN pm.med END AS peer_med,
+               CASE WHEN pm.n >= %(volume_min_peers)s
+                    THEN 0.6745 * (c.n_patients - pm.med) / greatest(pm.mad, 1, 0.1 * pm.med) END AS peer_z
+        FROM cand c
+        JOIN own o ON o.actor_id = c.actor_id AND o.day = c.day
+        LEFT JOIN peers_mad pm ON pm.role = c.role AND pm.unit = c.unit AND pm.day = c.day
+    )
+    SELECT actor_id, NULL::bigint, day, %(volume_points)s,
+           jsonb_build_object('patients', x, 'own_median', own_med, 'own_z', round(own_z::numeric, 1),
+                              'peer_median', peer_med, 'peer_z', round(peer_z::numeric, 1)),
+           x || ' patients distincts dans la journée (médiane habituelle '
+             || coalesce(round(own_med::numeric, 1)::text, 'inconnue') || ', médiane des pairs '
+             || coalesce(round(peer_med::numeric, 1)::text, 'inconnue') || ')',
+           x || ' distinct patients in the day (usual median '
+             || coalesce(round(own_med::numeric, 1)::text, 'unknown') || ', peer median '
+             || coalesce(round(peer_med::numeric, 1)::text, 'unknown') || ')'
+    FROM z
+    WHERE (own_z IS NOT NULL OR peer_z IS NOT NULL)
+      AND (own_z IS NULL OR (own_z >= %(volume_min_z)s AND x >= %(volume_min_ratio)s * own_med))
+      AND (peer_z IS NULL OR (peer_z >= %(volume_min_z)s AND x >= %(volume_min_ratio)s * peer_med))
+    """,
+)
+
+BROWSING = Rule(
+    "browsing", USER, "Navigation sans motif", "Browsing",
+    "Many charts opened in one day without a care relationship and without doing anything in them (no note, "
+    "no order, no export), or many searches with several such charts: the pattern of someone browsing "
+    "rather than treating.",
+    """
+    SELECT d.actor_id, NULL::bigint, d.day, %(browsing_points)s,
+           jsonb_build_object('view_only_unexplained', d.n_view_only_unexplained, 'searches', d.n_searches),
+           d.n_view_only_unexplained || ' dossiers ouverts sans lien de soins ni acte, ' || d.n_searches
+             || ' recherches',
+           d.n_view_only_unexplained || ' records opened with no care relationship and no action, '
+             || d.n_searches || ' searches'
+    FROM det_ud d
+    WHERE d.n_view_only_unexplained >= %(browsing_min_patients)s
+       OR (d.n_searches >= %(browsing_min_searches)s
+           AND d.n_view_only_unexplained >= %(browsing_min_with_searches)s)
+    """,
+)
+
+DORMANT = Rule(
+    "dormant", USER, "Compte dormant réactivé", "Dormant account active again",
+    "An account with no activity for dormant_days suddenly opens files without a care relationship: a "
+    "borrowed or stolen account, or someone back from leave looking around. Back from leave and working in "
+    "one's own unit (everything explained) does not count. A never-seen account counts only when the "
+    "detector's history (history_from) covers the dormancy period and the account is older than it.",
+    """
+    SELECT d.actor_id, NULL::bigint, d.day, %(dormant_points)s,
+           jsonb_build_object('last_active', l.last_day, 'unexplained_patients', d.n_unexplained_patients),
+           'Compte sans activité '
+             || CASE WHEN l.last_day IS NULL THEN 'connue' ELSE 'depuis le ' || l.last_day END
+             || ', de nouveau actif : ' || d.n_unexplained_patients || ' dossier(s) sans lien de soins',
+           'Account inactive '
+             || CASE WHEN l.last_day IS NULL THEN 'as far as known' ELSE 'since ' || l.last_day END
+             || ', active again: ' || d.n_unexplained_patients || ' record(s) with no care relationship'
+    FROM det_ud d
+    JOIN det_staff s ON s.actor_id = d.actor_id
+    CROSS JOIN LATERAL (
+        SELECT max(b.day) AS last_day FROM detection_userday b WHERE b.user_id = d.actor_id AND b.day < d.day
+    ) l
+    WHERE d.n_unexplained_patients > 0
+      AND (d.day - l.last_day >= %(dormant_days)s
+           OR (l.last_day IS NULL AND %(history_from)s::date <= d.day - %(dormant_days)s
+               AND s.joined_on <= d.day - %(dormant_days)s))
+    """,
+)
+
+BULK_EXPORT = Rule(
+    "bulk_export", USER, "Export ou impression en masse", "Bulk export or print",
+    "Exports and prints take data out of the system. Flag a day with at least bulk_export_min_patients "
+    "distinct patients exported or printed and bulk_export_ratio times the user's usual daily count (median "
+    "over their active days of the previous volume_baseline_days): DIM coders who export daily do not alert.",
+    """
+    SELECT d.actor_id, NULL::bigint, d.day, %(bulk_export_points)s,
+           jsonb_build_object('patients', d.n_export_patients, 'usual', o.med),
+           d.n_export_patients || ' patients exportés ou imprimés (habituellement '
+             || coalesce(round(o.med::numeric, 1)::text, '0') || ')',
+           d.n_export_patients || ' patients exported or printed (usually '
+             || coalesce(round(o.med::numeric, 1)::text, '0') || ')'
+    FROM det_ud d CROSS JOIN LATERAL (
+        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY b.n_export_patients) AS med
+        FROM detection_userday b WHERE b.user_id = d.actor_id AND b.day < d.day
+          AND b.day >= d.day - %(volume_baseline_days)s
+    ) o
+    WHERE d.n_export_patients >= %(bulk_export_min_patients)s
+      AND d.n_export_patients >= %(bulk_export_ratio)s * coalesce(o.med, 0)
+    """,
+)
+
+AFTER_END_DATE = Rule(
+    "after_end_date", USER, "Compte après la fin du contrat", "Account used after its end date",
+    "An account used after its holder's contract ended (staff profile end date), or refused by the gate for "
+    "that reason: a departed employee's credentials are being used. Scored high on its own.",
+    """
+    SELECT d.actor_id, NULL::bigint, d.day, %(after_end_date_points)s,
+           jsonb_build_object('end_date', s.end_date, 'events', d.n_events, 'refused', d.contract_denied),
+           'Compte utilisé après la fin de contrat de son titulaire'
+             || CASE WHEN s.end_date IS NOT NULL THEN ' (' || s.end_date || ')' ELSE '' END
+             || ' : ' || d.n_events || ' événement(s)',
+           'Account used after its holder''s end date'
+             || CASE WHEN s.end_date IS NOT NULL THEN ' (' || s.end_date || ')' ELSE '' END
+             || ': ' || d.n_events || ' event(s)'
+    FROM det_ud d JOIN det_staff s ON s.actor_id = d.actor_id
+    WHERE s.end_date < d.day OR d.contract_denied
+    """,
+)
+
+RULES: tuple[Rule, ...] = (
+    SELF_ACCESS, SAME_NAME, SAME_ADDRESS, COWORKER, RESTRICTED, BREAK_GLASS, RELATIONSHIP_ENDED, DECEASED,
+    UNUSUAL_HOUR, VOLUME, BROWSING, DORMANT, BULK_EXPORT, AFTER_END_DATE,
+)
+RULES_BY_CODE: dict[str, Rule] = {r.code: r for r in RULES}

@@ -1,0 +1,39 @@
+"""``manage.py verify_audit``: check every link and checkpoint signature; exit 1 and name the first broken event."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from audit.context import access_context
+from audit.models import AccessEvent
+from audit.verification import chain_verify
+
+
+class Command(BaseCommand):
+    help = "Verify the audit hash chain and its signed checkpoints; exits non-zero when the trail is broken."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-seal", action="store_true",
+                            help="do not chain queued events first (read-only check)")
+
+    def handle(self, *args, **options):
+        with access_context(channel="worker"):
+            run = chain_verify(seal=not options["no_seal"])
+        seconds = max((run.finished_at - run.started_at).total_seconds(), 1e-6)
+        self.stdout.write(f"checked {run.events_checked} events (links {run.first_seq} to {run.last_seq}) and "
+                          f"{run.checkpoints_checked} checkpoints in {seconds:.2f} s "
+                          f"({run.events_checked / seconds:,.0f} events/s)")
+        if run.ok:
+            self.stdout.write(self.style.SUCCESS("audit trail intact"))
+            return
+        self.stdout.write(self.style.ERROR(f"AUDIT TRAIL BROKEN: {run.message}"))
+        if run.first_broken_id is not None:
+            self.stdout.write(f"first broken event: id={run.first_broken_id} (link {run.first_broken_seq})")
+            event = AccessEvent.objects.filter(id=run.first_broken_id).first()
+            if event is not None:
+                self.stdout.write(f"  as stored now: {event.occurred_at.isoformat()} {event.actor_username or '-'} "
+                                  f"({event.actor_role or '-'}) {event.action} {event.outcome} "
+                                  f"patient={event.patient_id} {event.resource_type} {event.resource_id}")
+        for problem in sorted(run.result.breaks)[1:10]:
+            self.stdout.write(f"  also: {problem.reason}")
+        raise CommandError(f"audit trail broken at event {run.first_broken_id}: {run.message}")

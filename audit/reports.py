@@ -1,0 +1,238 @@
+"""The patient access report in three formats: CSV (spreadsheet), PDF (to hand to the patient), and FHIR
+AuditEvent resources (IHE BALP style) in a Bundle, for another system.
+
+Only trace fields are shown (who, when, role, unit, basis, action, outcome): no patient data, not even the
+patient's name (the DPO who produces the report has no right to read the record itself).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from audit.models import AccessEvent
+
+COLUMNS = ("event", "when", "who", "user_id", "role", "unit", "action", "data", "item", "outcome", "basis",
+           "channel", "reason")
+
+
+def basis_label(basis: str) -> str:
+    """A reader-friendly explanation of the recorded basis (``care:encounter``, ``break_glass``...)."""
+    kind, _sep, detail = basis.partition(":")
+    labels = {
+        "care": _("care team"),
+        "break_glass": _("emergency access (break-the-glass)"),
+        "role": _("permitted by role"),
+        "system": _("automated task"),
+        "deny": _("refused"),
+        "dpo": _("data protection officer"),
+    }
+    label = labels.get(kind)
+    if label is None:
+        return basis
+    return f"{label} ({detail})" if detail else label
+
+
+def row(event: AccessEvent) -> dict[str, str]:
+    when = timezone.localtime(event.occurred_at)
+    return {
+        "event": str(event.id),
+        "when": when.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "who": event.actor_username or (_("system") if event.actor_role == "system" else "-"),
+        "user_id": "" if event.actor_id is None else str(event.actor_id),
+        "role": event.actor_role,
+        "unit": event.actor_unit,
+        "action": event.action,
+        "data": event.category,
+        "item": f"{event.resource_type} {event.resource_id}".strip(),
+        "outcome": event.outcome,
+        "basis": basis_label(event.basis),
+        "channel": event.channel,
+        "reason": event.reason,
+    }
+
+
+def _cell(value: str) -> str:
+    # A cell starting with = + - @ would run as a formula in a spreadsheet (CSV injection).
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def to_csv(events: Iterable[AccessEvent]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for event in events:
+        r = row(event)
+        writer.writerow([_cell(r[c]) for c in COLUMNS])
+    return out.getvalue()
+
+
+def to_pdf(events: list[AccessEvent], *, patient_id: int, chain_note: str = "") -> bytes:
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4, landscape
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(buf, pagesize=landscape(A4), leftMargin=12 * mm, rightMargin=12 * mm,
+                            topMargin=12 * mm, bottomMargin=12 * mm,
+                            title=f"Access report, patient {patient_id}", author="dpi")
+    styles = getSampleStyleSheet()
+    small = styles["BodyText"].clone("small", fontSize=7, leading=8.5)
+    generated = timezone.localtime().strftime("%Y-%m-%d %H:%M %Z")
+    story = [
+        Paragraph(_("Record of accesses to patient file no. %(id)s") % {"id": patient_id}, styles["Title"]),
+        Paragraph(_("Generated %(when)s. %(n)s recorded accesses, oldest first, including refused attempts "
+                    "and automated tasks.") % {"when": generated, "n": len(events)}, styles["BodyText"]),
+    ]
+    if chain_note:
+        story.append(Paragraph(chain_note, small))
+    story.append(Spacer(1, 4 * mm))
+    header = [_("When"), _("Who"), _("Role"), _("Unit"), _("Action"), _("Data"), _("Outcome"), _("Basis"),
+              _("Channel")]
+    data = [header]
+    for event in events:
+        r = row(event)
+        data.append([Paragraph(_escape(v), small) for v in (
+            r["when"], r["who"], r["role"], r["unit"], r["action"], r["data"], r["outcome"], r["basis"], r["channel"])])
+    if len(data) == 1:
+        data.append([Paragraph(_("No access recorded."), small)] + [""] * (len(header) - 1))
+    widths = [34 * mm, 38 * mm, 26 * mm, 30 * mm, 22 * mm, 24 * mm, 18 * mm, 60 * mm, 16 * mm]
+    table = Table(data, colWidths=widths, repeatRows=1)
+    table.setStyle(TableStyle([
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde4ee")),
+        ("FONTSIZE", (0, 0), (-1, 0), 7.5),
+        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ]))
+    story.append(table)
+    doc.build(story)
+    return buf.getvalue()
+
+
+def _escape(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# --- FHIR AuditEvent (R4), after the IHE Basic Audit Log Patterns (BALP) ----------------------------------
+BALP = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/"
+_INTERACTION = {  # our action -> (BALP profile, FHIR restful interaction, AuditEvent.action)
+    "view": ("IHE.BasicAudit.PatientRead", "read", "R"),
+    "print": ("IHE.BasicAudit.PatientRead", "read", "R"),
+    "export": ("IHE.BasicAudit.PatientRead", "read", "R"),
+    "search": ("IHE.BasicAudit.PatientQuery", "search-type", "E"),
+    "create": ("IHE.BasicAudit.PatientCreate", "create", "C"),
+    "amend": ("IHE.BasicAudit.PatientUpdate", "update", "U"),
+    "delete": ("IHE.BasicAudit.PatientDelete", "delete", "D"),
+}
+_PURPOSE = {  # recorded basis -> HL7 v3 PurposeOfUse
+    "care": "TREAT",
+    "break_glass": "ETREAT",
+    "role": "HOPERAT",
+    "dpo": "PATRQT",
+    "system": "RECORDMGT",
+}
+
+
+_NAMESPACE = uuid.UUID("6b0c2f0e-3c1a-5d7e-9a8b-2f4d1c0e9a31")  # dpi access events
+
+
+def _instant(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def to_fhir_audit_event(event: AccessEvent) -> dict:
+    profile, interaction, action = _INTERACTION.get(event.action, (None, None, "E"))
+    resource: dict = {
+        "resourceType": "AuditEvent",
+        "id": f"dpi-audit-{event.id}",
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
+                 "display": "RESTful Operation"},
+        "action": action,
+        "recorded": _instant(event.occurred_at),
+        "outcome": "0" if event.outcome == AccessEvent.Outcome.ALLOWED else "4",
+        "agent": [],
+        "source": {
+            "observer": {"display": "dpi"},
+            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4",
+                      "display": "Application Server"}],
+        },
+        "entity": [{
+            "what": {"reference": f"Patient/{event.patient_id}"},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1",
+                     "display": "Person"},
+            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1",
+                     "display": "Patient"},
+        }],
+    }
+    if profile:
+        resource["meta"] = {"profile": [BALP + profile]}
+    if interaction:
+        resource["subtype"] = [{"system": "http://hl7.org/fhir/restful-interaction", "code": interaction}]
+    else:
+        resource["subtype"] = [{"system": "urn:dpi:audit-action", "code": event.action}]
+    if event.outcome != AccessEvent.Outcome.ALLOWED:
+        resource["outcomeDesc"] = event.reason or event.basis or "denied"
+    purpose = _PURPOSE.get(event.basis.partition(":")[0]) if event.outcome == AccessEvent.Outcome.ALLOWED else None
+    if purpose:
+        resource["purposeOfEvent"] = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                                                   "code": purpose}]}]
+    human = event.actor_id is not None
+    agent: dict = {
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type",
+                             "code": "humanuser" if human else "dataprocessor",
+                             "display": "human user" if human else "data processor"}]},
+        "who": {"display": event.actor_username or f"dpi {event.actor_unit or 'system'}"},
+        "requestor": True,
+    }
+    if human:
+        agent["who"]["identifier"] = {"system": "urn:dpi:user", "value": str(event.actor_id)}
+    if event.actor_role:
+        agent["role"] = [{"text": event.actor_role}]
+    if event.ip:
+        agent["network"] = {"address": str(event.ip), "type": "2"}
+    resource["agent"].append(agent)
+    resource["agent"].append({
+        "type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153",
+                             "display": "Source Role ID"}]},
+        "who": {"display": "dpi"},
+        "requestor": False,
+    })
+    if event.resource_type:
+        resource["entity"].append({
+            "what": {"identifier": {"system": "urn:dpi:resource",
+                                    "value": f"{event.resource_type}/{event.resource_id}".rstrip("/")}},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2",
+                     "display": "System Object"},
+            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "4",
+                     "display": "Domain Resource"},
+            "description": event.category or None,
+        })
+        if resource["entity"][-1]["description"] is None:
+            del resource["entity"][-1]["description"]
+    if event.request_id:
+        resource["entity"].append({
+            "what": {"identifier": {"value": event.request_id}},
+            "type": {"system": "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType",
+                     "code": "XrequestId"},
+        })
+    return resource
+
+
+def to_fhir_bundle(events: Iterable[AccessEvent], *, patient_id: int) -> dict:
+    entries = [{"fullUrl": f"urn:uuid:{uuid.uuid5(_NAMESPACE, str(e.id))}", "resource": to_fhir_audit_event(e)}
+               for e in events]
+    return {
+        "resourceType": "Bundle",
+        "id": f"dpi-access-report-{patient_id}",
+        "type": "collection",
+        "timestamp": _instant(timezone.now()),
+        "entry": entries,
+    }

@@ -1,0 +1,71 @@
+"""The patient access report, downloadable by the data protection officer (DPO) only.
+
+Each download is itself an access event (action ``export``); a refused attempt gets 403 and a denied event.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpResponse
+from django.views.decorators.http import require_GET
+
+from access.gate import role_of  # role lookup only (views may use it; selectors stay policy-free)
+from access.policy import Role
+from audit import reports, selectors
+from audit.models import AccessEvent
+from audit.services import event_record
+
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "pdf": "application/pdf", "json": "application/fhir+json"}
+
+
+def _record(request, *, patient_id: int, fmt: str, allowed: bool, role: str, count: int | None = None) -> None:
+    details = {"format": fmt, "report": "patient_access"}
+    if count is not None:
+        details["events"] = count
+    event_record(
+        action=AccessEvent.Action.EXPORT,
+        outcome=AccessEvent.Outcome.ALLOWED if allowed else AccessEvent.Outcome.DENIED,
+        actor=request.user, actor_role=role, patient_id=patient_id, category="administrative",
+        resource_type="access_report", basis="dpo:access_report" if allowed else "deny:not_dpo",
+        reason="" if allowed else "only the data protection officer downloads access reports", details=details,
+    )
+
+
+@require_GET
+def patient_access_report(request, patient_id: str, fmt: str):
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    pid = int(patient_id)
+    role = role_of(request.user)
+    role_name = role.value if role is not None else ""
+    if role != Role.DPO:
+        _record(request, patient_id=pid, fmt=fmt, allowed=False, role=role_name)
+        raise PermissionDenied("only the data protection officer downloads access reports")
+    with transaction.atomic():
+        # Recorded first, in the same transaction: the report lists its own download, and a report that
+        # fails to render leaves no trace of a download that did not happen.
+        _record(request, patient_id=pid, fmt=fmt, allowed=True, role=role_name)
+        events = selectors.patient_access_report(patient_id=pid)
+        if fmt == "csv":
+            body: bytes = reports.to_csv(events).encode("utf-8-sig")  # BOM: spreadsheets read UTF-8
+        elif fmt == "pdf":
+            body = reports.to_pdf(events, patient_id=pid, chain_note=_chain_note())
+        else:
+            body = json.dumps(reports.to_fhir_bundle(events, patient_id=pid), ensure_ascii=False).encode()
+    response = HttpResponse(body, content_type=CONTENT_TYPES[fmt])
+    response["Content-Disposition"] = f'attachment; filename="access-report-patient-{pid}.{fmt}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _chain_note() -> str:
+    run = selectors.last_verification()
+    if run is None:
+        return "These traces are append-only and hash-chained; no integrity verification has run yet."
+    state = "intact" if run.ok else "BROKEN"
+    return (f"These traces are append-only and hash-chained. Last integrity verification: "
+            f"{run.finished_at:%Y-%m-%d %H:%M} UTC, {state}.")

@@ -1,0 +1,327 @@
+"""What every /api/ view shares: authentication, scopes, throttling, errors, pagination, ETags, the gate.
+
+Views are thin: they validate input with a serializer, ask the gate, call a service, and serialize.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from access import gate
+from access.policy import Action, Category
+from audit.services import event_record
+from dpi.api.authentication import (
+    ON_BEHALF_HEADER,
+    ApiTokenAuthentication,
+    VerifiedSessionAuthentication,
+    api_details,
+)
+from dpi.api.permissions import HasScope
+from dpi.api.scopes import scope
+from dpi.api.throttling import ApiRateThrottle
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+# --- errors -----------------------------------------------------------------------------------------------
+class PreconditionFailed(exceptions.APIException):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = "The resource changed since you read it (If-Match does not match its ETag): read it again."
+    default_code = "precondition_failed"
+
+
+class PreconditionRequired(exceptions.APIException):
+    status_code = status.HTTP_428_PRECONDITION_REQUIRED
+    default_detail = "Send If-Match with the ETag you read, so that no change is lost."
+    default_code = "precondition_required"
+
+
+class IdempotencyConflict(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "This Idempotency-Key was already used for a different request."
+    default_code = "idempotency_key_reused"
+
+
+def django_validation_detail(exc: DjangoValidationError) -> dict[str, Any]:
+    if hasattr(exc, "error_dict"):
+        return {("non_field_errors" if k == "__all__" else k): v for k, v in exc.message_dict.items()}
+    return {"non_field_errors": exc.messages}
+
+
+def api_exception_handler(exc, context):
+    """DRF's handler, plus: a model/service ValidationError is a 400 naming the fields; the gate's
+    refusal is a 403 carrying its reason."""
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(django_validation_detail(exc))
+    elif isinstance(exc, gate.AccessDenied):
+        exc = exceptions.PermissionDenied(exc.decision.reason or "access denied")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    return drf_exception_handler(exc, context)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class FieldErrorsSerializer(serializers.Serializer):
+    """``{"field": ["message", ...], "non_field_errors": [...]}``."""
+
+    non_field_errors = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+# --- pagination -------------------------------------------------------------------------------------------
+class ApiCursorPagination(CursorPagination):
+    """Opaque cursors: stable under concurrent inserts, no COUNT(*), no deep OFFSET."""
+
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound as exc:
+            raise exceptions.ValidationError({"cursor": ["Invalid cursor."]}) from exc
+
+
+MAX_ID = 2**63 - 1
+
+
+def parse_id(value: Any) -> int:
+    """A path id as a positive bigint, else 404 (never a database error)."""
+    try:
+        number = int(str(value))
+    except ValueError as exc:
+        raise exceptions.NotFound() from exc
+    if not 1 <= number <= MAX_ID:
+        raise exceptions.NotFound()
+    return number
+
+
+# --- ETags ------------------------------------------------------------------------------------------------
+def etag_of(obj: Any) -> str:
+    """A strong ETag that changes with every change of the resource."""
+    version = getattr(obj, "version", None)
+    if version is not None:
+        return f'"{obj._meta.model_name}-{obj.pk}-v{version}"'
+    updated = getattr(obj, "updated_at", None)
+    if updated is not None:
+        return f'"{obj._meta.model_name}-{obj.pk}-{int(updated.timestamp() * 1_000_000)}"'
+    state = "|".join(str(getattr(obj, f.attname)) for f in obj._meta.concrete_fields)
+    return f'"{obj._meta.model_name}-{obj.pk}-{hashlib.sha256(state.encode()).hexdigest()[:16]}"'
+
+
+def check_if_match(request, obj: Any, *, required: bool) -> None:
+    """412 if If-Match names another version (call it after locking the row); 428 if required and absent."""
+    header = request.headers.get("If-Match", "").strip()
+    if not header:
+        if required:
+            raise PreconditionRequired()
+        return
+    if header == "*":
+        return
+    # Strong comparison (RFC 9110 13.1.1): weak tags never match.
+    wanted = {t.strip() for t in header.split(",")}
+    if etag_of(obj) not in wanted:
+        raise PreconditionFailed()
+
+
+# --- OpenAPI ----------------------------------------------------------------------------------------------
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "dpi.api.authentication.ApiTokenAuthentication"
+    name = "apiToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "dpi_<prefix>_<secret>",
+            "description": "API client token; scopes '<category>:<action>' (see docs/api.md).",
+        }
+
+
+class VerifiedSessionScheme(OpenApiAuthenticationExtension):
+    target_class = "dpi.api.authentication.VerifiedSessionAuthentication"
+    name = "verifiedSession"
+
+    def get_security_definition(self, auto_schema):
+        from django.conf import settings
+
+        return {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": settings.SESSION_COOKIE_NAME,
+            "description": "Signed-in session with a verified second factor (CSRF token on writes).",
+        }
+
+
+ON_BEHALF_PARAMETER = OpenApiParameter(
+    ON_BEHALF_HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Username of the staff member the client acts for (clients allowed to); their rights apply.",
+)
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Unique key of this write: a retry with the same key and body returns the first answer "
+    "without writing again; the same key with another body gets 422.",
+)
+IF_MATCH_REQUIRED = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="The ETag you read (412 if the resource changed since).",
+)
+IF_MATCH_OPTIONAL = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="The ETag you read (412 if the resource changed since).",
+)
+ETAG_HEADER = OpenApiParameter(
+    "ETag",
+    str,
+    OpenApiParameter.HEADER,
+    response=[200, 201],
+    description="Version of the resource, for If-Match.",
+)
+
+
+class ApiAutoSchema(AutoSchema):
+    """Adds the answers every operation may give (401, 403, 429; 400 and 404 where they apply)."""
+
+    def get_override_parameters(self):
+        params = list(super().get_override_parameters())
+        params.append(ON_BEHALF_PARAMETER)
+        if self.method == "POST":
+            params.append(IDEMPOTENCY_PARAMETER)
+        return params
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        # 404: an unknown id in the path, or an unknown patient named by a filter or a body.
+        codes = {"400": FieldErrorsSerializer, "401": ErrorSerializer, "403": ErrorSerializer,
+                 "404": ErrorSerializer, "429": ErrorSerializer}
+        if self.method == "POST":
+            codes["422"] = ErrorSerializer
+        if_match = [p for p in self.get_override_parameters() if getattr(p, "name", "") == "If-Match"]
+        if if_match:
+            codes["412"] = ErrorSerializer
+            if any(p.required for p in if_match):
+                codes["428"] = ErrorSerializer
+        for code, serializer in codes.items():
+            if code not in responses:
+                responses[code] = self._get_response_for_code(serializer, code, ["application/json"], direction)
+        return responses
+
+
+# --- the base view ----------------------------------------------------------------------------------------
+class ApiView:
+    """Mixin for /api/ viewsets: every request authenticated, scoped, throttled and gated."""
+
+    authentication_classes = [ApiTokenAuthentication, VerifiedSessionAuthentication]
+    permission_classes = [HasScope]
+    throttle_classes = [ApiRateThrottle]
+    renderer_classes = [JSONRenderer]
+    parser_classes = [JSONParser]
+    pagination_class = ApiCursorPagination
+    schema = ApiAutoSchema()
+
+    category: Category = Category.ADMINISTRATIVE
+    resource_type: str = ""
+    # viewset action -> gate action (and so the scope "<category>:<action>" a token needs)
+    scope_actions: dict[str, str] = {
+        "list": Action.VIEW,
+        "retrieve": Action.VIEW,
+        "create": Action.CREATE,
+        "partial_update": Action.AMEND,
+    }
+
+    def required_scope(self, request) -> str | None:
+        action = self.scope_actions.get(getattr(self, "action", None) or "")
+        if action is None:
+            # Fail closed: an action without a declared scope is refused to tokens.
+            return scope(self.category, "undeclared")
+        return scope(self.category, action)
+
+    def get_exception_handler(self):
+        return api_exception_handler
+
+    # -- the gate --
+    def gate(
+        self,
+        *,
+        patient_id: int | None,
+        action: str,
+        category: Category | str | None = None,
+        resource_id: Any = "",
+        missing: str = "404",
+        details: dict[str, Any] | None = None,
+    ):
+        """Ask the gate (recorded with the client and represented user). A patient that does not exist is
+        a 404 (or a 400 on ``patient`` for writes naming it); any other refusal is a 403."""
+        decision = gate.authorize(
+            self.request.user,
+            patient_id=patient_id,
+            category=category or self.category,
+            action=action,
+            resource_type=self.resource_type,
+            resource_id=resource_id,
+            details={**api_details(self.request), **(details or {})},
+        )
+        if decision.allowed:
+            return decision
+        if decision.basis == "deny:not_found":
+            if missing == "400":
+                raise exceptions.ValidationError({"patient": ["Unknown patient."]})
+            raise exceptions.NotFound()
+        raise gate.AccessDenied(decision)
+
+    def search_patients(self, queryset, *, query: str):
+        """``gate.visible_patients`` with the search event carrying the client details (the gate's own
+        recording has no room for them), and a 403 rather than an empty page when the search is refused."""
+        user = self.request.user
+        decision = gate.decide(user, patient_id=None, category=Category.ADMINISTRATIVE, action=Action.SEARCH)
+        event_record(
+            actor=user,
+            actor_role=decision.role,
+            actor_unit=gate.unit_of(user),
+            category=Category.ADMINISTRATIVE,
+            action=Action.SEARCH,
+            outcome="allowed" if decision.allowed else "denied",
+            basis=decision.basis,
+            reason=decision.reason,
+            resource_type="patient",
+            details={"query_length": len(query), **api_details(self.request)},
+        )
+        if not decision.allowed:
+            raise gate.AccessDenied(decision)
+        return gate.visible_patients(user, queryset, query=query, record=False)
+
+
+def etag_response(data: Any, obj: Any, *, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(data, status=status_code, headers={"ETag": etag_of(obj), **(headers or {})})

@@ -1,0 +1,287 @@
+"""Shapes of the REST API. Input serializers check types and sizes; the services then validate the rules
+(``full_clean``), and a rule broken there is also a 400 naming the field."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from rest_framework import serializers
+
+from audit.models import AccessEvent
+from dpi.models import Document, Observation
+from patients.models import Encounter, Patient
+
+MAX_ID = 2**63 - 1
+
+
+class ApiDateTimeField(serializers.DateTimeField):
+    """ISO 8601. Written in UTC (``Z``); read with its offset (a naive time is Europe/Paris, the hospital's).
+
+    Years 1900 to 2100 only: a feed sending year 237 is broken, and before 1911 the Paris zone has an offset
+    in seconds that RFC 3339 cannot write.
+    """
+
+    def to_internal_value(self, value):
+        parsed = super().to_internal_value(value)
+        if not 1900 <= parsed.year <= 2100:
+            raise serializers.ValidationError("Out of range (years 1900 to 2100).")
+        return parsed
+
+    def to_representation(self, value):
+        if value is None:
+            return None
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _id_field(**kwargs) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=1, max_value=MAX_ID, **kwargs)
+
+
+# --- patients ---------------------------------------------------------------------------------------------
+class PatientSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    ipp = serializers.CharField(read_only=True)
+    ins = serializers.SerializerMethodField(help_text="INS (NIR or NIA + key); only for a qualified identity (QUAL)")
+    identity_status = serializers.CharField(read_only=True)
+    birth_name = serializers.CharField(read_only=True)
+    used_name = serializers.CharField(read_only=True)
+    first_name = serializers.CharField(read_only=True)
+    first_names = serializers.CharField(read_only=True)
+    sex = serializers.CharField(read_only=True)
+    birth_date = serializers.DateField(read_only=True)
+    birthplace_insee = serializers.CharField(read_only=True)
+    address = serializers.CharField(read_only=True)
+    postal_code = serializers.CharField(read_only=True)
+    city = serializers.CharField(read_only=True)
+    phone = serializers.CharField(read_only=True)
+    email = serializers.CharField(read_only=True)
+    date_of_death = serializers.DateField(read_only=True, allow_null=True)
+    confidentiality = serializers.CharField(read_only=True)
+    restriction_reason = serializers.CharField(read_only=True)
+    frozen = serializers.BooleanField(read_only=True)
+    updated_at = ApiDateTimeField(read_only=True)
+
+    def get_ins(self, obj: Patient) -> str | None:
+        # Only a qualified identity may carry and send the INS (RNIV; Ségur INS/va1.53).
+        return obj.ins or None if obj.identity_status == Patient.IdentityStatus.QUALIFIED else None
+
+
+class PatientWriteSerializer(serializers.Serializer):
+    ipp = serializers.CharField(
+        max_length=20,
+        required=False,
+        help_text="the identity server's permanent id; assigned here when absent",
+    )
+    ins = serializers.CharField(max_length=32, required=False, allow_blank=True, help_text="spaces allowed")
+    identity_status = serializers.ChoiceField(Patient.IdentityStatus.choices, required=False)
+    birth_name = serializers.CharField(max_length=100)
+    used_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    first_name = serializers.CharField(max_length=100)
+    first_names = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    sex = serializers.ChoiceField(Patient.Sex.choices)
+    birth_date = serializers.DateField()
+    birthplace_insee = serializers.CharField(max_length=5, required=False, allow_blank=True)
+    address = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    postal_code = serializers.CharField(max_length=10, required=False, allow_blank=True)
+    city = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    phone = serializers.CharField(max_length=30, required=False, allow_blank=True)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+    date_of_death = serializers.DateField(required=False, allow_null=True)
+    confidentiality = serializers.ChoiceField(Patient.Confidentiality.choices, required=False)
+    restriction_reason = serializers.ChoiceField(Patient.RestrictionReason.choices, required=False, allow_blank=True)
+
+
+class PatientUpdateSerializer(PatientWriteSerializer):
+    """Every field optional (PATCH); the IPP never changes."""
+
+    ipp = None
+    birth_name = serializers.CharField(max_length=100, required=False)
+    first_name = serializers.CharField(max_length=100, required=False)
+    sex = serializers.ChoiceField(Patient.Sex.choices, required=False)
+    birth_date = serializers.DateField(required=False)
+
+
+class PatientSearchSerializer(serializers.Serializer):
+    ins = serializers.CharField(max_length=32, required=False, help_text="exact INS, spaces allowed (blind index)")
+    family = serializers.CharField(max_length=100, required=False, help_text="birth or used name, prefix")
+    given = serializers.CharField(max_length=100, required=False, help_text="first given name, prefix")
+    birth_date = serializers.DateField(required=False)
+
+    def validate(self, attrs):
+        if not any(attrs.get(k) for k in ("ins", "family", "given", "birth_date")):
+            raise serializers.ValidationError("Give at least one of ins, family, given, birth_date.")
+        return attrs
+
+
+class PatientFilterSerializer(serializers.Serializer):
+    patient = _id_field(help_text="the patient's id")
+
+
+# --- encounters -------------------------------------------------------------------------------------------
+class EncounterSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    patient = serializers.IntegerField(source="patient_id", read_only=True)
+    unit = serializers.CharField(source="unit.code", read_only=True)
+    unit_name = serializers.CharField(source="unit.name", read_only=True)
+    kind = serializers.CharField(read_only=True)
+    start = ApiDateTimeField(read_only=True)
+    end = ApiDateTimeField(read_only=True, allow_null=True)
+    transferred_from = serializers.IntegerField(source="transferred_from_id", read_only=True, allow_null=True)
+
+
+class EncounterAdmitSerializer(serializers.Serializer):
+    patient = _id_field()
+    unit = serializers.SlugField(max_length=32, help_text="care unit code")
+    kind = serializers.ChoiceField(Encounter.Kind.choices, required=False)
+    start = ApiDateTimeField(required=False, help_text="default: now")
+
+
+class EncounterTransferSerializer(serializers.Serializer):
+    unit = serializers.SlugField(max_length=32, help_text="code of the receiving care unit")
+    at = ApiDateTimeField(required=False, help_text="default: now")
+
+
+class EncounterDischargeSerializer(serializers.Serializer):
+    end = ApiDateTimeField(required=False, help_text="default: now")
+
+
+# --- observations -----------------------------------------------------------------------------------------
+def _decimal(**kwargs) -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=12, decimal_places=3, **kwargs)
+
+
+class ObservationSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    patient = serializers.IntegerField(source="patient_id", read_only=True)
+    encounter = serializers.IntegerField(source="encounter_id", read_only=True, allow_null=True)
+    category = serializers.CharField(source="obs_category", read_only=True)
+    loinc = serializers.CharField(read_only=True)
+    label = serializers.CharField(read_only=True)
+    value = _decimal(read_only=True, allow_null=True)
+    value_text = serializers.CharField(read_only=True)
+    unit = serializers.CharField(read_only=True)
+    reference_low = _decimal(read_only=True, allow_null=True)
+    reference_high = _decimal(read_only=True, allow_null=True)
+    interpretation = serializers.CharField(source="abnormal", read_only=True, help_text="H, L or empty")
+    effective_at = ApiDateTimeField(read_only=True)
+    author = serializers.CharField(source="author.username", read_only=True)
+    version = serializers.IntegerField(read_only=True)
+    created_at = ApiDateTimeField(read_only=True)
+
+
+class ObservationCreateSerializer(serializers.Serializer):
+    patient = _id_field()
+    encounter = _id_field(required=False, allow_null=True)
+    category = serializers.ChoiceField(Observation.Category.choices, required=False)
+    loinc = serializers.CharField(max_length=16, required=False, allow_blank=True)
+    label = serializers.CharField(max_length=200)
+    value = _decimal(required=False, allow_null=True)
+    value_text = serializers.CharField(max_length=10000, required=False, allow_blank=True)
+    unit = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    reference_low = _decimal(required=False, allow_null=True)
+    reference_high = _decimal(required=False, allow_null=True)
+    effective_at = ApiDateTimeField()
+
+    def validate(self, attrs):
+        if attrs.get("value") is None and not attrs.get("value_text"):
+            raise serializers.ValidationError({"value": ["Give a value or a value_text."]})
+        return attrs
+
+
+class ObservationAmendSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, help_text="why the result is corrected (kept with the old value)")
+    label = serializers.CharField(max_length=200, required=False)
+    loinc = serializers.CharField(max_length=16, required=False, allow_blank=True)
+    value = _decimal(required=False, allow_null=True)
+    value_text = serializers.CharField(max_length=10000, required=False, allow_blank=True)
+    unit = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    reference_low = _decimal(required=False, allow_null=True)
+    reference_high = _decimal(required=False, allow_null=True)
+    effective_at = ApiDateTimeField(required=False)
+
+
+# --- documents --------------------------------------------------------------------------------------------
+class DocumentSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    patient = serializers.IntegerField(source="patient_id", read_only=True)
+    encounter = serializers.IntegerField(source="encounter_id", read_only=True, allow_null=True)
+    title = serializers.CharField(read_only=True)
+    media_type = serializers.CharField(read_only=True)
+    size = serializers.IntegerField(read_only=True)
+    author = serializers.CharField(source="author.username", read_only=True)
+    version = serializers.IntegerField(read_only=True)
+    created_at = ApiDateTimeField(read_only=True)
+    content_url = serializers.SerializerMethodField()
+
+    def get_content_url(self, obj: Document) -> str:
+        return f"/api/documents/{obj.pk}/content/"
+
+
+class DocumentUploadSerializer(serializers.Serializer):
+    patient = _id_field()
+    encounter = _id_field(required=False, allow_null=True)
+    title = serializers.CharField(max_length=200)
+    file = serializers.FileField(allow_empty_file=False, help_text="PDF, PNG, JPEG, plain text or XML (CDA)")
+
+
+# --- care-team memberships --------------------------------------------------------------------------------
+class MembershipSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    patient = serializers.IntegerField(source="patient_id", read_only=True)
+    user = serializers.CharField(source="user.username", read_only=True)
+    start = ApiDateTimeField(read_only=True)
+    end = ApiDateTimeField(read_only=True)
+    reason = serializers.CharField(read_only=True)
+    granted_by = serializers.CharField(source="granted_by.username", read_only=True, allow_null=True)
+    created_at = ApiDateTimeField(read_only=True)
+
+
+class MembershipCreateSerializer(serializers.Serializer):
+    patient = _id_field()
+    user = serializers.CharField(max_length=150, help_text="username of the professional joining the team")
+    start = ApiDateTimeField(required=False, help_text="default: now")
+    end = ApiDateTimeField()
+    reason = serializers.CharField(max_length=300)
+
+
+class MembershipEndSerializer(serializers.Serializer):
+    at = ApiDateTimeField(required=False, help_text="default: now")
+
+
+# --- audit events (DPO) -----------------------------------------------------------------------------------
+class AccessEventSerializer(serializers.ModelSerializer):
+    occurred_at = ApiDateTimeField(read_only=True)
+
+    class Meta:
+        model = AccessEvent
+        fields = [
+            "id",
+            "occurred_at",
+            "actor_id",
+            "actor_username",
+            "actor_role",
+            "actor_unit",
+            "patient_id",
+            "category",
+            "resource_type",
+            "resource_id",
+            "action",
+            "outcome",
+            "basis",
+            "reason",
+            "channel",
+            "request_id",
+            "ip",
+            "user_agent",
+            "details",
+        ]
+        read_only_fields = fields
+
+
+class AccessEventFilterSerializer(serializers.Serializer):
+    patient = _id_field(required=False)
+    actor = serializers.CharField(max_length=150, required=False, help_text="username")
+    action = serializers.ChoiceField(AccessEvent.Action.choices, required=False)
+    outcome = serializers.ChoiceField(AccessEvent.Outcome.choices, required=False)
+    since = ApiDateTimeField(required=False)
+    until = ApiDateTimeField(required=False)

@@ -1,0 +1,712 @@
+"""REST endpoints for hospital systems (/api/). Thin: validate, ask the gate, call a service, serialize.
+
+Scopes per endpoint are the viewset's ``category`` and the gate action of ``scope_actions``.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import Q
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import MultiPartParser
+
+from access import gate
+from access import services as access_services
+from access.models import CareTeamMembership
+from access.policy import CARE_STAFF_ROLES, Action, Category, Role
+from audit.models import AccessEvent
+from audit.services import event_record
+from dpi import services as clinical_services
+from dpi.api import serializers as s
+from dpi.api.authentication import api_details
+from dpi.api.common import (
+    ETAG_HEADER,
+    IF_MATCH_OPTIONAL,
+    IF_MATCH_REQUIRED,
+    ApiView,
+    check_if_match,
+    etag_response,
+    parse_id,
+)
+from dpi.api.idempotency import idempotent
+from dpi.api.scopes import AUDIT_VIEW
+from dpi.models import Document, Observation
+from patients import ins as ins_rules
+from patients import services as patient_services
+from patients.models import Encounter, Patient
+
+
+@login_required
+def api_docs(request):
+    """Swagger UI over /api/schema/ (assets served locally, init script under the page's CSP nonce). The
+    second-factor step is enforced for signed-in users by the authentication middleware."""
+    return render(request, "api/docs.html")
+
+
+@csrf_exempt  # it changes nothing; without this a POST would get Django's HTML CSRF page instead
+def api_not_found(request, *args, **kwargs):
+    return JsonResponse({"detail": "Not found."}, status=404)
+
+
+def _location(kind: str, pk: int) -> dict[str, str]:
+    return {"Location": f"/api/{kind}/{pk}/"}
+
+
+def _patient_filter(request) -> int:
+    f = s.PatientFilterSerializer(data=request.query_params)
+    f.is_valid(raise_exception=True)
+    return f.validated_data["patient"]
+
+
+def _get_or_404(queryset, pk):
+    obj = queryset.filter(pk=parse_id(pk)).first()
+    if obj is None:
+        raise exceptions.NotFound()
+    return obj
+
+
+class _Base(ApiView, viewsets.GenericViewSet):
+    metadata_class = None  # no OPTIONS introspection
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # Patient data must not be kept by shared caches or the browser.
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+# --- patients ---------------------------------------------------------------------------------------------
+@extend_schema_view(
+    list=extend_schema(
+        summary="Search patients (INS, name, birth date)",
+        parameters=[s.PatientSearchSerializer],
+        responses=s.PatientSerializer(many=True),
+    ),
+    retrieve=extend_schema(
+        summary="Read a patient's identity", responses=s.PatientSerializer, parameters=[ETAG_HEADER]
+    ),
+    create=extend_schema(
+        summary="Create a patient identity",
+        request=s.PatientWriteSerializer,
+        responses={201: s.PatientSerializer},
+        parameters=[ETAG_HEADER],
+    ),
+    partial_update=extend_schema(
+        summary="Change identity or contact fields",
+        request=s.PatientUpdateSerializer,
+        responses=s.PatientSerializer,
+        parameters=[IF_MATCH_REQUIRED, ETAG_HEADER],
+    ),
+)
+class PatientViewSet(_Base):
+    """Administrative identity. Searches go through ``gate.visible_patients`` (restricted ones masked)."""
+
+    category = Category.ADMINISTRATIVE
+    resource_type = "patient"
+    scope_actions = {
+        "list": Action.SEARCH,
+        "retrieve": Action.VIEW,
+        "create": Action.CREATE,
+        "partial_update": Action.AMEND,
+    }
+    serializer_class = s.PatientSerializer
+    queryset = Patient.objects.none()
+
+    def list(self, request):
+        f = s.PatientSearchSerializer(data=request.query_params)
+        f.is_valid(raise_exception=True)
+        q = f.validated_data
+        queryset = Patient.objects.all()
+        if q.get("ins"):
+            queryset = queryset.filter(ins_bidx=patient_services.ins_blind_index(ins_rules.normalise(q["ins"])))
+        if q.get("family"):
+            queryset = queryset.filter(Q(birth_name__istartswith=q["family"]) | Q(used_name__istartswith=q["family"]))
+        if q.get("given"):
+            queryset = queryset.filter(first_name__istartswith=q["given"])
+        if q.get("birth_date"):
+            queryset = queryset.filter(birth_date=q["birth_date"])
+        query = " ".join(str(q[k]) for k in ("family", "given", "birth_date") if q.get(k))
+        queryset = self.search_patients(queryset, query=query + (" ins" if q.get("ins") else ""))
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(s.PatientSerializer(page, many=True).data)
+
+    def retrieve(self, request, pk=None):
+        pk = parse_id(pk)
+        self.gate(patient_id=pk, action=Action.VIEW, resource_id=pk)
+        patient = _get_or_404(Patient.objects.all(), pk)
+        return etag_response(s.PatientSerializer(patient).data, patient)
+
+    def create(self, request):
+        body = s.PatientWriteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+
+        def perform():
+            self.gate(patient_id=None, action=Action.CREATE)
+            patient = patient_services.patient_create(**body.validated_data)
+            self.written = (patient.pk, self.category, self.resource_type, patient.pk)
+            return etag_response(
+                s.PatientSerializer(patient).data,
+                patient,
+                status_code=201,
+                headers=_location("patients", patient.pk),
+            )
+
+        return idempotent(self, request, perform)
+
+    def partial_update(self, request, pk=None):
+        pk = parse_id(pk)
+        body = s.PatientUpdateSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        with transaction.atomic():
+            self.gate(
+                patient_id=pk,
+                action=Action.AMEND,
+                resource_id=pk,
+                details={"fields": sorted(body.validated_data)},
+            )
+            patient = _get_or_404(Patient.objects.select_for_update(), pk)
+            check_if_match(request, patient, required=True)
+            patient_services.patient_update(patient=patient, **body.validated_data)
+            patient.refresh_from_db()
+        return etag_response(s.PatientSerializer(patient).data, patient)
+
+
+# --- encounters -------------------------------------------------------------------------------------------
+@extend_schema_view(
+    list=extend_schema(
+        summary="A patient's encounters",
+        parameters=[s.PatientFilterSerializer],
+        responses=s.EncounterSerializer(many=True),
+    ),
+    retrieve=extend_schema(summary="Read an encounter", responses=s.EncounterSerializer, parameters=[ETAG_HEADER]),
+    create=extend_schema(
+        summary="Admission (ADT A01/A04)",
+        request=s.EncounterAdmitSerializer,
+        responses={201: s.EncounterSerializer},
+        parameters=[ETAG_HEADER],
+    ),
+    transfer=extend_schema(
+        summary="Transfer to another unit (ADT A02): closes this one, opens the next",
+        request=s.EncounterTransferSerializer,
+        responses={201: s.EncounterSerializer},
+        parameters=[IF_MATCH_OPTIONAL, ETAG_HEADER],
+    ),
+    discharge=extend_schema(
+        summary="Discharge (ADT A03)",
+        request=s.EncounterDischargeSerializer,
+        responses={200: s.EncounterSerializer},
+        parameters=[IF_MATCH_OPTIONAL, ETAG_HEADER],
+    ),
+)
+class EncounterViewSet(_Base):
+    """The admission / transfer / discharge feed. The care team follows automatically (access.signals)."""
+
+    category = Category.ADMINISTRATIVE
+    resource_type = "encounter"
+    scope_actions = {
+        "list": Action.VIEW,
+        "retrieve": Action.VIEW,
+        "create": Action.CREATE,
+        "transfer": Action.AMEND,
+        "discharge": Action.AMEND,
+    }
+    serializer_class = s.EncounterSerializer
+    queryset = Encounter.objects.none()
+
+    def _encounters(self):
+        return Encounter.objects.select_related("unit")
+
+    def list(self, request):
+        patient_id = _patient_filter(request)
+        self.gate(patient_id=patient_id, action=Action.VIEW)
+        page = self.paginate_queryset(self._encounters().filter(patient_id=patient_id))
+        return self.get_paginated_response(s.EncounterSerializer(page, many=True).data)
+
+    def retrieve(self, request, pk=None):
+        encounter = _get_or_404(self._encounters(), pk)
+        self.gate(patient_id=encounter.patient_id, action=Action.VIEW, resource_id=encounter.pk)
+        return etag_response(s.EncounterSerializer(encounter).data, encounter)
+
+    def create(self, request):
+        body = s.EncounterAdmitSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+
+        def perform():
+            self.gate(patient_id=data["patient"], action=Action.CREATE, missing="400")
+            patient = Patient.objects.get(pk=data["patient"])
+            kwargs = {k: data[k] for k in ("start", "kind") if k in data}
+            encounter = patient_services.encounter_admit(patient=patient, unit=data["unit"], **kwargs)
+            self.written = (patient.pk, self.category, self.resource_type, encounter.pk)
+            return etag_response(
+                s.EncounterSerializer(encounter).data,
+                encounter,
+                status_code=201,
+                headers=_location("encounters", encounter.pk),
+            )
+
+        return idempotent(self, request, perform)
+
+    def _locked_for_change(self, request, pk) -> Encounter:
+        encounter = _get_or_404(self._encounters(), pk)
+        self.gate(patient_id=encounter.patient_id, action=Action.AMEND, resource_id=encounter.pk)
+        encounter = Encounter.objects.select_for_update().get(pk=encounter.pk)
+        check_if_match(request, encounter, required=False)
+        return encounter
+
+    @action(detail=True, methods=["post"])
+    def transfer(self, request, pk=None):
+        body = s.EncounterTransferSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+
+        def perform():
+            encounter = self._locked_for_change(request, pk)
+            new = patient_services.encounter_transfer(
+                encounter=encounter, unit=body.validated_data["unit"], at=body.validated_data.get("at")
+            )
+            new = self._encounters().get(pk=new.pk)
+            self.written = (new.patient_id, self.category, self.resource_type, new.pk)
+            return etag_response(
+                s.EncounterSerializer(new).data, new, status_code=201, headers=_location("encounters", new.pk)
+            )
+
+        return idempotent(self, request, perform)
+
+    @action(detail=True, methods=["post"])
+    def discharge(self, request, pk=None):
+        body = s.EncounterDischargeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+
+        def perform():
+            encounter = self._locked_for_change(request, pk)
+            encounter = patient_services.encounter_discharge(encounter=encounter, end=body.validated_data.get("end"))
+            encounter = self._encounters().get(pk=encounter.pk)
+            self.written = (encounter.patient_id, self.category, self.resource_type, encounter.pk)
+            return etag_response(s.EncounterSerializer(encounter).data, encounter)
+
+        return idempotent(self, request, perform)
+
+
+# --- observations and lab results -------------------------------------------------------------------------
+@extend_schema_view(
+    list=extend_schema(
+        summary="A patient's observations and lab results",
+        parameters=[s.PatientFilterSerializer],
+        responses=s.ObservationSerializer(many=True),
+    ),
+    retrieve=extend_schema(summary="Read an observation", responses=s.ObservationSerializer, parameters=[ETAG_HEADER]),
+    create=extend_schema(
+        summary="Record an observation or lab result (inbound from a laboratory system)",
+        request=s.ObservationCreateSerializer,
+        responses={201: s.ObservationSerializer},
+        parameters=[ETAG_HEADER],
+    ),
+    partial_update=extend_schema(
+        summary="Correct a result (the previous value is kept)",
+        request=s.ObservationAmendSerializer,
+        responses=s.ObservationSerializer,
+        parameters=[IF_MATCH_REQUIRED, ETAG_HEADER],
+    ),
+)
+class ObservationViewSet(_Base):
+    category = Category.MEDICAL
+    resource_type = "observation"
+    serializer_class = s.ObservationSerializer
+    queryset = Observation.objects.none()
+
+    def _observations(self):
+        return Observation.objects.select_related("author")
+
+    def list(self, request):
+        patient_id = _patient_filter(request)
+        self.gate(patient_id=patient_id, action=Action.VIEW)
+        page = self.paginate_queryset(self._observations().filter(patient_id=patient_id))
+        return self.get_paginated_response(s.ObservationSerializer(page, many=True).data)
+
+    def retrieve(self, request, pk=None):
+        obs = _get_or_404(self._observations(), pk)
+        self.gate(patient_id=obs.patient_id, category=obs.category, action=Action.VIEW, resource_id=obs.pk)
+        return etag_response(s.ObservationSerializer(obs).data, obs)
+
+    def create(self, request):
+        body = s.ObservationCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+
+        def perform():
+            patient_id = data.pop("patient")
+            self.gate(patient_id=patient_id, action=Action.CREATE, missing="400")
+            patient = Patient.objects.get(pk=patient_id)
+            encounter_id = data.pop("encounter", None)
+            encounter = None
+            if encounter_id is not None:
+                encounter = Encounter.objects.filter(pk=encounter_id, patient_id=patient_id).first()
+                if encounter is None:
+                    raise exceptions.ValidationError({"encounter": ["No such encounter for this patient."]})
+            if "category" in data:
+                data["obs_category"] = data.pop("category")
+            obs = clinical_services.observation_record(
+                patient=patient, author=request.user, encounter=encounter, **data
+            )
+            obs = self._observations().get(pk=obs.pk)
+            self.written = (patient.pk, obs.category, self.resource_type, obs.pk)
+            return etag_response(
+                s.ObservationSerializer(obs).data,
+                obs,
+                status_code=201,
+                headers=_location("observations", obs.pk),
+            )
+
+        return idempotent(self, request, perform)
+
+    def partial_update(self, request, pk=None):
+        body = s.ObservationAmendSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        changes = dict(body.validated_data)
+        reason = changes.pop("reason", "")
+        if not reason.strip():
+            raise exceptions.ValidationError({"reason": ["An amendment needs a reason."]})
+        with transaction.atomic():
+            obs = _get_or_404(self._observations(), pk)
+            self.gate(
+                patient_id=obs.patient_id,
+                category=obs.category,
+                action=Action.AMEND,
+                resource_id=obs.pk,
+                details={"fields": sorted(changes)},
+            )
+            obs = Observation.objects.select_for_update().get(pk=obs.pk)
+            check_if_match(request, obs, required=True)
+            clinical_services.item_amend(item=obs, author=request.user, reason=reason, **changes)
+            obs = self._observations().get(pk=obs.pk)
+        return etag_response(s.ObservationSerializer(obs).data, obs)
+
+
+# --- documents --------------------------------------------------------------------------------------------
+# Accepted media types and how their first bytes look (the declared type must match the content).
+MEDIA_TYPES: dict[str, tuple[bytes, ...]] = {
+    "application/pdf": (b"%PDF-",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "application/xml": (b"<", b"\xef\xbb\xbf<"),  # CDA R2 documents
+    "text/plain": (),
+}
+
+
+def _check_upload(upload) -> tuple[bytes, str]:
+    from django.conf import settings
+
+    if upload.size > settings.DPI_API_DOCUMENT_MAX_BYTES:
+        raise exceptions.ValidationError({"file": [f"Larger than {settings.DPI_API_DOCUMENT_MAX_BYTES} bytes."]})
+    media_type = (upload.content_type or "").split(";")[0].strip().lower()
+    if media_type == "text/xml":
+        media_type = "application/xml"
+    if media_type not in MEDIA_TYPES:
+        raise exceptions.ValidationError(
+            {"file": [f"Unsupported type {media_type!r}: " + ", ".join(MEDIA_TYPES) + "."]}
+        )
+    content = upload.read()
+    magic = MEDIA_TYPES[media_type]
+    if magic and not content.lstrip(b" \t\r\n").startswith(magic):
+        raise exceptions.ValidationError({"file": [f"The content is not {media_type}."]})
+    if media_type == "text/plain":
+        try:
+            content.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise exceptions.ValidationError({"file": ["Plain text must be UTF-8."]}) from exc
+    return content, media_type
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="A patient's documents (metadata)",
+        parameters=[s.PatientFilterSerializer],
+        responses=s.DocumentSerializer(many=True),
+    ),
+    retrieve=extend_schema(summary="A document's metadata", responses=s.DocumentSerializer, parameters=[ETAG_HEADER]),
+    create=extend_schema(
+        summary="Upload a document (multipart/form-data)",
+        request=s.DocumentUploadSerializer,
+        responses={201: s.DocumentSerializer},
+        parameters=[ETAG_HEADER],
+    ),
+    content=extend_schema(
+        summary="Download a document's content",
+        responses={(200, mt): OpenApiResponse(OpenApiTypes.BINARY) for mt in MEDIA_TYPES},
+    ),
+)
+class DocumentViewSet(_Base):
+    category = Category.MEDICAL
+    resource_type = "document"
+    scope_actions = {
+        "list": Action.VIEW,
+        "retrieve": Action.VIEW,
+        "create": Action.CREATE,
+        "content": Action.VIEW,
+    }
+    serializer_class = s.DocumentSerializer
+    queryset = Document.objects.none()
+    parser_classes = [MultiPartParser]
+
+    def _documents(self):
+        return Document.objects.select_related("author").defer("content")
+
+    def list(self, request):
+        patient_id = _patient_filter(request)
+        self.gate(patient_id=patient_id, action=Action.VIEW)
+        page = self.paginate_queryset(self._documents().filter(patient_id=patient_id))
+        return self.get_paginated_response(s.DocumentSerializer(page, many=True).data)
+
+    def retrieve(self, request, pk=None):
+        doc = _get_or_404(self._documents(), pk)
+        self.gate(patient_id=doc.patient_id, category=doc.category, action=Action.VIEW, resource_id=doc.pk)
+        return etag_response(s.DocumentSerializer(doc).data, doc)
+
+    def create(self, request):
+        body = s.DocumentUploadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        content, media_type = _check_upload(data["file"])
+
+        def perform():
+            self.gate(patient_id=data["patient"], action=Action.CREATE, missing="400")
+            patient = Patient.objects.get(pk=data["patient"])
+            encounter = None
+            if data.get("encounter") is not None:
+                encounter = Encounter.objects.filter(pk=data["encounter"], patient_id=patient.pk).first()
+                if encounter is None:
+                    raise exceptions.ValidationError({"encounter": ["No such encounter for this patient."]})
+            doc = clinical_services.document_add(
+                patient=patient,
+                author=request.user,
+                title=data["title"],
+                content=content,
+                media_type=media_type,
+                encounter=encounter,
+            )
+            doc = self._documents().get(pk=doc.pk)
+            self.written = (patient.pk, doc.category, self.resource_type, doc.pk)
+            return etag_response(
+                s.DocumentSerializer(doc).data, doc, status_code=201, headers=_location("documents", doc.pk)
+            )
+
+        return idempotent(self, request, perform)
+
+    @action(detail=True, methods=["get"])
+    def content(self, request, pk=None):
+        meta = _get_or_404(self._documents(), pk)
+        self.gate(
+            patient_id=meta.patient_id,
+            category=meta.category,
+            action=Action.VIEW,
+            resource_id=meta.pk,
+            details={"download": True},
+        )
+        doc = Document.objects.get(pk=meta.pk)
+        response = HttpResponse(doc.content, content_type=doc.media_type)
+        extension = {
+            "application/pdf": "pdf",
+            "image/png": "png",
+            "image/jpeg": "jpg",
+            "application/xml": "xml",
+            "text/plain": "txt",
+        }.get(doc.media_type, "bin")
+        response["Content-Disposition"] = f'attachment; filename="document-{doc.pk}.{extension}"'
+        response["ETag"] = f'"document-{doc.pk}-v{doc.version}"'
+        return response
+
+
+# --- care-team memberships --------------------------------------------------------------------------------
+# Who may change a patient's care team through the API. Adding someone grants them the medical record, so
+# the gate asks for medical "create" on that patient (care team member or integration feed); among the
+# roles the matrix allows, only prescribers and the integration feed organise the team (not nurses or
+# secretaries). The DIM's matrix has no medical "create": it does not manage care teams.
+TEAM_MANAGERS = frozenset({Role.PHYSICIAN, Role.MIDWIFE, Role.INTEGRATION})
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="A patient's explicit care-team memberships",
+        parameters=[s.PatientFilterSerializer],
+        responses=s.MembershipSerializer(many=True),
+    ),
+    retrieve=extend_schema(summary="Read a membership", responses=s.MembershipSerializer),
+    create=extend_schema(
+        summary="Add a professional to a patient's care team (referral, consultation)",
+        request=s.MembershipCreateSerializer,
+        responses={201: s.MembershipSerializer},
+    ),
+    end=extend_schema(
+        summary="End a membership now (or at a given time)",
+        request=s.MembershipEndSerializer,
+        responses={200: s.MembershipSerializer},
+    ),
+)
+class CareTeamMembershipViewSet(_Base):
+    category = Category.MEDICAL
+    resource_type = "careteammembership"
+    scope_actions = {
+        "list": Action.VIEW,
+        "retrieve": Action.VIEW,
+        "create": Action.CREATE,
+        "end": Action.AMEND,
+    }
+    serializer_class = s.MembershipSerializer
+    queryset = CareTeamMembership.objects.none()
+
+    def _memberships(self):
+        return CareTeamMembership.objects.select_related("user", "granted_by")
+
+    def _require_team_manager(self, patient_id: int | None) -> None:
+        user = self.request.user
+        role = gate.role_of(user)
+        if role in TEAM_MANAGERS:
+            return
+        event_record(
+            actor=user,
+            actor_role=str(role or ""),
+            actor_unit=gate.unit_of(user),
+            patient_id=patient_id,
+            category=Category.MEDICAL,
+            action=Action.CREATE,
+            outcome="denied",
+            basis="deny:role",
+            reason="this role does not manage care teams",
+            resource_type=self.resource_type,
+            details=api_details(self.request),
+        )
+        raise exceptions.PermissionDenied("this role does not manage care teams")
+
+    def list(self, request):
+        patient_id = _patient_filter(request)
+        self.gate(patient_id=patient_id, action=Action.VIEW)
+        page = self.paginate_queryset(self._memberships().filter(patient_id=patient_id))
+        return self.get_paginated_response(s.MembershipSerializer(page, many=True).data)
+
+    def retrieve(self, request, pk=None):
+        membership = _get_or_404(self._memberships(), pk)
+        self.gate(patient_id=membership.patient_id, action=Action.VIEW, resource_id=membership.pk)
+        return etag_response(s.MembershipSerializer(membership).data, membership)
+
+    def create(self, request):
+        body = s.MembershipCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+
+        def perform():
+            self._require_team_manager(data["patient"])
+            patient = Patient.objects.filter(pk=data["patient"]).first()
+            if patient is None:
+                raise exceptions.ValidationError({"patient": ["Unknown patient."]})
+            member = User.objects.filter(username=data["user"], is_active=True).first()
+            if member is None or gate.role_of(member) not in CARE_STAFF_ROLES:
+                raise exceptions.ValidationError({"user": ["No active care professional with this username."]})
+            membership = access_services.membership_add(
+                actor=request.user,
+                patient=patient,
+                user=member,
+                end=data["end"],
+                reason=data["reason"],
+                start=data.get("start"),
+            )
+            membership = self._memberships().get(pk=membership.pk)
+            self.written = (patient.pk, self.category, self.resource_type, membership.pk)
+            return etag_response(
+                s.MembershipSerializer(membership).data,
+                membership,
+                status_code=201,
+                headers=_location("care-team-memberships", membership.pk),
+            )
+
+        return idempotent(self, request, perform)
+
+    @action(detail=True, methods=["post"])
+    def end(self, request, pk=None):
+        body = s.MembershipEndSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+
+        def perform():
+            membership = _get_or_404(self._memberships(), pk)
+            self._require_team_manager(membership.patient_id)
+            membership = access_services.membership_end(
+                actor=request.user, membership=membership, at=body.validated_data.get("at")
+            )
+            membership = self._memberships().get(pk=membership.pk)
+            self.written = (membership.patient_id, self.category, self.resource_type, membership.pk)
+            return etag_response(s.MembershipSerializer(membership).data, membership)
+
+        return idempotent(self, request, perform)
+
+
+# --- audit events (DPO) -----------------------------------------------------------------------------------
+@extend_schema_view(
+    list=extend_schema(
+        summary="Access events (DPO only; reading them is itself recorded)",
+        parameters=[s.AccessEventFilterSerializer],
+        responses=s.AccessEventSerializer(many=True),
+    ),
+)
+class AccessEventViewSet(_Base):
+    """The access trace, read-only, for the DPO. Alerts stay on the detection dashboard (/dpo/alerts/)."""
+
+    resource_type = "accessevent"
+    serializer_class = s.AccessEventSerializer
+    queryset = AccessEvent.objects.none()
+
+    def required_scope(self, request) -> str | None:
+        return AUDIT_VIEW
+
+    def list(self, request):
+        f = s.AccessEventFilterSerializer(data=request.query_params)
+        f.is_valid(raise_exception=True)
+        filters = f.validated_data
+        require_dpo(request, filters)
+        page = self.paginate_queryset(audit_events_filtered(filters))
+        return self.get_paginated_response(s.AccessEventSerializer(page, many=True).data)
+
+
+def require_dpo(request, filters: dict) -> None:
+    """Only the DPO reads the trace; every reading (or refusal) is itself an access event."""
+    user = request.user
+    role = gate.role_of(user)
+    allowed = role == Role.DPO
+    shown = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in filters.items()}
+    event_record(
+        actor=user,
+        actor_role=str(role or ""),
+        actor_unit=gate.unit_of(user),
+        patient_id=filters.get("patient"),
+        action="view",
+        outcome="allowed" if allowed else "denied",
+        basis="role" if allowed else "deny:role",
+        reason="" if allowed else "only the DPO reads the trace",
+        resource_type="accessevent",
+        details={"filters": shown, **api_details(request)},
+    )
+    if not allowed:
+        raise exceptions.PermissionDenied("only the DPO reads the access trace")
+
+
+def audit_events_filtered(filters: dict):
+    events = AccessEvent.objects.all()
+    if filters.get("patient"):
+        events = events.filter(patient_id=filters["patient"])
+    if filters.get("actor"):
+        events = events.filter(actor_username=filters["actor"])
+    if filters.get("action"):
+        events = events.filter(action=filters["action"])
+    if filters.get("outcome"):
+        events = events.filter(outcome=filters["outcome"])
+    if filters.get("since"):
+        events = events.filter(occurred_at__gte=filters["since"])
+    if filters.get("until"):
+        events = events.filter(occurred_at__lt=filters["until"])
+    return events

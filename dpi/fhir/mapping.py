@@ -1,0 +1,497 @@
+"""dpi rows as FHIR R4 resources (JSON dicts), following the French core profiles (FR Core) where they apply.
+
+- Patient: ``fr-core-patient``, or ``fr-core-patient-ins`` when the INS is sent. The INS (with its OID) is
+  sent only for a qualified identity (QUAL); the identity reliability status is always sent
+  (``fr-core-identity-reliability`` extension, codes PROV / RECUP / VALI / QUAL).
+- Encounter: ``fr-core-encounter`` (identifier with a type and a system, class, period).
+- Observation, DocumentReference, AllergyIntolerance, Condition, AuditEvent: base R4 resources (FR Core has no
+  general laboratory or problem-list profile; AuditEvent follows the IHE BALP shape without claiming it).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from django.conf import settings
+
+from audit.models import AccessEvent
+from dpi.models import Allergy, Document, Observation, Problem
+from patients.models import Encounter, Patient
+
+FR_CORE = "https://hl7.fr/ig/fhir/core"
+PROFILE_PATIENT = f"{FR_CORE}/StructureDefinition/fr-core-patient"
+PROFILE_PATIENT_INS = f"{FR_CORE}/StructureDefinition/fr-core-patient-ins"
+PROFILE_ENCOUNTER = f"{FR_CORE}/StructureDefinition/fr-core-encounter"
+EXT_IDENTITY_RELIABILITY = f"{FR_CORE}/StructureDefinition/fr-core-identity-reliability"
+EXT_BIRTH_LIST_GIVEN_NAME = f"{FR_CORE}/StructureDefinition/fr-core-patient-birth-list-given-name"
+EXT_INSEE_CODE = f"{FR_CORE}/StructureDefinition/fr-core-address-insee-code"
+EXT_BIRTH_PLACE = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
+CS_IDENTITY_STATUS = f"{FR_CORE}/CodeSystem/fr-core-cs-v2-0445"
+CS_FR_IDENTIFIER_TYPE = f"{FR_CORE}/CodeSystem/fr-core-cs-v2-0203"
+CS_V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+CS_INSEE_COMMUNE = "https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM"
+
+OID_INS_NIR = "urn:oid:1.2.250.1.213.1.4.8"
+OID_INS_NIA = "urn:oid:1.2.250.1.213.1.4.9"
+OID_INS_NIR_TEST = "urn:oid:1.2.250.1.213.1.4.10"
+OID_INS_NIR_DEMO = "urn:oid:1.2.250.1.213.1.4.11"
+INS_TYPE = {
+    OID_INS_NIR: "INS-NIR",
+    OID_INS_NIA: "INS-NIA",
+    OID_INS_NIR_TEST: "INS-NIR-TEST",
+    OID_INS_NIR_DEMO: "INS-NIR-DEMO",
+}
+
+IDENTITY_STATUS_DISPLAY = {
+    "PROV": "Identité provisoire",
+    "RECUP": "Identité récupérée",
+    "VALI": "Identité validée",
+    "QUAL": "Identité qualifiée",
+}
+GENDER = {"M": "male", "F": "female", "U": "unknown"}
+
+
+def _ref(kind: str, pk: Any) -> dict[str, str]:
+    return {"reference": f"{kind}/{pk}"}
+
+
+def _instant(value) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def ins_system(ins_kind: str) -> str:
+    """The OID an INS is sent under: the configured NIR namespace; an NIA under its own OID in production."""
+    configured = settings.DPI_FHIR_INS_SYSTEM
+    if ins_kind == "NIA" and configured == OID_INS_NIR:
+        return OID_INS_NIA
+    return configured
+
+
+def ins_identifier(patient: Patient) -> dict[str, Any] | None:
+    """Only a qualified identity may carry and send its INS (RNIV; Ségur INS/va1.53)."""
+    if patient.identity_status != Patient.IdentityStatus.QUALIFIED or not patient.ins:
+        return None
+    system = ins_system(patient.ins_kind)
+    return {
+        "use": "temp" if patient.ins_kind == "NIA" else "official",
+        "type": {"coding": [{"system": CS_FR_IDENTIFIER_TYPE, "code": INS_TYPE[system]}]},
+        "system": system,
+        "value": patient.ins,
+    }
+
+
+def patient_resource(patient: Patient) -> dict[str, Any]:
+    ins = ins_identifier(patient)
+    identifiers = [
+        {
+            "use": "usual",
+            "type": {"coding": [{"system": CS_V2_0203, "code": "PI", "display": "Patient internal identifier"}]},
+            "system": settings.DPI_FHIR_IPP_SYSTEM,
+            "value": patient.ipp,
+        }
+    ]
+    if ins:
+        identifiers.append(ins)
+    status = patient.identity_status
+    extensions: list[dict[str, Any]] = [
+        {
+            "url": EXT_IDENTITY_RELIABILITY,
+            "extension": [
+                {
+                    "url": "identityStatus",
+                    "valueCoding": {
+                        "system": CS_IDENTITY_STATUS,
+                        "code": status,
+                        "display": IDENTITY_STATUS_DISPLAY.get(status, status),
+                    },
+                }
+            ],
+        }
+    ]
+    if patient.birthplace_insee:
+        extensions.append(
+            {
+                "url": EXT_BIRTH_PLACE,
+                "valueAddress": {
+                    "extension": [
+                        {
+                            "url": EXT_INSEE_CODE,
+                            "valueCoding": {"system": CS_INSEE_COMMUNE, "code": patient.birthplace_insee},
+                        }
+                    ]
+                },
+            }
+        )
+    official: dict[str, Any] = {
+        "use": "official",
+        "family": patient.birth_name,
+        "given": [patient.first_name],
+    }
+    if patient.first_names:
+        official["extension"] = [{"url": EXT_BIRTH_LIST_GIVEN_NAME, "valueString": patient.first_names}]
+    names = [official]
+    if patient.used_name:
+        names.append({"use": "usual", "family": patient.used_name, "given": [patient.first_name]})
+    resource: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": str(patient.pk),
+        "meta": {
+            "lastUpdated": _instant(patient.updated_at),
+            "profile": [PROFILE_PATIENT_INS if ins else PROFILE_PATIENT],
+            "security": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+                    "code": "R" if patient.is_restricted else "N",
+                }
+            ],
+        },
+        "extension": extensions,
+        "identifier": identifiers,
+        "name": names,
+        "gender": GENDER.get(patient.sex, "unknown"),
+        "birthDate": patient.birth_date.isoformat(),
+    }
+    if patient.date_of_death:
+        resource["deceasedDateTime"] = patient.date_of_death.isoformat()
+    telecom = []
+    if patient.phone:
+        telecom.append({"system": "phone", "value": patient.phone})
+    if patient.email:
+        telecom.append({"system": "email", "value": patient.email})
+    if telecom:
+        resource["telecom"] = telecom
+    if patient.address or patient.postal_code or patient.city:
+        address: dict[str, Any] = {"use": "home"}
+        if patient.address:
+            address["line"] = [patient.address]
+        if patient.postal_code:
+            address["postalCode"] = patient.postal_code
+        if patient.city:
+            address["city"] = patient.city
+        resource["address"] = [address]
+    return resource
+
+
+ENCOUNTER_CLASS = {
+    Encounter.Kind.STAY: ("IMP", "inpatient encounter"),
+    Encounter.Kind.CONSULTATION: ("AMB", "ambulatory"),
+    Encounter.Kind.EMERGENCY: ("EMER", "emergency"),
+}
+
+
+def encounter_resource(encounter: Encounter) -> dict[str, Any]:
+    code, display = ENCOUNTER_CLASS.get(encounter.kind, ("IMP", "inpatient encounter"))
+    period = {"start": _instant(encounter.start)}
+    if encounter.end:
+        period["end"] = _instant(encounter.end)
+    resource: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "id": str(encounter.pk),
+        "meta": {"profile": [PROFILE_ENCOUNTER]},
+        "identifier": [
+            {
+                "type": {"coding": [{"system": CS_V2_0203, "code": "VN", "display": "Visit number"}]},
+                "system": settings.DPI_FHIR_ENCOUNTER_SYSTEM,
+                "value": str(encounter.pk),
+            }
+        ],
+        "status": "in-progress" if encounter.end is None else "finished",
+        "class": {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": code,
+            "display": display,
+        },
+        "serviceType": {
+            "coding": [{"system": "urn:dpi:care-unit", "code": encounter.unit.code, "display": encounter.unit.name}],
+            "text": encounter.unit.name,
+        },
+        "subject": _ref("Patient", encounter.patient_id),
+        "period": period,
+    }
+    if encounter.transferred_from_id:
+        # The previous movement of the same stay (transfer between units).
+        resource["partOf"] = _ref("Encounter", encounter.transferred_from_id)
+    return resource
+
+
+def _clinical_meta(item) -> dict[str, Any]:
+    return {"versionId": str(item.version), "lastUpdated": _instant(item.updated_at)}
+
+
+def _quantity(value, unit: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"value": value}
+    if unit:
+        out["unit"] = unit
+    return out
+
+
+def observation_resource(obs: Observation) -> dict[str, Any]:
+    code: dict[str, Any] = {"text": obs.label}
+    if obs.loinc:
+        code["coding"] = [{"system": "http://loinc.org", "code": obs.loinc, "display": obs.label}]
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": str(obs.pk),
+        "meta": _clinical_meta(obs),
+        "status": "amended" if obs.version > 1 else "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": obs.obs_category,
+                    }
+                ]
+            }
+        ],
+        "code": code,
+        "subject": _ref("Patient", obs.patient_id),
+        "effectiveDateTime": _instant(obs.effective_at),
+        "issued": _instant(obs.created_at),
+    }
+    if obs.encounter_id:
+        resource["encounter"] = _ref("Encounter", obs.encounter_id)
+    if obs.value is not None:
+        resource["valueQuantity"] = _quantity(obs.value, obs.unit)
+    elif obs.value_text:
+        resource["valueString"] = obs.value_text
+    if obs.abnormal:
+        resource["interpretation"] = [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+                        "code": obs.abnormal,
+                    }
+                ]
+            }
+        ]
+    reference: dict[str, Any] = {}
+    if obs.reference_low is not None:
+        reference["low"] = _quantity(obs.reference_low, obs.unit)
+    if obs.reference_high is not None:
+        reference["high"] = _quantity(obs.reference_high, obs.unit)
+    if reference:
+        resource["referenceRange"] = [reference]
+    return resource
+
+
+def document_reference_resource(doc: Document, *, content_url: str) -> dict[str, Any]:
+    attachment: dict[str, Any] = {
+        "contentType": doc.media_type,
+        "url": content_url,
+        "size": doc.size,
+        "title": doc.title,
+        "creation": _instant(doc.created_at),
+    }
+    resource: dict[str, Any] = {
+        "resourceType": "DocumentReference",
+        "id": str(doc.pk),
+        "meta": _clinical_meta(doc),
+        "status": "current",
+        "subject": _ref("Patient", doc.patient_id),
+        "date": _instant(doc.created_at),
+        "description": doc.title,
+        "content": [{"attachment": attachment}],
+    }
+    if doc.encounter_id:
+        resource["context"] = {"encounter": [_ref("Encounter", doc.encounter_id)]}
+    return resource
+
+
+def allergy_resource(allergy: Allergy) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "AllergyIntolerance",
+        "id": str(allergy.pk),
+        "meta": _clinical_meta(allergy),
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": {"text": allergy.substance},
+        "patient": _ref("Patient", allergy.patient_id),
+        "recordedDate": _instant(allergy.created_at),
+        "criticality": allergy.severity,
+    }
+    if allergy.encounter_id:
+        resource["encounter"] = _ref("Encounter", allergy.encounter_id)
+    if allergy.reaction:
+        resource["reaction"] = [{"manifestation": [{"text": allergy.reaction}]}]
+    return resource
+
+
+def condition_resource(problem: Problem) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Condition",
+        "id": str(problem.pk),
+        "meta": _clinical_meta(problem),
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": problem.status}]
+        },
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                        "code": "problem-list-item",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": problem.icd10, "display": problem.label}],
+            "text": problem.label,
+        },
+        "subject": _ref("Patient", problem.patient_id),
+        "recordedDate": _instant(problem.created_at),
+    }
+    if problem.encounter_id:
+        resource["encounter"] = _ref("Encounter", problem.encounter_id)
+    if problem.onset:
+        resource["onsetDateTime"] = problem.onset.isoformat()
+    if problem.comment:
+        resource["note"] = [{"text": problem.comment}]
+    return resource
+
+
+# --- AuditEvent -------------------------------------------------------------------------------------------
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+_AUDIT_TYPE = {
+    "login": (DCM, "110114", "User Authentication"),
+    "logout": (DCM, "110114", "User Authentication"),
+    "login_failure": (DCM, "110114", "User Authentication"),
+    "permission_change": (DCM, "110136", "Security Roles Changed"),
+    "break_glass": (DCM, "110113", "Security Alert"),
+    "alert": (DCM, "110113", "Security Alert"),
+}
+_SUBTYPE_REST = {
+    "view": "read",
+    "search": "search-type",
+    "create": "create",
+    "amend": "update",
+    "delete": "delete",
+}
+_SUBTYPE_DCM = {
+    "login": ("110122", "Login"),
+    "login_failure": ("110122", "Login"),
+    "logout": ("110123", "Logout"),
+}
+_ACTION = {
+    "view": "R",
+    "search": "E",
+    "print": "R",
+    "export": "R",
+    "create": "C",
+    "amend": "U",
+    "delete": "D",
+}
+
+
+def audit_event_resource(event: AccessEvent) -> dict[str, Any]:
+    system, code, display = _AUDIT_TYPE.get(
+        event.action,
+        (DCM, "110110", "Patient Record")
+        if event.patient_id
+        else ("http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "RESTful Operation"),
+    )
+    resource: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": str(event.pk),
+        "type": {"system": system, "code": code, "display": display},
+        "action": _ACTION.get(event.action, "E"),
+        "recorded": _instant(event.occurred_at),
+        "outcome": "0" if event.outcome == AccessEvent.Outcome.ALLOWED else "4",
+        "agent": [],
+        "source": {
+            "site": "dpi",
+            "observer": {"display": "dpi"},
+            "type": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/security-source-type",
+                    "code": "4",
+                    "display": "Application Server",
+                }
+            ],
+        },
+    }
+    if event.action in _SUBTYPE_REST:
+        resource["subtype"] = [
+            {"system": "http://hl7.org/fhir/restful-interaction", "code": _SUBTYPE_REST[event.action]}
+        ]
+    elif event.action in _SUBTYPE_DCM:
+        sub_code, sub_display = _SUBTYPE_DCM[event.action]
+        resource["subtype"] = [{"system": DCM, "code": sub_code, "display": sub_display}]
+    if event.reason:
+        resource["outcomeDesc"] = event.reason
+    if event.basis == "break_glass":
+        resource["purposeOfEvent"] = [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                        "code": "ETREAT",
+                        "display": "Emergency Treatment",
+                    }
+                ]
+            }
+        ]
+    elif event.basis.startswith("care:"):
+        resource["purposeOfEvent"] = [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                        "code": "TREAT",
+                        "display": "treatment",
+                    }
+                ]
+            }
+        ]
+    agent: dict[str, Any] = {
+        "requestor": True,
+        "who": {"display": event.actor_username or event.actor_role or "system"},
+    }
+    if event.actor_username:
+        agent["who"]["identifier"] = {"system": "urn:dpi:user", "value": event.actor_username}
+    if event.actor_role:
+        agent["role"] = [{"text": event.actor_role}]
+    if event.ip:
+        agent["network"] = {"address": str(event.ip), "type": "2"}
+    resource["agent"].append(agent)
+    entities = []
+    if event.patient_id:
+        entities.append(
+            {
+                "what": _ref("Patient", event.patient_id),
+                "type": {
+                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                    "code": "1",
+                    "display": "Person",
+                },
+                "role": {
+                    "system": "http://terminology.hl7.org/CodeSystem/object-role",
+                    "code": "1",
+                    "display": "Patient",
+                },
+            }
+        )
+    if event.resource_type:
+        what = f"{event.resource_type}/{event.resource_id}" if event.resource_id else event.resource_type
+        entities.append(
+            {
+                "what": {"identifier": {"system": "urn:dpi:resource", "value": what}},
+                "type": {
+                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                    "code": "2",
+                    "display": "System Object",
+                },
+            }
+        )
+    if entities:
+        resource["entity"] = entities
+    return resource

@@ -1,0 +1,97 @@
+"""Who may open which part of the browser UI, derived from the authorization matrix (access.policy).
+
+These checks only decide which *pages* a role sees at all (a receptionist never reaches the chart page);
+every read or write of patient data on those pages still goes through ``access.gate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+
+from access import gate
+from access.policy import Action, Category, Role, allowed_by_matrix
+from audit.services import event_record
+
+# The reception admin site: roles whose administrative work needs no care relationship and who create
+# and amend identities, encounters and appointments (admission staff, medical secretaries).
+ADMIN_SITE_ROLES = frozenset(
+    r for r in (Role.RECEPTION, Role.MEDICAL_SECRETARY)
+    if allowed_by_matrix(r, Category.ADMINISTRATIVE, Action.CREATE)
+)
+
+
+def is_clinician(role: Role | None) -> bool:
+    """A role that reads medical data at all: the chart and the patient search are for them."""
+    return role is not None and role != Role.INTEGRATION and allowed_by_matrix(role, Category.MEDICAL, Action.VIEW)
+
+
+def may_view_restricted(role: Role | None) -> bool:
+    return role is not None and allowed_by_matrix(role, Category.RESTRICTED, Action.VIEW)
+
+
+def is_verified(user: Any) -> bool:
+    """The session carries a verified second factor (django-otp); plain users (no middleware) pass."""
+    verified = getattr(user, "is_verified", None)
+    return True if not callable(verified) else bool(verified())
+
+
+def record_refusal(request, role: Role | None, reason: str, kwargs: dict[str, Any]) -> None:
+    """A page refused to the role is a denied access like any other: recorded (on the independent audit
+    connection), naming the patient when the page is about one."""
+    patient_id = kwargs.get("patient_id")
+    resource_id = next((v for k, v in kwargs.items() if k != "patient_id"), "")
+    event_record(
+        actor=request.user, actor_role=role.value if role else "", actor_unit=gate.unit_of(request.user),
+        patient_id=patient_id, category=Category.MEDICAL if patient_id is not None else "",
+        action=Action.VIEW if request.method in {"GET", "HEAD"} else Action.CREATE, outcome="denied",
+        basis="deny:page_role", reason=reason, resource_type="page", resource_id=resource_id,
+        details={"path": request.path[:200]},
+    )
+
+
+def _role_required(check: Callable[[Role | None], bool], *, needs_otp: Callable[[Role | None], bool], what: str):
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            user = request.user
+            if not user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            role = gate.role_of(user)
+            if not user.is_active or not check(role):
+                record_refusal(request, role, what, kwargs)
+                raise PermissionDenied(what)
+            if needs_otp(role) and not is_verified(user):
+                record_refusal(request, role, SECOND_FACTOR_MISSING, kwargs)
+                raise PermissionDenied(SECOND_FACTOR_MISSING)
+            request.dpi_role = role
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+SECOND_FACTOR_MISSING = "a verified second factor is required"
+
+clinician_required = _role_required(is_clinician, needs_otp=gate.requires_second_factor,
+                                    what="this page is for care staff")
+# The DPO reads the trace, not the record: the second factor follows the same rule as everywhere else
+# (access.gate.requires_second_factor), which the sign-in enforces.
+dpo_required = _role_required(lambda role: role == Role.DPO, needs_otp=gate.requires_second_factor,
+                              what="this page is for the DPO")
+
+
+def home_for(role: Role | None) -> str:
+    """The URL name of a role's landing page."""
+    if is_clinician(role):
+        return "web:patient_search"
+    if role in ADMIN_SITE_ROLES:
+        return "admin:index"
+    if role == Role.DPO:
+        return "web:dpo_dashboard"
+    return ""

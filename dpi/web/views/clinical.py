@@ -1,0 +1,247 @@
+"""Clinicians' pages: patient search, the chart, notes (write, amend, history), documents, break-the-glass.
+
+Each view passes the gate (access.gate) for the category it shows before reading it; the gate records the
+access. A denial the user may lift with break-the-glass shows the emergency-access form; a patient the user
+may not even know about (missing, or restricted and outside their care team) is a plain 404.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from access import gate
+from access import services as access_services
+from access.models import EmergencyAccess
+from access.policy import Action, Category, allowed_by_matrix
+from dpi import services as dpi_services
+from dpi.models import ClinicalNote, Document
+from dpi.web import selectors
+from dpi.web.forms import BreakGlassForm, NoteAmendForm, NoteForm, PatientSearchForm
+from dpi.web.permissions import clinician_required, may_view_restricted
+from patients.models import Patient
+
+M, R, A = Category.MEDICAL, Category.RESTRICTED, Category.ADMINISTRATIVE
+
+# Documents shown in the browser; anything else is downloaded as an opaque file (no stored HTML runs here).
+INLINE_MEDIA_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "text/plain"})
+
+
+def age_of(patient: Patient) -> int | None:
+    if not patient.birth_date:
+        return None
+    end = patient.date_of_death or timezone.localdate()
+    born = patient.birth_date
+    return end.year - born.year - ((end.month, end.day) < (born.month, born.day))
+
+
+def _visible_patient(user, patient_id: int) -> Patient:
+    """The patient, if the user may know it exists (restricted patients are masked outside the care team)."""
+    patient = gate.visible_patients(user, Patient.objects.filter(pk=patient_id), record=False).first()
+    if patient is None:
+        raise Http404("no such patient")
+    return patient
+
+
+def _emergency_access(decision: gate.Decision) -> EmergencyAccess | None:
+    if decision.emergency_access_id is None:
+        return None
+    return EmergencyAccess.objects.filter(pk=decision.emergency_access_id).first()
+
+
+def _denied(request, patient_id: int, decision: gate.Decision):
+    """A refused chart: break-the-glass when the gate allows it, else 404 (unknown) or 403."""
+    if decision.basis == "deny:not_found":
+        raise Http404("no such patient")
+    patient = _visible_patient(request.user, patient_id)
+    if not decision.can_break_glass:
+        raise gate.AccessDenied(decision)
+    return _break_glass_page(request, patient, decision, BreakGlassForm())
+
+
+def _break_glass_page(request, patient: Patient, decision: gate.Decision, form: BreakGlassForm):
+    # The clinician confirms the identity before opening: an administrative read, recorded.
+    identity = gate.authorize(request.user, patient_id=patient.pk, category=A, action=Action.VIEW,
+                              resource_type="patient", resource_id=patient.pk, details={"page": "break_glass"})
+    return render(request, "web/break_glass.html", {
+        "patient": patient, "age": age_of(patient), "hours": settings.DPI_BREAK_GLASS_HOURS,
+        "identity_visible": identity.allowed, "decision": decision, "form": form,
+        "objection": decision.basis == "deny:objection",
+    }, status=403)
+
+
+@clinician_required
+def patient_search(request):
+    form = PatientSearchForm(request.GET or None)
+    results, query = None, ""
+    if form.is_bound and form.is_valid():
+        query = form.cleaned_data["q"]
+    if not form.is_bound or form.is_valid():
+        results = selectors.patient_search(request.user, query)
+    return render(request, "web/patient_search.html", {"form": form, "results": results, "query": query})
+
+
+def _chart_response(request, patient_id: int, *, note_form: NoteForm | None = None, status: int = 200):
+    user, role = request.user, request.dpi_role
+    decision = gate.authorize(user, patient_id=patient_id, category=M, action=Action.VIEW,
+                              resource_type="chart", resource_id=patient_id)
+    if not decision.allowed:
+        return _denied(request, patient_id, decision)
+    gate.require(user, patient_id=patient_id, category=A, action=Action.VIEW, resource_type="patient",
+                 resource_id=patient_id)
+    patient = Patient.objects.get(pk=patient_id)
+    # Sensitive notes: asked of the gate only when the role may read them and there are some, so that a
+    # nurse opening a chart leaves no pointless denial (and learns nothing of their existence).
+    include_sensitive = False
+    if may_view_restricted(role) and selectors.has_sensitive_notes(patient_id):
+        include_sensitive = gate.authorize(user, patient_id=patient_id, category=R, action=Action.VIEW,
+                                           resource_type="clinicalnote", details={"sensitive_notes": True}).allowed
+    data = selectors.chart_data(patient, include_sensitive=include_sensitive)
+    if note_form is None and allowed_by_matrix(role, M, Action.CREATE):
+        note_form = NoteForm(allow_sensitive=allowed_by_matrix(role, R, Action.CREATE))
+    emergency = _emergency_access(decision)
+    remaining = max(0, int((emergency.expires_at - timezone.now()).total_seconds())) if emergency else 0
+    return render(request, "web/chart.html", {
+        "patient": patient, "age": age_of(patient), "data": data, "decision": decision, "emergency": emergency,
+        "emergency_remaining": remaining,
+        "emergency_remaining_text": f"{remaining // 3600}:{remaining % 3600 // 60:02d}:{remaining % 60:02d}",
+        "note_form": note_form, "include_sensitive": include_sensitive,
+    }, status=status)
+
+
+@clinician_required
+def chart(request, patient_id: int):
+    return _chart_response(request, patient_id)
+
+
+def _privilege_changed(request) -> None:
+    """Break-the-glass widens what the session may reach: the authentication area gives it a new key."""
+    try:
+        from access.authn.services import session_privilege_changed
+    except ImportError:
+        return
+    session_privilege_changed(request)
+
+
+@clinician_required
+@require_POST
+def break_glass(request, patient_id: int):
+    user = request.user
+    patient = _visible_patient(user, patient_id)
+    decision = gate.decide(user, patient_id=patient_id, category=M, action=Action.VIEW)
+    if decision.allowed:
+        return redirect("web:chart", patient_id=patient_id)
+    if not decision.can_break_glass:
+        raise gate.AccessDenied(decision)
+    form = BreakGlassForm(request.POST)
+    if form.is_valid():
+        try:
+            access_services.break_glass_open(user=user, patient=patient, **form.cleaned_data)
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            _privilege_changed(request)
+            messages.warning(request, _("Emergency access opened. The DPO has been notified and will review it."))
+            return redirect("web:chart", patient_id=patient_id)
+    return _break_glass_page(request, patient, decision, form)
+
+
+@clinician_required
+@require_POST
+def note_create(request, patient_id: int):
+    user, role = request.user, request.dpi_role
+    form = NoteForm(request.POST, allow_sensitive=allowed_by_matrix(role, R, Action.CREATE))
+    if form.is_valid():
+        sensitive = form.cleaned_data.get("sensitive", False)
+        with transaction.atomic():
+            gate.require(user, patient_id=patient_id, category=R if sensitive else M, action=Action.CREATE,
+                         resource_type="clinicalnote")
+            patient = Patient.objects.get(pk=patient_id)
+            encounter = patient.encounters.filter(end__isnull=True).order_by("-start").first()
+            try:
+                dpi_services.note_create(patient=patient, author=user, encounter=encounter,
+                                         body=form.cleaned_data["body"], title=form.cleaned_data["title"],
+                                         kind=form.cleaned_data["kind"], sensitive=sensitive)
+            except ValidationError as exc:
+                transaction.set_rollback(True)
+                _add_service_errors(form, exc)
+        if not form.errors:
+            messages.success(request, _("Note saved."))
+            return redirect(reverse("web:chart", args=[patient_id]) + "#notes")
+    return _chart_response(request, patient_id, note_form=form, status=400)
+
+
+def _add_service_errors(form, exc: ValidationError) -> None:
+    """A service's ValidationError names the field; show it next to that field (or on top of the form)."""
+    errors = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
+    for name, messages_ in errors.items():
+        form.add_error(name if name in form.fields else None, [_(m) for m in messages_])
+
+
+def _note_for(request, patient_id: int, note_id: int, action: Action) -> ClinicalNote:
+    """The gate first (so a missing note and a forbidden one look the same to outsiders), then the note."""
+    gate.require(request.user, patient_id=patient_id, category=M, action=action, resource_type="clinicalnote",
+                 resource_id=note_id)
+    note = (ClinicalNote.objects.filter(pk=note_id, patient_id=patient_id)
+            .select_related("author", "patient", "encounter__unit").first())
+    if note is None:
+        raise Http404("no such note")
+    if note.sensitive:
+        gate.require(request.user, patient_id=patient_id, category=R, action=action,
+                     resource_type="clinicalnote", resource_id=note_id)
+    return note
+
+
+@clinician_required
+def note_detail(request, patient_id: int, note_id: int):
+    note = _note_for(request, patient_id, note_id, Action.VIEW)
+    return render(request, "web/note_detail.html", {
+        "note": note, "patient": note.patient, "history": selectors.note_history(note),
+        "can_amend": note.author_id == request.user.pk,
+    })
+
+
+@clinician_required
+@require_http_methods(["GET", "POST"])
+def note_amend(request, patient_id: int, note_id: int):
+    with transaction.atomic():
+        note = _note_for(request, patient_id, note_id, Action.AMEND)
+        # A note is corrected by its author; others add a note of their own.
+        if note.author_id != request.user.pk:
+            raise PermissionDenied("only the author of a note amends it")
+        form = NoteAmendForm(request.POST or None, initial={"title": note.title, "body": note.body})
+        if request.method == "POST" and form.is_valid():
+            try:
+                dpi_services.item_amend(item=note, author=request.user, reason=form.cleaned_data["reason"],
+                                        title=form.cleaned_data["title"], body=form.cleaned_data["body"])
+            except ValidationError as exc:
+                transaction.set_rollback(True)
+                _add_service_errors(form, exc)
+            else:
+                messages.success(request, _("Note amended; the previous version is kept in its history."))
+                return redirect("web:note_detail", patient_id=patient_id, note_id=note_id)
+    return render(request, "web/note_amend.html", {"note": note, "patient": note.patient, "form": form})
+
+
+@clinician_required
+def document_view(request, patient_id: int, document_id: int):
+    gate.require(request.user, patient_id=patient_id, category=M, action=Action.VIEW, resource_type="document",
+                 resource_id=document_id)
+    doc = Document.objects.filter(pk=document_id, patient_id=patient_id).first()
+    if doc is None:
+        raise Http404("no such document")
+    inline = doc.media_type in INLINE_MEDIA_TYPES
+    response = HttpResponse(bytes(doc.content), content_type=doc.media_type if inline else "application/octet-stream")
+    filename = "".join(c for c in doc.title if c.isalnum() or c in " -_.")[:80] or f"document-{doc.pk}"
+    response["Content-Disposition"] = f'{"inline" if inline else "attachment"}; filename="{filename}"'
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'; object-src 'self'"
+    response["Cache-Control"] = "no-store"
+    return response
