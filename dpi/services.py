@@ -17,14 +17,7 @@ from django.utils import timezone
 
 from dpi.models import Amendment, ClinicalNote, Document, Observation
 from patients.models import Encounter, Patient
-from patients.services import touch_activity
-
-
-def _check_patient_writable(patient: Patient) -> None:
-    if patient.frozen:
-        raise ValidationError(
-            {"__all__": ["This record is frozen (restriction of processing) while a dispute is checked."]}
-        )
+from patients.services import check_not_frozen, touch_activity
 
 
 def _check_encounter(patient: Patient, encounter: Encounter | None) -> None:
@@ -43,7 +36,7 @@ def note_create(
     sensitive: bool = False,
     encounter: Encounter | None = None,
 ) -> ClinicalNote:
-    _check_patient_writable(patient)
+    check_not_frozen(patient)
     _check_encounter(patient, encounter)
     note = ClinicalNote(
         patient=patient, author=author, body=body, title=title, kind=kind, sensitive=sensitive, encounter=encounter
@@ -70,7 +63,7 @@ def observation_record(
     obs_category: str = Observation.Category.LAB,
     encounter: Encounter | None = None,
 ) -> Observation:
-    _check_patient_writable(patient)
+    check_not_frozen(patient)
     _check_encounter(patient, encounter)
     obs = Observation(
         patient=patient,
@@ -102,7 +95,7 @@ def document_add(
     media_type: str = "application/pdf",
     encounter: Encounter | None = None,
 ) -> Document:
-    _check_patient_writable(patient)
+    check_not_frozen(patient)
     _check_encounter(patient, encounter)
     doc = Document(
         patient=patient,
@@ -129,7 +122,7 @@ def item_amend(*, item, author, reason: str, **changes: Any):
         raise ValidationError({"reason": ["An amendment needs a reason."]})
     model = type(item)
     item = model.objects.select_for_update().get(pk=item.pk)
-    _check_patient_writable(item.patient)
+    check_not_frozen(item.patient)
     bad = [name for name in changes if name in _NOT_AMENDABLE or not hasattr(item, name)]
     if bad:
         raise ValidationError({name: ["This field cannot be amended."] for name in bad})

@@ -26,7 +26,8 @@ def next_ipp() -> str:
     return f"P{last + 1:09d}"
 
 
-def _check_not_frozen(patient: Patient) -> None:
+def check_not_frozen(patient: Patient) -> None:
+    """GDPR art. 18 restriction: no change while a dispute is checked."""
     if patient.frozen:
         raise ValidationError(
             {"__all__": ["This record is frozen (restriction of processing) while a dispute is checked."]}
@@ -47,7 +48,7 @@ def patient_create(**fields: Any) -> Patient:
 def patient_update(*, patient: Patient, **changes: Any) -> dict[str, tuple[Any, Any]]:
     """Apply changes to identity or contact fields; returns {field: (old, new)} for the audit trail."""
     patient = Patient.objects.select_for_update().get(pk=patient.pk)
-    _check_not_frozen(patient)
+    check_not_frozen(patient)
     diff = {}
     for name, value in changes.items():
         old = getattr(patient, name)
@@ -86,7 +87,7 @@ def touch_activity(patient_id: int, when: datetime) -> None:
 def encounter_admit(
     *, patient: Patient, unit: CareUnit | str | int, start: datetime | None = None, kind: str = Encounter.Kind.STAY
 ) -> Encounter:
-    _check_not_frozen(patient)
+    check_not_frozen(patient)
     encounter = Encounter(patient=patient, unit=_unit(unit), start=start or timezone.now(), kind=kind)
     encounter.full_clean()
     encounter.save(force_insert=True)
@@ -120,7 +121,7 @@ def encounter_transfer(*, encounter: Encounter, unit: CareUnit | str | int, at: 
 def appointment_book(
     *, patient: Patient, unit: CareUnit | str | int, practitioner, start: datetime, end: datetime, reason: str = ""
 ) -> Appointment:
-    _check_not_frozen(patient)
+    check_not_frozen(patient)
     appt = Appointment(
         patient=patient, unit=_unit(unit), practitioner=practitioner, start=start, end=end, reason=reason
     )

@@ -200,6 +200,14 @@ def _normalise_token(token: str) -> str:
     return re.sub(r"[\s\-]", "", token or "").lower()
 
 
+def _code_refused(request, user, *, basis: str, reason: str) -> None:
+    """A wrong one-time code counts towards the account's lock, is audited, and a lock ends the session."""
+    verdict = throttle.account_failed(user, address=throttle.client_address(request))
+    auth_event(action="login_failure", outcome="denied", user=user, basis=basis, reason=reason)
+    if verdict.locked:
+        session_end(request, reason="locked")
+
+
 def _matching_device(user: Any, token: str) -> Device | None:
     token = _normalise_token(token)
     if not token or len(token) > 16:
@@ -226,11 +234,7 @@ def second_factor_verify(request: HttpRequest, token: str) -> bool:
         return False
     device = _matching_device(user, token)
     if device is None:
-        verdict = throttle.account_failed(user, address=throttle.client_address(request))
-        auth_event(action="login_failure", outcome="denied", user=user, basis="second_factor",
-               reason="wrong one-time code")
-        if verdict.locked:
-            session_end(request, reason="locked")
+        _code_refused(request, user, basis="second_factor", reason="wrong one-time code")
         return False
     throttle.account_succeeded(user)
     django_otp.login(request, device)
@@ -335,11 +339,7 @@ def recent_otp_check(request: HttpRequest, token: str) -> bool:
         return False
     device = _matching_device(user, token)
     if device is None:
-        verdict = throttle.account_failed(user, address=throttle.client_address(request))
-        auth_event(action="login_failure", outcome="denied", user=user, basis="fresh_otp",
-               reason="wrong one-time code for a sensitive action")
-        if verdict.locked:
-            session_end(request, reason="locked")
+        _code_refused(request, user, basis="fresh_otp", reason="wrong one-time code for a sensitive action")
         return False
     throttle.account_succeeded(user)
     if not is_verified(user):
