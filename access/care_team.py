@@ -3,9 +3,12 @@
 A professional is in a patient's care team when (R1110-4 CSP, "équipe de soins"):
 - they are care staff of the unit of an encounter that is open, or ended less than
   ``DPI_POST_DISCHARGE_DAYS`` ago (default 30);
-- they are the practitioner of a non-cancelled appointment, from 7 days before it to
+- they are the practitioner (a clinician) of a non-cancelled appointment, from 7 days before it to
   ``DPI_POST_DISCHARGE_DAYS`` after it;
-- they hold an explicit ``CareTeamMembership`` covering that time.
+- they hold an explicit ``CareTeamMembership`` covering that time;
+
+and the fact was not created by themselves alone (provenance, access.policy): an encounter, appointment or
+membership entered by the person it would let in counts for them only once another person confirmed it.
 
 ``care_grants_recompute`` rebuilds the rows for a set of patients (or all) in two set-based statements, so
 the table always equals what the rules justify. It runs in the caller's transaction.
@@ -20,14 +23,16 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.utils import timezone
 
-from access.policy import CARE_STAFF_ROLES
+from access.policy import CARE_STAFF_ROLES, CLINICAL_ROLES
 
 APPOINTMENT_LEAD_DAYS = 7
 
 _DESIRED = """
 WITH src AS (
     SELECT sp.user_id, e.patient_id, 'encounter' AS basis, e.start AS vf,
-           CASE WHEN e."end" IS NULL THEN NULL ELSE e."end" + make_interval(days => %(days)s) END AS vu
+           CASE WHEN e."end" IS NULL THEN NULL ELSE e."end" + make_interval(days => %(days)s) END AS vu,
+           CASE WHEN e.confirmed_by_id IS NOT NULL THEN 'confirmed' ELSE e.source END AS prov,
+           e.created_by_id AS fact_by
     FROM patients_encounter e
     JOIN access_staffprofile_units su ON su.careunit_id = e.unit_id
     JOIN access_staffprofile sp ON sp.id = su.staffprofile_id
@@ -35,21 +40,29 @@ WITH src AS (
     WHERE sp.role = ANY(%(roles)s) AND (sp.end_date IS NULL OR sp.end_date >= %(today)s)
       AND (e."end" IS NULL OR e."end" + make_interval(days => %(days)s) > %(now)s)
       AND (%(all)s OR e.patient_id = ANY(%(pids)s))
+      -- provenance: an admission entered by this very person lets them in only once someone else confirmed it
+      AND (e.created_by_id IS DISTINCT FROM sp.user_id OR e.confirmed_by_id IS NOT NULL)
     UNION ALL
     SELECT a.practitioner_id, a.patient_id, 'appointment', a.start - make_interval(days => %(lead)s),
-           a."end" + make_interval(days => %(days)s)
+           a."end" + make_interval(days => %(days)s),
+           CASE WHEN a.confirmed_by_id IS NOT NULL THEN 'confirmed' ELSE a.source END, a.created_by_id
     FROM patients_appointment a
     JOIN auth_user u ON u.id = a.practitioner_id AND u.is_active
+    -- only a clinician is the practitioner of a consultation
+    JOIN access_staffprofile psp ON psp.user_id = a.practitioner_id AND psp.role = ANY(%(clinical)s)
     WHERE a.status <> 'cancelled' AND a."end" + make_interval(days => %(days)s) > %(now)s
       AND (%(all)s OR a.patient_id = ANY(%(pids)s))
+      AND (a.created_by_id IS DISTINCT FROM a.practitioner_id OR a.confirmed_by_id IS NOT NULL)
     UNION ALL
-    SELECT m.user_id, m.patient_id, 'membership', m.start, m."end"
+    SELECT m.user_id, m.patient_id, 'membership', m.start, m."end",
+           CASE WHEN m.confirmed_by_id IS NOT NULL THEN 'confirmed' ELSE m.source END, m.granted_by_id
     FROM access_careteammembership m
     JOIN auth_user u ON u.id = m.user_id AND u.is_active
     WHERE m."end" > %(now)s AND (%(all)s OR m.patient_id = ANY(%(pids)s))
+      AND (m.granted_by_id IS DISTINCT FROM m.user_id OR m.confirmed_by_id IS NOT NULL)
 ), desired AS (
     -- one row per (user, patient): prefer a basis valid now, then the longest-lasting one.
-    SELECT DISTINCT ON (user_id, patient_id) user_id, patient_id, basis, vf, vu
+    SELECT DISTINCT ON (user_id, patient_id) user_id, patient_id, basis, vf, vu, prov, fact_by
     FROM src
     ORDER BY user_id, patient_id, (vf <= %(now)s) DESC, vu DESC NULLS FIRST, vf
 )
@@ -58,12 +71,16 @@ WITH src AS (
 _UPSERT = (
     _DESIRED
     + """
-INSERT INTO access_caregrant (user_id, permission_id, content_object_id, basis, valid_from, valid_until)
-SELECT user_id, %(perm)s, patient_id, basis, vf, vu FROM desired
+INSERT INTO access_caregrant (user_id, permission_id, content_object_id, basis, valid_from, valid_until, provenance,
+                              fact_created_by_id)
+SELECT user_id, %(perm)s, patient_id, basis, vf, vu, prov, fact_by FROM desired
 ON CONFLICT (user_id, permission_id, content_object_id) DO UPDATE
-SET basis = EXCLUDED.basis, valid_from = EXCLUDED.valid_from, valid_until = EXCLUDED.valid_until
-WHERE (access_caregrant.basis, access_caregrant.valid_from, access_caregrant.valid_until)
-      IS DISTINCT FROM (EXCLUDED.basis, EXCLUDED.valid_from, EXCLUDED.valid_until)
+SET basis = EXCLUDED.basis, valid_from = EXCLUDED.valid_from, valid_until = EXCLUDED.valid_until,
+    provenance = EXCLUDED.provenance, fact_created_by_id = EXCLUDED.fact_created_by_id
+WHERE (access_caregrant.basis, access_caregrant.valid_from, access_caregrant.valid_until,
+       access_caregrant.provenance, access_caregrant.fact_created_by_id)
+      IS DISTINCT FROM (EXCLUDED.basis, EXCLUDED.valid_from, EXCLUDED.valid_until, EXCLUDED.provenance,
+                        EXCLUDED.fact_created_by_id)
 """
 )
 
@@ -89,6 +106,7 @@ def _params(patient_ids: list[int] | None, now: datetime) -> dict:
         "days": settings.DPI_POST_DISCHARGE_DAYS,
         "lead": APPOINTMENT_LEAD_DAYS,
         "roles": [r.value for r in CARE_STAFF_ROLES],
+        "clinical": [r.value for r in CLINICAL_ROLES],
         "today": timezone.localdate(now),
         "now": now,
         "all": patient_ids is None,

@@ -8,12 +8,17 @@ allowed ones in the caller's transaction, denied ones on an independent connecti
 rollback of the refused request.
 
 Patient-level rules, in order:
-1. the account is active, within its contract dates, and (for roles reading medical data) its session has a
+1. the account is active, within its contract dates, signed in the way its kind allows (integration
+   accounts by token only), and (for roles reading medical data and privileged roles) its session has a
    verified second factor;
 2. the role may perform the action on the data category at all (matrix);
-3. for medical and restricted categories, the role needs a care relationship (CareGrant valid now), or an
+3. identity visibility: a restricted patient exists only for its care team, an active break-the-glass, or a
+   purpose the policy names for the role (``RESTRICTED_PURPOSES``); anyone else gets ``deny:not_visible``,
+   which every channel answers exactly as a missing patient (404). ``visible_patients`` applies the same rule
+   to searches;
+4. for medical and restricted categories, the role needs a care relationship (CareGrant valid now), or an
    active break-the-glass;
-4. a patient's objection to this professional denies even with a care relationship (break-the-glass
+5. a patient's objection to this professional denies even with a care relationship (break-the-glass
    remains possible and is flagged).
 """
 
@@ -27,16 +32,21 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import Http404
 from django.utils import timezone
 
 from access.policy import (
     BREAK_GLASS_ROLES,
+    EXACT_LOOKUP_ROLES,
     MEDICAL_ROLES,
+    PRIVILEGED_ROLES,
+    TOKEN_ONLY_ROLES,
     Action,
     Category,
     Role,
     allowed_by_matrix,
     needs_care_relationship,
+    restricted_purpose,
 )
 from audit.services import event_record
 
@@ -55,10 +65,27 @@ class Decision:
         return self.allowed
 
 
+# Refusals that must look exactly like a missing patient: the user may not know the patient exists.
+HIDDEN_BASES = frozenset({"deny:not_found", "deny:not_visible"})
+MAX_ID = 2**63 - 1
+
+
 class AccessDenied(PermissionDenied):
     def __init__(self, decision: Decision):
         super().__init__(decision.reason or "access denied")
         self.decision = decision
+
+
+class PatientNotFound(Http404):
+    """A refusal that answers as a missing patient (404): unknown, or restricted and not visible."""
+
+    def __init__(self, decision: Decision):
+        super().__init__("no such patient")
+        self.decision = decision
+
+
+def is_hidden(decision: Decision) -> bool:
+    return not decision.allowed and decision.basis in HIDDEN_BASES
 
 
 # --- who is asking ----------------------------------------------------------------------------------------
@@ -94,9 +121,23 @@ def unit_of(user: Any) -> str:
 def requires_second_factor(role: Role | None) -> bool:
     if role is None:
         return False
-    if role in MEDICAL_ROLES and role != Role.INTEGRATION:
+    if role in TOKEN_ONLY_ROLES:
+        return False  # no interactive session at all (see token_only_problem)
+    if role in MEDICAL_ROLES or role in PRIVILEGED_ROLES:
         return True
     return role == Role.RECEPTION and settings.DPI_RECEPTION_REQUIRES_OTP
+
+
+TOKEN_ATTR = "_dpi_via_token"  # noqa: S105 - an attribute name, not a secret
+
+
+def mark_token_principal(user: Any) -> None:
+    """Called by the API's token authentication: this request's user came with a bearer token."""
+    setattr(user, TOKEN_ATTR, True)
+
+
+def is_token_only(user: Any) -> bool:
+    return role_of(user) in TOKEN_ONLY_ROLES
 
 
 def _account_problem(user: Any, role: Role | None, now: datetime) -> tuple[str, str] | None:
@@ -107,13 +148,16 @@ def _account_problem(user: Any, role: Role | None, now: datetime) -> tuple[str, 
     profile = profile_of(user)
     if profile is None or role is None:
         return "deny:no_role", "account has no care role"
+    if role in TOKEN_ONLY_ROLES and not getattr(user, TOKEN_ATTR, False):
+        return "deny:token_only", "integration accounts act by API token only"
     today = timezone.localdate(now)
     if profile.start_date and profile.start_date > today:
         return "deny:contract", "account not yet valid"
     if profile.end_date and profile.end_date < today:
         return "deny:contract", "account past its end date"
     verified = getattr(user, "is_verified", None)
-    if requires_second_factor(role) and callable(verified) and not verified():
+    needs_otp = requires_second_factor(role) or getattr(user, "is_superuser", False)
+    if needs_otp and callable(verified) and not verified() and not getattr(user, TOKEN_ATTR, False):
         return "deny:second_factor", "a verified second factor is required"
     return None
 
@@ -160,11 +204,21 @@ def decide(
         return Decision(False, "deny:matrix", f"role {role.value} may not {action} {category} data", role=role.value)
     if patient_id is None:
         return Decision(True, "role", role=role.value)
+    if not 1 <= int(patient_id) <= MAX_ID:
+        return Decision(False, "deny:not_found", "no such patient", role=role.value)
     facts = _patient_facts(user.pk, patient_id, now)
     if facts is None:
         return Decision(False, "deny:not_found", "no such patient", role=role.value)
     confidentiality, care_basis, objected, break_glass_id = facts
-    flags = ("restricted_patient",) if confidentiality == "restricted" else ()
+    flags: tuple[str, ...] = ()
+    if confidentiality == "restricted":
+        flags = ("restricted_patient",)
+        if care_basis is None and break_glass_id is None:
+            if not restricted_purpose(role, category, action):
+                # Identity visibility: the same answer as a missing patient (and no break-the-glass offer,
+                # which would tell that the patient exists).
+                return Decision(False, "deny:not_visible", "no such patient", role=role.value, flags=flags)
+            flags = flags + ("restricted_purpose",)
     if not needs_care_relationship(role, category):
         return Decision(True, "role", role=role.value, flags=flags)
     if break_glass_id is not None:
@@ -241,7 +295,8 @@ def require(
     resource_id: str | int = "",
     details: dict[str, Any] | None = None,
 ) -> Decision:
-    """``authorize`` that raises ``AccessDenied`` (a PermissionDenied: HTTP 403) when refused."""
+    """``authorize`` that raises when refused: ``PatientNotFound`` (HTTP 404) when the user may not know the
+    patient exists, else ``AccessDenied`` (a PermissionDenied: HTTP 403)."""
     decision = authorize(
         user,
         patient_id=patient_id,
@@ -252,17 +307,24 @@ def require(
         details=details,
     )
     if not decision.allowed:
+        if is_hidden(decision):
+            raise PatientNotFound(decision)
         raise AccessDenied(decision)
     return decision
 
 
 # --- searches ---------------------------------------------------------------------------------------------
-def visible_patients(user: Any, queryset: QuerySet, *, query: str = "", record: bool = True) -> QuerySet:
+def visible_patients(
+    user: Any, queryset: QuerySet, *, query: str = "", record: bool = True, exact_identifier: bool = False
+) -> QuerySet:
     """Restrict a Patient queryset to what the user may find, and record the search.
 
     Anyone whose role may search administrative data finds normal patients; restricted patients (VIP,
     staff, protected identity) are masked unless the user is in their care team or holds an active
-    break-the-glass on them. Returns an empty queryset when the search itself is refused.
+    break-the-glass on them: the identity-visibility rule of ``decide``. ``exact_identifier``: the queryset
+    is an exact IPP / INS lookup; roles of ``EXACT_LOOKUP_ROLES`` (reception registering an arrival) then
+    find restricted patients too, each one found recorded and flagged for the detection rules. Returns an
+    empty queryset when the search itself is refused.
     """
     now = timezone.now()
     decision = decide(user, patient_id=None, category=Category.ADMINISTRATIVE, action=Action.SEARCH, now=now)
@@ -281,15 +343,49 @@ def visible_patients(user: Any, queryset: QuerySet, *, query: str = "", record: 
         )
     if not decision.allowed:
         return queryset.none()
+    if exact_identifier and role_of(user) in EXACT_LOOKUP_ROLES:
+        return _exact_lookup(user, queryset, now)
+    return queryset.filter(visibility_condition(user, now))
+
+
+def visibility_condition(user: Any, now: datetime | None = None) -> Q:
+    """The identity-visibility rule as a condition on Patient rows (for searches and lists)."""
     from access.models import CareGrant, EmergencyAccess
 
+    now = now or timezone.now()
     in_team = CareGrant.objects.filter(user_id=user.pk, content_object_id=OuterRef("pk"), valid_from__lte=now).filter(
         Q(valid_until__isnull=True) | Q(valid_until__gt=now)
     )
     bg = EmergencyAccess.objects.filter(
         user_id=user.pk, patient_id=OuterRef("pk"), started_at__lte=now, expires_at__gt=now
     )
-    return queryset.filter(Q(confidentiality="normal") | Exists(in_team) | Exists(bg))
+    return Q(confidentiality="normal") | Exists(in_team) | Exists(bg)
+
+
+EXACT_LOOKUP_MAX = 5
+
+
+def _exact_lookup(user: Any, queryset: QuerySet, now: datetime) -> QuerySet:
+    """Reception registering an arrival finds a restricted patient by exact identifier: recorded, flagged."""
+    found = list(queryset.values_list("pk", "confidentiality")[:EXACT_LOOKUP_MAX])
+    visible = queryset.model.objects.filter(visibility_condition(user, now), pk__in=[pk for pk, _ in found])
+    already = set(visible.values_list("pk", flat=True))
+    for pk, confidentiality in found:
+        if confidentiality == "restricted" and pk not in already:
+            event_record(
+                actor=user,
+                actor_role=str(role_of(user) or ""),
+                actor_unit=unit_of(user),
+                patient_id=pk,
+                category=Category.ADMINISTRATIVE,
+                action=Action.VIEW,
+                outcome="allowed",
+                basis="purpose:exact_lookup",
+                resource_type="patient",
+                resource_id=pk,
+                details={"flags": ["restricted_patient", "restricted_exact_lookup"]},
+            )
+    return queryset.filter(pk__in=[pk for pk, _ in found])
 
 
 # --- background tasks -------------------------------------------------------------------------------------

@@ -54,6 +54,11 @@ class CareTeamMembership(models.Model):
     end = models.DateTimeField()
     reason = models.CharField(max_length=300)
     granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    source = models.CharField(max_length=8, default="staff")  # feed, staff, system (access.policy, provenance)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -77,6 +82,12 @@ class CareGrant(UserObjectPermissionBase):
     basis = models.CharField(max_length=16, choices=Basis.choices)
     valid_from = models.DateTimeField()
     valid_until = models.DateTimeField(null=True, blank=True, help_text=_("empty: while the encounter is open"))
+    # Provenance of the fact behind the grant: who created it, and how (feed, staff, system, or confirmed by a
+    # second person). A fact created by the grantee alone never makes a grant (access.policy).
+    provenance = models.CharField(max_length=10, blank=True, default="")
+    fact_created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta(UserObjectPermissionBase.Meta):
         indexes = [

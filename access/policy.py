@@ -89,6 +89,57 @@ MEDICAL_ROLES = frozenset(r for r, cats in MATRIX.items() if cats.get(M) or cats
 # Roles that are part of a unit's care staff (get care-team grants from the unit's encounters).
 CARE_STAFF_ROLES = frozenset({Role.PHYSICIAN, Role.MIDWIFE, Role.NURSE, Role.PHARMACIST, Role.MEDICAL_SECRETARY})
 
+# Roles that can be the practitioner of an appointment (a consultation is given by a clinician; a secretary
+# books appointments for others, never with herself).
+CLINICAL_ROLES = frozenset({Role.PHYSICIAN, Role.MIDWIFE, Role.NURSE, Role.PHARMACIST})
+
+# Privileged roles: they reach the trace, the accounts or the keys. Like every role that reads health data,
+# they need a verified second factor on every page and API call (superusers too).
+PRIVILEGED_ROLES = frozenset({Role.DPO, Role.SECURITY_OFFICER, Role.IT_ADMIN})
+
+# Principals that authenticate by API token only: no web, admin or session sign-in, whatever their codes.
+TOKEN_ONLY_ROLES = frozenset({Role.INTEGRATION})
+
+# Who may lower a patient's confidentiality (restricted -> normal): a separate, audited act, never a field of
+# a general update. Raising it (marking a VIP) stays an ordinary administrative amendment.
+CONFIDENTIALITY_LOWERING_ROLES = frozenset({Role.DPO})
+
+# --- identity visibility -----------------------------------------------------------------------------------
+# A restricted patient (VIP, staff member, protected identity) exists, for a given user, only if the user is
+# in the patient's care team (a confirmed care relationship), holds an active break-the-glass on them, or
+# acts for one of the purposes below. Otherwise every channel answers as for a missing patient (404), and
+# the refusal is recorded. The same rule filters searches (``gate.visible_patients``) and every by-id read
+# or write (``gate.decide``).
+#
+# Purposes, per role: (category, action) pairs allowed on a restricted patient without a care relationship.
+# Each use is flagged ``restricted_purpose`` (and ``restricted_patient``) in its audit event, which the
+# detection rules raise as an alert for the DPO.
+RESTRICTED_PURPOSES: dict[Role, frozenset[tuple[Category, Action]]] = {
+    # Registering an arrival (admission, appointment) of a patient found by exact IPP / INS lookup.
+    Role.RECEPTION: frozenset({(A, Action.CREATE)}),
+    # The ADT and laboratory feeds (token-only) write what the hospital's systems send.
+    Role.INTEGRATION: frozenset({(A, Action.CREATE), (A, Action.AMEND), (M, Action.CREATE)}),
+}
+# Roles that find a restricted patient by an exact identifier (IPP, or the INS of a qualified identity):
+# reception registering an arrival. The lookup is recorded and flagged ``restricted_exact_lookup``.
+EXACT_LOOKUP_ROLES = frozenset({Role.RECEPTION})
+
+
+def restricted_purpose(role: Role | str, category: Category | str, action: Action | str) -> bool:
+    try:
+        return (Category(category), Action(action)) in RESTRICTED_PURPOSES.get(Role(role), frozenset())
+    except ValueError:
+        return False
+
+
+# --- provenance of care relationships ----------------------------------------------------------------------
+# Every fact that creates a care relationship (an encounter, an appointment, a care-team membership) records
+# who created it and how (``source``: the feed, a staff member, the system). Rule: a fact created by the very
+# person it would let in grants that person nothing until another person confirms it (a member of the
+# unit, the care team, or the feed): no self-granted access. Others it lets in (the unit's other staff, the
+# practitioner booked by a secretary) get their grant at once: for them it is an act of another person.
+PROVENANCE_SOURCES = ("feed", "staff", "system")
+
 
 def allowed_by_matrix(role: Role | str, category: Category | str, action: Action | str) -> bool:
     try:

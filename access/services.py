@@ -23,9 +23,18 @@ from access.models import (
     PatientObjection,
     StaffProfile,
 )
-from access.policy import BREAK_GLASS_ROLES, Action, Category, Role
+from access.policy import (
+    BREAK_GLASS_ROLES,
+    CARE_STAFF_ROLES,
+    CLINICAL_ROLES,
+    CONFIDENTIALITY_LOWERING_ROLES,
+    Action,
+    Category,
+    Role,
+)
 from audit.services import event_record
-from patients.models import CareUnit, Patient
+from patients import services as patient_services
+from patients.models import Appointment, CareUnit, Encounter, Patient
 
 
 def _record_change(
@@ -64,23 +73,43 @@ def _require_role(user: Any, roles: set[Role], what: str) -> None:
 
 
 # --- break-the-glass --------------------------------------------------------------------------------------
-def _verify_otp(user: User, token: str) -> bool:
-    from django_otp import match_token
+def _verify_otp(user: User, token: str, request: Any = None) -> bool:
+    """The account's one code check (access.authn): failures count towards the same throttle and lock as
+    sign-in, committed before this service refuses anything."""
+    from access.authn.services import one_time_code_check
 
-    return bool(token) and match_token(user, token.strip()) is not None
+    return bool(token) and one_time_code_check(user, token.strip(), request=request, purpose="break_glass")
 
 
-@transaction.atomic
 def break_glass_open(
-    *, user: User, patient: Patient, reason_category: str, reason_text: str, otp_token: str, hours: int | None = None
+    *,
+    user: User,
+    patient: Patient,
+    reason_category: str,
+    reason_text: str,
+    otp_token: str,
+    hours: int | None = None,
+    request: Any = None,
 ) -> EmergencyAccess:
-    """Open an emergency access outside the care team: justified, re-authenticated, bounded, reviewed."""
+    """Open an emergency access outside the care team: justified, re-authenticated, bounded, reviewed.
+
+    The one-time code is checked first, outside the transaction, so that a wrong code keeps counting towards
+    the account's lock even though the request is then refused (and rolled back)."""
+    code_ok = _verify_otp(user, otp_token or "", request)
+    with transaction.atomic():
+        return _break_glass_open(user=user, patient=patient, reason_category=reason_category,
+                                 reason_text=reason_text, code_ok=code_ok, hours=hours)
+
+
+def _break_glass_open(
+    *, user: User, patient: Patient, reason_category: str, reason_text: str, code_ok: bool, hours: int | None
+) -> EmergencyAccess:
     errors: dict[str, list[str]] = {}
     if reason_category not in EmergencyAccess.ReasonCategory.values:
         errors["reason_category"] = ["Choose a reason category."]
     if len((reason_text or "").strip()) < 10:
         errors["reason_text"] = ["Explain the emergency (at least 10 characters)."]
-    if not _verify_otp(user, otp_token or ""):
+    if not code_ok:
         errors["otp_token"] = ["The one-time code is wrong or expired."]
     if errors:
         event_record(
@@ -140,6 +169,20 @@ def break_glass_open(
     return access
 
 
+def break_glass_refusal_record(*, user: User, patient_id: int, basis: str, reason: str) -> None:
+    """A break-the-glass request refused before the service runs (invalid form, role, unknown patient)."""
+    event_record(
+        actor=user,
+        actor_role=str(gate.role_of(user) or ""),
+        actor_unit=gate.unit_of(user),
+        patient_id=patient_id,
+        action="break_glass",
+        outcome="denied",
+        basis=basis,
+        reason=reason[:300],
+    )
+
+
 def _notify_dpo_break_glass(access_id: int) -> None:
     access = EmergencyAccess.objects.select_related("user").get(pk=access_id)
     # No patient identity in the e-mail: the DPO opens the dashboard to review.
@@ -191,7 +234,14 @@ def emergency_access_active(user: User, patient_id: int) -> EmergencyAccess | No
 # --- care team, objections --------------------------------------------------------------------------------
 @transaction.atomic
 def membership_add(
-    *, actor: User, patient: Patient, user: User, end: datetime, reason: str, start: datetime | None = None
+    *,
+    actor: User,
+    patient: Patient,
+    user: User,
+    end: datetime,
+    reason: str,
+    start: datetime | None = None,
+    source: str = "staff",
 ) -> CareTeamMembership:
     """Add a professional to a patient's care team (referral, consultation). The actor must be in the team."""
     gate.require(
@@ -202,7 +252,13 @@ def membership_add(
         resource_type="careteammembership",
     )
     membership = CareTeamMembership(
-        patient=patient, user=user, start=start or timezone.now(), end=end, reason=reason, granted_by=actor
+        patient=patient,
+        user=user,
+        start=start or timezone.now(),
+        end=end,
+        reason=reason,
+        granted_by=actor,
+        source=source,
     )
     membership.full_clean()
     membership.save()
@@ -252,6 +308,135 @@ def objection_record(*, actor: User, patient: Patient, professional: User, reaso
     return objection
 
 
+# --- provenance of care relationships -------------------------------------------------------------------
+def appointment_practitioner_check(appointment: Appointment) -> None:
+    """Only a clinician is the practitioner of an appointment (registered in patients.services)."""
+    profile = gate.profile_of(appointment.practitioner) if appointment.practitioner_id else None
+    if profile is None or profile.role not in {r.value for r in CLINICAL_ROLES}:
+        raise ValidationError({"practitioner": ["The practitioner of an appointment must be a clinician."]})
+
+
+def self_declared_grantees(fact: Encounter | Appointment | CareTeamMembership) -> list[int]:
+    """Users a fact would let in who created it themselves (they get nothing until someone confirms it)."""
+    if isinstance(fact, CareTeamMembership):
+        creator_id, confirmed = fact.granted_by_id, fact.confirmed_by_id
+        candidates = [fact.user_id]
+    elif isinstance(fact, Appointment):
+        creator_id, confirmed = fact.created_by_id, fact.confirmed_by_id
+        candidates = [fact.practitioner_id]
+    else:
+        creator_id, confirmed = fact.created_by_id, fact.confirmed_by_id
+        candidates = list(
+            StaffProfile.objects.filter(
+                units=fact.unit_id, role__in=[r.value for r in CARE_STAFF_ROLES], user_id=creator_id
+            ).values_list("user_id", flat=True)
+        )
+    if creator_id is None or confirmed is not None:
+        return []
+    return [c for c in candidates if c == creator_id]
+
+
+def self_declared_record(fact: Encounter | Appointment | CareTeamMembership) -> None:
+    """A fact created by the person it would let in: no access for them, and a flagged event for detection."""
+    for user_id in self_declared_grantees(fact):
+        user = User.objects.filter(pk=user_id).first()
+        event_record(
+            actor=user,
+            actor_role=str(gate.role_of(user) or ""),
+            actor_unit=gate.unit_of(user),
+            patient_id=fact.patient_id,
+            category=Category.MEDICAL,
+            action="permission_change",
+            outcome="denied",
+            basis="deny:self_declared",
+            reason="a care relationship created by the person it would let in needs another person's confirmation",
+            resource_type=fact._meta.model_name,
+            resource_id=fact.pk,
+            details={"flags": ["self_declared_relationship"]},
+        )
+
+
+@transaction.atomic
+def care_fact_confirm(
+    *, actor: User, fact: Encounter | Appointment | CareTeamMembership, source: str = "staff"
+) -> Encounter | Appointment | CareTeamMembership:
+    """A second person confirms a self-declared care relationship: a member of the encounter's or
+    appointment's unit, someone already in the patient's care team, or the feed. Never its creator."""
+    from access.care_team import care_grants_recompute
+
+    model = type(fact)
+    fact = model.objects.select_for_update().get(pk=fact.pk)
+    creator_id = fact.granted_by_id if isinstance(fact, CareTeamMembership) else fact.created_by_id
+    role = gate.role_of(actor)
+    if actor.pk == creator_id:
+        _require_role(actor, set(), "the creator of a care relationship cannot confirm it")
+    if source != "feed":
+        unit_id = getattr(fact, "unit_id", None)
+        profile = gate.profile_of(actor)
+        in_unit = (
+            unit_id is not None
+            and profile is not None
+            and role in CARE_STAFF_ROLES
+            and profile.units.filter(pk=unit_id).exists()
+        )
+        if not in_unit:
+            gate.require(
+                actor,
+                patient_id=fact.patient_id,
+                category=Category.MEDICAL,
+                action=Action.CREATE,
+                resource_type=model._meta.model_name,
+                resource_id=fact.pk,
+            )
+    fact.confirmed_by, fact.confirmed_at = actor, timezone.now()
+    fact.save(update_fields=["confirmed_by", "confirmed_at"])
+    care_grants_recompute(patient_ids=[fact.patient_id])
+    _record_change(
+        actor,
+        what="care_fact_confirm",
+        patient_id=fact.patient_id,
+        details={"fact": model._meta.model_name, "fact_id": fact.pk, "creator_id": creator_id, "source": source},
+    )
+    return fact
+
+
+# --- confidentiality ----------------------------------------------------------------------------------------
+@transaction.atomic
+def patient_confidentiality_lower(*, actor: User, patient: Patient, reason: str) -> Patient:
+    """Lower a restricted patient to normal confidentiality: the DPO only, with a reason, audited.
+
+    Never a field of a general update (``patients.services.patient_update`` refuses it)."""
+    role = gate.role_of(actor)
+    if role not in CONFIDENTIALITY_LOWERING_ROLES:
+        event_record(
+            actor=actor,
+            actor_role=str(role or ""),
+            actor_unit=gate.unit_of(actor),
+            patient_id=patient.pk,
+            category=Category.ADMINISTRATIVE,
+            action=Action.AMEND,
+            outcome="denied",
+            basis="deny:role",
+            reason="only the DPO lowers confidentiality",
+            resource_type="patient",
+            resource_id=patient.pk,
+        )
+        raise PermissionDenied("only the DPO lowers confidentiality")
+    if len((reason or "").strip()) < 10:
+        raise ValidationError({"reason": ["Explain why the restriction ends (at least 10 characters)."]})
+    old = (patient.confidentiality, patient.restriction_reason)
+    patient_services.patient_update(
+        patient=patient, _confidentiality_lowering=True, confidentiality="normal", restriction_reason=""
+    )
+    _record_change(
+        actor,
+        what="confidentiality_lower",
+        patient_id=patient.pk,
+        details={"old": list(old), "new": ["normal", ""], "reason": reason.strip()[:300]},
+    )
+    return Patient.objects.get(pk=patient.pk)
+
+
 # --- roles and units --------------------------------------------------------------------------------------
 @transaction.atomic
 def staff_role_set(
@@ -260,6 +445,9 @@ def staff_role_set(
     """Grant a role (and units) to a user: one role per person, audited."""
     if actor is not None:
         _require_role(actor, {Role.IT_ADMIN, Role.SECURITY_OFFICER}, "only IT administrators manage roles")
+        if actor.pk == user.pk:
+            # Provenance: nobody grants themselves a role or units (who created the fact that grants access?).
+            _require_role(actor, set(), "nobody changes their own role or units")
     profile, created = StaffProfile.objects.get_or_create(user=user, defaults={"role": role.value})
     old_role = None if created else profile.role
     profile.role = role.value

@@ -22,6 +22,10 @@ def _patient_relationships_changed(sender, instance, **kwargs):
     if kwargs.get("raw"):
         return
     care_grants_recompute(patient_ids=[instance.patient_id])
+    if kwargs.get("created"):
+        from access.services import self_declared_record
+
+        self_declared_record(instance)
 
 
 @receiver(m2m_changed, sender=StaffProfile.units.through)

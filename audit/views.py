@@ -13,6 +13,8 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 
+from access.authn.decorators import require_fresh_otp
+from access.decorators import refusal_record
 from access.gate import role_of  # role lookup only (views may use it; selectors stay policy-free)
 from access.policy import Role
 from audit import reports, selectors
@@ -37,14 +39,22 @@ def _record(request, *, patient_id: int, fmt: str, allowed: bool, role: str, cou
 
 @require_GET
 def patient_access_report(request, patient_id: str, fmt: str):
-    if not request.user.is_authenticated:
-        return redirect_to_login(request.get_full_path())
     pid = int(patient_id)
+    if not request.user.is_authenticated:
+        refusal_record(request, basis="deny:anonymous", reason="not signed in", patient_id=pid,
+                       resource_type="access_report", action=AccessEvent.Action.EXPORT)
+        return redirect_to_login(request.get_full_path())
     role = role_of(request.user)
     role_name = role.value if role is not None else ""
     if role != Role.DPO:
         _record(request, patient_id=pid, fmt=fmt, allowed=False, role=role_name)
         raise PermissionDenied("only the data protection officer downloads access reports")
+    return _report(request, pid, fmt, role_name)
+
+
+@require_fresh_otp
+def _report(request, pid: int, fmt: str, role_name: str):
+    """An export of patient data: a one-time code typed in the last minutes (issue 13, finding 4)."""
     with transaction.atomic():
         # Recorded first, in the same transaction: the report lists its own download, and a report that
         # fails to render leaves no trace of a download that did not happen.

@@ -153,7 +153,31 @@ class Patient(models.Model):
             raise ValidationError(errors)
 
 
-class Encounter(models.Model):
+class CareFactProvenance(models.Model):
+    """Who created a fact that lets people into a patient's care team, and how (access.policy, provenance).
+
+    A fact created by the person it would let in grants that person nothing until another person confirms it.
+    """
+
+    class Source(models.TextChoices):
+        FEED = "feed", _("hospital system feed (ADT, integration)")
+        STAFF = "staff", _("entered by a staff member")
+        SYSTEM = "system", _("system (import, seed, command)")
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.SYSTEM, editable=False)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+class Encounter(CareFactProvenance):
     """A stay (hospitalisation) or a consultation in one care unit. A transfer closes one and opens the next."""
 
     class Kind(models.TextChoices):
@@ -193,7 +217,7 @@ class Encounter(models.Model):
             raise ValidationError({"end": _("The end of an encounter cannot be before its start.")})
 
 
-class Appointment(models.Model):
+class Appointment(CareFactProvenance):
     class Status(models.TextChoices):
         BOOKED = "booked", _("booked")
         FULFILLED = "fulfilled", _("fulfilled")

@@ -6,6 +6,7 @@ naming the field, and nothing is saved.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,17 @@ from django.utils import timezone
 
 from dpi import crypto
 from patients.models import Appointment, CareUnit, Encounter, Patient
+
+# Checks another app adds on facts that let people into a care team (``access`` checks that an appointment's
+# practitioner is a clinician): this app does not know roles. Each raises a ValidationError naming the field.
+appointment_validators: list[Callable[[Appointment], None]] = []
+
+
+def _provenance(actor: Any, source: str) -> dict[str, Any]:
+    """Who creates a fact that lets people into a care team, and how (feed, staff, system)."""
+    if source not in Encounter.Source.values:
+        raise ValueError(f"unknown source {source!r}")
+    return {"created_by": actor if getattr(actor, "pk", None) else None, "source": source}
 
 
 def ins_blind_index(ins: str) -> str:
@@ -45,10 +57,24 @@ def patient_create(**fields: Any) -> Patient:
 
 
 @transaction.atomic
-def patient_update(*, patient: Patient, **changes: Any) -> dict[str, tuple[Any, Any]]:
-    """Apply changes to identity or contact fields; returns {field: (old, new)} for the audit trail."""
+def patient_update(
+    *, patient: Patient, _confidentiality_lowering: bool = False, **changes: Any
+) -> dict[str, tuple[Any, Any]]:
+    """Apply changes to identity or contact fields; returns {field: (old, new)} for the audit trail.
+
+    Lowering confidentiality (restricted -> normal) is not a general update: it is refused here, and done
+    only by ``access.services.patient_confidentiality_lower`` (a separate, audited permission).
+    """
     patient = Patient.objects.select_for_update().get(pk=patient.pk)
     check_not_frozen(patient)
+    lowering = (
+        patient.is_restricted
+        and changes.get("confidentiality", patient.confidentiality) != Patient.Confidentiality.RESTRICTED
+    )
+    if lowering and not _confidentiality_lowering:
+        raise ValidationError(
+            {"confidentiality": ["Lowering confidentiality is a separate, audited act (DPO), not an update."]}
+        )
     diff = {}
     for name, value in changes.items():
         old = getattr(patient, name)
@@ -85,10 +111,18 @@ def touch_activity(patient_id: int, when: datetime) -> None:
 
 @transaction.atomic
 def encounter_admit(
-    *, patient: Patient, unit: CareUnit | str | int, start: datetime | None = None, kind: str = Encounter.Kind.STAY
+    *,
+    patient: Patient,
+    unit: CareUnit | str | int,
+    start: datetime | None = None,
+    kind: str = Encounter.Kind.STAY,
+    actor: Any = None,
+    source: str = Encounter.Source.SYSTEM,
 ) -> Encounter:
     check_not_frozen(patient)
-    encounter = Encounter(patient=patient, unit=_unit(unit), start=start or timezone.now(), kind=kind)
+    encounter = Encounter(
+        patient=patient, unit=_unit(unit), start=start or timezone.now(), kind=kind, **_provenance(actor, source)
+    )
     encounter.full_clean()
     encounter.save(force_insert=True)
     touch_activity(patient.pk, encounter.start)
@@ -108,10 +142,24 @@ def encounter_discharge(*, encounter: Encounter, end: datetime | None = None) ->
 
 
 @transaction.atomic
-def encounter_transfer(*, encounter: Encounter, unit: CareUnit | str | int, at: datetime | None = None) -> Encounter:
+def encounter_transfer(
+    *,
+    encounter: Encounter,
+    unit: CareUnit | str | int,
+    at: datetime | None = None,
+    actor: Any = None,
+    source: str = Encounter.Source.SYSTEM,
+) -> Encounter:
     at = at or timezone.now()
     closed = encounter_discharge(encounter=encounter, end=at)
-    new = Encounter(patient_id=closed.patient_id, unit=_unit(unit), start=at, kind=closed.kind, transferred_from=closed)
+    new = Encounter(
+        patient_id=closed.patient_id,
+        unit=_unit(unit),
+        start=at,
+        kind=closed.kind,
+        transferred_from=closed,
+        **_provenance(actor, source),
+    )
     new.full_clean()
     new.save(force_insert=True)
     return new
@@ -119,13 +167,29 @@ def encounter_transfer(*, encounter: Encounter, unit: CareUnit | str | int, at: 
 
 @transaction.atomic
 def appointment_book(
-    *, patient: Patient, unit: CareUnit | str | int, practitioner, start: datetime, end: datetime, reason: str = ""
+    *,
+    patient: Patient,
+    unit: CareUnit | str | int,
+    practitioner,
+    start: datetime,
+    end: datetime,
+    reason: str = "",
+    actor: Any = None,
+    source: str = Appointment.Source.SYSTEM,
 ) -> Appointment:
     check_not_frozen(patient)
     appt = Appointment(
-        patient=patient, unit=_unit(unit), practitioner=practitioner, start=start, end=end, reason=reason
+        patient=patient,
+        unit=_unit(unit),
+        practitioner=practitioner,
+        start=start,
+        end=end,
+        reason=reason,
+        **_provenance(actor, source),
     )
     appt.full_clean()
+    for validate in appointment_validators:
+        validate(appt)
     appt.save(force_insert=True)
     touch_activity(patient.pk, start)
     return appt

@@ -16,7 +16,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from access import gate
+from access.decorators import roles_required
 from access.policy import Role
 from retention import selectors, services
 from retention.models import RestoreRequest
@@ -138,9 +138,8 @@ def disposal_decision_record(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 @json_endpoint
+@roles_required(*STATUS_ROLES)
 def status(request: HttpRequest) -> JsonResponse:
-    if gate.role_of(request.user) not in STATUS_ROLES:
-        raise PermissionDenied("DIM or DPO only")
     data = selectors.retention_overview()
     data["restore_requests"] = selectors.restore_requests_open()
     return JsonResponse(data)

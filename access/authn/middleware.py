@@ -102,12 +102,24 @@ class AuthenticationStepsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated and services.gate.is_token_only(request.user):
+            # Integration accounts act by API token only: any interactive session of theirs ends here.
+            from access.decorators import refusal_record
+
+            refusal_record(request, basis="deny:token_only", reason="integration accounts act by API token only")
+            services.session_end(request, reason="token_only")
+            if _is_api(request):
+                return JsonResponse({"detail": "authentication required", "code": "token_only"}, status=401)
+            return redirect(reverse("login"))
         step = services.pending_step(request) if request.user.is_authenticated else None
         if step is not None and not self._allowed(request, step):
             if _is_api(request):
                 code = "password_change_required" if step == "password_change" else "second_factor_required"
                 detail = ("a password change is required" if step == "password_change"
                           else "a verified second factor is required")
+                from access.decorators import refusal_record
+
+                refusal_record(request, basis="deny:" + step, reason=detail)
                 return JsonResponse({"detail": detail, "code": code}, status=403)
             target = reverse(STEP_URLS[step])
             return redirect(target + "?" + urlencode({"next": request.get_full_path()}))

@@ -155,6 +155,9 @@ def password_login(request: HttpRequest | None, username: str, password: str) ->
             problem = "bad_password"
         elif not user.is_active:
             problem = "inactive"
+        elif gate.is_token_only(user):
+            # Integration accounts act by API token only: no interactive sign-in, whatever their codes.
+            problem = "token_only"
         else:
             problem = contract_problem(user, timezone.localdate())
         if problem:
@@ -317,6 +320,30 @@ def second_factor_reset(user: Any, *, by: Any) -> None:
         sessions_end_all(user, reason="second_factor_reset", by=by)
         auth_event(action="account", outcome="allowed", user=by, basis="otp_reset",
                reason="second factor removed", details={"account": user.get_username()})
+
+
+def one_time_code_check(user: Any, token: str, *, request: HttpRequest | None = None, purpose: str) -> bool:
+    """Check a one-time code typed anywhere (sign-in, fresh code, break-the-glass): every failure counts
+    towards the account's attempt limits and lock, is audited, and is committed at once: a caller that then
+    refuses (and rolls back its own transaction) cannot undo the count. Call it outside ``atomic``."""
+    if throttle.account_verdict(user).blocked:
+        # As at sign-in: an attempt during a delay or a lock is refused unseen, and counts.
+        verdict = throttle.account_failed(user, address=throttle.client_address(request))
+        auth_event(action="login_failure", outcome="denied", user=user, basis="locked",
+                   reason=f"one-time code refused ({purpose}): account locked or delayed")
+        if verdict.locked and request is not None:
+            session_end(request, reason="locked")
+        return False
+    device = _matching_device(user, token)
+    if device is None:
+        verdict = throttle.account_failed(user, address=throttle.client_address(request))
+        auth_event(action="login_failure", outcome="denied", user=user, basis=purpose,
+                   reason=f"wrong one-time code ({purpose})")
+        if verdict.locked and request is not None:
+            session_end(request, reason="locked")
+        return False
+    throttle.account_succeeded(user)
+    return True
 
 
 # --- fresh one-time code for sensitive actions ------------------------------------------------------------

@@ -97,6 +97,7 @@ class ApiTokenAuthentication(BaseAuthentication):
         if token.last_used_at is None or now - token.last_used_at > _LAST_USED_GRANULARITY:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         represented = self._on_behalf_of(request, client, service_user)
+        gate.mark_token_principal(represented or service_user)
         principal = ApiPrincipal(
             client=client,
             token=token,
@@ -149,6 +150,9 @@ class VerifiedSessionAuthentication(SessionAuthentication):
         if result is None:
             return None
         user = result[0]
+        if gate.is_token_only(user):
+            _refuse(actor=user, basis="deny:token_only", reason="integration accounts act by API token only")
+            raise exceptions.AuthenticationFailed("integration accounts act by API token only")
         verified = getattr(user, "is_verified", None)
         if not callable(verified) or not verified():
             _refuse(actor=user, basis="deny:second_factor", reason="API session without a verified second factor")

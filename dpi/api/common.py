@@ -65,6 +65,14 @@ def django_validation_detail(exc: DjangoValidationError) -> dict[str, Any]:
 def api_exception_handler(exc, context):
     """DRF's handler, plus: a model/service ValidationError is a 400 naming the fields; the gate's
     refusal is a 403 carrying its reason."""
+    if isinstance(exc, exceptions.NotAuthenticated):
+        # An unauthenticated call is a refusal like any other (a bad token is recorded by its authentication).
+        request = context.get("request")
+        if request is not None:
+            from access.decorators import refusal_record
+
+            refusal_record(request, basis="deny:anonymous", reason="authentication required",
+                           resource_type=getattr(context.get("view"), "resource_type", "") or "api")
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(django_validation_detail(exc))
     elif isinstance(exc, gate.AccessDenied):
@@ -295,13 +303,22 @@ class ApiView:
         )
         if decision.allowed:
             return decision
-        if decision.basis == "deny:not_found":
+        if gate.is_hidden(decision):
             if missing == "400":
                 raise exceptions.ValidationError({"patient": ["Unknown patient."]})
             raise exceptions.NotFound()
         raise gate.AccessDenied(decision)
 
-    def search_patients(self, queryset, *, query: str):
+    def provenance(self) -> dict[str, Any]:
+        """Who creates a care fact through this request, and how: the feed (a token of an integration
+        account) or a staff member."""
+        from dpi.api.authentication import principal_of
+
+        user = self.request.user
+        via_feed = principal_of(self.request) is not None and gate.is_token_only(user)
+        return {"actor": user, "source": "feed" if via_feed else "staff"}
+
+    def search_patients(self, queryset, *, query: str, exact: bool = False):
         """``gate.visible_patients`` with the search event carrying the client details (the gate's own
         recording has no room for them), and a 403 rather than an empty page when the search is refused."""
         user = self.request.user
@@ -320,7 +337,7 @@ class ApiView:
         )
         if not decision.allowed:
             raise gate.AccessDenied(decision)
-        return gate.visible_patients(user, queryset, query=query, record=False)
+        return gate.visible_patients(user, queryset, query=query, record=False, exact_identifier=exact)
 
 
 def etag_response(data: Any, obj: Any, *, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:

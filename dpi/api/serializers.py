@@ -92,9 +92,12 @@ class PatientWriteSerializer(serializers.Serializer):
 
 
 class PatientUpdateSerializer(PatientWriteSerializer):
-    """Every field optional (PATCH); the IPP never changes."""
+    """Every field optional (PATCH); the IPP never changes; confidentiality is not a field of an update
+    (lowering it is a separate, audited act of the DPO; access.services.patient_confidentiality_lower)."""
 
     ipp = None
+    confidentiality = None
+    restriction_reason = None
     birth_name = serializers.CharField(max_length=100, required=False)
     first_name = serializers.CharField(max_length=100, required=False)
     sex = serializers.ChoiceField(Patient.Sex.choices, required=False)
@@ -103,13 +106,14 @@ class PatientUpdateSerializer(PatientWriteSerializer):
 
 class PatientSearchSerializer(serializers.Serializer):
     ins = serializers.CharField(max_length=32, required=False, help_text="exact INS, spaces allowed (blind index)")
+    ipp = serializers.CharField(max_length=20, required=False, help_text="exact IPP")
     family = serializers.CharField(max_length=100, required=False, help_text="birth or used name, prefix")
     given = serializers.CharField(max_length=100, required=False, help_text="first given name, prefix")
     birth_date = serializers.DateField(required=False)
 
     def validate(self, attrs):
-        if not any(attrs.get(k) for k in ("ins", "family", "given", "birth_date")):
-            raise serializers.ValidationError("Give at least one of ins, family, given, birth_date.")
+        if not any(attrs.get(k) for k in ("ins", "ipp", "family", "given", "birth_date")):
+            raise serializers.ValidationError("Give at least one of ins, ipp, family, given, birth_date.")
         return attrs
 
 

@@ -125,6 +125,8 @@ class PatientViewSet(_Base):
         f.is_valid(raise_exception=True)
         q = f.validated_data
         queryset = Patient.objects.all()
+        if q.get("ipp"):
+            queryset = queryset.filter(ipp=q["ipp"])
         if q.get("ins"):
             queryset = queryset.filter(ins_bidx=patient_services.ins_blind_index(ins_rules.normalise(q["ins"])))
         if q.get("family"):
@@ -134,7 +136,11 @@ class PatientViewSet(_Base):
         if q.get("birth_date"):
             queryset = queryset.filter(birth_date=q["birth_date"])
         query = " ".join(str(q[k]) for k in ("family", "given", "birth_date") if q.get(k))
-        queryset = self.search_patients(queryset, query=query + (" ins" if q.get("ins") else ""))
+        # An exact identifier alone (IPP, INS) is the arrival lookup of reception (access.policy).
+        exact = bool(q.get("ipp") or q.get("ins")) and not any(q.get(k) for k in ("family", "given", "birth_date"))
+        queryset = self.search_patients(
+            queryset, query=query + (" ins" if q.get("ins") else "") + (" ipp" if q.get("ipp") else ""), exact=exact
+        )
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(s.PatientSerializer(page, many=True).data)
 
@@ -163,6 +169,12 @@ class PatientViewSet(_Base):
 
     def partial_update(self, request, pk=None):
         pk = parse_id(pk)
+        refused = sorted({"confidentiality", "restriction_reason"} & set(request.data))
+        if refused:
+            raise exceptions.ValidationError(
+                {name: ["Not a field of an update: lowering confidentiality is a separate act of the DPO."]
+                 for name in refused}
+            )
         body = s.PatientUpdateSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
         with transaction.atomic():
@@ -217,6 +229,7 @@ class EncounterViewSet(_Base):
         "create": Action.CREATE,
         "transfer": Action.AMEND,
         "discharge": Action.AMEND,
+        "confirm": Action.AMEND,
     }
     serializer_class = s.EncounterSerializer
     queryset = Encounter.objects.none()
@@ -244,7 +257,9 @@ class EncounterViewSet(_Base):
             self.gate(patient_id=data["patient"], action=Action.CREATE, missing="400")
             patient = Patient.objects.get(pk=data["patient"])
             kwargs = {k: data[k] for k in ("start", "kind") if k in data}
-            encounter = patient_services.encounter_admit(patient=patient, unit=data["unit"], **kwargs)
+            encounter = patient_services.encounter_admit(
+                patient=patient, unit=data["unit"], **kwargs, **self.provenance()
+            )
             self.written = (patient.pk, self.category, self.resource_type, encounter.pk)
             return etag_response(
                 s.EncounterSerializer(encounter).data,
@@ -270,7 +285,10 @@ class EncounterViewSet(_Base):
         def perform():
             encounter = self._locked_for_change(request, pk)
             new = patient_services.encounter_transfer(
-                encounter=encounter, unit=body.validated_data["unit"], at=body.validated_data.get("at")
+                encounter=encounter,
+                unit=body.validated_data["unit"],
+                at=body.validated_data.get("at"),
+                **self.provenance(),
             )
             new = self._encounters().get(pk=new.pk)
             self.written = (new.patient_id, self.category, self.resource_type, new.pk)
@@ -279,6 +297,17 @@ class EncounterViewSet(_Base):
             )
 
         return idempotent(self, request, perform)
+
+    @action(detail=True, methods=["post"])
+    def confirm(self, request, pk=None):
+        """A second person (a member of the unit, or the feed) confirms an admission entered by someone it
+        lets in (access.policy, provenance)."""
+        with transaction.atomic():
+            encounter = _get_or_404(self._encounters(), pk)
+            self.gate(patient_id=encounter.patient_id, action=Action.VIEW, resource_id=encounter.pk)
+            access_services.care_fact_confirm(actor=request.user, fact=encounter, source=self.provenance()["source"])
+            encounter = self._encounters().get(pk=encounter.pk)
+        return etag_response(s.EncounterSerializer(encounter).data, encounter)
 
     @action(detail=True, methods=["post"])
     def discharge(self, request, pk=None):
@@ -616,6 +645,7 @@ class CareTeamMembershipViewSet(_Base):
                 end=data["end"],
                 reason=data["reason"],
                 start=data.get("start"),
+                source=self.provenance()["source"],
             )
             membership = self._memberships().get(pk=membership.pk)
             self.written = (patient.pk, self.category, self.resource_type, membership.pk)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import wraps
 
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from access import gate
+from access.decorators import refusal_record, roles_required
 from access.policy import Role
 from dpi.compliance import selectors, services
 
@@ -20,30 +18,23 @@ def _json(data) -> JsonResponse:
     return JsonResponse(data, encoder=DjangoJSONEncoder, json_dumps_params={"ensure_ascii": False})
 
 
-def roles_required(*roles: Role) -> Callable:
-    def decorator(view):
-        @wraps(view)
-        def wrapped(request: HttpRequest, *args, **kwargs):
-            if not request.user.is_authenticated or gate.role_of(request.user) not in roles:
-                raise PermissionDenied("not allowed for this role")
-            return view(request, *args, **kwargs)
-        return wrapped
-    return decorator
-
-
 @require_http_methods(["GET", "POST"])
 def maintenance_log(request: HttpRequest) -> JsonResponse:
     """GET: the logbook, for the DPO only. POST: a maintenance provider notes an intervention (inside a window)."""
     if request.method == "POST":
         return _maintenance_note(request)
-    if not request.user.is_authenticated or gate.role_of(request.user) != Role.DPO:
-        raise PermissionDenied("the maintenance logbook is for the DPO")
+    return _maintenance_logbook(request)
+
+
+@roles_required(Role.DPO)
+def _maintenance_logbook(request: HttpRequest) -> JsonResponse:
     return _json({"entries": selectors.maintenance_logbook(), "windows": selectors.maintenance_windows()})
 
 
 def _maintenance_note(request: HttpRequest) -> JsonResponse:
     user = request.user
     if not user.is_authenticated or not services.is_maintenance_account(user):
+        refusal_record(request, basis="deny:role", reason="only a maintenance provider notes interventions")
         raise PermissionDenied("only a maintenance provider notes interventions")
     window = services.active_window(user)
     if window is None:  # the middleware already ends such sessions; kept for direct calls

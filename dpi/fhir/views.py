@@ -449,7 +449,8 @@ class SearchView(_TypedView):
             used.append("birthdate")
         if not used:
             raise _bad("identifier", "Give at least one of _id, identifier, family, given, name, birthdate.")
-        return self.search_patients(queryset, query=" ".join(used))
+        # An exact identifier alone is the arrival lookup of reception (access.policy, EXACT_LOOKUP_ROLES).
+        return self.search_patients(queryset, query=" ".join(used), exact=used == ["identifier"])
 
     def _audit_events(self, params) -> QuerySet:
         filters: dict[str, Any] = {}

@@ -32,7 +32,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from access import gate
-from access.policy import CARE_STAFF_ROLES, Action, Category, allowed_by_matrix
+from access.policy import CLINICAL_ROLES, Action, Category, allowed_by_matrix
 from dpi.web.permissions import ADMIN_SITE_ROLES, is_verified, record_refusal
 from dpi.web.selectors import patient_filter
 from patients import services as patient_services
@@ -77,6 +77,10 @@ class ReceptionAdminSite(admin.AdminSite):
             record_refusal(request, gate.role_of(request.user), "the reception site is for admission staff",
                            {"next": request.GET.get("next", "")[:64]})
             raise PermissionDenied("the reception site is for admission staff")
+        from access.decorators import refusal_record
+
+        refusal_record(request, basis="deny:anonymous", reason="not signed in", resource_type="admin",
+                       resource_id=request.GET.get("next", "")[:64])
         return redirect_to_login(request.GET.get("next") or reverse("admin:index"))
 
     index_template = "admin/reception_index.html"
@@ -141,6 +145,21 @@ class GatedAdmin(admin.ModelAdmin):
         """A list or search of patients is an administrative search, recorded like any other."""
         gate.visible_patients(request.user, Patient.objects.none(), query=term)
 
+    def record_masked(self, request, patient_id: int | None, resource_type: str, resource_id: Any) -> None:
+        """An object opened by id that the list masks (restricted patient) or that does not exist: the
+        same answer as Django's "does not exist", and a recorded refusal naming what was asked for."""
+        if patient_id is not None:
+            decision = gate.authorize(request.user, patient_id=patient_id, category=A, action=Action.VIEW,
+                                      resource_type=resource_type, resource_id=str(resource_id)[:64])
+            if not decision.allowed:
+                return
+        from audit.services import event_record
+
+        event_record(actor=request.user, actor_role=str(gate.role_of(request.user) or ""),
+                     actor_unit=gate.unit_of(request.user), patient_id=patient_id, category=A,
+                     action=Action.VIEW, outcome="denied", basis="deny:not_found", reason="no such object",
+                     resource_type=resource_type, resource_id=str(resource_id)[:64])
+
     def gate_object(self, request, patient_id: int, resource_type: str, resource_id: Any) -> None:
         action = Action.VIEW if request.method in {"GET", "HEAD"} else Action.AMEND
         gate.require(request.user, patient_id=patient_id, category=A, action=action, resource_type=resource_type,
@@ -192,11 +211,18 @@ class PatientAdmin(GatedAdmin):
         obj = super().get_object(request, object_id, from_field)
         if obj is not None:
             self.gate_object(request, obj.pk, "patient", obj.pk)
+        else:
+            pk = _int_id(object_id)
+            exists = pk is not None and Patient.objects.filter(pk=pk).exists()
+            self.record_masked(request, pk if exists else None, "patient", object_id)
         return obj
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.frozen:  # GDPR art. 18: restricted processing while a dispute is checked
             return ("ipp", *PatientForm.Meta.fields)
+        if obj is not None and obj.is_restricted:
+            # Lowering confidentiality is a separate act of the DPO (access.services), not an edit here.
+            return (*self.readonly_fields, "confidentiality", "restriction_reason")
         return self.readonly_fields
 
     def save_model(self, request, obj, form, change):
@@ -254,6 +280,10 @@ class PatientScopedAdmin(GatedAdmin):
         obj = super().get_object(request, object_id, from_field)
         if obj is not None:
             self.gate_object(request, obj.patient_id, self.resource_type, obj.pk)
+        else:
+            pk = _int_id(object_id)
+            owner = self.model.objects.filter(pk=pk).values_list("patient_id", flat=True).first() if pk else None
+            self.record_masked(request, owner, self.resource_type, object_id)
         return obj
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -306,7 +336,8 @@ class EncounterAdmin(PatientScopedAdmin):
         gate.require(request.user, patient_id=data["patient"].pk, category=A, action=Action.CREATE,
                      resource_type="encounter")
         created = patient_services.encounter_admit(patient=data["patient"], unit=data["unit"],
-                                                   start=data["start"], kind=data["kind"])
+                                                   start=data["start"], kind=data["kind"], actor=request.user,
+                                                   source="staff")
         obj.pk = created.pk
         obj._state.adding = False
 
@@ -323,7 +354,8 @@ class EncounterAdmin(PatientScopedAdmin):
         form = TransferForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
             unit = form.cleaned_data["unit"]
-            self._each(request, queryset, lambda e: patient_services.encounter_transfer(encounter=e, unit=unit),
+            self._each(request, queryset, lambda e: patient_services.encounter_transfer(
+                encounter=e, unit=unit, actor=request.user, source="staff"),
                        gettext("%(count)d patient(s) transferred."))
             return None
         return render(request, "admin/patients/encounter/transfer.html", {
@@ -343,7 +375,8 @@ class AppointmentForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if "practitioner" in self.fields:
             self.fields["practitioner"].queryset = (
-                get_user_model().objects.filter(is_active=True, staff__role__in=[r.value for r in CARE_STAFF_ROLES])
+                # Only clinicians give consultations (access.policy.CLINICAL_ROLES); the service checks it too.
+                get_user_model().objects.filter(is_active=True, staff__role__in=[r.value for r in CLINICAL_ROLES])
                 .order_by("last_name", "first_name"))
             self.fields["practitioner"].label_from_instance = lambda u: u.get_full_name() or u.get_username()
 
@@ -365,7 +398,7 @@ class AppointmentAdmin(PatientScopedAdmin):
                      resource_type="appointment")
         created = patient_services.appointment_book(
             patient=data["patient"], unit=data["unit"], practitioner=data["practitioner"], start=data["start"],
-            end=data["end"], reason=data["reason"])
+            end=data["end"], reason=data["reason"], actor=request.user, source="staff")
         obj.pk = created.pk
         obj._state.adding = False
 
@@ -374,6 +407,14 @@ class AppointmentAdmin(PatientScopedAdmin):
         self._each(request, queryset.exclude(status=Appointment.Status.CANCELLED),
                    lambda a: patient_services.appointment_cancel(appointment=a),
                    gettext("%(count)d appointment(s) cancelled."))
+
+
+def _int_id(object_id: Any) -> int | None:
+    try:
+        pk = int(str(object_id))
+    except ValueError:
+        return None
+    return pk if 1 <= pk <= gate.MAX_ID else None
 
 
 def register(site: admin.AdminSite) -> None:

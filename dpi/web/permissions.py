@@ -60,6 +60,13 @@ def _role_required(check: Callable[[Role | None], bool], *, needs_otp: Callable[
         def wrapper(request, *args, **kwargs):
             user = request.user
             if not user.is_authenticated:
+                # An anonymous request for a patient URL is recorded too (issue 13, finding 6).
+                if "patient_id" in kwargs:
+                    from access.decorators import refusal_record
+
+                    refusal_record(request, basis="deny:anonymous", reason="not signed in",
+                                   patient_id=kwargs["patient_id"],
+                                   resource_id=next((v for k, v in kwargs.items() if k != "patient_id"), ""))
                 return redirect_to_login(request.get_full_path())
             role = gate.role_of(user)
             if not user.is_active or not check(role):

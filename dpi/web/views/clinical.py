@@ -59,7 +59,7 @@ def _emergency_access(decision: gate.Decision) -> EmergencyAccess | None:
 
 def _denied(request, patient_id: int, decision: gate.Decision):
     """A refused chart: break-the-glass when the gate allows it, else 404 (unknown) or 403."""
-    if decision.basis == "deny:not_found":
+    if gate.is_hidden(decision):
         raise Http404("no such patient")
     patient = _visible_patient(request.user, patient_id)
     if not decision.can_break_glass:
@@ -135,16 +135,25 @@ def _privilege_changed(request) -> None:
 @require_POST
 def break_glass(request, patient_id: int):
     user = request.user
-    patient = _visible_patient(user, patient_id)
     decision = gate.decide(user, patient_id=patient_id, category=M, action=Action.VIEW)
     if decision.allowed:
         return redirect("web:chart", patient_id=patient_id)
-    if not decision.can_break_glass:
+    if gate.is_hidden(decision) or not decision.can_break_glass:
+        # Refused by role or unknown patient: recorded like any refusal, then 404 or 403.
+        access_services.break_glass_refusal_record(
+            user=user, patient_id=patient_id, basis=decision.basis if gate.is_hidden(decision) else "deny:role",
+            reason=decision.reason or "this role cannot use emergency access")
+        if gate.is_hidden(decision):
+            raise Http404("no such patient")
         raise gate.AccessDenied(decision)
+    patient = _visible_patient(user, patient_id)
     form = BreakGlassForm(request.POST)
-    if form.is_valid():
+    if not form.is_valid():
+        access_services.break_glass_refusal_record(
+            user=user, patient_id=patient_id, basis="deny:invalid_request", reason=", ".join(sorted(form.errors)))
+    else:
         try:
-            access_services.break_glass_open(user=user, patient=patient, **form.cleaned_data)
+            access_services.break_glass_open(user=user, patient=patient, request=request, **form.cleaned_data)
         except ValidationError as exc:
             _add_service_errors(form, exc)
         else:
@@ -186,14 +195,39 @@ def _add_service_errors(form, exc: ValidationError) -> None:
         form.add_error(name if name in form.fields else None, [_(m) for m in messages_])
 
 
+def _not_under_patient(request, patient_id: int, resource_type: str, resource_id: int, owner_id: int | None):
+    """A note or document asked under another patient (or missing): recorded as a refused request naming the
+    resource actually asked for (and its real patient), never as an allowed view of the patient in the URL."""
+    from audit.services import event_record
+
+    event_record(
+        actor=request.user, actor_role=str(request.dpi_role or ""), actor_unit=gate.unit_of(request.user),
+        patient_id=owner_id, category=M, action=Action.VIEW, outcome="denied", basis="deny:not_found",
+        reason=f"no such {resource_type} for this patient", resource_type=resource_type, resource_id=resource_id,
+        details={"requested_patient_id": patient_id})
+    raise Http404(f"no such {resource_type}")
+
+
+def _check_owner(request, patient_id: int, category, action: Action, resource_type: str, resource_id: int,
+                 owner_id: int | None) -> None:
+    """Refused on the patient of the URL: the gate's refusal (recorded). Allowed there but the resource is
+    missing or another patient's: a recorded not-found naming the resource. Never an allowed view first."""
+    if not gate.decide(request.user, patient_id=patient_id, category=category, action=action).allowed:
+        gate.require(request.user, patient_id=patient_id, category=category, action=action,
+                     resource_type=resource_type, resource_id=resource_id)
+    if owner_id != patient_id:
+        _not_under_patient(request, patient_id, resource_type, resource_id, owner_id)
+
+
 def _note_for(request, patient_id: int, note_id: int, action: Action) -> ClinicalNote:
-    """The gate first (so a missing note and a forbidden one look the same to outsiders), then the note."""
+    """The note must belong to the patient of the URL, then the gate (a missing note and a forbidden one look
+    the same to outsiders: 404 in both cases, each recorded)."""
+    _check_owner(request, patient_id, M, action, "clinicalnote", note_id,
+                 ClinicalNote.objects.filter(pk=note_id).values_list("patient_id", flat=True).first())
     gate.require(request.user, patient_id=patient_id, category=M, action=action, resource_type="clinicalnote",
                  resource_id=note_id)
     note = (ClinicalNote.objects.filter(pk=note_id, patient_id=patient_id)
             .select_related("author", "patient", "encounter__unit").first())
-    if note is None:
-        raise Http404("no such note")
     if note.sensitive:
         gate.require(request.user, patient_id=patient_id, category=R, action=action,
                      resource_type="clinicalnote", resource_id=note_id)
@@ -233,11 +267,11 @@ def note_amend(request, patient_id: int, note_id: int):
 
 @clinician_required
 def document_view(request, patient_id: int, document_id: int):
+    _check_owner(request, patient_id, M, Action.VIEW, "document", document_id,
+                 Document.objects.filter(pk=document_id).values_list("patient_id", flat=True).first())
     gate.require(request.user, patient_id=patient_id, category=M, action=Action.VIEW, resource_type="document",
                  resource_id=document_id)
-    doc = Document.objects.filter(pk=document_id, patient_id=patient_id).first()
-    if doc is None:
-        raise Http404("no such document")
+    doc = Document.objects.get(pk=document_id)
     inline = doc.media_type in INLINE_MEDIA_TYPES
     response = HttpResponse(bytes(doc.content), content_type=doc.media_type if inline else "application/octet-stream")
     filename = "".join(c for c in doc.title if c.isalnum() or c in " -_.")[:80] or f"document-{doc.pk}"
