@@ -7,4 +7,4 @@ COPY . .
 RUN useradd --system --uid 1000 dpi && mkdir -p /app/var && chown dpi /app/var
 USER dpi
 EXPOSE 8000
-CMD ["gunicorn", "dpi.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+CMD ["gunicorn", "-c", "python:dpi.gunicorn_conf", "dpi.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
