@@ -147,6 +147,10 @@ def _jsonable(value: Any) -> Any:
     return scrub(str(value))
 
 
+# Python warnings (a library's UserWarning) go through logging too, so they come out as JSON lines.
+logging.captureWarnings(True)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, request id, task, extras, exception type."""
 

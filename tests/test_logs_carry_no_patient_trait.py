@@ -117,6 +117,7 @@ def test_gunicorn_with_the_project_config_logs_no_identifier(cast, planted, tmp_
             "DATABASE_URL": _database_url(),
             "DPI_WEB_WORKERS": "1",
             "DPI_VAR_DIR": str(tmp_path),
+            "DPI_STATIC_ROOT": str(settings.STATIC_ROOT),
             "DPI_KEYRING_FILE": str(settings.DPI_KEYRING_FILE),
             "DPI_SECRET_KEY": settings.SECRET_KEY,
         }
