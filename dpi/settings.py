@@ -331,6 +331,8 @@ DPI_DETECTION_THRESHOLDS = _env_json_object("DPI_DETECTION_THRESHOLDS")
 LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", "Français"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# English as written in Europe (en-GB): day-month-year, 24-hour clock; never 09/03 for 3 September.
+FORMAT_MODULE_PATH = ["dpi.formats"]
 TIME_ZONE = "Europe/Paris"
 USE_I18N = True
 USE_TZ = True
