@@ -8,7 +8,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('access', '0002_accessreviewcampaign_accessreviewitem'),
+        ('access', '0003_review_covers_every_right'),
+        ('patients', '0003_provenance'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
