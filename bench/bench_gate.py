@@ -1,10 +1,11 @@
-"""Cost of the gate on a chart read at 100,000 seeded patients (issue: care-team authorization).
+"""Cost of the gate on a by-id identity read and on a chart read at 100,000 seeded patients (issues 1, 13).
 
-Three variants of the same chart read (patient + notes + observations + prescriptions + allergies +
-problems, decrypted), interleaved in one run:
+Three variants of each read, all interleaved in one run:
 - bare: no check;
-- check: ``gate.decide`` (the decision alone);
-- gate: ``gate.authorize`` (decision + audit event in the same transaction), what the app does.
+- check: ``gate.decide`` (the decision alone, including the identity-visibility rule of issue 13);
+- gate: ``gate.require`` (decision + audit event in the same transaction), what the app does.
+The identity read is what ``GET /api/patients/<id>/`` reads (one patient row, decrypted INS); the chart read
+is the patient + notes + observations + prescriptions + allergies + problems, decrypted.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from bench.common import setup_django
 
 N_PATIENTS = int(os.environ.get("DPI_BENCH_PATIENTS", "100000"))
 READS = int(os.environ.get("DPI_BENCH_GATE_READS", "1500"))
+DB_NAME = os.environ.get("DPI_BENCH_GATE_DB", "dpi_bench_seed")  # reuses the patients written by bench_seed
 
 
 def main() -> str:
-    setup_django("dpi_bench_seed")  # reuses the 100,000 patients written by bench_seed
+    setup_django(DB_NAME)
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
@@ -49,6 +51,24 @@ def main() -> str:
         n += len(list(Problem.objects.filter(patient_id=pid)))
         return n + len(p.ins)
 
+    def identity(pid: int) -> int:
+        p = Patient.objects.get(pk=pid)
+        return len(p.ins) + len(p.birth_name) + len(p.ipp)
+
+    def id_bare(user, pid):
+        with transaction.atomic():
+            identity(pid)
+
+    def id_check(user, pid):
+        with transaction.atomic():
+            assert gate.decide(user, patient_id=pid, category="administrative", action="view").allowed
+            identity(pid)
+
+    def id_gated(user, pid):
+        with transaction.atomic():
+            gate.require(user, patient_id=pid, category="administrative", action="view", resource_type="patient")
+            identity(pid)
+
     def bare(user, pid):
         with transaction.atomic():
             chart(pid)
@@ -63,13 +83,14 @@ def main() -> str:
             gate.require(user, patient_id=pid, category="medical", action="view", resource_type="chart")
             chart(pid)
 
-    variants = {"bare": bare, "check": check, "gate": gated}
+    variants = {"bare": bare, "check": check, "gate": gated, "id_bare": id_bare, "id_check": id_check,
+                "id_gate": id_gated}
     times = {k: [] for k in variants}
     for user, _ in pairs:
         gate.role_of(user)  # profile cached per user, as within a request
     for _ in range(READS):
         user, pid = pairs[rng.randrange(len(pairs))]
-        for name in rng.sample(list(variants), 3):
+        for name in rng.sample(list(variants), len(variants)):
             t0 = time.perf_counter()
             variants[name](user, pid)
             times[name].append(time.perf_counter() - t0)
@@ -83,10 +104,28 @@ def main() -> str:
     p95 = {k: statistics.quantiles(v, n=20)[18] * 1000 for k, v in times.items()}
     added_check = med["check"] - med["bare"]
     added_gate = med["gate"] - med["bare"]
-    return f"""## Gate cost on a chart read ({Patient.objects.count():,} patients)
+    id_check = med["id_check"] - med["id_bare"]
+    load = os.getloadavg()[0]
+    return f"""## Gate cost on a by-id identity read and on a chart read ({Patient.objects.count():,} patients)
 
-{READS:,} chart reads per variant, interleaved in random order, same users and patients (physicians of the
-unit of an open encounter), embedded PostgreSQL 16 on this machine.
+{READS:,} reads per variant, all six variants interleaved in random order, same users and patients
+(physicians of the unit of an open encounter), PostgreSQL on this machine (shared with other work). The
+decision includes the identity-visibility rule (restricted patients) and the provenance of care grants.
+Load average at the end of the run: {load:.1f} on {os.cpu_count()} cores: with other work on the machine the
+absolute times grow; the ratios, measured in the same interleaved run, are the figures to compare.
+
+**By-id identity read** (what `GET /api/patients/<id>/` reads):
+
+| variant | median | p95 | queries | ratio to bare |
+|---|---|---|---|---|
+| bare read (no check) | {med["id_bare"]:.2f} ms | {p95["id_bare"]:.2f} ms | {queries["id_bare"]} | 1.00 |
+| + decision (`gate.decide`) | {med["id_check"]:.2f} ms | {p95["id_check"]:.2f} ms | {queries["id_check"]} | {med["id_check"] / med["id_bare"]:.2f} |
+| + decision + audit event (`gate.require`) | {med["id_gate"]:.2f} ms | {p95["id_gate"]:.2f} ms | {queries["id_gate"]} | {med["id_gate"] / med["id_bare"]:.2f} |
+
+The check adds {id_check:.2f} ms (median) and {queries["id_check"] - queries["id_bare"]} indexed query to the
+identity read.
+
+**Chart read:**
 
 | variant | median | p95 | queries | ratio to bare |
 |---|---|---|---|---|

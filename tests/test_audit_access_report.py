@@ -19,6 +19,19 @@ from tests.test_audit_support import verified_client
 pytestmark = pytest.mark.django_db
 
 
+def _dpo_client(user):
+    """The DPO with a fresh one-time code: an access report is an export of patient data (issue 13)."""
+    import time
+
+    from access.authn.services import FRESH_OTP_AT
+
+    client = verified_client(user)
+    session = client.session
+    session[FRESH_OTP_AT] = time.time()
+    session.save()
+    return client
+
+
 def _url(patient_id: int, fmt: str) -> str:
     return reverse("audit:patient_access_report", kwargs={"patient_id": patient_id, "fmt": fmt})
 
@@ -44,7 +57,7 @@ def test_selector_lists_who_when_role_unit_basis_action_outcome(accessed):
 
 
 def test_dpo_downloads_csv(accessed):
-    response = verified_client(accessed.dpo).get(_url(accessed.patient.pk, "csv"), HTTP_ACCEPT_LANGUAGE="en")
+    response = _dpo_client(accessed.dpo).get(_url(accessed.patient.pk, "csv"), HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
@@ -56,14 +69,14 @@ def test_dpo_downloads_csv(accessed):
 
 
 def test_dpo_downloads_pdf(accessed):
-    response = verified_client(accessed.dpo).get(_url(accessed.patient.pk, "pdf"))
+    response = _dpo_client(accessed.dpo).get(_url(accessed.patient.pk, "pdf"))
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"
     assert response.content.startswith(b"%PDF-") and len(response.content) > 1500
 
 
 def test_dpo_downloads_fhir_audit_events_valid_against_r4b(accessed):
-    response = verified_client(accessed.dpo).get(_url(accessed.patient.pk, "json"))
+    response = _dpo_client(accessed.dpo).get(_url(accessed.patient.pk, "json"))
     assert response.status_code == 200
     assert response["Content-Type"] == "application/fhir+json"
     data = json.loads(response.content)
@@ -80,7 +93,7 @@ def test_dpo_downloads_fhir_audit_events_valid_against_r4b(accessed):
 
 
 def test_each_download_is_recorded(accessed):
-    client = verified_client(accessed.dpo)
+    client = _dpo_client(accessed.dpo)
     for fmt in ("csv", "pdf", "json"):
         assert client.get(_url(accessed.patient.pk, fmt)).status_code == 200
     events = audit_events(actor_id=accessed.dpo.pk, action="export")

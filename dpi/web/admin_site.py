@@ -63,13 +63,27 @@ class ReceptionAdminSite(admin.AdminSite):
             super().register(accepted, admin_class, **options)
 
     def has_permission(self, request) -> bool:
+        allowed, basis = self._permission(request)
+        if not allowed and not getattr(request, "_dpi_admin_refusal_recorded", False):
+            # Every refused admin page is recorded (anonymous, wrong role, second factor owed), once.
+            request._dpi_admin_refusal_recorded = True
+            if request.path not in {reverse("admin:login"), reverse("admin:logout"), reverse("admin:jsi18n")}:
+                from access.decorators import refusal_record
+
+                refusal_record(request, basis=basis, reason="the reception site is for admission staff",
+                               resource_type="admin", resource_id=request.path[:64])
+        return allowed
+
+    def _permission(self, request) -> tuple[bool, str]:
         user = request.user
         if not (user.is_active and user.is_authenticated):
-            return False
+            return False, "deny:anonymous"
         role = gate.role_of(user)
         if role not in ADMIN_SITE_ROLES:
-            return False
-        return is_verified(user) or not gate.requires_second_factor(role)
+            return False, "deny:role"
+        if is_verified(user) or not gate.requires_second_factor(role):
+            return True, ""
+        return False, "deny:second_factor"
 
     def login(self, request, extra_context=None):
         """Sign-in happens on the project's login (password and one-time code), never on the admin's."""
@@ -128,6 +142,13 @@ class GatedAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # records leave through retention, never by hand
+
+    def delete_view(self, request, object_id, extra_context=None):
+        from access.decorators import refusal_record
+
+        refusal_record(request, basis="deny:delete", reason="records leave through retention, never by hand",
+                       resource_type=self.model._meta.model_name, resource_id=object_id, action="delete")
+        raise PermissionDenied("records leave through retention, never by hand")
 
     def log_addition(self, request, obj, message):
         return None

@@ -250,6 +250,10 @@ def note_amend(request, patient_id: int, note_id: int):
         note = _note_for(request, patient_id, note_id, Action.AMEND)
         # A note is corrected by its author; others add a note of their own.
         if note.author_id != request.user.pk:
+            from access.decorators import refusal_record
+
+            refusal_record(request, basis="deny:not_author", reason="only the author of a note amends it",
+                           patient_id=patient_id, resource_type="clinicalnote", resource_id=note_id, action="amend")
             raise PermissionDenied("only the author of a note amends it")
         form = NoteAmendForm(request.POST or None, initial={"title": note.title, "body": note.body})
         if request.method == "POST" and form.is_valid():
