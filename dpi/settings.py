@@ -333,6 +333,8 @@ DPI_DETECTION_THRESHOLDS = _env_json_object("DPI_DETECTION_THRESHOLDS")
 LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", "Français"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# English as written in Europe (en-GB): day-month-year, 24-hour clock; never 09/03 for 3 September.
+FORMAT_MODULE_PATH = ["dpi.formats"]
 TIME_ZONE = "Europe/Paris"
 USE_I18N = True
 USE_TZ = True
@@ -418,10 +420,19 @@ if PRODUCTION:
     SESSION_COOKIE_NAME = "__Host-sessionid"
     CSRF_COOKIE_NAME = "__Host-csrftoken"
 
+# Structured JSON logs with the request id, never a patient trait (dpi/logs.py; README "Logs").
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "dpi.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": env_str("DPI_LOG_LEVEL", "INFO")},
-    "loggers": {"faker": {"level": "WARNING"}},
+    "loggers": {
+        "faker": {"level": "WARNING"},
+        # SQL with its parameters (encrypted values, blind indexes, dates) is never logged, even at DEBUG.
+        "django.db.backends": {"level": "INFO"},
+        # Django's own handlers (mail_admins, the runserver console) are replaced by the JSON console.
+        "django": {"handlers": ["console"], "level": env_str("DPI_LOG_LEVEL", "INFO"), "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
