@@ -370,6 +370,11 @@ EMAIL_HOST = env_str("DPI_EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("DPI_EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = env_str("DPI_EMAIL_FROM", "dpi@localhost")
 DPI_DPO_EMAILS = env_list("DPI_DPO_EMAILS", "dpo@localhost")
+# Who answers for the processing: printed in the register entry, the DPIA inputs and the patient notice
+# (dpi/compliance/documents.py; CNIL DPI fiches 1 and 8).
+DPI_CONTROLLER_NAME = env_str("DPI_CONTROLLER_NAME", "Centre hospitalier de démonstration")
+DPI_CONTROLLER_ADDRESS = env_str("DPI_CONTROLLER_ADDRESS", "adresse à compléter")
+DPI_DPO_CONTACT = env_str("DPI_DPO_CONTACT", "Délégué à la protection des données")
 
 # --- REST API ---------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
