@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from dpi import crypto
 from patients.models import Appointment, CareUnit, Encounter, Patient
@@ -30,7 +31,7 @@ def check_not_frozen(patient: Patient) -> None:
     """GDPR art. 18 restriction: no change while a dispute is checked."""
     if patient.frozen:
         raise ValidationError(
-            {"__all__": ["This record is frozen (restriction of processing) while a dispute is checked."]}
+            {"__all__": [_("This record is frozen (restriction of processing) while a dispute is checked.")]}
         )
 
 
@@ -75,7 +76,7 @@ def _unit(unit: CareUnit | str | int) -> CareUnit:
             return CareUnit.objects.get(pk=unit)
         return CareUnit.objects.get(code=unit)
     except CareUnit.DoesNotExist as exc:
-        raise ValidationError({"unit": [f"Unknown care unit: {unit}"]}) from exc
+        raise ValidationError({"unit": [_("Unknown care unit: %(unit)s") % {"unit": unit}]}) from exc
 
 
 def touch_activity(patient_id: int, when: datetime) -> None:
@@ -99,7 +100,7 @@ def encounter_admit(
 def encounter_discharge(*, encounter: Encounter, end: datetime | None = None) -> Encounter:
     encounter = Encounter.objects.select_for_update().get(pk=encounter.pk)
     if encounter.end is not None:
-        raise ValidationError({"end": ["This encounter is already closed."]})
+        raise ValidationError({"end": [_("This encounter is already closed.")]})
     encounter.end = end or timezone.now()
     encounter.full_clean()
     encounter.save(update_fields=["end"])
