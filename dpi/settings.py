@@ -372,6 +372,11 @@ EMAIL_HOST = env_str("DPI_EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("DPI_EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = env_str("DPI_EMAIL_FROM", "dpi@localhost")
 DPI_DPO_EMAILS = env_list("DPI_DPO_EMAILS", "dpo@localhost")
+# Who answers for the processing: printed in the register entry, the DPIA inputs and the patient notice
+# (dpi/compliance/documents.py; CNIL DPI fiches 1 and 8).
+DPI_CONTROLLER_NAME = env_str("DPI_CONTROLLER_NAME", "Centre hospitalier de démonstration")
+DPI_CONTROLLER_ADDRESS = env_str("DPI_CONTROLLER_ADDRESS", "adresse à compléter")
+DPI_DPO_CONTACT = env_str("DPI_DPO_CONTACT", "Délégué à la protection des données")
 
 # --- REST API ---------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -426,10 +431,19 @@ if PRODUCTION:
     SESSION_COOKIE_NAME = "__Host-sessionid"
     CSRF_COOKIE_NAME = "__Host-csrftoken"
 
+# Structured JSON logs with the request id, never a patient trait (dpi/logs.py; README "Logs").
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "dpi.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": env_str("DPI_LOG_LEVEL", "INFO")},
-    "loggers": {"faker": {"level": "WARNING"}},
+    "loggers": {
+        "faker": {"level": "WARNING"},
+        # SQL with its parameters (encrypted values, blind indexes, dates) is never logged, even at DEBUG.
+        "django.db.backends": {"level": "INFO"},
+        # Django's own handlers (mail_admins, the runserver console) are replaced by the JSON console.
+        "django": {"handlers": ["console"], "level": env_str("DPI_LOG_LEVEL", "INFO"), "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
