@@ -309,6 +309,14 @@ DPI_RETENTION_ACTIVE_YEARS = env_int("DPI_RETENTION_ACTIVE_YEARS", 5, minimum=1,
 # --- audit ------------------------------------------------------------------------------------------------
 DPI_AUDIT_CHECKPOINT_SECONDS = env_int("DPI_AUDIT_CHECKPOINT_SECONDS", 300, minimum=10)
 DPI_AUDIT_RETENTION_MONTHS = env_int("DPI_AUDIT_RETENTION_MONTHS", 12, minimum=6, maximum=120)
+# Witnesses of the signed checkpoints outside the database (docs/audit.md, "Threat model"): an append-only
+# file on the archive storage, syslog RFC 5424 to a collector (udp://host:514 or tcp://host:601; empty: off),
+# and an RFC 3161 time-stamping authority (URL; empty: off).
+DPI_AUDIT_WITNESS_FILE = Path(env_str("DPI_AUDIT_WITNESS_FILE",
+                                      str(DPI_ARCHIVE_DIR / "audit-witness" / "checkpoints.jsonl")))
+DPI_AUDIT_SYSLOG = env_str("DPI_AUDIT_SYSLOG", "")
+DPI_AUDIT_TSA_URL = env_str("DPI_AUDIT_TSA_URL", "")
+DPI_AUDIT_TSA_CA_FILE = env_str("DPI_AUDIT_TSA_CA_FILE", "")  # the authority's CA (PEM), to check its tokens
 
 
 def _env_json_object(name: str) -> dict:
