@@ -13,4 +13,4 @@ RUN DATABASE_URL=postgresql://build@localhost/build REDIS_URL=redis://localhost:
 RUN useradd --system --uid 1000 dpi && mkdir -p /app/var && chown dpi /app/var
 USER dpi
 EXPOSE 8000
-CMD ["gunicorn", "dpi.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+CMD ["gunicorn", "-c", "python:dpi.gunicorn_conf", "dpi.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

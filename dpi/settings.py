@@ -418,10 +418,19 @@ if PRODUCTION:
     SESSION_COOKIE_NAME = "__Host-sessionid"
     CSRF_COOKIE_NAME = "__Host-csrftoken"
 
+# Structured JSON logs with the request id, never a patient trait (dpi/logs.py; README "Logs").
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "dpi.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": env_str("DPI_LOG_LEVEL", "INFO")},
-    "loggers": {"faker": {"level": "WARNING"}},
+    "loggers": {
+        "faker": {"level": "WARNING"},
+        # SQL with its parameters (encrypted values, blind indexes, dates) is never logged, even at DEBUG.
+        "django.db.backends": {"level": "INFO"},
+        # Django's own handlers (mail_admins, the runserver console) are replaced by the JSON console.
+        "django": {"handlers": ["console"], "level": env_str("DPI_LOG_LEVEL", "INFO"), "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }

@@ -85,7 +85,7 @@ def test_compose_web_serves_static_files_hashed_compressed_and_cached(tmp_path):
 
     services = compose()["services"]
     web_cmd = " ".join(services["web"]["command"])
-    assert "gunicorn dpi.wsgi:application" in web_cmd
+    assert "gunicorn -c python:dpi.gunicorn_conf dpi.wsgi:application" in web_cmd  # JSON logs, no query strings
     assert _dockerfile_static_root() == "/app/staticfiles"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DPI_", "DATABASE_", "REDIS_", "PYTEST"))}
     env.update({k: _compose_value(v) for k, v in services["web"]["environment"].items()})

@@ -80,7 +80,9 @@ def _break_glass_page(request, patient: Patient, decision: gate.Decision, form: 
 
 @clinician_required
 def patient_search(request):
-    form = PatientSearchForm(request.GET or None)
+    # The page's form posts its query (names, birth dates, IPP, INS stay out of URLs, browser history and
+    # logs); a GET query string is still read for links and scripts, and dropped from the access log.
+    form = PatientSearchForm((request.POST if request.method == "POST" else request.GET) or None)
     results, query = None, ""
     if form.is_bound and form.is_valid():
         query = form.cleaned_data["q"]
