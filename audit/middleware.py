@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from audit.context import access_context
+
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def _channel(path: str) -> str:
@@ -20,7 +23,11 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+        # A caller's id is kept only if it is a plain token: it goes into logs and audit events as is.
+        request_id = request.headers.get("X-Request-ID", "")
+        if not _REQUEST_ID_RE.fullmatch(request_id):
+            request_id = uuid.uuid4().hex
+        request.request_id = request_id  # read by dpi.logs for Django's own request log lines
         ip = request.META.get("REMOTE_ADDR") or None
         with access_context(
             channel=_channel(request.path),

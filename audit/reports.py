@@ -13,9 +13,10 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
+from audit import labels
 from audit.models import AccessEvent
 
 COLUMNS = ("event", "when", "who", "user_id", "role", "unit", "action", "data", "item", "outcome", "basis",
@@ -24,19 +25,7 @@ COLUMNS = ("event", "when", "who", "user_id", "role", "unit", "action", "data", 
 
 def basis_label(basis: str) -> str:
     """A reader-friendly explanation of the recorded basis (``care:encounter``, ``break_glass``...)."""
-    kind, _sep, detail = basis.partition(":")
-    labels = {
-        "care": _("care team"),
-        "break_glass": _("emergency access (break-the-glass)"),
-        "role": _("permitted by role"),
-        "system": _("automated task"),
-        "deny": _("refused"),
-        "dpo": _("data protection officer"),
-    }
-    label = labels.get(kind)
-    if label is None:
-        return basis
-    return f"{label} ({detail})" if detail else label
+    return labels.basis_label(basis)
 
 
 def row(event: AccessEvent) -> dict[str, str]:
@@ -73,52 +62,72 @@ def to_csv(events: Iterable[AccessEvent]) -> str:
     return out.getvalue()
 
 
-def to_pdf(events: list[AccessEvent], *, patient_id: int, chain_note: str = "") -> bytes:
+def staff_names(events: Iterable[AccessEvent]) -> dict[int, str]:
+    """Full names of the professionals in the trace, by user id (one query); a patient reads names, not logins."""
+    from django.contrib.auth import get_user_model
+
+    ids = {e.actor_id for e in events if e.actor_id is not None}
+    users = get_user_model().objects.filter(pk__in=ids).only("first_name", "last_name", "username")
+    return {u.pk: u.get_full_name() or u.get_username() for u in users}
+
+
+def _who(event: AccessEvent, names: dict[int, str]) -> str:
+    if event.actor_id is not None:
+        return names.get(event.actor_id) or event.actor_username or "-"
+    if event.actor_role == "system":
+        return _("automated task")
+    return event.actor_username or "-"
+
+
+def to_pdf(events: list[AccessEvent], *, patient_id: int, chain_note: str = "", printed_by: str = "") -> bytes:
+    """The report handed to the patient: one language (the active one), names and functions, not codes."""
     from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4, landscape
-    from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
-    buf = io.BytesIO()
-    doc = SimpleDocTemplate(buf, pagesize=landscape(A4), leftMargin=12 * mm, rightMargin=12 * mm,
-                            topMargin=12 * mm, bottomMargin=12 * mm,
-                            title=f"Access report, patient {patient_id}", author="dpi")
-    styles = getSampleStyleSheet()
-    small = styles["BodyText"].clone("small", fontSize=7, leading=8.5)
-    generated = timezone.localtime().strftime("%Y-%m-%d %H:%M %Z")
-    story = [
-        Paragraph(_("Record of accesses to patient file no. %(id)s") % {"id": patient_id}, styles["Title"]),
-        Paragraph(_("Generated %(when)s. %(n)s recorded accesses, oldest first, including refused attempts "
-                    "and automated tasks.") % {"when": generated, "n": len(events)}, styles["BodyText"]),
-    ]
-    if chain_note:
-        story.append(Paragraph(chain_note, small))
-    story.append(Spacer(1, 4 * mm))
-    header = [_("When"), _("Who"), _("Role"), _("Unit"), _("Action"), _("Data"), _("Outcome"), _("Basis"),
-              _("Channel")]
-    data = [header]
-    for event in events:
-        r = row(event)
-        data.append([Paragraph(_escape(v), small) for v in (
-            r["when"], r["who"], r["role"], r["unit"], r["action"], r["data"], r["outcome"], r["basis"], r["channel"])])
-    if len(data) == 1:
-        data.append([Paragraph(_("No access recorded."), small)] + [""] * (len(header) - 1))
-    widths = [34 * mm, 38 * mm, 26 * mm, 30 * mm, 22 * mm, 24 * mm, 18 * mm, 60 * mm, 16 * mm]
-    table = Table(data, colWidths=widths, repeatRows=1)
-    table.setStyle(TableStyle([
-        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde4ee")),
-        ("FONTSIZE", (0, 0), (-1, 0), 7.5),
-        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-    ]))
-    story.append(table)
-    doc.build(story)
-    return buf.getvalue()
+    from dpi.printing import PageMarks, build_pdf, escape, printed_at_text
 
+    title = _("Record of accesses to patient file no. %(id)s") % {"id": patient_id}
+    marks = PageMarks(title=_("Access report"), identity=_("Patient file no. %(id)s") % {"id": patient_id},
+                      printed=printed_at_text(by=printed_by))
+    names = staff_names(events)
 
-def _escape(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    def story(styles):
+        small = styles["small"]
+        yield Paragraph(escape(title), styles["title"])
+        yield Paragraph(escape(_("%(n)s recorded accesses, oldest first, including refused attempts and "
+                                 "automated tasks.") % {"n": len(events)}), styles["body"])
+        if chain_note:
+            yield Paragraph(escape(chain_note), small)
+        yield Spacer(1, 4 * mm)
+        header = [_("When"), _("Who"), _("Function"), _("Unit"), _("Action"), _("Data"), _("Outcome"),
+                  _("Basis"), _("Channel")]
+        data = [[Paragraph(escape(h), small) for h in header]]
+        for event in events:
+            when = formats.date_format(timezone.localtime(event.occurred_at), "d/m/Y H:i:s")
+            action = labels.action_label(event.action)
+            if event.resource_type:
+                action = f"{action} ({labels.resource_label(event.resource_type)})"
+            basis = labels.basis_label(event.basis)
+            reason = labels.reason_label(event.reason)
+            if reason and reason not in basis:
+                basis = f"{basis} — {reason}"
+            cells = (when, _who(event, names), labels.role_label(event.actor_role), event.actor_unit, action,
+                     labels.category_label(event.category), labels.outcome_label(event.outcome), basis,
+                     labels.channel_label(event.channel))
+            data.append([Paragraph(escape(v), small) for v in cells])
+        if len(data) == 1:
+            data.append([Paragraph(escape(_("No access recorded.")), small)] + [""] * (len(header) - 1))
+        widths = [27 * mm, 36 * mm, 30 * mm, 28 * mm, 34 * mm, 20 * mm, 17 * mm, 57 * mm, 24 * mm]
+        table = Table(data, colWidths=widths, repeatRows=1)
+        table.setStyle(TableStyle([
+            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde4ee")),
+            ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ]))
+        yield table
+
+    return build_pdf(story, marks=marks, landscape_page=True)
 
 
 # --- FHIR AuditEvent (R4), after the IHE Basic Audit Log Patterns (BALP) ----------------------------------
@@ -148,36 +157,68 @@ def _instant(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+# AuditEvent.outcome (R4 value set audit-event-outcome): a refusal by the gate is a minor failure ("4"); dpi
+# records no serious (8) or major (12) failures as access events.
+OUTCOME_CODE = {AccessEvent.Outcome.ALLOWED: "0", AccessEvent.Outcome.DENIED: "4"}
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+_SECURITY_TYPE = {  # non-REST events: DICOM audit event type and subtype
+    "login": ((DCM, "110114", "User Authentication"), (DCM, "110122", "Login")),
+    "login_failure": ((DCM, "110114", "User Authentication"), (DCM, "110122", "Login")),
+    "logout": ((DCM, "110114", "User Authentication"), (DCM, "110123", "Logout")),
+    "permission_change": ((DCM, "110136", "Security Roles Changed"), None),
+    "break_glass": ((DCM, "110113", "Security Alert"), None),
+    "alert": ((DCM, "110113", "Security Alert"), None),
+}
+REST_TYPE = ("http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "RESTful Operation")
+
+
+def fhir_action(action: str) -> str:
+    """AuditEvent.action (C R U D E) of a recorded action."""
+    return _INTERACTION.get(action, (None, None, "E"))[2]
+
+
+def fhir_subtype(action: str) -> tuple[str, str]:
+    """(system, code) of AuditEvent.subtype for a recorded action."""
+    if action in _INTERACTION:
+        return "http://hl7.org/fhir/restful-interaction", _INTERACTION[action][1]
+    security = _SECURITY_TYPE.get(action)
+    if security and security[1]:
+        return security[1][0], security[1][1]
+    return "urn:dpi:audit-action", action
+
+
 def to_fhir_audit_event(event: AccessEvent) -> dict:
+    """The one FHIR shape of an access event (IHE BALP), used by /fhir/AuditEvent and the access report."""
     profile, interaction, action = _INTERACTION.get(event.action, (None, None, "E"))
+    security = _SECURITY_TYPE.get(event.action)
+    system, code, display = security[0] if security else REST_TYPE
     resource: dict = {
         "resourceType": "AuditEvent",
-        "id": f"dpi-audit-{event.id}",
-        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
-                 "display": "RESTful Operation"},
+        "id": str(event.id),
+        "type": {"system": system, "code": code, "display": display},
         "action": action,
         "recorded": _instant(event.occurred_at),
-        "outcome": "0" if event.outcome == AccessEvent.Outcome.ALLOWED else "4",
+        "outcome": OUTCOME_CODE.get(event.outcome, "4"),
         "agent": [],
         "source": {
             "observer": {"display": "dpi"},
             "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4",
                       "display": "Application Server"}],
         },
-        "entity": [{
+        "entity": [],
+    }
+    if event.patient_id:
+        resource["entity"].append({
             "what": {"reference": f"Patient/{event.patient_id}"},
             "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1",
                      "display": "Person"},
             "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1",
                      "display": "Patient"},
-        }],
-    }
-    if profile:
+        })
+    if profile and event.patient_id:
         resource["meta"] = {"profile": [BALP + profile]}
-    if interaction:
-        resource["subtype"] = [{"system": "http://hl7.org/fhir/restful-interaction", "code": interaction}]
-    else:
-        resource["subtype"] = [{"system": "urn:dpi:audit-action", "code": event.action}]
+    sub_system, sub_code = fhir_subtype(event.action)
+    resource["subtype"] = [{"system": sub_system, "code": sub_code}]
     if event.outcome != AccessEvent.Outcome.ALLOWED:
         resource["outcomeDesc"] = event.reason or event.basis or "denied"
     purpose = _PURPOSE.get(event.basis.partition(":")[0]) if event.outcome == AccessEvent.Outcome.ALLOWED else None
@@ -223,6 +264,8 @@ def to_fhir_audit_event(event: AccessEvent) -> dict:
             "type": {"system": "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType",
                      "code": "XrequestId"},
         })
+    if not resource["entity"]:
+        del resource["entity"]
     return resource
 
 

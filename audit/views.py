@@ -11,6 +11,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpResponse
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from access.gate import role_of  # role lookup only (views may use it; selectors stay policy-free)
@@ -53,7 +55,8 @@ def patient_access_report(request, patient_id: str, fmt: str):
         if fmt == "csv":
             body: bytes = reports.to_csv(events).encode("utf-8-sig")  # BOM: spreadsheets read UTF-8
         elif fmt == "pdf":
-            body = reports.to_pdf(events, patient_id=pid, chain_note=_chain_note())
+            body = reports.to_pdf(events, patient_id=pid, chain_note=_chain_note(),
+                                  printed_by=request.user.get_full_name() or request.user.get_username())
         else:
             body = json.dumps(reports.to_fhir_bundle(events, patient_id=pid), ensure_ascii=False).encode()
     response = HttpResponse(body, content_type=CONTENT_TYPES[fmt])
@@ -65,7 +68,11 @@ def patient_access_report(request, patient_id: str, fmt: str):
 def _chain_note() -> str:
     run = selectors.last_verification()
     if run is None:
-        return "These traces are append-only and hash-chained; no integrity verification has run yet."
-    state = "intact" if run.ok else "BROKEN"
-    return (f"These traces are append-only and hash-chained. Last integrity verification: "
-            f"{run.finished_at:%Y-%m-%d %H:%M} UTC, {state}.")
+        return _("These traces cannot be changed and are chained by a cryptographic hash; no integrity check has "
+                 "run yet.")
+    when = formats.date_format(timezone.localtime(run.finished_at), "SHORT_DATETIME_FORMAT")
+    if run.ok:
+        return _("These traces cannot be changed and are chained by a cryptographic hash. Last integrity check: "
+                 "%(when)s, intact.") % {"when": when}
+    return _("These traces cannot be changed and are chained by a cryptographic hash. Last integrity check: "
+             "%(when)s, BROKEN.") % {"when": when}

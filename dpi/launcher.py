@@ -17,6 +17,22 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+def web_command(py: str, bind: str, workers: str | None = None) -> list[str]:
+    """gunicorn with the project's configuration: JSON logs, no query string in the access log (dpi/logs.py)."""
+    return [
+        py,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:dpi.gunicorn_conf",
+        "dpi.wsgi:application",
+        "--bind",
+        bind,
+        "--workers",
+        workers or os.environ.get("DPI_WEB_WORKERS", "3"),
+    ]
+
+
 def main() -> int:
     os.chdir(BASE_DIR)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dpi.settings")
@@ -49,18 +65,7 @@ def main() -> int:
     var = Path(os.environ.get("DPI_VAR_DIR", BASE_DIR / "var"))
     var.mkdir(exist_ok=True)
     procs = {
-        "web": [
-            py,
-            "-m",
-            "gunicorn",
-            "dpi.wsgi:application",
-            "--bind",
-            bind,
-            "--workers",
-            os.environ.get("DPI_WEB_WORKERS", "3"),
-            "--access-logfile",
-            "-",
-        ],
+        "web": web_command(py, bind),
         "worker": [
             py,
             "-m",

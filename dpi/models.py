@@ -113,6 +113,8 @@ class Prescription(ClinicalItem):
 
 class Document(ClinicalItem):
     title = models.CharField(_("title"), max_length=200)
+    # XDS/DMP typeCode (LOINC), e.g. 11490-0 discharge letter; its class code follows (dpi.fhir.mapping).
+    type_code = models.CharField(_("document type (LOINC)"), max_length=16, blank=True, default="")
     media_type = models.CharField(max_length=100, default="application/pdf")
     content = EncryptedBinaryField()
     size = models.PositiveIntegerField(default=0)

@@ -136,6 +136,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "access.authn.middleware.SecurityHeadersMiddleware",  # CSP with nonce, no-store, permissions policy (authn)
+    # Static files (CSS, JS, admin, Swagger UI) served by the application itself under gunicorn, compose or
+    # behind a proxy: compressed, hashed names, cached for a year. Before sessions: no database hit for them.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "audit.middleware.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -328,6 +331,8 @@ DPI_DETECTION_THRESHOLDS = _env_json_object("DPI_DETECTION_THRESHOLDS")
 LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", "Français"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# English as written in Europe (en-GB): day-month-year, 24-hour clock; never 09/03 for 3 September.
+FORMAT_MODULE_PATH = ["dpi.formats"]
 TIME_ZONE = "Europe/Paris"
 USE_I18N = True
 USE_TZ = True
@@ -335,6 +340,23 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("DPI_STATIC_ROOT", str(VAR_DIR / "static")))
 STATICFILES_DIRS = [BASE_DIR / "dpi" / "static"]
+# `collectstatic` (run by `make run`, the compose web service and the Dockerfile) writes hashed, gzip-compressed
+# copies to STATIC_ROOT; WhiteNoise serves them with `Cache-Control: max-age=31536000, immutable`. In-process
+# tests (pytest sets PYTEST_VERSION) keep the plain storage so they need no collectstatic step; the launcher and
+# browser tests run the real thing.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if env_bool("DPI_STATIC_MANIFEST", not os.environ.get("PYTEST_VERSION"))
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_MAX_AGE = 31536000 if not DEBUG else 0
+WHITENOISE_KEEP_ONLY_HASHED_FILES = False
+WHITENOISE_ALLOW_ALL_ORIGINS = False  # same-origin only, like every other answer (Cross-Origin-Resource-Policy)
 
 # --- e-mail (DPO notifications) ---------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("DPI_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -396,12 +418,21 @@ if PRODUCTION:
     SESSION_COOKIE_NAME = "__Host-sessionid"
     CSRF_COOKIE_NAME = "__Host-csrftoken"
 
+# Structured JSON logs with the request id, never a patient trait (dpi/logs.py; README "Logs").
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "dpi.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": env_str("DPI_LOG_LEVEL", "INFO")},
-    "loggers": {"faker": {"level": "WARNING"}},
+    "loggers": {
+        "faker": {"level": "WARNING"},
+        # SQL with its parameters (encrypted values, blind indexes, dates) is never logged, even at DEBUG.
+        "django.db.backends": {"level": "INFO"},
+        # Django's own handlers (mail_admins, the runserver console) are replaced by the JSON console.
+        "django": {"handlers": ["console"], "level": env_str("DPI_LOG_LEVEL", "INFO"), "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
 
 # --- identity vigilance (patients) -------------------------------------------------------------------------

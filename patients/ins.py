@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 _INS_RE = re.compile(r"^[1-478]\d{4}(?:\d{2}|2A|2B)\d{6}\d{2}$")
 
@@ -41,11 +42,16 @@ def validate_ins(value: str) -> None:
     ins = normalise(value)
     if not _INS_RE.match(ins):
         raise ValidationError(
-            "An INS is 13 characters (digits; 2A/2B allowed for Corsica) followed by a 2-digit key.",
+            _("The number must have 15 characters: 13 digits (2A or 2B for a birth in Corsica) and then the "
+              "2-digit key."),
             code="ins_format",
         )
     if compute_key(ins[:13]) != int(ins[13:]):
-        raise ValidationError("The INS control key is wrong (key = 97 - number mod 97).", code="ins_key")
+        raise ValidationError(
+            _("The key (last 2 digits) does not match the number: check what was typed against the Carte Vitale "
+              "or the INSi result."),
+            code="ins_key",
+        )
 
 
 def is_valid(value: str) -> bool:

@@ -25,11 +25,13 @@ STRICT_TRAITS = ("birth_name", "first_name", "first_names", "sex", "birth_date",
 class CareUnit(models.Model):
     """A care unit (service), e.g. cardiology."""
 
-    code = models.SlugField(max_length=32, unique=True)
-    name = models.CharField(max_length=200)
+    code = models.SlugField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=200)
 
     class Meta:
         ordering = ["name"]
+        verbose_name = _("care unit")
+        verbose_name_plural = _("care units")
 
     def __str__(self) -> str:
         return self.name
@@ -130,11 +132,13 @@ class Patient(models.Model):
         default=False,
         help_text=_("GDPR art. 18: changes are blocked while a dispute is checked"),
     )
-    last_activity_at = models.DateTimeField(null=True, blank=True, db_index=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    last_activity_at = models.DateTimeField(_("last activity"), null=True, blank=True, db_index=True, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
+        verbose_name = _("patient")
+        verbose_name_plural = _("patients")
         indexes = [
             models.Index(fields=["birth_name", "first_name"]),
             models.Index(fields=["used_name"]),
@@ -374,18 +378,22 @@ class Encounter(models.Model):
         CONSULTATION = "consultation", _("consultation")
         EMERGENCY = "emergency", _("emergency")
 
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="encounters")
-    unit = models.ForeignKey(CareUnit, on_delete=models.PROTECT, related_name="encounters")
-    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.STAY)
-    start = models.DateTimeField()
-    end = models.DateTimeField(null=True, blank=True)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="encounters",
+                                verbose_name=_("patient"))
+    unit = models.ForeignKey(CareUnit, on_delete=models.PROTECT, related_name="encounters", verbose_name=_("unit"))
+    kind = models.CharField(_("type"), max_length=16, choices=Kind.choices, default=Kind.STAY)
+    start = models.DateTimeField(_("start"))
+    end = models.DateTimeField(_("end"), null=True, blank=True)
     transferred_from = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="transferred_to"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="transferred_to",
+        verbose_name=_("transferred from"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
         ordering = ["-start"]
+        verbose_name = _("encounter")
+        verbose_name_plural = _("encounters")
         indexes = [models.Index(fields=["patient", "start"]), models.Index(fields=["unit", "end"])]
         constraints = [
             models.CheckConstraint(
@@ -413,16 +421,20 @@ class Appointment(models.Model):
         CANCELLED = "cancelled", _("cancelled")
         NOSHOW = "noshow", _("no-show")
 
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="appointments")
-    unit = models.ForeignKey(CareUnit, on_delete=models.PROTECT, related_name="appointments")
-    practitioner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="appointments")
-    start = models.DateTimeField()
-    end = models.DateTimeField()
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.BOOKED)
-    reason = models.CharField(max_length=200, blank=True, default="")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="appointments",
+                                verbose_name=_("patient"))
+    unit = models.ForeignKey(CareUnit, on_delete=models.PROTECT, related_name="appointments", verbose_name=_("unit"))
+    practitioner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="appointments",
+                                     verbose_name=_("practitioner"))
+    start = models.DateTimeField(_("start"))
+    end = models.DateTimeField(_("end"))
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.BOOKED)
+    reason = models.CharField(_("reason"), max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["start"]
+        verbose_name = _("appointment")
+        verbose_name_plural = _("appointments")
         indexes = [models.Index(fields=["patient", "start"]), models.Index(fields=["practitioner", "start"])]
 
     def __str__(self) -> str:

@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.dispatch import Signal
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from dpi import crypto
 from patients import insi as insi_client
@@ -79,7 +79,7 @@ def check_not_frozen(patient: Patient) -> None:
     it is an alias of the kept one."""
     if patient.frozen:
         raise ValidationError(
-            {"__all__": ["This record is frozen (restriction of processing) while a dispute is checked."]}
+            {"__all__": [_("This record is frozen (restriction of processing) while a dispute is checked.")]}
         )
     if patient.is_merged:
         kept = merged_into(patient)
@@ -361,7 +361,7 @@ def _unit(unit: CareUnit | str | int) -> CareUnit:
             return CareUnit.objects.get(pk=unit)
         return CareUnit.objects.get(code=unit)
     except CareUnit.DoesNotExist as exc:
-        raise ValidationError({"unit": [f"Unknown care unit: {unit}"]}) from exc
+        raise ValidationError({"unit": [_("Unknown care unit: %(unit)s") % {"unit": unit}]}) from exc
 
 
 def touch_activity(patient_id: int, when: datetime) -> None:
@@ -415,7 +415,7 @@ def encounter_admit(
 def encounter_discharge(*, encounter: Encounter, end: datetime | None = None) -> Encounter:
     encounter = Encounter.objects.select_for_update().get(pk=encounter.pk)
     if encounter.end is not None:
-        raise ValidationError({"end": ["This encounter is already closed."]})
+        raise ValidationError({"end": [_("This encounter is already closed.")]})
     encounter.end = end or timezone.now()
     encounter.full_clean()
     encounter.save(update_fields=["end"])

@@ -1,5 +1,6 @@
-"""`make run` (dpi.launcher): migrates, seeds demo data, serves a login page, a Celery worker answers a
-ping, and Ctrl-C (SIGINT) stops web, worker and beat cleanly.
+"""`make run` (dpi.launcher): migrates, seeds demo data, serves a login page and its static files (the
+stylesheet, the page script, the admin's and Swagger UI's scripts), a Celery worker answers a ping, and Ctrl-C
+(SIGINT) stops web, worker and beat cleanly.
 
 Runs the launcher against its own scratch database on the same server, never the developer's data.
 """
@@ -21,7 +22,8 @@ import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
-DB = "dpi_launcher_test"
+# Per test database name, so that several checkouts sharing one PostgreSQL server never collide.
+DB = (os.environ.get("DPI_TEST_DATABASE_NAME") or "test_dpi") + "_launcher"
 
 
 def _admin_conn():
@@ -38,6 +40,32 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+STATIC_FILES = {
+    "dpi.css": "text/css",
+    "dpi.js": "text/javascript",
+    "admin/js/autocomplete.js": "text/javascript",
+    "drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js": "text/javascript",
+}
+
+
+def _assert_static_files_served(base: str, login_page: str, manifest_path: Path) -> None:
+    """The pages link hashed names; gunicorn answers each with 200, its content type, gzip and a long cache."""
+    import json
+
+    manifest = json.loads(manifest_path.read_text())["paths"]
+    for name, content_type in STATIC_FILES.items():
+        hashed = manifest[name]
+        if name in ("dpi.css", "dpi.js"):
+            assert f"/static/{hashed}" in login_page, f"the login page does not link {hashed}"
+        req = urllib.request.Request(f"{base}/static/{hashed}", headers={"Accept-Encoding": "gzip"})  # noqa: S310
+        with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 - loopback only
+            assert r.status == 200, name
+            assert r.headers["Content-Type"].startswith(content_type), (name, r.headers["Content-Type"])
+            assert r.headers.get("Content-Encoding") == "gzip", name
+            assert "immutable" in r.headers["Cache-Control"], (name, r.headers["Cache-Control"])
+            assert len(r.read()) > 100, name
 
 
 @pytest.mark.slow
@@ -58,6 +86,7 @@ def test_launcher_serves_login_and_worker_then_stops_on_ctrl_c(tmp_path):
         }
     )
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("PYTEST_VERSION", None)  # the launcher serves what users get: hashed, compressed static files
     log_path = tmp_path / "launcher.log"
     # Children write in append mode; the test reads through its own handle (never moving their offset).
     log = open(log_path, "a")  # noqa: SIM115
@@ -81,6 +110,7 @@ def test_launcher_serves_login_and_worker_then_stops_on_ctrl_c(tmp_path):
                 time.sleep(0.5)
         assert body is not None, "no login page; launcher log:\n" + log_path.read_text()[-3000:]
         assert 'name="password"' in body or 'name="auth-password"' in body or "password" in body.lower()
+        _assert_static_files_served(f"http://{env['DPI_BIND']}", body, tmp_path / "static" / "staticfiles.json")
         from dpi.celery import app
 
         replies = []

@@ -41,7 +41,8 @@ def test_the_queue_lists_open_alerts_and_filters_them(cast, alert):
 def test_the_alert_shows_its_evidence_and_is_reviewed(cast, alert):
     client = verified_client(cast.dpo)
     page = client.get(f"/dpo/queue/{alert.pk}/").content.decode()
-    assert "emergencyaccess" in page or "chart" in page  # the access events behind it
+    assert "accès d’urgence" in page or "dossier" in page  # the access events behind it, in words
+    assert "emergencyaccess" not in page and "deny:" not in page
     assert f"/audit/patients/{cast.patient.pk}/access-report" in page
     client.post(f"/dpo/queue/{alert.pk}/review/", {"status": "in_review"})
     alert.refresh_from_db()

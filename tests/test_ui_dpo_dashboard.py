@@ -46,6 +46,9 @@ def test_the_access_log_filters_by_patient_user_outcome_and_date(cast, traffic):
     html = client.get("/dpo/access-log/", {"patient": cast.patient.ipp, "outcome": "denied",
                                            "date_from": today, "date_to": today}).content.decode()
     assert "dr.other" in html and "nurse.joy" not in html
+    # Words, not the trace's codes: basis, function, data and channel.
+    assert "refusé : hors de l’équipe de soins du patient" in html and "deny:" not in html
+    assert "médecin" in html and "médical" in html and "dossier" in html
     assert f"/audit/patients/{cast.patient.pk}/access-report" in html  # the patient's access report
     html = client.get("/dpo/access-log/", {"user": "nurse.joy"}).content.decode()
     assert "nurse.joy" in html and "dr.other" not in html

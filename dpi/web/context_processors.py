@@ -11,15 +11,10 @@ from django.utils.translation import gettext_lazy as _
 
 from access import gate
 from access.policy import Role
+from audit import labels
 from dpi.web.permissions import ADMIN_SITE_ROLES, is_clinician
 
-ROLE_LABELS = {
-    Role.PHYSICIAN: _("physician"), Role.NURSE: _("nurse"), Role.MIDWIFE: _("midwife"),
-    Role.PHARMACIST: _("pharmacist"), Role.MEDICAL_SECRETARY: _("medical secretary"), Role.RECEPTION: _("reception"),
-    Role.DIM: _("medical information physician (DIM)"), Role.DPO: _("data protection officer"),
-    Role.SECURITY_OFFICER: _("security officer"), Role.IT_ADMIN: _("IT administrator"),
-    Role.MAINTENANCE: _("maintenance provider"), Role.INTEGRATION: _("integration service"),
-}
+ROLE_LABELS = {role: labels.ROLES[role.value] for role in Role}
 
 
 def idle_warning_seconds(idle: int) -> int:

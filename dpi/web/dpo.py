@@ -19,9 +19,9 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from access.models import AccessReviewCampaign, EmergencyAccess, StaffProfile
+from audit import labels
 from audit.models import AccessEvent
 from dpi.web.charts import BarChart, bar_chart, day_labels, hbar_chart
 
@@ -42,25 +42,10 @@ def optional(module: str, name: str) -> Any:
 
 
 # --- labels of the trace ---------------------------------------------------------------------------------
-ACTION_LABELS = {
-    "view": gettext_lazy("view"), "search": gettext_lazy("search"), "create": gettext_lazy("create"),
-    "amend": gettext_lazy("amend"), "delete": gettext_lazy("delete"), "export": gettext_lazy("export"),
-    "print": gettext_lazy("print"), "login": gettext_lazy("sign-in"), "login_failure": gettext_lazy("failed sign-in"),
-    "logout": gettext_lazy("sign-out"), "break_glass": gettext_lazy("break-the-glass"),
-    "permission_change": gettext_lazy("permission change"), "account": gettext_lazy("account"),
-    "alert": gettext_lazy("alert"), "other": gettext_lazy("other"),
-}
-CATEGORY_LABELS = {"administrative": gettext_lazy("administrative"), "medical": gettext_lazy("medical"),
-                   "restricted": gettext_lazy("restricted")}
-OUTCOME_LABELS = {"allowed": gettext_lazy("allowed"), "denied": gettext_lazy("denied")}
-
-
 def describe(events: list[AccessEvent]) -> list[AccessEvent]:
-    """Attach readable (translated) labels to trace rows for the templates."""
+    """Attach readable (translated) labels to trace rows for the templates (audit.labels)."""
     for e in events:
-        e.action_label = ACTION_LABELS.get(e.action, e.action)
-        e.category_label = CATEGORY_LABELS.get(e.category, e.category)
-        e.outcome_label = OUTCOME_LABELS.get(e.outcome, e.outcome)
+        labels.describe(e)
     return events
 
 

@@ -27,6 +27,7 @@ from dpi.models import ClinicalNote, Document
 from dpi.web import selectors
 from dpi.web.forms import BreakGlassForm, NoteAmendForm, NoteForm, PatientSearchForm
 from dpi.web.permissions import clinician_required, may_view_restricted
+from patients.ages import age_label
 from patients.models import Patient
 
 M, R, A = Category.MEDICAL, Category.RESTRICTED, Category.ADMINISTRATIVE
@@ -35,12 +36,9 @@ M, R, A = Category.MEDICAL, Category.RESTRICTED, Category.ADMINISTRATIVE
 INLINE_MEDIA_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "text/plain"})
 
 
-def age_of(patient: Patient) -> int | None:
-    if not patient.birth_date:
-        return None
-    end = patient.date_of_death or timezone.localdate()
-    born = patient.birth_date
-    return end.year - born.year - ((end.month, end.day) < (born.month, born.day))
+def age_of(patient: Patient) -> str:
+    """The age as a clinician writes it ("47 ans", "3 mois", "12 jours"), at death for a deceased patient."""
+    return age_label(patient.birth_date, patient.date_of_death or timezone.localdate())
 
 
 def _visible_patient(user, patient_id: int) -> Patient:
@@ -80,7 +78,9 @@ def _break_glass_page(request, patient: Patient, decision: gate.Decision, form: 
 
 @clinician_required
 def patient_search(request):
-    form = PatientSearchForm(request.GET or None)
+    # The page's form posts its query (names, birth dates, IPP, INS stay out of URLs, browser history and
+    # logs); a GET query string is still read for links and scripts, and dropped from the access log.
+    form = PatientSearchForm((request.POST if request.method == "POST" else request.GET) or None)
     results, query = None, ""
     if form.is_bound and form.is_valid():
         query = form.cleaned_data["q"]

@@ -1,0 +1,17 @@
+"""gunicorn settings for every way dpi is served (``make run``, the Docker image, docker-compose):
+``gunicorn -c python:dpi.gunicorn_conf dpi.wsgi:application``.
+
+Logs are JSON lines on stdout/stderr (dpi/logs.py): the access line has the path, never the query string
+(searches carry identifiers there) nor the referrer.
+"""
+
+import os
+
+logger_class = "dpi.logs.GunicornLogger"
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("DPI_LOG_LEVEL", "INFO").lower()
+bind = os.environ.get("DPI_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("DPI_WEB_WORKERS", "3"))
+# No runtime control socket (gunicorn >= 24): one fixed path under $HOME would be shared by every instance.
+control_socket_disable = True
