@@ -235,6 +235,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "access.passwords.UserIdentityValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
+    # Refuses (PermissionDenied) any `demo.` account when DPI_PRODUCTION=1 (dpi.demo); never signs anyone in.
+    "dpi.demo.DemoAccountsRefusedBackend",
     # First: refuses (PermissionDenied) a maintenance account outside its approved window; never signs anyone in.
     "dpi.compliance.backends.MaintenanceWindowBackend",
     "access.authn.backends.ThrottledModelBackend",  # ModelBackend + attempt limits (CNIL 2022-100)
