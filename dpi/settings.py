@@ -235,6 +235,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "access.passwords.UserIdentityValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
+    # Refuses (PermissionDenied) any `demo.` account when DPI_PRODUCTION=1 (dpi.demo); never signs anyone in.
+    "dpi.demo.DemoAccountsRefusedBackend",
     # First: refuses (PermissionDenied) a maintenance account outside its approved window; never signs anyone in.
     "dpi.compliance.backends.MaintenanceWindowBackend",
     "access.authn.backends.ThrottledModelBackend",  # ModelBackend + attempt limits (CNIL 2022-100)
@@ -459,3 +461,18 @@ LOGGING = {
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
+
+# --- identity vigilance (patients) -------------------------------------------------------------------------
+# INSi teleservice: the local simulator (synthetic referential) by default; "national" in production, with the
+# establishment's certificate for mutual TLS.
+DPI_INSI_BACKEND = env_str("DPI_INSI_BACKEND", "simulator")
+if DPI_INSI_BACKEND not in {"simulator", "national"}:
+    raise ImproperlyConfigured(f"DPI_INSI_BACKEND must be 'simulator' or 'national', got {DPI_INSI_BACKEND!r}")
+DPI_INSI_ENDPOINT = env_str("DPI_INSI_ENDPOINT", "")
+DPI_INSI_CERT_FILE = env_str("DPI_INSI_CERT_FILE", "")
+DPI_INSI_KEY_FILE = env_str("DPI_INSI_KEY_FILE", "")
+DPI_INSI_SIMULATOR_FILE = env_str("DPI_INSI_SIMULATOR_FILE", "")
+# Reference list of INSEE birth places (communes and countries); empty: the bundled subset of the COG.
+DPI_INSEE_PLACES_FILE = env_str("DPI_INSEE_PLACES_FILE", "")
+# A merge can be undone for this many days (then the identity-vigilance cell must split the file instead).
+DPI_IDENTITY_UNMERGE_DAYS = env_int("DPI_IDENTITY_UNMERGE_DAYS", 30, minimum=1, maximum=3650)
