@@ -266,6 +266,9 @@ DPI_OIDC_ENABLED = env_bool("DPI_OIDC_ENABLED", False)
 DPI_OIDC_ISSUER = env_str("DPI_OIDC_ISSUER", "").rstrip("/")
 DPI_OIDC_CLIENT_ID = env_str("DPI_OIDC_CLIENT_ID", "")
 DPI_OIDC_CLIENT_SECRET = env_str("DPI_OIDC_CLIENT_SECRET", "")
+# Pro Santé Connect publishes its metadata at a non-standard path:
+# https://auth.esante.gouv.fr/auth/realms/esante-wallet/.well-known/wallet-openid-configuration
+DPI_OIDC_DISCOVERY_URL = env_str("DPI_OIDC_DISCOVERY_URL", "")
 DPI_OIDC_SCOPES = env_str("DPI_OIDC_SCOPES", "openid")
 DPI_OIDC_RPPS_CLAIM = env_str("DPI_OIDC_RPPS_CLAIM", "SubjectNameID")
 DPI_OIDC_MFA_ACR = env_list("DPI_OIDC_MFA_ACR", "")
@@ -458,3 +461,18 @@ LOGGING = {
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
+
+# --- identity vigilance (patients) -------------------------------------------------------------------------
+# INSi teleservice: the local simulator (synthetic referential) by default; "national" in production, with the
+# establishment's certificate for mutual TLS.
+DPI_INSI_BACKEND = env_str("DPI_INSI_BACKEND", "simulator")
+if DPI_INSI_BACKEND not in {"simulator", "national"}:
+    raise ImproperlyConfigured(f"DPI_INSI_BACKEND must be 'simulator' or 'national', got {DPI_INSI_BACKEND!r}")
+DPI_INSI_ENDPOINT = env_str("DPI_INSI_ENDPOINT", "")
+DPI_INSI_CERT_FILE = env_str("DPI_INSI_CERT_FILE", "")
+DPI_INSI_KEY_FILE = env_str("DPI_INSI_KEY_FILE", "")
+DPI_INSI_SIMULATOR_FILE = env_str("DPI_INSI_SIMULATOR_FILE", "")
+# Reference list of INSEE birth places (communes and countries); empty: the bundled subset of the COG.
+DPI_INSEE_PLACES_FILE = env_str("DPI_INSEE_PLACES_FILE", "")
+# A merge can be undone for this many days (then the identity-vigilance cell must split the file instead).
+DPI_IDENTITY_UNMERGE_DAYS = env_int("DPI_IDENTITY_UNMERGE_DAYS", 30, minimum=1, maximum=3650)
