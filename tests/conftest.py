@@ -40,3 +40,18 @@ def _close_connections_before_teardown(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         connections.close_all()
+
+
+def pytest_unconfigure(config):
+    """Nothing left behind: stop the embedded PostgreSQL / Redis that this test run started (without
+    DATABASE_URL / REDIS_URL the settings start them); servers that were already running are left alone."""
+    from dpi import embedded
+
+    if not embedded.started():
+        return
+    from django.db import connections
+
+    connections.close_all()
+    stopped = embedded.stop_started()
+    if stopped:
+        print(f"\nembedded {' and '.join(stopped)} stopped.")
