@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('dpi', '0002_document_type_code'),
-        ('patients', '0003_encounter_bed'),
+        ('patients', '0004_encounter_bed'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('patients', '0002_verbose_names'),
+        ('patients', '0003_identity_vigilance'),
     ]
 
     operations = [
