@@ -29,9 +29,9 @@ class PatientSearchForm(forms.Form):
 NOTE_KINDS_BY_ROLE: dict[str, tuple[str, ...]] = {
     "nurse": (ClinicalNote.Kind.NURSING,),
     "midwife": (ClinicalNote.Kind.PROGRESS, ClinicalNote.Kind.ADMISSION, ClinicalNote.Kind.DISCHARGE,
-                ClinicalNote.Kind.CONSULTATION),
+                ClinicalNote.Kind.CONSULTATION, ClinicalNote.Kind.NURSING),
     "physician": (ClinicalNote.Kind.PROGRESS, ClinicalNote.Kind.ADMISSION, ClinicalNote.Kind.DISCHARGE,
-                  ClinicalNote.Kind.CONSULTATION),
+                  ClinicalNote.Kind.CONSULTATION, ClinicalNote.Kind.NURSING),
     "medical_secretary": (ClinicalNote.Kind.CONSULTATION,),
 }
 
