@@ -55,4 +55,7 @@ BEAT_SCHEDULE: dict = {
         "task": "access.tasks.review_remind",
         "schedule": crontab(hour=9, minute=0, day_of_week=1),
     },
+    # Long runs whose worker died (no heartbeat for DPI_JOB_STALE_SECONDS) are marked failed: every minute, so
+    # the DPO's and IT's views never show "running" for a run nobody is doing for more than a few minutes.
+    "jobs-stale-sweep": {"task": "dpi.tasks.stale_runs_sweep", "schedule": 60},
 }
