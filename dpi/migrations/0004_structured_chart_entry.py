@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dpi', '0002_document_type_code'),
+        ('dpi', '0003_jobrun'),
         ('patients', '0004_encounter_bed'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
