@@ -2,7 +2,7 @@
 
 1. embedded PostgreSQL and Redis when DATABASE_URL / REDIS_URL are unset (their URLs are passed on);
 2. migrate, then seed synthetic demo data on first run (printing the demo accounts);
-3. gunicorn (web), a Celery worker and Celery beat as child processes.
+3. gunicorn (web), a Celery worker, Celery beat and the HL7 v2 listener as child processes.
 """
 
 from __future__ import annotations
@@ -92,9 +92,11 @@ def main() -> int:
             "--schedule",
             str(var / "celerybeat-schedule"),
         ],
+        # HL7 v2 listener (dpi.hl7): ADT and results over MLLP on DPI_HL7_HOST:DPI_HL7_PORT (docs/hl7.md).
+        "hl7": [py, "manage.py", "hl7_listener"],
     }
     children = {name: subprocess.Popen(cmd) for name, cmd in procs.items()}  # noqa: S603
-    print(f"\ndpi is running on http://{bind}/  (Ctrl-C stops web, worker and beat)\n", flush=True)
+    print(f"\ndpi is running on http://{bind}/  (Ctrl-C stops web, worker, beat and hl7)\n", flush=True)
 
     stopping = False
 
