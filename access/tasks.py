@@ -21,3 +21,14 @@ def care_grants_rebuild() -> tuple[int, int]:
 
     with access_context(channel="worker"):
         return care_grants_recompute(patient_ids=None)
+
+
+@shared_task
+def review_remind() -> int:
+    """Remind the reviewers of the open authorization review of what is still pending."""
+    from access import services
+    from access.models import AccessReviewCampaign
+
+    with access_context(channel="worker"):
+        campaigns = AccessReviewCampaign.objects.filter(closed_at__isnull=True)
+        return sum(services.review_remind(campaign=c) for c in campaigns)

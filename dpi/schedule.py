@@ -47,4 +47,10 @@ BEAT_SCHEDULE: dict = {
     # Full verification of the trail nightly (shown on the DPO dashboard), at 04:00: before the 04:30
     # retention run, which refuses to drop old months while the last verification found the trail broken.
     "audit-chain-verify": {"task": "audit.tasks.chain_verify", "schedule": crontab(hour=4, minute=0)},
+    # The yearly authorization review: every Monday at 09:00 the reviewers hear what is still pending, so a
+    # campaign does not stall unnoticed until its due date.
+    "access-review-remind": {
+        "task": "access.tasks.review_remind",
+        "schedule": crontab(hour=9, minute=0, day_of_week=1),
+    },
 }

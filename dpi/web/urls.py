@@ -6,7 +6,7 @@ this area are named "web:...".
 
 from django.urls import include, path
 
-from dpi.web.views import clinical, dpo, session
+from dpi.web.views import clinical, conformity, dpo, session
 
 web_patterns = [
     path("session/lock/", session.session_lock, name="session_lock"),
@@ -26,6 +26,10 @@ web_patterns = [
     path("dpo/break-glass/", dpo.emergency_list, name="dpo_emergency_list"),
     path("dpo/break-glass/<int:access_id>/", dpo.emergency_review, name="dpo_emergency_review"),
     path("dpo/review-items/<int:item_id>/decide/", dpo.review_item_decide, name="dpo_review_item_decide"),
+    path("dpo/review/start/", conformity.review_start, name="dpo_review_start"),
+    path("dpo/conformity/", conformity.conformity, name="dpo_conformity"),
+    path("dpo/conformity.pdf", conformity.conformity_pdf, name="dpo_conformity_pdf"),
+    path("dpo/documents/<str:name>", conformity.dpo_document, name="dpo_document"),
     path("dpo/queue/", dpo.alerts, name="dpo_alerts"),
     path("dpo/queue/<int:alert_id>/", dpo.alert_detail, name="dpo_alert_detail"),
     path("dpo/queue/<int:alert_id>/review/", dpo.alert_review, name="dpo_alert_review"),

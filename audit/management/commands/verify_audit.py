@@ -36,4 +36,10 @@ class Command(BaseCommand):
                                   f"patient={event.patient_id} {event.resource_type} {event.resource_id}")
         for problem in sorted(run.result.breaks)[1:10]:
             self.stdout.write(f"  also: {problem.reason}")
-        raise CommandError(f"audit trail broken at event {run.first_broken_id}: {run.message}")
+        if run.first_broken_id is not None:
+            where = f"event {run.first_broken_id}"
+        elif run.first_broken_seq is not None:
+            where = f"link {run.first_broken_seq}"
+        else:
+            where = "its checkpoints"
+        raise CommandError(f"audit trail broken at {where}: {run.message}")
