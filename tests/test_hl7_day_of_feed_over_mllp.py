@@ -308,6 +308,13 @@ def test_a_day_of_adt_and_results(listener, hospital):
     )
     send(t.adt("A22", "1004", visit="V104", when=f"{day}150000", family="MOREL", given="Anne", birth="19620606"))
     send(t.adt("A03", "1001", visit="V101", when=f"{day}160000"))
+    # 17:00 identity vigilance: two files of one person merged (A40); a merge of two different people refused
+    send(t.adt("A28", "1009", when=f"{day}170000", family="NOEL", given="Rose", birth="19770707"))
+    send(t.adt("A28", "1010", when=f"{day}170100", family="NOEL", given="Rose", birth="19770707"))
+    send(t.oru("1010", [CRP], when=f"{day}170200"))
+    send(t.merge("1009", "1010", when=f"{day}170300", family="NOEL", given="Rose", birth="19770707"))
+    send(t.adt("A01", "1010", visit="V110", unit="CARDIO", when=f"{day}170400", family="NOEL", given="Rose",
+               birth="19770707"))
 
     # Malformed or impossible messages: answered AE/AR naming the field, nothing changed.
     refused(t.adt("A28", "2001", birth="19801340"), "AE", "PID^1^7")
@@ -321,6 +328,7 @@ def test_a_day_of_adt_and_results(listener, hospital):
     refused(t.oru("1001", [GLUCOSE, ("1988-5", "CRP", "NM", "abc", "mg/L", "")]), "AE", "OBX^2^5")
     refused(t.oru("2009", [GLUCOSE]), "AE", "PID^1^3")
     refused(t.adt("A01", "1001", visit="V101", unit="CARDIO", when=f"{day}170000"), "AE", "PV1^1^19")
+    refused(t.merge("1008", "1007", family="FAURE", given="Ines", birth="19990909"), "AE", "MRG^1^1")
     before = _snapshot()
     listener.send_raw(frame("HELLO, this is not HL7"))
     assert t.ack_fields(listener.read_ack())["code"] == "AR"
@@ -357,6 +365,11 @@ def test_a_day_of_adt_and_results(listener, hospital):
     assert results["1988-5"].reference_high == Decimal("5")
     assert InboundMessage.objects.filter(control_id=sent[1][0]).get().attempts == 1
 
+    # The merge: the merged file is an alias, its results moved, a later message with its IPP reached the kept file.
+    assert Patient.objects.get(ipp="1010").is_merged
+    assert stays("1009") == [("CARDIO", "stay", True)] and stays("1010") == []
+    assert Observation.objects.filter(patient__ipp="1009", loinc="1988-5").count() == 1
+
     # Care teams follow the movements (as for the JSON ADT endpoint).
     p = {ipp: Patient.objects.get(ipp=ipp) for ipp in ("1001", "1003", "1004", "1007")}
     assert _in_care(hospital["nurse_cardio"], p["1001"]) and _in_care(hospital["doc_pneumo"], p["1001"])
@@ -374,7 +387,7 @@ def test_a_day_of_adt_and_results(listener, hospital):
 
     # The dead-letter list, and a replay once the cause is fixed (the unit now exists).
     dead = InboundMessage.objects.filter(status__in=["error", "rejected"])
-    assert dead.count() == 11
+    assert dead.count() == 12
     CareUnit.objects.create(code="NEURO", name="Neurologie")
     row = dead.get(error_field="PV1-3")
     call_command("hl7_deadletters", replay=[row.pk])

@@ -67,6 +67,7 @@ FIELD_OF = {
     "phone": "PID-13",
     "date_of_death": "PID-29",
     "identity_status": "PID-32",
+    "merged": "MRG-1",
     "unit": "PV1-3",
     "start": "PV1-44",
     "end": "PV1-45",
@@ -77,8 +78,6 @@ FIELD_OF = {
     "loinc": "OBX-3",
     "effective_at": "OBX-14",
 }
-# PID-32 (identity reliability, French extension) -> dpi's identity status (RNIV).
-IDENTITY_STATUS = {"PROV": "PROV", "RECUP": "RECUP", "VALI": "VALI", "QUAL": "QUAL"}
 PATIENT_CLASS = {
     "I": Encounter.Kind.STAY,
     "O": Encounter.Kind.CONSULTATION,
@@ -231,18 +230,13 @@ def identity(ctx: Context, pid: Segment) -> dict[str, Any]:
     death = r.value(pid, 29)
     if death and not _cleared(death):
         out["date_of_death"] = parse_dt(death, "PID-29")
-    for rep in r.reps(pid, 32):
-        status = IDENTITY_STATUS.get(r.comp_of(rep, 1).strip().upper())
-        if status:
-            out["identity_status"] = status
+    # PID-32 (identity reliability) is not applied: dpi's identity status follows its own evidence (identity
+    # document checked, INSi answer), as identity vigilance requires.
     return out
 
 
 def _find(ipp: str) -> Patient | None:
-    finder = getattr(patient_services, "patient_by_ipp", None)  # follows merged IPPs when identity vigilance has it
-    if finder is not None:
-        return finder(ipp)
-    return Patient.objects.filter(ipp=ipp).first()
+    return patient_services.patient_by_ipp(ipp)  # follows the IPP of a merged file to the file kept
 
 
 def patient_upsert(ctx: Context, *, create: bool = True, update: bool = True) -> Patient:
@@ -251,7 +245,6 @@ def patient_upsert(ctx: Context, *, create: bool = True, update: bool = True) ->
     if patient is None:
         if not create:
             raise Hl7Error("PID-3", UNKNOWN_KEY_IDENTIFIER, "No patient with this IPP.")
-        traits.setdefault("identity_status", Patient.IdentityStatus.PROVISIONAL)
         patient = patient_services.patient_create(**traits)
         _authorize(ctx, action="create", patient_id=patient.pk, resource_type="patient", resource_id=patient.pk)
         return patient
@@ -452,17 +445,17 @@ def merge(ctx: Context) -> Patient:
     merged_ipp = merged_key(ctx.message, ctx.reader)
     if not merged_ipp:
         raise Hl7Error("MRG-1", REQUIRED_FIELD_MISSING, "The merged patient's identifier (MRG-1) is missing.")
-    merged = Patient.objects.filter(ipp=merged_ipp).first()
+    merged = Patient.objects.filter(ipp=merged_ipp, is_merged=False).first()
     if merged is None:
         raise Hl7Error("MRG-1", UNKNOWN_KEY_IDENTIFIER, "No patient with the merged IPP.")
     if merged.pk == kept.pk:
         raise Hl7Error("MRG-1", DUPLICATE_KEY_IDENTIFIER, "A patient cannot be merged into itself.")
-    patient_merge = getattr(patient_services, "patient_merge", None)
-    if patient_merge is None:
-        raise Hl7Error("MSH-9", UNKNOWN_KEY_IDENTIFIER, "Merging (identity vigilance) is not available here.")
     _authorize(ctx, action="amend", patient_id=kept.pk, resource_type="patient", resource_id=kept.pk)
     _authorize(ctx, action="amend", patient_id=merged.pk, resource_type="patient", resource_id=merged.pk)
-    patient_merge(actor=feed_user(), kept=kept, merged=merged, reason=f"HL7 A40 {ctx.control_id}"[:200])
+    patient_services.patient_merge(
+        actor=None, kept=kept, merged=merged, reason=f"HL7 A40 {ctx.control_id}"[:200],
+        system_task=f"hl7:A40:{ctx.control_id}"[:100],
+    )
     return kept
 
 
