@@ -87,3 +87,13 @@ def test_dead_letters_are_listed_shown_replayed_and_dismissed():
     again = receive(t.adt("A01", "7004", visit="V7004", unit="NEPHRO", control_id="DL-1"))
     assert t.ack_fields(again)["code"] == "AA"
     assert InboundMessage.objects.get(control_id="DL-1").attempts == 2
+
+
+def test_a_control_id_is_unique_for_its_sender_only():
+    first = receive(t.adt("A28", "7010", control_id="0001"))
+    from_lab = t.adt("A28", "7011", control_id="0001").replace("|GAM|", "|LABO|", 1)
+    second = receive(from_lab)
+    assert t.ack_fields(first)["code"] == t.ack_fields(second)["code"] == "AA"
+    assert Patient.objects.filter(ipp__in=["7010", "7011"]).count() == 2
+    assert receive(from_lab) == second  # the same sender's retransmission: the stored answer
+    assert InboundMessage.objects.filter(control_id="0001").count() == 2

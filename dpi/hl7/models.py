@@ -10,8 +10,8 @@ from patients.models import Encounter, Patient
 
 
 class InboundMessage(models.Model):
-    """One message received over MLLP. A message whose control id was already processed is answered with the
-    stored acknowledgement and not processed again. Messages answered AE/AR are the dead-letter list
+    """One message received over MLLP. A message whose control id its sender already had processed is answered
+    with the stored acknowledgement and not processed again. Messages answered AE/AR are the dead-letter list
     (``manage.py hl7_deadletters``) until replayed or dismissed."""
 
     class Status(models.TextChoices):
@@ -41,7 +41,7 @@ class InboundMessage(models.Model):
         ordering = ["received_at", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["control_id"], condition=~models.Q(control_id=""), name="hl7_control_id_once"
+                fields=["sender", "control_id"], condition=~models.Q(control_id=""), name="hl7_control_id_once"
             )
         ]
         indexes = [models.Index(fields=["status", "received_at"])]

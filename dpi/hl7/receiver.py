@@ -1,6 +1,7 @@
 """One inbound HL7 v2 message in, one acknowledgement out.
 
-- Processed once: a control id (MSH-10) already processed gets the stored acknowledgement again, nothing else.
+- Processed once: a control id (MSH-10) its sender (MSH-3/MSH-4) already had processed gets the stored
+  acknowledgement again, nothing else.
 - In order per patient: the message's patients (PID-3, MRG-1) are locked (PostgreSQL advisory lock) for the
   transaction, so two connections never interleave one patient's movements; an identity update older (MSH-7)
   than one already applied is acknowledged and not applied.
@@ -43,7 +44,7 @@ def receive(text: str) -> str:
     except Hl7Error as error:
         _dead_letter(text, Header(), error)
         return ack.build(None, "AR", error)
-    existing = InboundMessage.objects.filter(control_id=header.control_id).first() if header.control_id else None
+    existing = _same_message(header).first() if header.control_id else None
     if existing is not None and existing.status == InboundMessage.Status.PROCESSED:
         return existing.ack  # a duplicate: the same answer, nothing done again
     answer, row = process(text, header)
@@ -87,7 +88,7 @@ def process(text: str, header: Header) -> tuple[str, InboundMessage | None]:
     except PermissionDenied as exc:
         return _refused(text, header, key, Hl7Error("MSH-9", APPLICATION_INTERNAL_ERROR, f"Refused by the gate: {exc}"))
     except IntegrityError:
-        stored = InboundMessage.objects.filter(control_id=header.control_id, status="processed").first()
+        stored = _same_message(header).filter(status="processed").first()
         if stored is not None:  # the same message, processed meanwhile on another connection
             return stored.ack, None
         log.exception("HL7 message %s: integrity error", header.control_id)
@@ -95,6 +96,15 @@ def process(text: str, header: Header) -> tuple[str, InboundMessage | None]:
     except Exception:  # noqa: BLE001 - any failure is answered (AE) and kept for replay, never a dropped connection
         log.exception("HL7 message %s failed", header.control_id)
         return _refused(text, header, key, Hl7Error("MSH", APPLICATION_INTERNAL_ERROR, "Internal error."))
+
+
+def _sender(header: Header) -> str:
+    return f"{header.sending_application}^{header.sending_facility}"[:200]
+
+
+def _same_message(header: Header):
+    """A control id is unique for its sender (MSH-3/MSH-4): two applications may number alike."""
+    return InboundMessage.objects.filter(sender=_sender(header), control_id=header.control_id)
 
 
 def _refused(text: str, header: Header, key: str, error: Hl7Error) -> tuple[str, InboundMessage]:
@@ -153,7 +163,7 @@ def _store(
 ) -> InboundMessage:
     values = {
         "message_type": header.message_type[:20],
-        "sender": f"{header.sending_application}^{header.sending_facility}"[:200],
+        "sender": _sender(header),
         "patient_key": key[:64],
         "patient_id": patient_id,
         "raw": text,
@@ -166,7 +176,7 @@ def _store(
         "message_time": when,
     }
     if header.control_id:
-        row = InboundMessage.objects.select_for_update().filter(control_id=header.control_id).first()
+        row = _same_message(header).select_for_update().first()
         if row is not None:
             for name, value in values.items():
                 setattr(row, name, value)

@@ -50,7 +50,7 @@ class Migration(migrations.Migration):
             options={
                 'ordering': ['received_at', 'id'],
                 'indexes': [models.Index(fields=['status', 'received_at'], name='hl7_inbound_status_644820_idx')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('control_id', ''), _negated=True), fields=('control_id',), name='hl7_control_id_once')],
+                'constraints': [models.UniqueConstraint(condition=models.Q(('control_id', ''), _negated=True), fields=('sender', 'control_id'), name='hl7_control_id_once')],
             },
         ),
     ]
