@@ -49,6 +49,7 @@ from access.policy import (
     restricted_purpose,
 )
 from audit.services import event_record
+from dpi import metrics
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,7 @@ def authorize(
 ) -> Decision:
     """Decide and record. Allowed: event in the current transaction. Denied: event committed independently."""
     decision = decide(user, patient_id=patient_id, category=category, action=action)
+    metrics.gate_decision(allowed=decision.allowed, basis=decision.basis)
     extra = dict(details or {})
     if decision.flags:
         extra["flags"] = list(decision.flags)
@@ -328,6 +330,7 @@ def visible_patients(
     """
     now = timezone.now()
     decision = decide(user, patient_id=None, category=Category.ADMINISTRATIVE, action=Action.SEARCH, now=now)
+    metrics.gate_decision(allowed=decision.allowed, basis=decision.basis)
     if record:
         event_record(
             actor=user if getattr(user, "is_authenticated", False) else None,
@@ -397,6 +400,14 @@ SYSTEM_TASKS: dict[str, dict[Category, frozenset[str]]] = {
     # Backups dump the whole database (encrypted) and the patient's-rights export builds a full record.
     "backup": {c: frozenset({"export"}) for c in Category},
     "rights": {c: frozenset({"export", "view"}) for c in Category},
+    # The HL7 v2 feed (dpi.hl7): the patient administration system writes identities and movements, the
+    # laboratory writes results; it reads nothing back.
+    "hl7_feed": {
+        Category.ADMINISTRATIVE: frozenset({"create", "amend"}),
+        Category.MEDICAL: frozenset({"create", "amend"}),
+    },
+    # The integration team reads a refused message as received (`hl7_deadletters --show`) to fix its cause.
+    "hl7_support": {Category.ADMINISTRATIVE: frozenset({"view"}), Category.MEDICAL: frozenset({"view"})},
 }
 
 
@@ -418,6 +429,7 @@ def authorize_system(
         "" if allowed else f"task {task} may not {action} {category} data",
         role="system",
     )
+    metrics.gate_decision(allowed=allowed, basis=decision.basis)
     event_record(
         actor=None,
         actor_role="system",

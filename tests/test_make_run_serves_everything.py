@@ -7,6 +7,7 @@ Runs the launcher against its own scratch database on the same server, never the
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -52,8 +53,6 @@ STATIC_FILES = {
 
 def _assert_static_files_served(base: str, login_page: str, manifest_path: Path) -> None:
     """The pages link hashed names; gunicorn answers each with 200, its content type, gzip and a long cache."""
-    import json
-
     manifest = json.loads(manifest_path.read_text())["paths"]
     for name, content_type in STATIC_FILES.items():
         hashed = manifest[name]
@@ -68,6 +67,25 @@ def _assert_static_files_served(base: str, login_page: str, manifest_path: Path)
             assert len(r.read()) > 100, name
 
 
+def _assert_hl7_listener_answers(port: int) -> None:
+    """The HL7 v2 listener (dpi.hl7) is one of the launched processes: an A28 over MLLP gets its AA."""
+    from dpi.hl7 import testing as hl7
+
+    for _ in range(60):
+        try:
+            client = hl7.MllpClient("127.0.0.1", port, timeout=30)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        raise AssertionError("the HL7 listener does not accept connections")
+    try:
+        answer = client.send(hl7.adt("A28", "LAUNCH1"))
+    finally:
+        client.close()
+    assert hl7.ack_fields(answer)["code"] == "AA", answer
+
+
 @pytest.mark.slow
 def test_launcher_serves_login_and_worker_then_stops_on_ctrl_c(tmp_path):
     with _admin_conn() as conn:
@@ -79,6 +97,7 @@ def test_launcher_serves_login_and_worker_then_stops_on_ctrl_c(tmp_path):
         {
             "DATABASE_URL": urlunparse(url._replace(path="/" + DB)),
             "DPI_BIND": f"127.0.0.1:{_free_port()}",
+            "DPI_HL7_PORT": str(_free_port()),
             "DPI_DEMO_PATIENTS": "20",
             "DPI_WEB_WORKERS": "1",
             "DPI_VAR_DIR": str(tmp_path),
@@ -121,7 +140,10 @@ def test_launcher_serves_login_and_worker_then_stops_on_ctrl_c(tmp_path):
             time.sleep(0.5)
         assert any(name.startswith("dpi-worker@") for r in replies for name in r), replies
         output = log_path.read_text()
-        assert "demo.physician" in output and "TOTP secret=" in output
+        # The demo accounts generated for this install are printed on first run, and kept under var/secrets.
+        accounts = json.loads((tmp_path / "secrets" / "demo_accounts.json").read_text())
+        assert f"password={accounts['demo.physician']['password']}" in output and "TOTP secret=" in output
+        _assert_hl7_listener_answers(int(env["DPI_HL7_PORT"]))
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -129,10 +151,19 @@ def test_launcher_serves_login_and_worker_then_stops_on_ctrl_c(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
+    try:
+        assert code == 0
+        assert "dpi stopped." in log_path.read_text()
+        # Demo accounts exist: the launcher refuses to listen beyond the loopback interface (issue #13, 10).
+        env["DPI_BIND"] = f"0.0.0.0:{_free_port()}"
+        refused = subprocess.run(
+            [sys.executable, "-m", "dpi.launcher"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert refused.returncode == 2, refused.stdout[-3000:] + refused.stderr[-3000:]
+        assert "refusing to listen on 0.0.0.0" in refused.stdout and "demo_accounts --disable" in refused.stdout
+    finally:
         with _admin_conn() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-    assert code == 0
-    assert "dpi stopped." in log_path.read_text()
     # no child left behind
     out = subprocess.run(["pgrep", "-f", env["DPI_BIND"]], capture_output=True, text=True)  # noqa: S603,S607
     assert out.stdout.strip() == ""

@@ -122,8 +122,13 @@ def test_only_the_dpo_lowers_confidentiality_and_it_is_recorded(cast, vip):
     assert audit_events(actor_id=cast.dpo.pk, basis="confidentiality_lower", patient_id=patient.pk)
 
 
-def test_reception_finds_a_vip_by_exact_ipp_and_registers_the_arrival_flagged(cast, vip):
-    patient, _, _ = vip
+def _arriving_vip():
+    return make_patient(birth_name=VIP_NAME, first_name="Star", confidentiality="restricted",
+                        restriction_reason="vip")
+
+
+def test_reception_finds_a_vip_by_exact_ipp_and_registers_the_arrival_flagged(cast):
+    patient = _arriving_vip()
     client = _client(cast.reception)
     assert client.get(f"/api/patients/?family={VIP_NAME[:5]}").json()["results"] == []
     found = client.get(f"/api/patients/?ipp={patient.ipp}").json()["results"]
@@ -158,8 +163,8 @@ def test_the_admin_site_records_a_masked_object_opened_by_id(cast, vip):
     assert auto.status_code == 200 and VIP_NAME not in auto.content.decode()
 
 
-def test_integration_feed_may_admit_but_not_read_a_vip(cast, vip):
-    patient, _, _ = vip
+def test_integration_feed_may_admit_but_not_read_a_vip(cast):
+    patient = _arriving_vip()
     client = Client()
     _, token = make_api_client()
     assert client.get(f"/api/patients/{patient.pk}/", headers=bearer(token)).status_code == 404

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('access', '0003_review_covers_every_right'),
-        ('patients', '0003_provenance'),
+        ('patients', '0005_provenance'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -24,9 +24,11 @@ from access.models import EmergencyAccess
 from access.policy import Action, Category, allowed_by_matrix
 from dpi import services as dpi_services
 from dpi.models import ClinicalNote, Document
+from dpi.printing import PageMarks, page_css, printed_at_text
 from dpi.web import selectors
 from dpi.web.forms import BreakGlassForm, NoteAmendForm, NoteForm, PatientSearchForm
 from dpi.web.permissions import clinician_required, may_view_restricted
+from dpi.web.views.printing import identity_line
 from patients.ages import age_label
 from patients.models import Patient
 
@@ -106,7 +108,7 @@ def _chart_response(request, patient_id: int, *, note_form: NoteForm | None = No
                                            resource_type="clinicalnote", details={"sensitive_notes": True}).allowed
     data = selectors.chart_data(patient, include_sensitive=include_sensitive)
     if note_form is None and allowed_by_matrix(role, M, Action.CREATE):
-        note_form = NoteForm(allow_sensitive=allowed_by_matrix(role, R, Action.CREATE))
+        note_form = NoteForm(allow_sensitive=allowed_by_matrix(role, R, Action.CREATE), role=role)
     emergency = _emergency_access(decision)
     remaining = max(0, int((emergency.expires_at - timezone.now()).total_seconds())) if emergency else 0
     return render(request, "web/chart.html", {
@@ -114,6 +116,8 @@ def _chart_response(request, patient_id: int, *, note_form: NoteForm | None = No
         "emergency_remaining": remaining,
         "emergency_remaining_text": f"{remaining // 3600}:{remaining % 3600 // 60:02d}:{remaining % 60:02d}",
         "note_form": note_form, "include_sensitive": include_sensitive,
+        "print_css": page_css(PageMarks(title=_("Patient record"), identity=identity_line(patient),
+                                        printed=printed_at_text(by=user.get_full_name() or user.get_username()))),
     }, status=status)
 
 
@@ -167,7 +171,7 @@ def break_glass(request, patient_id: int):
 @require_POST
 def note_create(request, patient_id: int):
     user, role = request.user, request.dpi_role
-    form = NoteForm(request.POST, allow_sensitive=allowed_by_matrix(role, R, Action.CREATE))
+    form = NoteForm(request.POST, allow_sensitive=allowed_by_matrix(role, R, Action.CREATE), role=role)
     if form.is_valid():
         sensitive = form.cleaned_data.get("sensitive", False)
         with transaction.atomic():

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('patients', '0002_verbose_names'),
+        ('patients', '0004_encounter_bed'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
