@@ -36,10 +36,9 @@ from dpi import services as dpi_services
 from dpi.api.testing import make_api_client
 from dpi.models import Allergy, Prescription, Problem
 from patients import services as patient_services
-from patients.ins import with_key
 from patients.models import CareUnit, Patient
 from tests.helpers import audit_events
-from tests.personas import make_user
+from tests.personas import make_patient, make_user
 from tests.ui_support import _model_backend
 
 pytestmark = pytest.mark.django_db
@@ -99,15 +98,14 @@ class Planted:
 
 def _plant(n: int, cls: str, units: dict, people: dict) -> Planted:
     tag = cls.upper().replace("_", "")
-    nir = with_key(f"2690775{n:06d}")
-    born = date(1931, 1 + n, 10 + n)
+    born = date(1951, 1 + n, 10 + n)
     restricted = cls in RESTRICTED
-    patient = patient_services.patient_create(
-        ipp=f"ZQIPP{n:04d}{tag[:6]}", ins=nir, social_security_number=nir, birth_name=f"ZQ{tag}NOM",
-        first_name="Marqueur", sex="F", birth_date=born, identity_status=Patient.IdentityStatus.QUALIFIED,
+    patient = make_patient(
+        ipp=f"ZQIPP{n:04d}{tag[:6]}", birth_name=f"ZQ{tag}NOM", first_name="Marqueur", sex="F", birth_date=born,
         confidentiality="restricted" if restricted else "normal", restriction_reason="vip" if restricted else "",
         date_of_death=timezone.localdate() - timedelta(days=10) if cls == "deceased" else None,
     )
+    nir = patient.ins
     unit = units["pneumo"] if cls in IN_PNEUMO else units["cardio"]
     now = timezone.now()
     if cls == "deceased":
@@ -132,9 +130,9 @@ def _plant(n: int, cls: str, units: dict, people: dict) -> Planted:
     allergy = Allergy.objects.create(substance=f"{med} allergie", **common)
     problem = Problem.objects.create(icd10="I10", label=f"{med} probleme", **common)
     rx = Prescription.objects.create(medication=f"{med} medicament", instructions="x", start=now.date(), **common)
-    appointment = patient_services.appointment_book(patient=patient, unit=unit, practitioner=author,
-                                                    start=now + timedelta(days=30),
-                                                    end=now + timedelta(days=30, hours=1))
+    when = now - timedelta(days=80) if cls == "deceased" else now + timedelta(days=30)
+    appointment = patient_services.appointment_book(patient=patient, unit=unit, practitioner=author, start=when,
+                                                    end=when + timedelta(hours=1), regularisation=True)
     membership = CareTeamMembership.objects.create(patient=patient, user=people["ghost2"], start=now,
                                                    end=now + timedelta(days=1), reason="avis", source="system")
     identity = (f"ZQ{tag}NOM", nir, patient.ipp, born.isoformat(), born.strftime("%d/%m/%Y"))

@@ -115,4 +115,6 @@ def test_anyone_else_gets_403_and_a_denied_event(cast, who):
 def test_anonymous_is_sent_to_sign_in(cast, client):
     response = client.get(_url(cast.patient.pk, "pdf"), HTTP_X_REQUEST_ID="anonymous-report-request")
     assert response.status_code == 302 and "login" in response["Location"]
-    assert not audit_events(request_id="anonymous-report-request")
+    # An anonymous request for a patient's report is a refusal like any other (issue 13, finding 6).
+    assert [(e.basis, e.patient_id) for e in audit_events(request_id="anonymous-report-request")] == [
+        ("deny:anonymous", cast.patient.pk)]
