@@ -31,6 +31,8 @@ class Command(BaseCommand):
                           f"({run.events_checked / seconds:,.0f} events/s)")
         if run.ok:
             self.stdout.write(self.style.SUCCESS("audit trail intact"))
+            for note in run.result.notes:
+                self.stdout.write(f"  note: {note}")
             return
         self.stdout.write(self.style.ERROR(f"AUDIT TRAIL BROKEN: {run.message}"))
         if run.first_broken_id is not None:
