@@ -360,8 +360,8 @@ def _previous_ab() -> str:
     start, end = body.find("\n\n"), body.find("**(c)")
     if start < 0 or end < 0:
         return "(a) and (b) were not run.\n\n"
-    return ("_(a) and (b) were not run this time (`DPI_BENCH_AUDIT_PARTS`): figures of the previous run._\n\n"
-            + body[start + 2:end].split("_(a) and (b) were not run")[0])
+    note = "_(a) and (b) were not run this time (`DPI_BENCH_AUDIT_PARTS`): figures of the previous run._\n\n"
+    return note + body[start + 2:end].replace(note, "")
 
 
 def _report(r: dict | None, i: dict | None, v: dict) -> str:
