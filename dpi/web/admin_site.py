@@ -158,7 +158,7 @@ def identity_label(patient: Patient) -> str:
     """How a patient is named wherever one is picked: name, birth date, sex, identity status and IPP, so that
     homonyms can be told apart (identity vigilance)."""
     born = patient.birth_date.strftime("%d/%m/%Y") if patient.birth_date else "?"
-    merged = gettext(" — fusionné") if patient.is_merged else ""
+    merged = " — " + gettext("merged") if patient.is_merged else ""
     return (f"{patient.display_name} · {gettext('born')} {born} · {patient.get_sex_display()} · "
             f"{patient.get_identity_status_display()} · {patient.ipp}{merged}")
 
