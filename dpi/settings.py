@@ -266,6 +266,9 @@ DPI_OIDC_ENABLED = env_bool("DPI_OIDC_ENABLED", False)
 DPI_OIDC_ISSUER = env_str("DPI_OIDC_ISSUER", "").rstrip("/")
 DPI_OIDC_CLIENT_ID = env_str("DPI_OIDC_CLIENT_ID", "")
 DPI_OIDC_CLIENT_SECRET = env_str("DPI_OIDC_CLIENT_SECRET", "")
+# Pro Santé Connect publishes its metadata at a non-standard path:
+# https://auth.esante.gouv.fr/auth/realms/esante-wallet/.well-known/wallet-openid-configuration
+DPI_OIDC_DISCOVERY_URL = env_str("DPI_OIDC_DISCOVERY_URL", "")
 DPI_OIDC_SCOPES = env_str("DPI_OIDC_SCOPES", "openid")
 DPI_OIDC_RPPS_CLAIM = env_str("DPI_OIDC_RPPS_CLAIM", "SubjectNameID")
 DPI_OIDC_MFA_ACR = env_list("DPI_OIDC_MFA_ACR", "")

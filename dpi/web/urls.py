@@ -6,7 +6,7 @@ this area are named "web:...".
 
 from django.urls import include, path
 
-from dpi.web.views import clinical, conformity, dpo, session
+from dpi.web.views import clinical, conformity, dpo, printing, session
 
 web_patterns = [
     path("session/lock/", session.session_lock, name="session_lock"),
@@ -20,6 +20,9 @@ web_patterns = [
     path("patients/<int:patient_id>/notes/<int:note_id>/", clinical.note_detail, name="note_detail"),
     path("patients/<int:patient_id>/notes/<int:note_id>/amend/", clinical.note_amend, name="note_amend"),
     path("patients/<int:patient_id>/documents/<int:document_id>/", clinical.document_view, name="document"),
+    path("patients/<int:patient_id>/print/record.pdf", printing.chart_print, name="chart_print"),
+    path("patients/<int:patient_id>/print/prescriptions.pdf", printing.prescriptions_print,
+         name="prescriptions_print"),
     # the DPO ("dpo/alerts/" is the detection API, included before this module)
     path("dpo/", dpo.dashboard, name="dpo_dashboard"),
     path("dpo/access-log/", dpo.access_log, name="dpo_access_log"),
