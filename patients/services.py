@@ -173,10 +173,10 @@ def patient_create(*, actor: Any = None, insi: InsiQuery | None = None, **fields
     if insi is not None:
         InsiQuery.objects.filter(pk=insi.pk).update(patient=patient)
     patient.probable_duplicates = _flag_duplicates(patient)
-    if actor is not None or patient.identity_status != Patient.IdentityStatus.PROVISIONAL:
-        _audit(actor=actor, action="create", patient_id=patient.pk, basis="identity:create",
+    if patient.probable_duplicates:  # the creation itself is recorded by the channel's gate
+        _audit(actor=actor, action="other", patient_id=patient.pk, basis="identity:duplicates_flagged",
                details={"status": patient.identity_status,
-                        "probable_duplicates": [p.pk for p, _why in patient.probable_duplicates]})
+                        "candidates": [p.pk for p, _why in patient.probable_duplicates]})
     return patient
 
 
