@@ -14,7 +14,7 @@ def care_grants_sweep() -> int:
         return sweep()
 
 
-@shared_task
+@shared_task(soft_time_limit=3600, time_limit=3600 + 120)  # full recompute: longer than the 10-minute default
 def care_grants_rebuild() -> tuple[int, int]:
     """Recompute every care grant from encounters, appointments and memberships (catches staff changes)."""
     from access.care_team import care_grants_recompute

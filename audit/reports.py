@@ -71,6 +71,23 @@ def staff_names(events: Iterable[AccessEvent]) -> dict[int, str]:
     return {u.pk: u.get_full_name() or u.get_username() for u in users}
 
 
+def unit_names(events: Iterable[AccessEvent]) -> dict[str, str]:
+    """Care-unit names by code (the trace keeps the codes of the units the professional belonged to)."""
+    from django.apps import apps
+
+    codes = {c for e in events if e.actor_role != "system" for c in e.actor_unit.split(",") if c}
+    if not codes:
+        return {}
+    care_unit = apps.get_model("patients", "CareUnit")
+    return dict(care_unit.objects.filter(code__in=codes).values_list("code", "name"))
+
+
+def _unit(event: AccessEvent, names: dict[str, str]) -> str:
+    if event.actor_role == "system":
+        return ""
+    return ", ".join(names.get(c, c) for c in event.actor_unit.split(",") if c)
+
+
 def _who(event: AccessEvent, names: dict[int, str]) -> str:
     if event.actor_id is not None:
         return names.get(event.actor_id) or event.actor_username or "-"
@@ -90,7 +107,7 @@ def to_pdf(events: list[AccessEvent], *, patient_id: int, chain_note: str = "", 
     title = _("Record of accesses to patient file no. %(id)s") % {"id": patient_id}
     marks = PageMarks(title=_("Access report"), identity=_("Patient file no. %(id)s") % {"id": patient_id},
                       printed=printed_at_text(by=printed_by))
-    names = staff_names(events)
+    names, units = staff_names(events), unit_names(events)
 
     def story(styles):
         small = styles["small"]
@@ -112,7 +129,7 @@ def to_pdf(events: list[AccessEvent], *, patient_id: int, chain_note: str = "", 
             reason = labels.reason_label(event.reason)
             if reason and reason not in basis:
                 basis = f"{basis} — {reason}"
-            cells = (when, _who(event, names), labels.role_label(event.actor_role), event.actor_unit, action,
+            cells = (when, _who(event, names), labels.role_label(event.actor_role), _unit(event, units), action,
                      labels.category_label(event.category), labels.outcome_label(event.outcome), basis,
                      labels.channel_label(event.channel))
             data.append([Paragraph(escape(v), small) for v in cells])

@@ -26,6 +26,7 @@ It never crashes: whatever goes wrong is recorded as a failed run with its reaso
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import queue
@@ -258,7 +259,29 @@ def _check_checkpoints(result: Result, witness_file: Path | None) -> list:
     elif db:
         result.add(None, None, f"the witness file {wl.path} holds none of the {len(db)} checkpoints of the database",
                    kind="witness_missing")
+    _check_timestamps(result, wl, trusted)
     return [trusted[n] for n in sorted(trusted)]
+
+
+def _check_timestamps(result: Result, wl, trusted: dict) -> None:
+    """RFC 3161 tokens kept in the witness: each must time-stamp its checkpoint's digest (audit.timestamp)."""
+    if not wl.timestamps:
+        return
+    from audit import timestamp
+
+    good = 0
+    for number, entries in sorted(wl.timestamps.items()):
+        cp = trusted.get(number)
+        for entry in entries:
+            try:
+                if cp is None:
+                    raise timestamp.TimestampError("no signed checkpoint has that number")
+                timestamp.check(base64.b64decode(entry["token"]), checkpoint_digest(cp))
+                good += 1
+            except (timestamp.TimestampError, KeyError, TypeError, ValueError, OSError) as exc:
+                result.add(None, None, f"the RFC 3161 time-stamp of checkpoint #{number} in the witness is not "
+                                       f"valid ({exc}): the witness file was altered", kind="timestamp_invalid")
+    result.notes.append(f"{good} RFC 3161 time-stamp(s) checked")
 
 
 def _check_freshness(result: Result, trusted: list, now: datetime, first_link_at: datetime | None) -> None:

@@ -186,7 +186,7 @@ def _render_pdf(data: dict) -> bytes:
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
     def esc(value: Any) -> str:
-        return str("" if value is None else value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return str(value).replace("None", "-").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm,

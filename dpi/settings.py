@@ -131,6 +131,7 @@ INSTALLED_APPS = [
     "retention",
     "dpi.api",
     "dpi.compliance",
+    "dpi.hl7",
 ]
 
 MIDDLEWARE = [
@@ -222,6 +223,25 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("DPI_CELERY_EAGER", False)
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves it queued: tasks are idempotent
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task taken by a worker that died (SIGKILL, host lost) is given back by Redis after this many seconds
+# (kombu's default is one hour). Long runs outlast it: a redelivered copy skips on their lock (retention:
+# advisory lock, backup: Redis lock, detection: watermark lock), so duplicates cost nothing.
+DPI_CELERY_VISIBILITY_TIMEOUT = env_int("DPI_CELERY_VISIBILITY_TIMEOUT", 1800, minimum=2)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": DPI_CELERY_VISIBILITY_TIMEOUT,
+    # Look for abandoned messages every few seconds (one small Redis scan), not every 100 s.
+    "unacked_restore_interval": max(1, min(10, DPI_CELERY_VISIBILITY_TIMEOUT // 3)),
+    "unacked_restore_throttle": 1,
+}
+# Every task is stopped after 10 minutes (soft: an exception it can clean up after; hard: the process is
+# replaced) unless it declares its own limits (retention, backup, detection replay, chain verification).
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("DPI_CELERY_SOFT_TIME_LIMIT", 600, minimum=10)
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
+# Long runs (dpi.jobs) beat every DPI_JOB_HEARTBEAT_SECONDS; a run silent for DPI_JOB_STALE_SECONDS is failed.
+DPI_JOB_HEARTBEAT_SECONDS = env_int("DPI_JOB_HEARTBEAT_SECONDS", 30, minimum=1)
+DPI_JOB_STALE_SECONDS = env_int("DPI_JOB_STALE_SECONDS", 180, minimum=3)
+if DPI_JOB_STALE_SECONDS < 2 * DPI_JOB_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("DPI_JOB_STALE_SECONDS must be at least twice DPI_JOB_HEARTBEAT_SECONDS")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "Europe/Paris"
 
@@ -428,6 +448,15 @@ if DPI_FHIR_INS_SYSTEM not in {
     )
 DPI_FHIR_IPP_SYSTEM = env_str("DPI_FHIR_IPP_SYSTEM", "urn:dpi:ipp")
 DPI_FHIR_ENCOUNTER_SYSTEM = env_str("DPI_FHIR_ENCOUNTER_SYSTEM", "urn:dpi:encounter")
+
+# --- HL7 v2 listener (dpi.hl7, `manage.py hl7_listener`; see docs/hl7.md) ------------------------------------
+# 2575 is the port IANA registers for HL7 over MLLP. Bind to an interface the integration network reaches only.
+DPI_HL7_HOST = env_str("DPI_HL7_HOST", "127.0.0.1")
+DPI_HL7_PORT = env_int("DPI_HL7_PORT", 2575, minimum=1, maximum=65535)
+DPI_HL7_MAX_BYTES = env_int("DPI_HL7_MAX_BYTES", 1_000_000, minimum=10_000)  # larger frames close the connection
+# This application's MSH-5/MSH-6 in acknowledgements.
+DPI_HL7_APPLICATION = env_str("DPI_HL7_APPLICATION", "DPI")
+DPI_HL7_FACILITY = env_str("DPI_HL7_FACILITY", "DPI")
 
 # --- security headers -------------------------------------------------------------------------------------
 X_FRAME_OPTIONS = "DENY"

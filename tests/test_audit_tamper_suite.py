@@ -194,12 +194,15 @@ def test_a_rewritten_trail_is_detected_and_named(trail, attack, cover_up):
         assert any("in the witness but missing from the database" in p["reason"] for p in run.problems)
 
 
-def test_a_duplicate_id_without_a_recomputed_chain_names_the_inserted_row(trail):
+@pytest.mark.parametrize("batch", [20_000, 2, 3], ids=["one-batch", "batches-of-2", "batches-of-3"])
+@pytest.mark.parametrize("offset", [timedelta(seconds=1), -timedelta(days=20)], ids=["later", "earlier"])
+def test_a_duplicate_id_without_a_recomputed_chain_names_the_inserted_row(trail, batch, offset):
+    """Also when the two rows of the id fall in different batches of the verifier's event stream."""
     event_id, genuine_at = trail.event_at(3)
-    forged_at = genuine_at + timedelta(seconds=1)
+    forged_at = genuine_at + offset
     with triggers_off():
         forged_copy(event_id, forged_at)
-    run = chain_verify()
+    run = chain_verify(batch=batch)
     dup = _problems(run)["duplicate_id"]
     assert [(p["event_id"], p["occurred_at"]) for p in dup] == [(event_id, forged_at.isoformat())]
     assert run.first_broken_id == event_id and run.first_broken_occurred_at == forged_at
@@ -345,3 +348,14 @@ def test_a_retention_checkpoint_anchors_the_head_and_a_periodic_one_does_not(tra
     run = chain_verify()
     assert run.ok, run.message
     assert (run.first_seq, run.events_checked) == (5, 15)
+
+
+@pytest.mark.parametrize("batch", [2, 3])
+@pytest.mark.parametrize("attack", [duplicate_id_earlier, duplicate_id_later], ids=["earlier", "later"])
+def test_a_recomputed_duplicate_is_named_across_batch_boundaries(trail, attack, batch):
+    with triggers_off():
+        expected = attack(trail)
+    run = chain_verify(batch=batch)
+    event_id, forged_at = expected["named"]
+    dup = _problems(run)["duplicate_id"]
+    assert [(p["event_id"], p["occurred_at"]) for p in dup] == [(event_id, forged_at.isoformat())], run.problems

@@ -120,7 +120,8 @@ def test_the_access_report_is_marked_on_every_page_with_names_and_words(record):
     # Staff names and functions, in French only: no login names, no codes of the trace.
     assert "Dr.House Staff" in text and "Nurse.Joy Staff" in text and "médecin" in text and "infirmier" in text
     assert "équipe de soins" in text and "consultation" in text
-    for code in ("dr.house", "nurse.joy", "care:", "clinicalnote", "physician", "allowed", "medical "):
+    assert "Cardiologie (test)" in text  # the unit's name, not its code
+    for code in ("dr.house", "nurse.joy", "care:", "clinicalnote", "physician", "allowed", "medical ", "cardio-t"):
         assert code not in text, code
 
 

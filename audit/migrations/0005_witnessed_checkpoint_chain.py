@@ -145,7 +145,7 @@ ALTER TABLE audit_auditcheckpoint ALTER COLUMN number SET NOT NULL,
     ADD CONSTRAINT audit_checkpoint_number_uniq UNIQUE (number),
     ADD CONSTRAINT audit_checkpoint_prev_digest_len CHECK (length(prev_digest) = 32),
     ADD CONSTRAINT audit_checkpoint_removed_range CHECK (
-        (kind = 'retention') = (removed_last_seq IS NOT NULL OR format = 1)
+        (format = 1 OR (kind = 'retention') = (removed_last_seq IS NOT NULL))
         AND (removed_first_seq IS NULL OR removed_first_seq <= removed_last_seq + 1));
 DROP INDEX IF EXISTS audit_checkpoint_kind_seq;
 CREATE INDEX audit_checkpoint_kind_seq ON audit_auditcheckpoint (kind, seq);
