@@ -700,6 +700,7 @@ def encounter_discharge_cancel(*, encounter: Encounter) -> Encounter:
         raise ValidationError({"end": ["This encounter is not closed."]})
     if Encounter.objects.filter(transferred_from=encounter).exists():
         raise ValidationError({"end": ["This encounter ended with a transfer, not a discharge."]})
+    _check_no_open_stay(encounter.patient, start=encounter.start, excluding=encounter.pk)  # one stay in progress
     encounter.end = None
     encounter.full_clean()
     encounter.save(update_fields=["end"])
