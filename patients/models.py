@@ -216,6 +216,8 @@ class Patient(models.Model):
             elif not places.is_known(self.birthplace_insee):
                 add("birthplace_insee", _("This INSEE code is not in the reference list of communes and countries."))
         status = self.evidence_status()
+        if getattr(self, "_status_follows_evidence", False):  # set by forms: the status is computed, not typed
+            self.identity_status = status
         if self.is_doubtful_or_fictitious and (self.insi_date or self.validation_mode or self.ins):
             add("identity_attribute", _("A doubtful or fictitious identity stays provisional: no INS, no INSi "
                                         "result, no identity document."))
@@ -384,6 +386,7 @@ class Encounter(models.Model):
     kind = models.CharField(_("type"), max_length=16, choices=Kind.choices, default=Kind.STAY)
     start = models.DateTimeField(_("start"))
     end = models.DateTimeField(_("end"), null=True, blank=True)
+    bed = models.CharField(_("bed"), max_length=20, blank=True, default="")
     transferred_from = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="transferred_to",
         verbose_name=_("transferred from"),

@@ -6,7 +6,7 @@ this area are named "web:...".
 
 from django.urls import include, path
 
-from dpi.web.views import clinical, conformity, dpo, printing, security, session
+from dpi.web.views import chart_entry, clinical, conformity, dpo, printing, security, session
 
 web_patterns = [
     path("session/lock/", session.session_lock, name="session_lock"),
@@ -20,6 +20,24 @@ web_patterns = [
     path("patients/<int:patient_id>/notes/<int:note_id>/", clinical.note_detail, name="note_detail"),
     path("patients/<int:patient_id>/notes/<int:note_id>/amend/", clinical.note_amend, name="note_amend"),
     path("patients/<int:patient_id>/documents/<int:document_id>/", clinical.document_view, name="document"),
+    path("patients/<int:patient_id>/documents/new/", chart_entry.document_upload, name="document_upload"),
+    path("patients/<int:patient_id>/allergies/new/", chart_entry.allergy_create, name="allergy_create"),
+    path("patients/<int:patient_id>/allergies/none/", chart_entry.allergy_none, name="allergy_none"),
+    path("patients/<int:patient_id>/problems/new/", chart_entry.problem_create, name="problem_create"),
+    path("patients/<int:patient_id>/vitals/new/", chart_entry.vitals_create, name="vitals_create"),
+    path("patients/<int:patient_id>/prescriptions/new/", chart_entry.prescription_create, name="prescription_create"),
+    path("patients/<int:patient_id>/prescriptions/<int:rx_id>/stop/", chart_entry.prescription_stop,
+         name="prescription_stop"),
+    path("patients/<int:patient_id>/prescriptions/<int:rx_id>/validate/", chart_entry.prescription_validate,
+         name="prescription_validate"),
+    path("patients/<int:patient_id>/prescriptions/<int:rx_id>/administrations/new/",
+         chart_entry.administration_create, name="administration_create"),
+    path("patients/<int:patient_id>/prescriptions/<int:rx_id>/ordonnance.pdf", chart_entry.prescription_print,
+         name="prescription_print"),
+    path("patients/<int:patient_id>/results/", chart_entry.results, name="results"),
+    path("patients/<int:patient_id>/results/trend/", chart_entry.results_trend, name="results_trend"),
+    path("unit/", chart_entry.census, name="census"),
+    path("cim10/", chart_entry.cim10_lookup, name="cim10_lookup"),
     # the IT administrator and the security officer
     path("security/", security.home, name="security_home"),
     path("security/accounts/<int:user_id>/unlock/", security.unlock, name="security_unlock"),
