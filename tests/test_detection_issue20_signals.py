@@ -115,6 +115,28 @@ def test_same_address_despite_abbreviations_and_accents(cast, staff, patient):
     assert [h["patient_id"] for h in hits(run(D), "same_address")] == [flatmate.pk]
 
 
+def test_neighbour_in_the_same_street_opened_for_nothing(cast):
+    StaffProfile.objects.filter(user=cast.other_physician).update(address="3 imp. des Acacias", postal_code="75011")
+    neighbour = make_patient(address="17 bis impasse des acacias", postal_code="75011")
+    same_house = make_patient(address="3 impasse des Acacias", postal_code="75011")
+    other_town = make_patient(address="17 impasse des Acacias", postal_code="69003")
+    treated = make_patient(address="21 impasse des Acacias", postal_code="75011")
+    encounter_admit(patient=treated, unit=cast.other_unit)
+    for p in (neighbour, same_house, other_town, treated):
+        ev(cast.other_physician, p, at=local(D, 10))
+    summary = run(D)
+    [hit] = hits(summary, "neighbour")
+    assert hit["patient_id"] == neighbour.pk and hit["points"] == 50 and "même rue" in hit["fr"]
+    assert [h["patient_id"] for h in hits(summary, "same_address")] == [same_house.pk]
+
+
+def test_neighbour_needs_a_view_only_unexplained_read(cast):
+    StaffProfile.objects.filter(user=cast.other_physician).update(address="3 rue des Lilas", postal_code="75011")
+    neighbour = make_patient(address="5 r. des Lilas", postal_code="75011")
+    ev(cast.other_physician, neighbour, at=local(D, 10), action="create")  # a note written: care, not curiosity
+    assert not hits(run(D), "neighbour")
+
+
 # --- 4. break-the-glass abuse --------------------------------------------------------------------------------
 
 def _break_glass(user, patient, at, reason):

@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     "same_name_common_min_patients": 30,  # "common": at least this many patients have that family name
     "same_name_same_city_points": 20,  # extra when the patient also lives in the user's town
     "same_address_points": 60,
+    # A neighbour: same street and postal code, another number; unexplained and nothing done in the file.
+    "neighbour_points": 50,
+    "neighbour_min_street_chars": 6,  # "RUE" alone or a number-only street says nothing
     "coworker_points": 35,
     "coworker_view_only_points": 15,  # extra when the user did nothing clinical (no note, no order)
     "coworker_same_unit_points": 15,  # extra when the patient works in one of the user's units

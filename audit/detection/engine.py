@@ -74,13 +74,23 @@ _ADDRESS_WORDS: dict[str, tuple[str, ...]] = {
 _ADDRESS_FILLERS = ("DE", "DU", "DES", "LA", "LE", "LES", "L", "D", "ET")
 
 
-def _addr(expr: str) -> str:
-    """SQL normalising a street address: accents and case folded, abbreviations expanded, fillers dropped."""
+def _addr_words(expr: str) -> str:
+    """SQL normalising a street address to words: accents and case folded, abbreviations expanded, fillers dropped."""
     sql = f"regexp_replace(upper(translate(coalesce({expr}, ''), '{_ACCENTS}', '{_PLAIN}')), '[^A-Z0-9]+', ' ', 'g')"
     for full, abbreviations in _ADDRESS_WORDS.items():
         sql = f"regexp_replace({sql}, '\\m({'|'.join(sorted(set(abbreviations)))})\\M', '{full}', 'g')"
-    sql = f"regexp_replace({sql}, '\\m({'|'.join(_ADDRESS_FILLERS)})\\M', '', 'g')"
-    return f"regexp_replace({sql}, '[^A-Z0-9]', '', 'g')"
+    return f"regexp_replace({sql}, '\\m({'|'.join(_ADDRESS_FILLERS)})\\M', '', 'g')"
+
+
+def _addr(expr: str) -> str:
+    """SQL key of a street address (house number included): the normalised words, spaces removed."""
+    return f"regexp_replace({_addr_words(expr)}, '[^A-Z0-9]', '', 'g')"
+
+
+def _street(expr: str) -> str:
+    """SQL key of the street alone: the leading house number (and bis, ter, a letter) removed."""
+    no_number = f"regexp_replace({_addr_words(expr)}, '^ *[0-9]+ *(BIS|TER|QUATER|[A-Z])?\\M', '')"
+    return f"regexp_replace({no_number}, '[^A-Z0-9]', '', 'g')"
 
 
 _HOURS = ", ".join(f"count(*) FILTER (WHERE h = {h})" for h in range(24))
@@ -239,6 +249,8 @@ SELECT u.id AS actor_id,
        array_remove(ARRAY[{_norm('u.last_name')}, {_norm('sp.birth_name')}], '') AS names,
        CASE WHEN coalesce(sp.address, '') = '' THEN ''
             ELSE {_addr('sp.address')} || '|' || {_norm('sp.postal_code')} END AS addr_key,
+       CASE WHEN coalesce(sp.address, '') = '' OR coalesce(sp.postal_code, '') = '' THEN ''
+            ELSE {_street('sp.address')} || '|' || {_norm('sp.postal_code')} END AS street_key,
        CASE WHEN coalesce(sp.postal_code, '') <> '' THEN {_norm('sp.postal_code')} ELSE {_norm('sp.city')} END
          AS city_key,
        sp.patient_id AS own_patient_id, sp.end_date,
@@ -254,6 +266,8 @@ SELECT g.*,
        array_remove(ARRAY[{_norm('p.birth_name')}, {_norm('p.used_name')}], '') AS p_names,
        p.birth_name AS p_birth_name,
        CASE WHEN p.address = '' THEN '' ELSE {_addr('p.address')} || '|' || {_norm('p.postal_code')} END AS p_addr,
+       CASE WHEN p.address = '' OR p.postal_code = '' THEN ''
+            ELSE {_street('p.address')} || '|' || {_norm('p.postal_code')} END AS p_street,
        CASE WHEN p.postal_code <> '' THEN {_norm('p.postal_code')} ELSE {_norm('p.city')} END AS p_city,
        p.confidentiality, p.date_of_death,
        ps.user_id AS p_staff_user_id,

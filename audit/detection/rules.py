@@ -12,7 +12,8 @@ Tables a rule may read:
   unit —, ``hospital_wide`` — a *weak* one: a hospital-wide role and any unit's stay or appointment —, or NULL);
 - ``det_unx``: the rows of ``det_grp`` that are not strongly explained, with the patient's normalised traits
   (``p_names``, ``p_addr``, ``p_city``, ``confidentiality``, ``date_of_death``, ``p_staff_user_id``...);
-- ``det_staff``: the user's traits (``names``, ``addr_key``, ``city_key``, ``own_patient_id``, contract dates);
+- ``det_staff``: the user's traits (``names``, ``addr_key``, ``street_key``, ``city_key``, ``own_patient_id``,
+  contract dates);
 - ``det_ud``: one row per (user, day): counts of events, patients, searches, exports, view-only charts;
 - ``detection_userday``: the same summary for past days (baselines of the volume, hour and export rules).
 
@@ -87,6 +88,25 @@ SAME_ADDRESS = Rule(
     FROM det_unx u JOIN det_staff s ON s.actor_id = u.actor_id
     WHERE u.p_addr <> '' AND u.p_addr = s.addr_key AND s.own_patient_id IS DISTINCT FROM u.patient_id
     """,
+)
+
+NEIGHBOUR = Rule(
+    "neighbour", PATIENT, "Voisin", "Neighbour",
+    "A patient living in the user's street (same street and postal code, another house number) whose file is "
+    "opened with no care relationship at all and nothing done in it: curiosity about a neighbour. Addresses "
+    "are compared after the same normalisation as same_address; a street shorter than neighbour_min_street_chars "
+    "letters is ignored.",
+    f"""
+    SELECT u.actor_id, u.patient_id, u.day, %(neighbour_points)s,
+           jsonb_build_object('events', u.n, 'view_only', {_VIEW_ONLY}),
+           'Le patient habite la même rue que le professionnel, dossier ouvert sans lien de soins ni acte',
+           'The patient lives in the user''s street; record opened with no care relationship and no action'
+    FROM det_unx u JOIN det_staff s ON s.actor_id = u.actor_id
+    WHERE u.explained_by IS NULL AND {_VIEW_ONLY}
+      AND s.street_key <> '' AND u.p_street = s.street_key
+      AND length(split_part(s.street_key, '|', 1)) >= %(neighbour_min_street_chars)s
+      AND u.p_addr IS DISTINCT FROM s.addr_key AND s.own_patient_id IS DISTINCT FROM u.patient_id
+    """,  # noqa: S608 (constant SQL, values bound)
 )
 
 COWORKER = Rule(
@@ -463,7 +483,7 @@ AFTER_END_DATE = Rule(
 )
 
 RULES: tuple[Rule, ...] = (
-    SELF_ACCESS, SAME_NAME, SAME_ADDRESS, COWORKER, RESTRICTED, BREAK_GLASS, DENIED_THEN_GRANTED,
+    SELF_ACCESS, SAME_NAME, SAME_ADDRESS, NEIGHBOUR, COWORKER, RESTRICTED, BREAK_GLASS, DENIED_THEN_GRANTED,
     RELATIONSHIP_ENDED, DECEASED, UNUSUAL_HOUR, VOLUME, BROWSING, DORMANT, BULK_EXPORT, AFTER_END_DATE,
     DENIED_CLINICAL,
 )
