@@ -7,10 +7,13 @@ One pass, inside the caller's transaction (temporary tables are dropped at commi
    events included, system and machine accounts left out (``exempt_roles``).
 2. Explanation: encounters, appointments, care-team memberships and orders (prescriptions) of those patients
    are loaded once (``det_links``) and hash-joined: a (user, patient, day) is *explained* when one of them
-   links the user or one of the user's units (the ``actor_unit`` recorded with the event) to the patient
+   links the user or one of the user's units (the ``actor_unit`` recorded with the event, plus the user's full
+   membership in ``access_staffprofile_units``: the recorded label is cut at 100 characters) to the patient
    within [start - explain_lead_days, end + explain_after_days]; for hospital-wide roles any unit's stay or
    appointment gives a *weak* explanation. These tables of ``access`` and ``patients`` are read with plain
    SQL, never through the access policies (audit knows nothing of them).
+   ``det_denied`` holds the analysed users' refused clinical events, looked back far enough for the refusal
+   rules (``denied_clinical``, ``denied_then_granted``).
 3. ``det_ud``: the same grouped by (user, day), upserted into ``detection_userday`` (the baselines).
 4. Each rule of ``audit.detection.rules`` inserts its hits (one statement per rule, no loop over events).
 5. Scoring: the points of each (user, patient, day) are added; at ``alert_score`` an alert is upserted on its
