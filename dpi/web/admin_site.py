@@ -19,6 +19,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -33,6 +34,7 @@ from django.utils.translation import gettext_lazy as _
 
 from access import gate
 from access.policy import CARE_STAFF_ROLES, Action, Category, allowed_by_matrix
+from dpi.converters import parse_id
 from dpi.web.permissions import ADMIN_SITE_ROLES, is_verified, record_refusal
 from dpi.web.selectors import patient_filter
 from patients import services as patient_services
@@ -134,6 +136,23 @@ class GatedAdmin(admin.ModelAdmin):
     def log_deletions(self, request, queryset):
         return None
 
+    def get_changeform_initial_data(self, request):
+        # Prefilled values come from the query string (``?patient=12``): one the form field refuses is dropped,
+        # not rendered (a widget given "zz" or "-1" raised a 500).
+        initial = super().get_changeform_initial_data(request)
+        fields = self.get_form(request).base_fields
+        kept = {}
+        for name, value in initial.items():
+            field = fields.get(name)
+            if field is None:
+                continue
+            try:
+                field.clean(value)
+            except (ValidationError, ValueError, TypeError, OverflowError):
+                continue
+            kept[name] = value
+        return kept
+
     def visible(self, request) -> QuerySet:
         return gate.visible_patients(request.user, Patient.objects.all(), record=False)
 
@@ -232,6 +251,13 @@ class TransferForm(forms.Form):
     unit = forms.ModelChoiceField(label=_("Transfer to unit"), queryset=CareUnit.objects.all())
 
 
+class _IdAutocompleteSelect(AutocompleteSelect):
+    """Django's autocomplete re-renders a refused value by filtering on it: a posted "zz" raised a 500."""
+
+    def optgroups(self, name, value, attr=None):
+        return super().optgroups(name, [v for v in value if parse_id(v) is not None], attr)
+
+
 class PatientScopedAdmin(GatedAdmin):
     """Encounters and appointments: only those of patients the user may find; writes through services."""
 
@@ -259,6 +285,7 @@ class PatientScopedAdmin(GatedAdmin):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "patient":
             kwargs["queryset"] = self.visible(request)
+            kwargs["widget"] = _IdAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
@@ -302,6 +329,8 @@ class EncounterAdmin(PatientScopedAdmin):
                 .get_changeform_initial_data(request)}
 
     def save_model(self, request, obj, form, change):
+        if change:
+            return  # every field of an existing row is read-only: it changes through the actions only
         data = form.cleaned_data
         gate.require(request.user, patient_id=data["patient"].pk, category=A, action=Action.CREATE,
                      resource_type="encounter")
@@ -360,6 +389,8 @@ class AppointmentAdmin(PatientScopedAdmin):
         return super().get_queryset(request).select_related("practitioner")
 
     def save_model(self, request, obj, form, change):
+        if change:
+            return  # every field of an existing row is read-only: it changes through the actions only
         data = form.cleaned_data
         gate.require(request.user, patient_id=data["patient"].pk, category=A, action=Action.CREATE,
                      resource_type="appointment")

@@ -6,6 +6,7 @@ this area are named "web:...".
 
 from django.urls import include, path
 
+import dpi.converters  # noqa: F401 - registers the <id:...> URL converter
 from dpi.web.views import clinical, dpo, session
 
 web_patterns = [
@@ -14,21 +15,21 @@ web_patterns = [
     path("session/ping/", session.session_ping, name="session_ping"),
     # clinicians
     path("patients/", clinical.patient_search, name="patient_search"),
-    path("patients/<int:patient_id>/", clinical.chart, name="chart"),
-    path("patients/<int:patient_id>/break-glass/", clinical.break_glass, name="break_glass"),
-    path("patients/<int:patient_id>/notes/new/", clinical.note_create, name="note_create"),
-    path("patients/<int:patient_id>/notes/<int:note_id>/", clinical.note_detail, name="note_detail"),
-    path("patients/<int:patient_id>/notes/<int:note_id>/amend/", clinical.note_amend, name="note_amend"),
-    path("patients/<int:patient_id>/documents/<int:document_id>/", clinical.document_view, name="document"),
+    path("patients/<id:patient_id>/", clinical.chart, name="chart"),
+    path("patients/<id:patient_id>/break-glass/", clinical.break_glass, name="break_glass"),
+    path("patients/<id:patient_id>/notes/new/", clinical.note_create, name="note_create"),
+    path("patients/<id:patient_id>/notes/<id:note_id>/", clinical.note_detail, name="note_detail"),
+    path("patients/<id:patient_id>/notes/<id:note_id>/amend/", clinical.note_amend, name="note_amend"),
+    path("patients/<id:patient_id>/documents/<id:document_id>/", clinical.document_view, name="document"),
     # the DPO ("dpo/alerts/" is the detection API, included before this module)
     path("dpo/", dpo.dashboard, name="dpo_dashboard"),
     path("dpo/access-log/", dpo.access_log, name="dpo_access_log"),
     path("dpo/break-glass/", dpo.emergency_list, name="dpo_emergency_list"),
-    path("dpo/break-glass/<int:access_id>/", dpo.emergency_review, name="dpo_emergency_review"),
-    path("dpo/review-items/<int:item_id>/decide/", dpo.review_item_decide, name="dpo_review_item_decide"),
+    path("dpo/break-glass/<id:access_id>/", dpo.emergency_review, name="dpo_emergency_review"),
+    path("dpo/review-items/<id:item_id>/decide/", dpo.review_item_decide, name="dpo_review_item_decide"),
     path("dpo/queue/", dpo.alerts, name="dpo_alerts"),
-    path("dpo/queue/<int:alert_id>/", dpo.alert_detail, name="dpo_alert_detail"),
-    path("dpo/queue/<int:alert_id>/review/", dpo.alert_review, name="dpo_alert_review"),
+    path("dpo/queue/<id:alert_id>/", dpo.alert_detail, name="dpo_alert_detail"),
+    path("dpo/queue/<id:alert_id>/review/", dpo.alert_review, name="dpo_alert_review"),
 ]
 
 urlpatterns = [
