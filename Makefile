@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench lint check clean stop
+.PHONY: install run test bench lint check clean stop audit-deps
 
 install: $(STAMP)
 
@@ -32,8 +32,12 @@ check: install
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python manage.py check
 
+# Known vulnerabilities in the pinned packages (pip-audit in its own .venv-audit); see docs/operations.md.
+audit-deps:
+	$(PYTHON) .ci/audit_deps.py requirements.lock
+
 stop: install
 	$(BIN)/python -c "from dpi import embedded; embedded.redis_stop(); embedded.postgres_stop()"
 
 clean:
-	rm -rf $(VENV) var test-artifacts
+	rm -rf $(VENV) $(VENV)-audit var test-artifacts

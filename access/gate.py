@@ -39,6 +39,7 @@ from access.policy import (
     needs_care_relationship,
 )
 from audit.services import event_record
+from dpi import metrics
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,7 @@ def authorize(
 ) -> Decision:
     """Decide and record. Allowed: event in the current transaction. Denied: event committed independently."""
     decision = decide(user, patient_id=patient_id, category=category, action=action)
+    metrics.gate_decision(allowed=decision.allowed, basis=decision.basis)
     extra = dict(details or {})
     if decision.flags:
         extra["flags"] = list(decision.flags)
@@ -266,6 +268,7 @@ def visible_patients(user: Any, queryset: QuerySet, *, query: str = "", record: 
     """
     now = timezone.now()
     decision = decide(user, patient_id=None, category=Category.ADMINISTRATIVE, action=Action.SEARCH, now=now)
+    metrics.gate_decision(allowed=decision.allowed, basis=decision.basis)
     if record:
         event_record(
             actor=user if getattr(user, "is_authenticated", False) else None,
@@ -322,6 +325,7 @@ def authorize_system(
         "" if allowed else f"task {task} may not {action} {category} data",
         role="system",
     )
+    metrics.gate_decision(allowed=allowed, basis=decision.basis)
     event_record(
         actor=None,
         actor_role="system",

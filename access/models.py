@@ -161,15 +161,27 @@ class AccessReviewCampaign(models.Model):
 
 
 class AccessReviewItem(models.Model):
+    """One right under review: an account (its role, units, groups, superuser or staff flags, permissions) or
+    one care-team membership. Every account holding any right, and every open membership, gets an item."""
+
     class Decision(models.TextChoices):
         PENDING = "pending", _("not reviewed")
         CONFIRMED = "confirmed", _("confirmed")
         REVOKED = "revoked", _("revoked")
 
+    class Kind(models.TextChoices):
+        ACCOUNT = "account", _("account")
+        MEMBERSHIP = "membership", _("care-team membership")
+
     campaign = models.ForeignKey(AccessReviewCampaign, on_delete=models.CASCADE, related_name="items")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.ACCOUNT)
+    membership = models.ForeignKey(
+        CareTeamMembership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     role = models.CharField(max_length=24)
     units = models.CharField(max_length=300, blank=True, default="")
+    rights = models.CharField(max_length=500, blank=True, default="", help_text=_("what the account holds"))
     decision = models.CharField(max_length=12, choices=Decision.choices, default=Decision.PENDING)
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -178,7 +190,15 @@ class AccessReviewItem(models.Model):
     comment = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["campaign", "user"], name="review_item_unique")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "user"], condition=models.Q(kind="account"), name="review_item_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["campaign", "membership"], condition=models.Q(kind="membership"),
+                name="review_item_membership_unique",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.campaign_id}: {self.user_id} {self.decision}"
+        return f"{self.campaign_id}: {self.kind} {self.user_id} {self.decision}"

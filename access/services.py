@@ -4,6 +4,7 @@ break_glass) in the same transaction.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from access import gate
@@ -297,35 +299,169 @@ def account_disable(*, actor: User | None, user: User, reason: str) -> None:
 
 
 # --- yearly authorization review --------------------------------------------------------------------------
+REVIEW_STARTERS = {Role.DPO, Role.SECURITY_OFFICER}
+REVIEW_DECIDERS = {Role.DPO, Role.SECURITY_OFFICER, Role.IT_ADMIN}
+
+
+@dataclass(frozen=True)
+class ReviewSubject:
+    """A right to review: an account (``membership_id`` None) or one open care-team membership."""
+
+    user_id: int
+    username: str
+    role: str
+    units: str
+    rights: str
+    membership_id: int | None = None
+
+    def describe(self) -> str:
+        if self.membership_id:
+            return f"{self.username}: {self.rights}"
+        return f"{self.username} ({self.rights})"
+
+
+def review_subjects(*, now: datetime | None = None) -> list[ReviewSubject]:
+    """Every active account holding any right (a staff profile, superuser or staff flag, a group, a direct
+    permission) and every care-team membership not yet ended: what a yearly review must cover."""
+    now = now or timezone.now()
+    users = (
+        User.objects.filter(is_active=True)
+        .filter(
+            Q(staff__isnull=False) | Q(is_superuser=True) | Q(is_staff=True) | Q(groups__isnull=False)
+            | Q(user_permissions__isnull=False)
+        )
+        .distinct()
+        .select_related("staff")
+        .prefetch_related("groups", "user_permissions", "staff__units")
+        .order_by("username")
+    )
+    subjects = []
+    for user in users:
+        profile = getattr(user, "staff", None)
+        rights = []
+        if profile is not None:
+            rights.append(f"role {profile.role}")
+        if user.is_superuser:
+            rights.append("superuser")
+        if user.is_staff:
+            rights.append("admin site")
+        rights += [f"group {g.name}" for g in user.groups.all()]
+        perms = [p.codename for p in user.user_permissions.all()]
+        if perms:
+            rights.append("permissions " + ", ".join(sorted(perms)[:10]) + ("…" if len(perms) > 10 else ""))
+        subjects.append(ReviewSubject(user.pk, user.username, profile.role if profile else "",
+                                      profile.unit_label if profile else "", "; ".join(rights)[:500]))
+    memberships = (
+        CareTeamMembership.objects.filter(end__gt=now, user__is_active=True)
+        .select_related("user")
+        .order_by("user__username", "pk")
+    )
+    for m in memberships:
+        subjects.append(ReviewSubject(
+            m.user_id, m.user.username, "", "",
+            f"care team of patient {m.patient_id} until {m.end:%Y-%m-%d}", membership_id=m.pk,
+        ))
+    return subjects
+
+
 @transaction.atomic
 def review_campaign_start(*, actor: User, name: str, due_at: datetime) -> AccessReviewCampaign:
-    _require_role(actor, {Role.DPO, Role.SECURITY_OFFICER}, "only the DPO or security officer starts a review")
-    campaign = AccessReviewCampaign.objects.create(name=name, due_at=due_at, started_by=actor)
+    _require_role(actor, REVIEW_STARTERS, "only the DPO or security officer starts a review")
+    if not name.strip():
+        raise ValidationError({"name": ["Give the campaign a name."]})
+    if due_at <= timezone.now():
+        raise ValidationError({"due_at": ["The due date must be in the future."]})
+    campaign = AccessReviewCampaign.objects.create(name=name.strip()[:100], due_at=due_at, started_by=actor)
     items = [
-        AccessReviewItem(campaign=campaign, user_id=p.user_id, role=p.role, units=p.unit_label)
-        for p in StaffProfile.objects.filter(user__is_active=True).prefetch_related("units")
+        AccessReviewItem(
+            campaign=campaign, user_id=s.user_id, role=s.role, units=s.units, rights=s.rights,
+            kind=AccessReviewItem.Kind.MEMBERSHIP if s.membership_id else AccessReviewItem.Kind.ACCOUNT,
+            membership_id=s.membership_id,
+        )
+        for s in review_subjects()
     ]
     AccessReviewItem.objects.bulk_create(items)
     _record_change(actor, what="review_start", details={"campaign_id": campaign.pk, "items": len(items)})
     return campaign
 
 
+def review_missing_subjects(campaign: AccessReviewCampaign) -> list[str]:
+    """Rights held today that the campaign does not cover (accounts or memberships created since, or left out)."""
+    accounts = set(campaign.items.filter(kind=AccessReviewItem.Kind.ACCOUNT).values_list("user_id", flat=True))
+    memberships = set(campaign.items.filter(kind=AccessReviewItem.Kind.MEMBERSHIP)
+                      .values_list("membership_id", flat=True))
+    missing = []
+    for s in review_subjects():
+        covered = s.membership_id in memberships if s.membership_id else s.user_id in accounts
+        if not covered:
+            missing.append(s.describe())
+    return missing
+
+
 @transaction.atomic
 def review_item_decide(*, reviewer: User, item: AccessReviewItem, decision: str, comment: str = "") -> AccessReviewItem:
-    _require_role(
-        reviewer, {Role.DPO, Role.SECURITY_OFFICER, Role.IT_ADMIN}, "only managers named for the review decide"
-    )
+    _require_role(reviewer, REVIEW_DECIDERS, "only managers named for the review decide")
+    if item.user_id == reviewer.pk:
+        # Nobody confirms their own rights (CNIL DPI fiche 11: the review is done by someone else).
+        event_record(
+            actor=reviewer, actor_role=gate.role_of(reviewer) or "", actor_unit=gate.unit_of(reviewer),
+            action="permission_change", outcome="denied", basis="deny:self_review",
+            reason="a reviewer cannot decide on their own rights", resource_type="review_item",
+            resource_id=item.pk,
+        )
+        raise PermissionDenied("a reviewer cannot decide on their own rights")
     if decision not in {AccessReviewItem.Decision.CONFIRMED, AccessReviewItem.Decision.REVOKED}:
         raise ValidationError({"decision": ["Choose confirmed or revoked."]})
-    item = AccessReviewItem.objects.select_for_update().get(pk=item.pk)
+    item = AccessReviewItem.objects.select_for_update(of=("self",)).select_related("membership").get(pk=item.pk)
     item.decision, item.reviewer, item.decided_at, item.comment = decision, reviewer, timezone.now(), comment
     item.save(update_fields=["decision", "reviewer", "decided_at", "comment"])
     if decision == AccessReviewItem.Decision.REVOKED:
-        account_disable(actor=reviewer, user=item.user, reason=f"revoked in review {item.campaign_id}")
+        if item.kind == AccessReviewItem.Kind.MEMBERSHIP:
+            if item.membership is not None and item.membership.end > timezone.now():
+                _membership_close(actor=reviewer, membership=item.membership)
+        else:
+            account_disable(actor=reviewer, user=item.user, reason=f"revoked in review {item.campaign_id}")
     _record_change(
-        reviewer, what="review_decide", details={"item_id": item.pk, "user_id": item.user_id, "decision": decision}
+        reviewer, what="review_decide",
+        details={"item_id": item.pk, "user_id": item.user_id, "decision": decision, "kind": item.kind},
     )
     return item
+
+
+def _membership_close(*, actor: User, membership: CareTeamMembership) -> None:
+    """End a membership revoked in a review (the reviewer is not in the team: no team check here)."""
+    from access.care_team import care_grants_recompute
+
+    membership.end = max(timezone.now(), membership.start + timedelta(seconds=1))
+    membership.save(update_fields=["end"])
+    care_grants_recompute(patient_ids=[membership.patient_id])
+    _record_change(actor, what="membership_end", patient_id=membership.patient_id,
+                   details={"membership_id": membership.pk, "user_id": membership.user_id, "via": "review"})
+
+
+def review_remind(*, campaign: AccessReviewCampaign) -> int:
+    """E-mail every person who may decide (DPO, security officer, IT admin) what is still pending.
+    Returns the number of pending items (nothing is sent when none is)."""
+    pending = campaign.items.filter(decision=AccessReviewItem.Decision.PENDING).count()
+    if not pending or campaign.closed_at:
+        return 0
+    recipients = list(
+        User.objects.filter(is_active=True, staff__role__in=[r.value for r in REVIEW_DECIDERS])
+        .exclude(email="").values_list("email", flat=True)
+    ) or list(settings.DPI_DPO_EMAILS)
+    send_mail(
+        subject=f"[dpi] Revue des habilitations « {campaign.name} » : {pending} droit(s) à revoir",
+        message=(
+            f"La revue des habilitations « {campaign.name} » attend encore {pending} décision(s), "
+            f"échéance le {timezone.localtime(campaign.due_at):%d/%m/%Y}.\n"
+            "Ouvrez le tableau de bord du DPO pour confirmer ou retirer chaque droit. "
+            "Nul ne peut statuer sur ses propres droits."
+        ),
+        from_email=None,
+        recipient_list=recipients,
+    )
+    _record_change(None, what="review_remind", details={"campaign_id": campaign.pk, "pending": pending})
+    return pending
 
 
 def review_unreviewed(campaign: AccessReviewCampaign):

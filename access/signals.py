@@ -13,6 +13,7 @@ from django.dispatch import receiver
 from access.care_team import care_grants_for_unit_recompute, care_grants_recompute
 from access.models import CareTeamMembership, StaffProfile
 from patients.models import Appointment, Encounter
+from patients.services import patient_records_moved
 
 
 @receiver([post_save, post_delete], sender=Encounter)
@@ -47,3 +48,9 @@ def _staff_profile_changed(sender, instance, created, **kwargs):
     unit_ids = list(instance.units.values_list("pk", flat=True))
     if unit_ids:
         care_grants_for_unit_recompute(unit_ids=unit_ids)
+
+
+@receiver(patient_records_moved)
+def _patient_records_moved(sender, patient_ids, **kwargs):
+    """A merge, unmerge or split moved stays, appointments and memberships: the care grants follow them."""
+    care_grants_recompute(patient_ids=list(patient_ids))

@@ -55,7 +55,8 @@ RESOURCES: dict[str, Promise] = {
     "disposal_decision": _("disposal decision"), "maintenance_window": _("maintenance window"),
     "detection_alert": _("detection alert"), "alert": _("detection alert"), "detection_run": _("detection run"),
     "apiclient": _("API client"), "user": _("user account"), "session": _("session"), "page": _("page"),
-    "print": _("printout"),
+    "print": _("printout"), "insi": _("INSi query"), "identitymerge": _("identity merge"),
+    "verification_report": _("audit verification report"), "review_item": _("authorization review item"),
 }
 
 # Grounds of a decision: the whole code first, then its prefix (``care:...``, ``deny:...``, ``system:...``).
@@ -73,6 +74,17 @@ BASES: dict[str, Promise] = {
     "system:rights": _("automated task: patient rights request"),
     "dpo": _("data protection officer"),
     "dpo:access_report": _("data protection officer: access report"),
+    "dpo:verification_report": _("data protection officer: audit verification report"),
+    "identity": _("identity vigilance"),
+    "identity:create": _("identity vigilance: identity created"),
+    "identity:update": _("identity vigilance: identity changed"),
+    "identity:insi": _("identity vigilance: INSi query"),
+    "identity:insi_applied": _("identity vigilance: INSi result applied"),
+    "identity:merge_kept": _("identity vigilance: merge (identity kept)"),
+    "identity:merge_merged": _("identity vigilance: merge (identity merged into another)"),
+    "identity:unmerge": _("identity vigilance: merge undone"),
+    "identity:split": _("identity vigilance: file split"),
+    "rights": _("patient rights request"),
     "deny": _("refused"),
     "deny:anonymous": _("refused: not signed in"),
     "deny:inactive": _("refused: account disabled"),
@@ -94,6 +106,7 @@ BASES: dict[str, Promise] = {
     "deny:on_behalf_of": _("refused: acting on behalf of this user is not allowed"),
     "deny:maintenance_window": _("refused: outside a maintenance window"),
     "deny:four_eyes": _("refused: a second person must approve"),
+    "deny:self_review": _("refused: nobody reviews their own rights"),
     "password": _("password"),
     "password_change": _("password change"),
     "temporary_password": _("temporary password"),
@@ -134,6 +147,11 @@ REASONS: dict[str, Promise] = {
     "not in the patient's care team": _("not in the patient's care team"),
     "only the DPO reads the trace": _("only the data protection officer reads the trace"),
     "unknown or wrong API token": _("unknown or wrong API token"),
+    "a reviewer cannot decide on their own rights": _("nobody reviews their own rights"),
+    "only the data protection officer downloads access reports":
+        _("only the data protection officer downloads access reports"),
+    "only the data protection officer downloads the verification report":
+        _("only the data protection officer downloads the verification report"),
 }
 _MATRIX_REASON = re.compile(r"^role (?P<role>\w+) may not (?P<action>\w+) (?P<category>\w+) data$")
 _TASK_REASON = re.compile(r"^task (?P<task>\w+) may not (?P<action>\w+) (?P<category>\w+) data$")

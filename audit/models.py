@@ -93,28 +93,59 @@ class ChainLink(models.Model):
 class AuditCheckpoint(models.Model):
     """A signed statement "the chain had ``seq`` links ending in ``head_hash``" (Ed25519, dpi.crypto).
 
-    ``periodic`` checkpoints are signed by Celery beat; a ``retention`` checkpoint is signed just before old
-    months are dropped and anchors the first remaining link (its ``seq`` is the last link removed).
+    Checkpoints form their own chain: checkpoint ``number`` n signs the digest of checkpoint n-1
+    (``prev_digest``), numbers have no gap (the database refuses an insert that is not the next number), and
+    each one is also written to witnesses outside the database (audit.witness). ``periodic`` checkpoints
+    are signed by Celery beat every period, even when no event arrived (their freshness proves signing did
+    not stop); a ``retention`` checkpoint is signed just before old months are dropped: it anchors the first
+    remaining link (its ``seq`` is the last link removed) and records exactly the links it removes
+    (``removed_first_seq`` to ``removed_last_seq``). Created and guarded by SQL (migrations 0002, 0005):
+    UPDATE, DELETE and TRUNCATE are refused, hence ``managed = False``.
     """
 
     class Kind(models.TextChoices):
         PERIODIC = "periodic"
         RETENTION = "retention"
 
+    number = models.BigIntegerField(unique=True)
+    format = models.PositiveSmallIntegerField(default=2)  # 1: signed before checkpoints were chained (0005)
     seq = models.BigIntegerField()
     head_hash = models.BinaryField(max_length=32)
+    prev_digest = models.BinaryField(max_length=32)
     signed_at = models.DateTimeField()
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PERIODIC)
     retention_cutoff = models.DateTimeField(null=True, blank=True)
+    removed_first_seq = models.BigIntegerField(null=True, blank=True)
+    removed_last_seq = models.BigIntegerField(null=True, blank=True)
     key_version = models.PositiveIntegerField()
     signature = models.BinaryField(max_length=64)
 
     class Meta:
-        ordering = ["seq", "id"]
-        indexes = [models.Index(fields=["kind", "seq"], name="audit_checkpoint_kind_seq")]
+        managed = False
+        db_table = "audit_auditcheckpoint"
+        ordering = ["number"]
 
     def __str__(self) -> str:
-        return f"checkpoint {self.kind} seq={self.seq} at {self.signed_at:%Y-%m-%d %H:%M:%S}"
+        return f"checkpoint #{self.number} {self.kind} seq={self.seq} at {self.signed_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ChainQuarantine(models.Model):
+    """A committed event the chain could not take (its id is already chained or queued): kept aside and
+    reported by ``verify_audit`` instead of failing every later commit. Written only by the database."""
+
+    event_id = models.BigIntegerField()
+    event_occurred_at = models.DateTimeField()
+    canonical = models.BinaryField()
+    reason = models.TextField()
+    quarantined_at = models.DateTimeField()
+
+    class Meta:
+        managed = False
+        db_table = "audit_chainquarantine"
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"quarantined event {self.event_id} ({self.reason})"
 
 
 class VerificationRun(models.Model):
@@ -129,7 +160,13 @@ class VerificationRun(models.Model):
     last_seq = models.BigIntegerField(null=True)
     first_broken_id = models.BigIntegerField(null=True, help_text="id of the first access event that breaks")
     first_broken_seq = models.BigIntegerField(null=True)
+    first_broken_occurred_at = models.DateTimeField(null=True, help_text="date of that row (ids may be reused)")
     message = models.TextField(default="", blank=True)
+    problems = models.JSONField(default=list, blank=True, help_text="every problem found (at most 100)")
+    completed = models.BooleanField(default=True, help_text="false: the verification itself failed (see message)")
+    last_checkpoint_number = models.BigIntegerField(null=True)
+    last_checkpoint_at = models.DateTimeField(null=True)
+    witness_checked = models.IntegerField(default=0, help_text="witness entries reconciled with the database")
 
     class Meta:
         ordering = ["-finished_at", "-id"]

@@ -71,6 +71,23 @@ def staff_names(events: Iterable[AccessEvent]) -> dict[int, str]:
     return {u.pk: u.get_full_name() or u.get_username() for u in users}
 
 
+def unit_names(events: Iterable[AccessEvent]) -> dict[str, str]:
+    """Care-unit names by code (the trace keeps the codes of the units the professional belonged to)."""
+    from django.apps import apps
+
+    codes = {c for e in events if e.actor_role != "system" for c in e.actor_unit.split(",") if c}
+    if not codes:
+        return {}
+    care_unit = apps.get_model("patients", "CareUnit")
+    return dict(care_unit.objects.filter(code__in=codes).values_list("code", "name"))
+
+
+def _unit(event: AccessEvent, names: dict[str, str]) -> str:
+    if event.actor_role == "system":
+        return ""
+    return ", ".join(names.get(c, c) for c in event.actor_unit.split(",") if c)
+
+
 def _who(event: AccessEvent, names: dict[int, str]) -> str:
     if event.actor_id is not None:
         return names.get(event.actor_id) or event.actor_username or "-"
@@ -90,7 +107,7 @@ def to_pdf(events: list[AccessEvent], *, patient_id: int, chain_note: str = "", 
     title = _("Record of accesses to patient file no. %(id)s") % {"id": patient_id}
     marks = PageMarks(title=_("Access report"), identity=_("Patient file no. %(id)s") % {"id": patient_id},
                       printed=printed_at_text(by=printed_by))
-    names = staff_names(events)
+    names, units = staff_names(events), unit_names(events)
 
     def story(styles):
         small = styles["small"]
@@ -112,7 +129,7 @@ def to_pdf(events: list[AccessEvent], *, patient_id: int, chain_note: str = "", 
             reason = labels.reason_label(event.reason)
             if reason and reason not in basis:
                 basis = f"{basis} — {reason}"
-            cells = (when, _who(event, names), labels.role_label(event.actor_role), event.actor_unit, action,
+            cells = (when, _who(event, names), labels.role_label(event.actor_role), _unit(event, units), action,
                      labels.category_label(event.category), labels.outcome_label(event.outcome), basis,
                      labels.channel_label(event.channel))
             data.append([Paragraph(escape(v), small) for v in cells])
@@ -157,36 +174,68 @@ def _instant(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+# AuditEvent.outcome (R4 value set audit-event-outcome): a refusal by the gate is a minor failure ("4"); dpi
+# records no serious (8) or major (12) failures as access events.
+OUTCOME_CODE = {AccessEvent.Outcome.ALLOWED: "0", AccessEvent.Outcome.DENIED: "4"}
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+_SECURITY_TYPE = {  # non-REST events: DICOM audit event type and subtype
+    "login": ((DCM, "110114", "User Authentication"), (DCM, "110122", "Login")),
+    "login_failure": ((DCM, "110114", "User Authentication"), (DCM, "110122", "Login")),
+    "logout": ((DCM, "110114", "User Authentication"), (DCM, "110123", "Logout")),
+    "permission_change": ((DCM, "110136", "Security Roles Changed"), None),
+    "break_glass": ((DCM, "110113", "Security Alert"), None),
+    "alert": ((DCM, "110113", "Security Alert"), None),
+}
+REST_TYPE = ("http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "RESTful Operation")
+
+
+def fhir_action(action: str) -> str:
+    """AuditEvent.action (C R U D E) of a recorded action."""
+    return _INTERACTION.get(action, (None, None, "E"))[2]
+
+
+def fhir_subtype(action: str) -> tuple[str, str]:
+    """(system, code) of AuditEvent.subtype for a recorded action."""
+    if action in _INTERACTION:
+        return "http://hl7.org/fhir/restful-interaction", _INTERACTION[action][1]
+    security = _SECURITY_TYPE.get(action)
+    if security and security[1]:
+        return security[1][0], security[1][1]
+    return "urn:dpi:audit-action", action
+
+
 def to_fhir_audit_event(event: AccessEvent) -> dict:
+    """The one FHIR shape of an access event (IHE BALP), used by /fhir/AuditEvent and the access report."""
     profile, interaction, action = _INTERACTION.get(event.action, (None, None, "E"))
+    security = _SECURITY_TYPE.get(event.action)
+    system, code, display = security[0] if security else REST_TYPE
     resource: dict = {
         "resourceType": "AuditEvent",
-        "id": f"dpi-audit-{event.id}",
-        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
-                 "display": "RESTful Operation"},
+        "id": str(event.id),
+        "type": {"system": system, "code": code, "display": display},
         "action": action,
         "recorded": _instant(event.occurred_at),
-        "outcome": "0" if event.outcome == AccessEvent.Outcome.ALLOWED else "4",
+        "outcome": OUTCOME_CODE.get(event.outcome, "4"),
         "agent": [],
         "source": {
             "observer": {"display": "dpi"},
             "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4",
                       "display": "Application Server"}],
         },
-        "entity": [{
+        "entity": [],
+    }
+    if event.patient_id:
+        resource["entity"].append({
             "what": {"reference": f"Patient/{event.patient_id}"},
             "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1",
                      "display": "Person"},
             "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1",
                      "display": "Patient"},
-        }],
-    }
-    if profile:
+        })
+    if profile and event.patient_id:
         resource["meta"] = {"profile": [BALP + profile]}
-    if interaction:
-        resource["subtype"] = [{"system": "http://hl7.org/fhir/restful-interaction", "code": interaction}]
-    else:
-        resource["subtype"] = [{"system": "urn:dpi:audit-action", "code": event.action}]
+    sub_system, sub_code = fhir_subtype(event.action)
+    resource["subtype"] = [{"system": sub_system, "code": sub_code}]
     if event.outcome != AccessEvent.Outcome.ALLOWED:
         resource["outcomeDesc"] = event.reason or event.basis or "denied"
     purpose = _PURPOSE.get(event.basis.partition(":")[0]) if event.outcome == AccessEvent.Outcome.ALLOWED else None
@@ -232,6 +281,8 @@ def to_fhir_audit_event(event: AccessEvent) -> dict:
             "type": {"system": "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType",
                      "code": "XrequestId"},
         })
+    if not resource["entity"]:
+        del resource["entity"]
     return resource
 
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from audit import context
 from audit.models import AccessEvent, AuditCheckpoint, VerificationRun
-from audit.signing import GENESIS, checkpoint_message
+from audit.signing import GENESIS, checkpoint_digest, checkpoint_message
 from dpi.crypto import signing_key
 
 log = logging.getLogger(__name__)
@@ -126,27 +126,40 @@ def chain_head() -> tuple[int, bytes]:
     return (int(row[0]), bytes(row[1])) if row else (0, GENESIS)
 
 
-@transaction.atomic
+CHECKPOINT_LOCK = 7391004413  # pg advisory lock key: one checkpoint signer at a time
+
+
 def checkpoint_sign(
     *, kind: str = AuditCheckpoint.Kind.PERIODIC, seq: int | None = None, head_hash: bytes | None = None,
-    retention_cutoff: datetime | None = None,
-) -> AuditCheckpoint | None:
-    """Sign the chain head (or the given link) with the current audit-signing key.
+    retention_cutoff: datetime | None = None, removed: tuple[int, int] | None = None,
+) -> AuditCheckpoint:
+    """Sign the chain head (or the given link) with the current audit-signing key, as the next checkpoint of
+    the checkpoint chain, then write it to the witnesses outside the database (audit.witness).
 
-    A periodic checkpoint is skipped (returns None) when no event was chained since the last one.
+    A periodic checkpoint is signed every period even when no event arrived: its age is what proves that
+    signing did not stop (``verify_audit`` fails when the newest is older than twice the period). A
+    retention checkpoint names the links it removes (``removed``: first and last seq, inclusive).
     """
-    if seq is None:
-        seq, head_hash = chain_head()
-        last = AuditCheckpoint.objects.filter(kind=kind).order_by("-seq", "-id").first()
-        if kind == AuditCheckpoint.Kind.PERIODIC and last is not None and last.seq == seq:
-            return None
-    assert head_hash is not None and len(head_hash) == 32
-    version, key = signing_key()
-    cp = AuditCheckpoint(seq=seq, head_hash=bytes(head_hash), signed_at=timezone.now(), kind=kind,
-                         retention_cutoff=retention_cutoff, key_version=version)
-    cp.signature = key.sign(checkpoint_message(cp))
-    cp.full_clean()
-    cp.save(force_insert=True)
+    from audit import witness
+
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", [CHECKPOINT_LOCK])
+        if seq is None:
+            seq, head_hash = chain_head()
+        assert head_hash is not None and len(head_hash) == 32
+        last = AuditCheckpoint.objects.order_by("-number").first()
+        version, key = signing_key()
+        cp = AuditCheckpoint(
+            number=(last.number + 1) if last else 1, format=2, seq=seq, head_hash=bytes(head_hash),
+            prev_digest=checkpoint_digest(last) if last else GENESIS, signed_at=timezone.now(), kind=kind,
+            retention_cutoff=retention_cutoff, key_version=version,
+            removed_first_seq=removed[0] if removed else None, removed_last_seq=removed[1] if removed else None,
+        )
+        cp.signature = key.sign(checkpoint_message(cp))
+        cp.save(force_insert=True)
+    # After the commit (unless a caller's transaction encloses this one): a checkpoint the database does
+    # not keep is never witnessed; one committed but not yet written is caught up by the next signature.
+    cp.witness_status = witness.checkpoint_witness(cp)
     return cp
 
 
@@ -190,14 +203,25 @@ def partitions_drop_older_than(months: int | None = None, *, purge_batch: int = 
         if last is None:
             boundary, anchor = 1, GENESIS
         else:
-            # The first link that stays: the first one of an event kept, and at worst the head link.
+            # The first link that stays: the first one of an event kept (every link before it is of an
+            # event older than the cutoff), and at worst the head link.
             cur.execute("SELECT coalesce(min(seq), %s) FROM audit_chainlink WHERE event_occurred_at >= %s",
                         [last, cutoff])
             boundary = int(cur.fetchone()[0])
             cur.execute("SELECT prev_hash FROM audit_chainlink WHERE seq = %s", [boundary])
             anchor = bytes(cur.fetchone()[0])
-        checkpoint_sign(kind=AuditCheckpoint.Kind.RETENTION, seq=boundary - 1, head_hash=anchor,
-                        retention_cutoff=cutoff)
+        cur.execute(
+            "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'audit_accessevent'::regclass AND c.relname ~ '^audit_accessevent_[0-9]{4}_[0-9]{2}$' "
+            "AND (to_date(right(c.relname, 7), 'YYYY_MM') + interval '1 month')::timestamp AT TIME ZONE 'UTC' <= %s",
+            [cutoff])
+        partitions_due = int(cur.fetchone()[0])
+    removed_first = first if first is not None else 1
+    if partitions_due == 0 and boundary <= removed_first:
+        return []  # nothing to remove: no retention checkpoint either
+    # Signed (and witnessed) before anything is removed; it records exactly the links it removes.
+    checkpoint_sign(kind=AuditCheckpoint.Kind.RETENTION, seq=boundary - 1, head_hash=anchor,
+                    retention_cutoff=cutoff, removed=(removed_first, boundary - 1))
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SELECT audit_drop_partitions_before(%s)", [cutoff])
         dropped = [row[0] for row in cur.fetchall()]

@@ -1,7 +1,9 @@
-"""What a checkpoint signature covers, and checking it (Ed25519 keys from the keyring, dpi.crypto)."""
+"""What a checkpoint signature covers, the digest that chains checkpoints, and checking both (Ed25519 keys
+from the keyring, dpi.crypto)."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC
 from functools import lru_cache
 
@@ -10,21 +12,43 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from dpi.crypto import KeyringError, signing_key
 
-GENESIS = bytes(32)  # the "previous hash" of the first link
+GENESIS = bytes(32)  # the "previous hash" of the first link, and the "previous digest" of checkpoint #1
+
+
+def _time(value) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def checkpoint_message(cp) -> bytes:
-    """The exact bytes signed: a versioned, line-separated statement of what the checkpoint asserts."""
-    cutoff = cp.retention_cutoff.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if cp.retention_cutoff else "-"
-    return "\n".join([
+    """The exact bytes signed: a versioned, line-separated statement of what the checkpoint asserts.
+
+    Format 2 (migration 0005 on) also covers the checkpoint's number, the digest of the previous checkpoint
+    and, for a retention checkpoint, the range of links it removes. Format 1 is kept to check checkpoints
+    signed before.
+    """
+    cutoff = _time(cp.retention_cutoff) if cp.retention_cutoff else "-"
+    lines = [
         "dpi-audit-checkpoint/1",
         str(int(cp.seq)),
         bytes(cp.head_hash).hex(),
-        cp.signed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        _time(cp.signed_at),
         str(cp.kind),
         cutoff,
         str(int(cp.key_version)),
-    ]).encode()
+    ]
+    if int(getattr(cp, "format", 2) or 2) >= 2:
+        removed = (f"{int(cp.removed_first_seq)}-{int(cp.removed_last_seq)}"
+                   if cp.removed_first_seq is not None and cp.removed_last_seq is not None else "-")
+        lines[0] = "dpi-audit-checkpoint/2"
+        lines += [str(int(cp.number)), bytes(cp.prev_digest).hex(), removed]
+    return "\n".join(lines).encode()
+
+
+def checkpoint_digest(cp) -> bytes:
+    """What the next checkpoint signs as ``prev_digest``: SHA-256 of the statement, the previous digest and
+    the signature (format-1 checkpoints are chained by this digest too, unsigned, up to the first format-2
+    one, which signs it)."""
+    return hashlib.sha256(checkpoint_message(cp) + b"\n" + bytes(cp.prev_digest) + bytes(cp.signature)).digest()
 
 
 @lru_cache(maxsize=16)
@@ -35,6 +59,6 @@ def public_key(version: int) -> Ed25519PublicKey:
 def checkpoint_signature_valid(cp) -> bool:
     try:
         public_key(int(cp.key_version)).verify(bytes(cp.signature), checkpoint_message(cp))
-    except (InvalidSignature, KeyringError, ValueError):
+    except (InvalidSignature, KeyringError, ValueError, TypeError):
         return False
     return True

@@ -31,7 +31,7 @@ def partitions_ensure() -> int:
     return services.partitions_ensure()
 
 
-@shared_task(name="audit.tasks.chain_verify")
+@shared_task(name="audit.tasks.chain_verify", acks_late=True, soft_time_limit=2 * 3600, time_limit=2 * 3600 + 300)
 def chain_verify() -> bool:
     """Nightly full verification; the result is shown on the DPO dashboard."""
     from audit.verification import chain_verify as verify

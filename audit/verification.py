@@ -1,37 +1,51 @@
-"""Proving the trail: every link recomputed, every checkpoint signature checked (``manage.py verify_audit``).
+"""Proving the trail: every link recomputed, every checkpoint checked against its signature, the checkpoint
+chain and the witnesses outside the database (``manage.py verify_audit``).
 
 The verifier reads one consistent snapshot (REPEATABLE READ) with two server-side cursors: the links in
 chain order and the events in id order, merged in Python. The database only serialises each event with
 built-in functions (``record_send``, the same bytes as ``audit_event_canonical()``, written out here so
 that a replaced database function cannot fool the check); SHA-256 is recomputed here with hashlib.
 
-What it proves:
-- each link's hash is ``sha256(prev_hash || canonical(event))``: an event altered after the fact (as a
-  superuser with triggers disabled would) no longer matches, and is named;
-- the links follow each other (``prev_hash`` equals the previous link's hash, ``seq`` has no gap): a link
-  removed, inserted or reordered breaks there;
-- every signed checkpoint matches the link it covers: a rewritten chain (events altered *and* every later
-  link recomputed) differs from what was signed; a checkpoint beyond the last link means links were cut;
-- the first remaining link is anchored (genesis, or a signed retention checkpoint once old months are gone);
-- no event is outside the chain (inserted with the chain trigger disabled), apart from events still queued
-  for chaining and events older than a signed retention cutoff.
+What it proves (docs/audit.md, section 4):
+- each link's hash is ``sha256(prev_hash || canonical(event))``: an altered event is named;
+- the links follow each other (``prev_hash``, no gap in ``seq``);
+- checkpoints: each signature is valid, numbers have no gap, each one signs the digest of the previous one,
+  and the database agrees with the witness file (a checkpoint deleted or edited in the database is named
+  from the witness; the witness's checkpoints count as signed heads even when the database lost them);
+- every signed head matches the link it covers (a rewritten chain contradicts it), none lies beyond the last
+  link (a cut tail), and the newest checkpoint is no older than twice the signing period (signing stopped,
+  or recent checkpoints were removed everywhere);
+- the first remaining link is anchored by genesis or by signed retention checkpoints that removed exactly
+  the links before it (a periodic checkpoint never anchors a cut head);
+- event ids are unique: a row reusing an id is named (id and date) as an insertion, also when the chain was
+  recomputed to cover it; rows the chain quarantined at commit are reported;
+- no event is outside the chain, apart from events still queued and events older than a retention cutoff.
+
+It never crashes: whatever goes wrong is recorded as a failed run with its reason.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import logging
 import queue
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.models import AccessEvent, AuditCheckpoint, VerificationRun
+from audit import witness
+from audit.models import AuditCheckpoint, VerificationRun
 from audit.services import chain_seal
-from audit.signing import GENESIS, checkpoint_signature_valid
+from audit.signing import GENESIS, checkpoint_digest, checkpoint_signature_valid
+
+log = logging.getLogger(__name__)
 
 # Must produce the same bytes as the SQL function audit_event_canonical() (migration 0003).
 CANONICAL_SQL = (
@@ -40,6 +54,20 @@ CANONICAL_SQL = (
     "e.channel, e.request_id, e.ip, e.user_agent, e.details))"
 )
 MAX_BREAKS_KEPT = 100
+PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def occurred_micros(canonical: bytes) -> int:
+    """``occurred_at`` of a canonical record (record_send: count, then per column oid, length, value)."""
+    return int.from_bytes(canonical[28:36], "big", signed=True)
+
+
+def _micros(value: datetime) -> int:
+    return (value - PG_EPOCH) // timedelta(microseconds=1)
+
+
+def _from_micros(value: int) -> datetime:
+    return PG_EPOCH + timedelta(microseconds=value)
 
 
 @dataclass(order=True)
@@ -48,24 +76,31 @@ class Break:
     seq: int | None = field(compare=False)
     event_id: int | None = field(compare=False)
     reason: str = field(compare=False)
+    kind: str = field(compare=False, default="")
+    occurred_at: datetime | None = field(compare=False, default=None)
 
 
 @dataclass
 class Result:
     ok: bool = True
+    completed: bool = True
     events_checked: int = 0
     checkpoints_checked: int = 0
+    witness_checked: int = 0
     first_seq: int | None = None
     last_seq: int | None = None
+    last_checkpoint: object = None
     breaks: list[Break] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     break_count: int = 0
 
-    def add(self, seq: int | None, event_id: int | None, reason: str) -> None:
+    def add(self, seq: int | None, event_id: int | None, reason: str, *, kind: str = "",
+            occurred_at: datetime | None = None) -> None:
         self.ok = False
         self.break_count += 1
         key = (seq if seq is not None else float("inf"), event_id if event_id is not None else -1)
         if len(self.breaks) < MAX_BREAKS_KEPT:
-            self.breaks.append(Break(key, seq, event_id, reason))
+            self.breaks.append(Break(key, seq, event_id, reason, kind, occurred_at))
 
     @property
     def first(self) -> Break | None:
@@ -76,30 +111,209 @@ class Result:
         first = self.first
         if first is None:
             return (f"{self.events_checked} events and {self.checkpoints_checked} checkpoints verified"
-                    + (f" (links {self.first_seq} to {self.last_seq})" if self.first_seq else ""))
+                    + (f" (links {self.first_seq} to {self.last_seq})" if self.first_seq else "")
+                    + (f", {self.witness_checked} witness entries reconciled" if self.witness_checked else ""))
         more = f" ({self.break_count} problems in all)" if self.break_count > 1 else ""
         return first.reason + more
 
 
-def chain_verify(*, seal: bool = True, record: bool = True, batch: int = 20_000) -> VerificationRun:
-    """Verify the whole remaining trail; store and return a ``VerificationRun``."""
+def chain_verify(*, seal: bool = True, record: bool = True, batch: int = 20_000, now: datetime | None = None,
+                 witness_file: Path | None = None, alert: bool = True) -> VerificationRun:
+    """Verify the whole remaining trail; store and return a ``VerificationRun`` (also when it cannot finish)."""
     started = timezone.now()
-    if seal:
-        chain_seal()
     result = Result()
-    checkpoints = list(AuditCheckpoint.objects.order_by("seq", "id"))
-    valid: list[AuditCheckpoint] = []
-    for cp in checkpoints:
+    try:
+        _verify(result, seal=seal, batch=batch, now=now or started, witness_file=witness_file)
+    except Exception as exc:  # noqa: BLE001 - a verification that cannot finish is a failed run, never a crash
+        log.exception("audit verification could not complete")
+        result.completed = False
+        result.add(None, None, f"the verification could not complete: {exc.__class__.__name__}: {exc}"[:1000],
+                   kind="error")
+    first = result.first
+    last_cp = result.last_checkpoint
+    run = VerificationRun(
+        started_at=started, finished_at=timezone.now(), ok=result.ok, completed=result.completed,
+        events_checked=result.events_checked, checkpoints_checked=result.checkpoints_checked,
+        witness_checked=result.witness_checked, first_seq=result.first_seq, last_seq=result.last_seq,
+        first_broken_id=first.event_id if first else None, first_broken_seq=first.seq if first else None,
+        first_broken_occurred_at=first.occurred_at if first else None, message=result.message[:2000],
+        problems=[{"kind": b.kind, "seq": b.seq, "event_id": b.event_id, "reason": b.reason[:500],
+                   "occurred_at": b.occurred_at.isoformat() if b.occurred_at else None}
+                  for b in sorted(result.breaks)],
+        last_checkpoint_number=getattr(last_cp, "number", None), last_checkpoint_at=getattr(last_cp, "signed_at", None),
+    )
+    if record:
+        try:
+            with transaction.atomic():
+                run.save(force_insert=True)
+        except Exception as exc:  # noqa: BLE001 - reported by the caller (the command exits non-zero)
+            log.exception("audit verification: the run could not be recorded")
+            run.save_error = str(exc)
+    run.result = result  # for the command's report
+    if not run.ok and alert:
+        _alert_dpo(run)
+    return run
+
+
+def _alert_dpo(run: VerificationRun) -> None:
+    """Loudly: an error log (monitoring) and an e-mail to the DPO (DPI_DPO_EMAILS); never raises."""
+    log.critical("AUDIT TRAIL VERIFICATION FAILED: %s", run.message)
+    recipients = list(getattr(settings, "DPI_DPO_EMAILS", []) or [])
+    if not recipients:
+        return
+    from django.core.mail import send_mail
+
+    try:
+        send_mail(
+            "[dpi] Vérification de la traçabilité en échec / audit trail verification failed",
+            "La vérification de la traçabilité des accès a échoué (tableau de bord DPO, /dpo/).\n"
+            "The verification of the access trail failed (DPO dashboard, /dpo/).\n\n"
+            f"{run.message}\n", settings.DEFAULT_FROM_EMAIL, recipients)
+    except Exception:  # noqa: BLE001 - the failed run is recorded and logged anyway
+        log.exception("audit verification: the DPO could not be e-mailed")
+
+
+# --- checkpoints and witnesses ---------------------------------------------------------------------------------
+def _describe(cp) -> str:
+    return f"checkpoint #{cp.number} ({cp.kind}, link {cp.seq}, signed {cp.signed_at:%Y-%m-%d %H:%M:%S})"
+
+
+def _check_checkpoints(result: Result, witness_file: Path | None) -> list:
+    """Signatures, numbering, the checkpoint chain and the witness; returns the trusted checkpoints (validly
+    signed, from the database and from the witness, one per number) in number order."""
+    db = list(AuditCheckpoint.objects.order_by("number"))
+    result.checkpoints_checked = len(db)
+    trusted: dict[int, object] = {}
+    for cp in db:
         if checkpoint_signature_valid(cp):
-            valid.append(cp)
+            trusted[cp.number] = cp
         else:
-            result.add(cp.seq, None, f"checkpoint #{cp.pk} (seq {cp.seq}) has an invalid signature: forged or altered")
-    result.checkpoints_checked = len(checkpoints)
-    purged_before = max((cp.retention_cutoff for cp in valid
-                         if cp.kind == AuditCheckpoint.Kind.RETENTION and cp.retention_cutoff), default=None)
-    by_seq: dict[int, list[AuditCheckpoint]] = defaultdict(list)
-    for cp in valid:
+            result.add(cp.seq, None, f"checkpoint #{cp.number} (link {cp.seq}) has an invalid signature: forged or "
+                                     f"altered in the database", kind="checkpoint_forged")
+    numbers = [cp.number for cp in db]
+    expected = 1
+    for n in numbers:
+        if n > expected:
+            result.add(None, None, f"checkpoints #{expected} to #{n - 1} are missing from the database: deleted",
+                       kind="checkpoint_deleted")
+        expected = n + 1
+    by_number = {cp.number: cp for cp in db}
+    for cp in db:
+        prev = by_number.get(cp.number - 1)
+        want = checkpoint_digest(prev) if prev is not None else (GENESIS if cp.number == 1 else None)
+        if want is not None and bytes(cp.prev_digest) != want:
+            result.add(cp.seq, None, f"checkpoint #{cp.number} does not follow checkpoint #{cp.number - 1}: the "
+                                     f"checkpoint chain was altered", kind="checkpoint_chain")
+
+    wl = witness.read(witness_file)
+    if wl.path is None:
+        result.notes.append("no witness file configured (DPI_AUDIT_WITNESS_FILE)")
+        return [trusted[n] for n in sorted(trusted)]
+    if not wl.exists:
+        if db:
+            result.add(None, None, f"the witness file {wl.path} is missing although the database holds "
+                                   f"{len(db)} checkpoints", kind="witness_missing")
+        return [trusted[n] for n in sorted(trusted)]
+    for lineno in wl.unreadable:
+        result.add(None, None, f"witness line {lineno} is unreadable: the witness file was altered",
+                   kind="witness_altered")
+    witnessed: dict[int, object] = {}
+    for number, lines in sorted(wl.checkpoints.items()):
+        result.witness_checked += 1
+        digests = set()
+        for lineno, entry in lines:
+            try:
+                w = witness.checkpoint_of(entry)
+            except (KeyError, TypeError, ValueError):
+                result.add(None, None, f"witness line {lineno} is unreadable: the witness file was altered",
+                           kind="witness_altered")
+                continue
+            if not checkpoint_signature_valid(w) or entry.get("digest") not in (None, checkpoint_digest(w).hex()):
+                result.add(w.seq, None, f"witness line {lineno} (checkpoint #{number}) has an invalid signature: "
+                                        f"the witness file was altered", kind="witness_altered")
+                continue
+            digests.add(checkpoint_digest(w))
+            witnessed.setdefault(number, w)
+        if len(digests) > 1:
+            result.add(None, None, f"the witness holds two different signed checkpoints #{number}: checkpoints "
+                                   f"were deleted and signed again", kind="checkpoint_deleted")
+    for number, w in sorted(witnessed.items()):
+        cp = by_number.get(number)
+        if cp is None:
+            result.add(w.seq, None, f"{_describe(w)} is in the witness but missing from the database: deleted",
+                       kind="checkpoint_deleted")
+        elif checkpoint_digest(cp) != checkpoint_digest(w):
+            result.add(w.seq, None, f"checkpoint #{number} in the database differs from its witness "
+                                    f"({_describe(w)}): altered", kind="checkpoint_altered")
+        trusted.setdefault(number, w)
+    if witnessed:
+        first_w, last_w = min(witnessed), max(witnessed)
+        for number in range(first_w, last_w + 1):
+            if number not in wl.checkpoints:
+                result.add(None, None, f"checkpoint #{number} is missing from the witness file between #{first_w} "
+                                       f"and #{last_w}: the witness file was altered", kind="witness_altered")
+        unwitnessed = [n for n in by_number if n > last_w]
+        if unwitnessed:
+            result.notes.append(f"checkpoints #{min(unwitnessed)} to #{max(unwitnessed)} are not in the witness "
+                                f"yet (written after their commit; the next checkpoint copies them)")
+    elif db:
+        result.add(None, None, f"the witness file {wl.path} holds none of the {len(db)} checkpoints of the database",
+                   kind="witness_missing")
+    _check_timestamps(result, wl, trusted)
+    return [trusted[n] for n in sorted(trusted)]
+
+
+def _check_timestamps(result: Result, wl, trusted: dict) -> None:
+    """RFC 3161 tokens kept in the witness: each must time-stamp its checkpoint's digest (audit.timestamp)."""
+    if not wl.timestamps:
+        return
+    from audit import timestamp
+
+    good = 0
+    for number, entries in sorted(wl.timestamps.items()):
+        cp = trusted.get(number)
+        for entry in entries:
+            try:
+                if cp is None:
+                    raise timestamp.TimestampError("no signed checkpoint has that number")
+                timestamp.check(base64.b64decode(entry["token"]), checkpoint_digest(cp))
+                good += 1
+            except (timestamp.TimestampError, KeyError, TypeError, ValueError, OSError) as exc:
+                result.add(None, None, f"the RFC 3161 time-stamp of checkpoint #{number} in the witness is not "
+                                       f"valid ({exc}): the witness file was altered", kind="timestamp_invalid")
+    result.notes.append(f"{good} RFC 3161 time-stamp(s) checked")
+
+
+def _check_freshness(result: Result, trusted: list, now: datetime, first_link_at: datetime | None) -> None:
+    period = timedelta(seconds=settings.DPI_AUDIT_CHECKPOINT_SECONDS)
+    newest = max(trusted, key=lambda c: c.signed_at, default=None)
+    result.last_checkpoint = newest
+    if newest is not None:
+        if newest.signed_at < now - 2 * period:
+            age = now - newest.signed_at
+            result.add(None, None, f"the newest checkpoint #{newest.number} was signed {age.total_seconds() / 60:.0f} "
+                                   f"minutes ago, more than twice the signing period ({period.total_seconds():.0f} s): "
+                                   f"checkpoint signing stopped, or recent checkpoints were deleted",
+                       kind="checkpoint_stale")
+    elif first_link_at is not None and first_link_at < now - 2 * period:
+        result.add(None, None, f"no signed checkpoint covers the chain, whose first link dates from "
+                               f"{first_link_at:%Y-%m-%d %H:%M:%S}: checkpoint signing never ran, or every "
+                               f"checkpoint was deleted", kind="checkpoint_stale")
+
+
+# --- the chain ---------------------------------------------------------------------------------------------------
+def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_file: Path | None) -> None:
+    if seal:
+        try:
+            chain_seal()
+        except Exception as exc:  # noqa: BLE001 - reported, and the trail is still read as it is
+            result.add(None, None, f"queued events could not be chained: {exc}"[:500], kind="error")
+    trusted = _check_checkpoints(result, witness_file)
+    by_seq: dict[int, list] = defaultdict(list)
+    for cp in trusted:
         by_seq[cp.seq].append(cp)
+    retention = [cp for cp in trusted if cp.kind == AuditCheckpoint.Kind.RETENTION]
+    purged_before = max((cp.retention_cutoff for cp in retention if cp.retention_cutoff), default=None)
 
     outer = connection.in_atomic_block
     with transaction.atomic(using=connection.alias):
@@ -109,50 +323,66 @@ def chain_verify(*, seal: bool = True, record: bool = True, batch: int = 20_000)
             cur.execute("SET LOCAL client_encoding = 'UTF8'")
             cur.execute("SELECT min(seq), max(seq) FROM audit_chainlink")
             first, last = cur.fetchone()
+            first_link_at = None
+            if first is not None:
+                cur.execute("SELECT event_occurred_at FROM audit_chainlink WHERE seq = %s", [first])
+                first_link_at = cur.fetchone()[0]
             cur.execute("SELECT event_id FROM audit_chainpending")
             pending = {row[0] for row in cur.fetchall()}
+            cur.execute("SELECT event_id, event_occurred_at, reason, quarantined_at FROM audit_chainquarantine "
+                        "ORDER BY id")
+            quarantined = cur.fetchall()
             snapshot = None
             if not outer:
                 cur.execute("SELECT pg_export_snapshot()")
                 snapshot = cur.fetchone()[0]
         result.first_seq, result.last_seq = first, last
-        missing, leftovers = _scan(result, by_seq, first, batch, snapshot)
-        _explain_missing(result, missing, leftovers, pending, purged_before)
+        _check_freshness(result, trusted, now, first_link_at)
+        scan = _scan(result, by_seq, retention, first, batch, snapshot)
+        _explain(result, scan, pending, purged_before, quarantined, by_seq)
 
     if last is None:
-        for cp in valid:
-            if cp.seq > 0:
-                result.add(cp.seq, None, f"the chain is empty but checkpoint #{cp.pk} signed {cp.seq} links")
+        for cp in trusted:
+            if cp.seq > 0 and cp.kind != AuditCheckpoint.Kind.RETENTION:
+                result.add(cp.seq, None, f"the chain is empty but {_describe(cp)} signed {cp.seq} links: "
+                                         f"links were removed", kind="tail_cut")
     else:
-        for cp in valid:
-            if cp.seq > last:
-                result.add(cp.seq, None, f"the chain ends at link {last} but checkpoint #{cp.pk} signed at "
-                                         f"{cp.signed_at:%Y-%m-%d %H:%M:%S} covers link {cp.seq}: links were removed")
-    run = VerificationRun(
-        started_at=started, finished_at=timezone.now(), ok=result.ok, events_checked=result.events_checked,
-        checkpoints_checked=result.checkpoints_checked, first_seq=result.first_seq, last_seq=result.last_seq,
-        first_broken_id=result.first.event_id if result.first else None,
-        first_broken_seq=result.first.seq if result.first else None, message=result.message[:2000],
-    )
-    if record:
-        run.save(force_insert=True)
-    run.result = result  # for the command's report
-    return run
+        beyond = [cp for cp in trusted if cp.seq > last]
+        if beyond:
+            cp = max(beyond, key=lambda c: c.seq)
+            result.add(last + 1, None, f"the chain ends at link {last} but {_describe(cp)} covers link {cp.seq}: "
+                                       f"links {last + 1} to {cp.seq} were cut off", kind="tail_cut")
 
 
-def _anchor(result: Result, by_seq: dict[int, list[AuditCheckpoint]], first: int) -> bytes | None:
-    """The hash the first remaining link must follow: genesis, or a signed checkpoint just before it."""
+def _anchor(result: Result, retention: list, first: int) -> bytes | None:
+    """The hash the first remaining link must follow: genesis, or the head of signed retention checkpoints
+    that removed exactly the links before it. A periodic checkpoint never anchors a cut head."""
     if first == 1:
-        for cp in by_seq.get(0, []):
-            if bytes(cp.head_hash) != GENESIS:
-                result.add(0, None, f"checkpoint #{cp.pk} signed a chain start that is not the genesis hash")
         return GENESIS
-    anchors = by_seq.get(first - 1)
-    if not anchors:
-        result.add(first, None, f"the chain starts at link {first} but no signed checkpoint anchors it: "
-                                f"earlier links were removed")
+    ranges = sorted((cp.removed_first_seq or 1, cp.removed_last_seq if cp.removed_last_seq is not None else cp.seq)
+                    for cp in retention)
+    covered = 0
+    for lo, hi in ranges:
+        if lo > covered + 1:
+            break
+        covered = max(covered, hi)
+    if covered < first - 1:
+        result.add(first, None, f"the chain starts at link {first} but no signed retention checkpoint removed links "
+                                f"{covered + 1} to {first - 1}: they were deleted (a head cut)", kind="head_cut")
         return None
-    return bytes(anchors[-1].head_hash)
+    exact = [cp for cp in retention if cp.seq == first - 1]
+    if exact:
+        return bytes(exact[-1].head_hash)
+    return None  # a purge stopped inside a removed range: the next signed head checks the links left
+
+
+@dataclass
+class _Scan:
+    missing: list = field(default_factory=list)       # (seq, event_id): the link's event is gone
+    leftovers: list = field(default_factory=list)     # event ids read but not linked
+    duplicates: dict = field(default_factory=dict)    # event id -> [canonical, ...] (two rows or more)
+    linked_copy: dict = field(default_factory=dict)   # event id -> (seq, occurred micros of the linked copy)
+    rewritten: list = field(default_factory=list)     # (from seq, checkpoint) segments contradicting a signature
 
 
 class _EventStream:
@@ -176,7 +406,7 @@ class _EventStream:
             self.own_conn.execute("SET client_encoding = 'UTF8'")
         raw = self.own_conn or connection.connection
         self.cursor = raw.cursor("audit_verify_events", binary=True)
-        self.cursor.execute(f"SELECT e.id, {CANONICAL_SQL} FROM audit_accessevent e ORDER BY e.id")  # noqa: S608
+        self.cursor.execute(f"SELECT e.id, {CANONICAL_SQL} FROM audit_accessevent e ORDER BY e.id, e.occurred_at")  # noqa: S608
         self.thread = threading.Thread(target=self._produce, name="audit-verify-events", daemon=True)
         self.thread.start()
 
@@ -207,28 +437,55 @@ class _EventStream:
     def close(self) -> None:
         self.stop.set()
         self.thread.join()
-        self.cursor.close()
-        if self.own_conn is not None:
-            self.own_conn.close()
+        try:
+            self.cursor.close()
+        finally:
+            if self.own_conn is not None:
+                self.own_conn.close()
 
 
-def _scan(result: Result, by_seq, first: int | None, batch: int,
-          snapshot: str | None) -> tuple[list[tuple[int, int]], list[int]]:
-    """Merge links (by seq) with events (by id); returns links whose event is absent, and unlinked event ids."""
-    missing: list[tuple[int, int]] = []
-    expected_prev = GENESIS if first is None else _anchor(result, by_seq, first)
+def _link_micros(seq: int) -> int:
+    with connection.cursor() as cur:
+        cur.execute("SELECT event_occurred_at FROM audit_chainlink WHERE seq = %s", [seq])
+        return _micros(cur.fetchone()[0])
+
+
+def _scan(result: Result, by_seq, retention: list, first: int | None, batch: int, snapshot: str | None) -> _Scan:
+    """Merge links (by seq) with events (by id)."""
+    scan = _Scan()
+    expected_prev = GENESIS if first is None else _anchor(result, retention, first)
     links = connection.connection.cursor("audit_verify_links", binary=True)
     links.execute("SELECT seq, event_id, prev_hash, hash FROM audit_chainlink ORDER BY seq")
     events = _EventStream(batch, snapshot)
     sha256 = hashlib.sha256
     ahead: dict[int, bytes] = {}
     pop = ahead.pop
+    dups = scan.duplicates
     events_max = -1  # highest event id received so far
     events_done = False
     expected_seq = first
     checkpoint_seqs = by_seq.keys()
     last_ok_checkpoint = first - 1 if first else 0
     n = 0
+
+    def take(more: list) -> None:
+        first_id = more[0][0]
+        prior = ahead.get(first_id)  # rows are in (id, date) order: only the first id can straddle batches
+        size = len(ahead)
+        ahead.update(more)
+        if len(ahead) != size + len(more):  # an id read twice: keep every copy (rare, slow path)
+            copies: dict[int, list] = defaultdict(list)
+            if prior is not None:
+                copies[first_id].append(prior)
+            for event_id, canonical in more:
+                copies[event_id].append(canonical)
+            for event_id, found in copies.items():
+                if len(found) > 1:
+                    if event_id in dups:
+                        dups[event_id].extend(found[1:] if prior is not None and event_id == first_id else found)
+                    else:
+                        dups[event_id] = found
+
     try:
         while True:
             rows = links.fetchmany(batch)
@@ -236,65 +493,158 @@ def _scan(result: Result, by_seq, first: int | None, batch: int,
                 break
             for seq, event_id, prev, digest in rows:
                 if seq != expected_seq:
-                    result.add(seq, event_id, f"links {expected_seq} to {seq - 1} are missing before event {event_id}")
+                    result.add(seq, event_id, f"links {expected_seq} to {seq - 1} are missing before event {event_id}",
+                               kind="links_missing")
                 elif expected_prev is not None and prev != expected_prev:
                     result.add(seq, event_id, f"event {event_id} (link {seq}) does not follow link {seq - 1}: "
-                                              f"a link was removed, inserted or rewritten")
+                                              f"a link was removed, inserted or rewritten", kind="link_order")
                 canonical = pop(event_id, None)
                 while canonical is None and not events_done and events_max < event_id:
                     more = events.next_batch()
                     if more is None:
                         events_done = True
                     else:
-                        ahead.update(more)
+                        take(more)
                         events_max = more[-1][0]
                         canonical = pop(event_id, None)
+                if dups and event_id in dups:
+                    want = _link_micros(seq)
+                    copies = dups[event_id]
+                    canonical = next((c for c in copies if occurred_micros(c) == want), copies[0])
+                    scan.linked_copy[event_id] = (seq, want)
                 if canonical is None:
-                    missing.append((seq, event_id))
+                    scan.missing.append((seq, event_id))
                 elif sha256(prev + canonical).digest() != digest:
-                    result.add(seq, event_id, f"event {event_id} (link {seq}) was altered after it was recorded")
+                    result.add(seq, event_id, f"event {event_id} (link {seq}) was altered after it was recorded",
+                               kind="event_altered", occurred_at=_from_micros(occurred_micros(canonical)))
                 if seq in checkpoint_seqs:
                     for cp in by_seq[seq]:
                         if bytes(cp.head_hash) != digest:
+                            scan.rewritten.append((last_ok_checkpoint + 1, cp))
                             result.add(seq, event_id, f"the chain between links {last_ok_checkpoint + 1} and {seq} "
-                                                      f"was rewritten after checkpoint #{cp.pk} signed it "
-                                                      f"({cp.signed_at:%Y-%m-%d %H:%M:%S})")
+                                                      f"was rewritten after checkpoint #{cp.number} signed it "
+                                                      f"({cp.signed_at:%Y-%m-%d %H:%M:%S})", kind="chain_rewritten")
                         else:
                             last_ok_checkpoint = seq
                 expected_prev = digest
                 expected_seq = seq + 1
             n += len(rows)
-        leftovers = list(ahead)
+        scan.leftovers = list(ahead)
         while not events_done:
             more = events.next_batch()
             if more is None:
                 events_done = True
             else:
-                leftovers.extend(event_id for event_id, _ in more)
+                scan.leftovers.extend(event_id for event_id, _ in more)
     finally:
         events.close()
         links.close()
     result.events_checked = n
-    return missing, leftovers
+    return scan
 
 
-def _explain_missing(result: Result, missing, leftovers, pending: set[int], purged_before: datetime | None) -> None:
-    """Events gone from the table, and events outside the chain, unless retention or the queue explains them."""
-    if missing:
-        seqs = [seq for seq, _ in missing]
+def _explain(result: Result, scan: _Scan, pending: set[int], purged_before: datetime | None,
+             quarantined: list, by_seq) -> None:
+    """Events gone, rows reusing an id (named by id and date), events outside the chain, quarantined rows."""
+    if scan.missing:
+        seqs = [seq for seq, _ in scan.missing]
         with connection.cursor() as cur:
             cur.execute("SELECT seq, event_occurred_at FROM audit_chainlink WHERE seq = ANY(%s)", [seqs])
             occurred = dict(cur.fetchall())
-        for seq, event_id in missing:
+        for seq, event_id in scan.missing:
             if purged_before is None or occurred[seq] >= purged_before:
-                result.add(seq, event_id, f"event {event_id} (link {seq}) is missing: it was deleted")
-    unlinked = [i for i in leftovers if i not in pending]
-    if unlinked:
+                result.add(seq, event_id, f"event {event_id} (link {seq}) is missing: it was deleted",
+                           kind="event_deleted", occurred_at=occurred[seq])
+
+    # Every row of an id that appears twice, and every unlinked id that has a link (its linked copy was read
+    # in an earlier batch): the copies the chain does not cover are insertions.
+    unlinked = [i for i in scan.leftovers if i not in pending]
+    with connection.cursor() as cur:
+        cur.execute("SELECT event_id, seq, event_occurred_at FROM audit_chainlink WHERE event_id = ANY(%s)",
+                    [list(set(unlinked) | set(scan.duplicates))])
+        linked = {row[0]: (row[1], row[2]) for row in cur.fetchall()}
+        suspects = sorted(set(linked) | set(scan.duplicates))
+        cur.execute("SELECT id, occurred_at FROM audit_accessevent WHERE id = ANY(%s) ORDER BY id, occurred_at",
+                    [suspects])
+        copies: dict[int, list[datetime]] = defaultdict(list)
+        for event_id, at in cur.fetchall():
+            copies[event_id].append(at)
+    quarantine_at = {(q[0], q[1]): q for q in quarantined}
+    named: set[tuple[int, datetime]] = set()
+    rewritten_by_seq = scan.rewritten
+    for event_id in suspects:
+        rows = copies.get(event_id, [])
+        if len(rows) < 2:
+            continue
+        seq, linked_at = linked.get(event_id, (None, None))
+        genuine_at = linked_at
+        forged_link = False
+        if seq is not None and any(start <= seq <= cp.seq for start, cp in rewritten_by_seq):
+            # The chain was recomputed over this id: the copy that makes the signed head match is genuine.
+            for at in rows:
+                if at != linked_at and _segment_matches(seq, event_id, at, rewritten_by_seq):
+                    genuine_at, forged_link = at, True
+                    break
+        for at in rows:
+            if at == genuine_at:
+                continue
+            named.add((event_id, at))
+            how = ("and the chain was recomputed to cover it instead of the genuine row" if forged_link
+                   else "quarantined at commit" if (event_id, at) in quarantine_at else "not covered by the chain")
+            result.add(seq, event_id, f"event id {event_id} is used twice: the row dated {at:%Y-%m-%d %H:%M:%S.%f} "
+                                      f"was inserted ({how}); the genuine row is dated "
+                                      f"{genuine_at:%Y-%m-%d %H:%M:%S.%f}" if genuine_at else
+                       f"event id {event_id} is used twice: the row dated {at:%Y-%m-%d %H:%M:%S.%f} was inserted",
+                       kind="duplicate_id", occurred_at=at)
+    for event_id, at, reason, when in quarantined:
+        if (event_id, at) not in named:
+            result.add(None, event_id, f"event {event_id} dated {at:%Y-%m-%d %H:%M:%S.%f} was quarantined at "
+                                       f"{when:%Y-%m-%d %H:%M:%S} ({reason}): an insertion reusing an id",
+                       kind="quarantined", occurred_at=at)
+    really_unlinked = [i for i in unlinked if i not in linked]
+    if really_unlinked:
         old = set()
+        with connection.cursor() as cur:
+            cur.execute("SELECT id, occurred_at FROM audit_accessevent WHERE id = ANY(%s)", [really_unlinked[:10_000]])
+            dated = dict(cur.fetchall())
         if purged_before is not None:
-            old = set(AccessEvent.objects.filter(id__in=unlinked[:10_000], occurred_at__lt=purged_before)
-                      .values_list("id", flat=True))
-        for event_id in unlinked:
-            if event_id not in old:
+            old = {i for i, at in dated.items() if at < purged_before}
+        quarantined_ids = {q[0] for q in quarantined}
+        for event_id in really_unlinked:
+            if event_id not in old and event_id not in quarantined_ids:
                 result.add(None, event_id, f"event {event_id} is not in the chain: inserted with the chain "
-                                           f"trigger disabled")
+                                           f"trigger disabled", kind="event_inserted", occurred_at=dated.get(event_id))
+
+
+def _segment_matches(seq: int, event_id: int, at: datetime, rewritten: list) -> bool:
+    """Would the chain reach the signed head if link ``seq`` covered the row of ``event_id`` dated ``at``?"""
+    segment = next(((start, cp) for start, cp in rewritten if start <= seq <= cp.seq), None)
+    if segment is None:
+        return False
+    start, cp = segment
+    with connection.cursor() as cur:
+        cur.execute("SELECT hash FROM audit_chainlink WHERE seq = %s", [seq - 1])
+        row = cur.fetchone()
+        h = bytes(row[0]) if row else (GENESIS if seq == 1 else None)
+        if h is None:
+            return False
+        cur.execute(f"SELECT l.seq, l.event_id, e.occurred_at, {CANONICAL_SQL} FROM audit_chainlink l "  # noqa: S608
+                    "JOIN audit_accessevent e ON e.id = l.event_id WHERE l.seq BETWEEN %s AND %s ORDER BY l.seq",
+                    [seq, cp.seq])
+        rows = cur.fetchall()
+    by_seq: dict[int, dict] = defaultdict(dict)
+    for s, _event_id, occurred, canonical in rows:
+        by_seq[s][occurred] = bytes(canonical)
+    for s in range(seq, cp.seq + 1):
+        candidates = by_seq.get(s)
+        if not candidates:
+            return False
+        canonical = candidates.get(at) if s == seq else None
+        if canonical is None:
+            if s == seq:
+                return False
+            canonical = next(iter(candidates.values())) if len(candidates) == 1 else None
+            if canonical is None:
+                return False
+        h = hashlib.sha256(h + canonical).digest()
+    return h == bytes(cp.head_hash)

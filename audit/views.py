@@ -76,3 +76,32 @@ def _chain_note() -> str:
                  "%(when)s, intact.") % {"when": when}
     return _("These traces cannot be changed and are chained by a cryptographic hash. Last integrity check: "
              "%(when)s, BROKEN.") % {"when": when}
+
+
+@require_GET
+def verification_report(request, fmt: str):
+    """The signed verification report (latest ``verify_audit`` run, checkpoints, witness): DPO only."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    from audit import verification_report as signed
+
+    role = role_of(request.user)
+    role_name = role.value if role is not None else ""
+    allowed = role == Role.DPO
+    event_record(
+        action=AccessEvent.Action.EXPORT,
+        outcome=AccessEvent.Outcome.ALLOWED if allowed else AccessEvent.Outcome.DENIED,
+        actor=request.user, actor_role=role_name, category="administrative", resource_type="verification_report",
+        basis="dpo:verification_report" if allowed else "deny:not_dpo",
+        reason="" if allowed else "only the data protection officer downloads the verification report",
+        details={"format": fmt},
+    )
+    if not allowed:
+        raise PermissionDenied("only the data protection officer downloads the verification report")
+    data = signed.report_data()
+    body = signed.signed_pdf(data) if fmt == "pdf" else signed.signed_json(data)
+    response = HttpResponse(body, content_type="application/pdf" if fmt == "pdf" else "application/json")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="audit-verification-{stamp}.{fmt}"'
+    response["Cache-Control"] = "no-store"
+    return response

@@ -3,7 +3,9 @@
 (a) audited chart reads per second against the same reads without the audit write (decision only);
 (b) audit inserts per second against PostgreSQL's own ``pgbench`` insert rate on the same server, into a plain
     table of the same shape (no partitioning, no triggers), with the same clients;
-(c) ``verify_audit`` speed over the whole chain.
+(c) ``verify_audit`` speed over the whole chain;
+(d) the cost of one signed checkpoint with its witnesses outside the database (append-only file with fsync,
+    syslog RFC 5424 to a local UDP and TCP collector) against signing it into the database alone.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from pathlib import Path
 
 from bench.common import setup_django
 
-DB = "dpi_bench_audit"
+DB = os.environ.get("DPI_BENCH_AUDIT_DB", "dpi_bench_audit")
 PATIENTS = int(os.environ.get("DPI_BENCH_AUDIT_PATIENTS", "2000"))
 READS = int(os.environ.get("DPI_BENCH_AUDIT_READS", "600"))
 CLIENTS = int(os.environ.get("DPI_BENCH_AUDIT_CLIENTS", "4"))
 SECONDS = int(os.environ.get("DPI_BENCH_AUDIT_SECONDS", "15"))
 VERIFY_EVENTS = int(os.environ.get("DPI_BENCH_AUDIT_EVENTS", "500000"))
+CHECKPOINTS = int(os.environ.get("DPI_BENCH_AUDIT_CHECKPOINTS", "200"))
 
 COLUMNS = ("actor_id, actor_username, actor_role, actor_unit, patient_id, category, resource_type, resource_id, "
            "action, outcome, basis, channel, request_id, ip, user_agent, details")
@@ -60,8 +63,17 @@ def main() -> str:
         seed(patients=PATIENTS - Patient.objects.count(), seed=23)
     reads = _chart_reads()
     inserts = _inserts()
-    verify = _verify()
-    return _report(reads, inserts, verify)
+    witness_dir = Path(tempfile.mkdtemp(prefix="dpi-bench-witness-"))
+    try:
+        from django.conf import settings
+
+        settings.DPI_AUDIT_WITNESS_FILE = witness_dir / "checkpoints.jsonl"  # never the checkout's var/
+        settings.DPI_AUDIT_SYSLOG = ""
+        verify = _verify()
+        witness = _witness_cost(witness_dir)
+    finally:
+        shutil.rmtree(witness_dir, ignore_errors=True)
+    return _report(reads, inserts, verify) + _report_witness(witness)
 
 
 # --- (a) chart reads --------------------------------------------------------------------------------------
@@ -240,6 +252,76 @@ def _verify() -> dict:
     assert run.ok, run.message
     return {"events": run.events_checked, "seconds": seconds, "rate": run.events_checked / seconds,
             "generated_rate": generated_at, "checkpoints": run.checkpoints_checked}
+
+
+# --- (d) witnesses ----------------------------------------------------------------------------------------
+def _witness_cost(directory: Path) -> dict:
+    """Median milliseconds per checkpoint: database only (baseline), + file, + file and syslog UDP / TCP."""
+    import socketserver
+
+    from django.conf import settings
+
+    from audit.services import checkpoint_sign
+
+    class Sink(socketserver.BaseRequestHandler):
+        def handle(self):
+            if isinstance(self.request, tuple):
+                return  # UDP datagram: received
+            while self.request.recv(65536):
+                pass
+
+    servers = {"udp": socketserver.ThreadingUDPServer(("127.0.0.1", 0), Sink),
+               "tcp": socketserver.ThreadingTCPServer(("127.0.0.1", 0), Sink)}
+    for server in servers.values():
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    variants = {
+        "database": (None, ""),
+        "file": (directory / "w.jsonl", ""),
+        "file_udp": (directory / "w.jsonl", f"udp://127.0.0.1:{servers['udp'].server_address[1]}"),
+        "file_tcp": (directory / "w.jsonl", f"tcp://127.0.0.1:{servers['tcp'].server_address[1]}"),
+    }
+    from audit import witness
+
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    real = witness.checkpoint_witness
+    try:
+        # In blocks (the first checkpoint of the "file" block copies the database-only ones: the median
+        # ignores that one): database only, then each witness set-up.
+        for name, (path, syslog) in variants.items():
+            settings.DPI_AUDIT_WITNESS_FILE, settings.DPI_AUDIT_SYSLOG = path, syslog
+            witness.checkpoint_witness = (lambda cp: {}) if path is None else real
+            for _ in range(CHECKPOINTS):
+                t0 = time.perf_counter()
+                checkpoint_sign()
+                times[name].append(time.perf_counter() - t0)
+    finally:
+        witness.checkpoint_witness = real
+        for server in servers.values():
+            server.shutdown()
+            server.server_close()
+        settings.DPI_AUDIT_WITNESS_FILE, settings.DPI_AUDIT_SYSLOG = directory / "checkpoints.jsonl", ""
+    return {k: statistics.median(v) * 1000 for k, v in times.items()}
+
+
+def _report_witness(w: dict) -> str:
+    base = w["database"]
+    rows = "\n".join(
+        f"| {label} | {w[key]:.2f} ms | {w[key] - base:+.2f} ms |"
+        for key, label in (("database", "signed into the database only (Ed25519 + INSERT, commit) — baseline"),
+                           ("file", "+ witness file (O_APPEND, lock, fsync)"),
+                           ("file_udp", "+ witness file + syslog RFC 5424, UDP to a local collector"),
+                           ("file_tcp", "+ witness file + syslog RFC 5424, TCP (octet counting)")))
+    per_day = 86_400 / 300
+    return f"""
+**(d) Checkpoint witnesses outside the database**, median of {CHECKPOINTS} checkpoints per variant:
+
+| | per checkpoint | over the baseline |
+|---|---|---|
+{rows}
+
+At the default period (300 s, {per_day:.0f} checkpoints a day) the witnesses cost
+{(w["file_tcp"] - base) * per_day / 1000:.2f} s of worker time a day; no request waits for them.
+"""
 
 
 def _report(r: dict, i: dict, v: dict) -> str:

@@ -22,7 +22,8 @@ import json
 import os
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -45,6 +46,7 @@ class DecryptionError(Exception):
 class KeySet:
     current: int
     keys: dict[int, bytes]
+    created: dict[int, str] = field(default_factory=dict)  # version -> ISO time it was generated (key ages)
 
     def key(self, version: int | None = None) -> bytes:
         v = self.current if version is None else version
@@ -52,6 +54,10 @@ class KeySet:
             return self.keys[v]
         except KeyError as exc:
             raise KeyringError(f"key version {v} is not in the keyring") from exc
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _new_key(purpose: str) -> bytes:
@@ -81,19 +87,25 @@ class Keyring:
             for v, k in keys.items():
                 if len(k) != 32:
                     raise KeyringError(f"keyring {path}: {purpose} key v{v} must be 32 bytes")
-            sets[purpose] = KeySet(current=int(entry["current"]), keys=keys)
+            created = {int(v): str(t) for v, t in entry.get("created", {}).items()}
+            sets[purpose] = KeySet(current=int(entry["current"]), keys=keys, created=created)
         return cls(sets, path)
 
     @classmethod
     def generate(cls, path: Path) -> Keyring:
-        ring = cls({p: KeySet(current=1, keys={1: _new_key(p)}) for p in PURPOSES}, path)
+        now = _now_iso()
+        ring = cls({p: KeySet(current=1, keys={1: _new_key(p)}, created={1: now}) for p in PURPOSES}, path)
         ring.save()
         return ring
 
     def save(self) -> None:
         assert self.path is not None
         data = {
-            p: {"current": s.current, "keys": {str(v): base64.b64encode(k).decode() for v, k in s.keys.items()}}
+            p: {
+                "current": s.current,
+                "keys": {str(v): base64.b64encode(k).decode() for v, k in s.keys.items()},
+                "created": {str(v): t for v, t in s.created.items()},
+            }
             for p, s in self.sets.items()
         }
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -107,6 +119,7 @@ class Keyring:
         s = self.sets[purpose]
         new = max(s.keys) + 1
         s.keys[new] = _new_key(purpose)
+        s.created[new] = _now_iso()
         s.current = new
         return new
 
@@ -210,3 +223,12 @@ def signing_key(version: int | None = None) -> tuple[int, Ed25519PrivateKey]:
     ks = keyring()["audit_signing"]
     v = ks.current if version is None else version
     return v, Ed25519PrivateKey.from_private_bytes(ks.key(v))
+
+
+def key_created_at(purpose: str, version: int) -> datetime | None:
+    """When a key version was generated (None for keyrings written before dates were kept)."""
+    raw = keyring()[purpose].created.get(version)
+    try:
+        return datetime.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None

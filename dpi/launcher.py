@@ -1,12 +1,17 @@
 """`make run`: start the whole system in the foreground, stop it all with Ctrl-C.
 
 1. embedded PostgreSQL and Redis when DATABASE_URL / REDIS_URL are unset (their URLs are passed on);
-2. migrate, then seed synthetic demo data on first run (printing the demo accounts);
+2. migrate, collect static files, then seed synthetic demo data on first run, printing the demo accounts
+   generated for this install (never with DPI_PRODUCTION=1; `manage.py demo_accounts` prints them again);
 3. gunicorn (web), a Celery worker and Celery beat as child processes.
+
+It refuses to listen beyond the loopback interface (DPI_BIND) while demo accounts can sign in, and stops the
+embedded servers it started when it ends, whatever the reason.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -15,6 +20,24 @@ import time
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def is_loopback(bind: str) -> bool:
+    """``127.0.0.1:8000``, ``[::1]:8000``, ``localhost:8000``, ``unix:/path``: reachable from this machine only."""
+    if bind.startswith("unix:"):
+        return True
+    host = bind.rsplit(":", 1)[0] if ":" in bind else bind
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _production() -> bool:
+    return os.environ.get("DPI_PRODUCTION", "").lower() in {"1", "true", "yes", "on"}
 
 
 def web_command(py: str, bind: str, workers: str | None = None) -> list[str]:
@@ -38,30 +61,50 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dpi.settings")
     from dpi import embedded
 
-    started_embedded = []
+    try:
+        return _run(embedded)
+    except subprocess.CalledProcessError as exc:
+        print(f"dpi: {' '.join(exc.cmd[1:3])} failed (exit {exc.returncode}); stopping.", flush=True)
+        return exc.returncode or 1
+    finally:
+        stopped = embedded.stop_started()
+        if stopped:
+            print(f"embedded {' and '.join(stopped)} stopped.", flush=True)
+
+
+def _run(embedded) -> int:
     if not os.environ.get("DATABASE_URL"):
         os.environ["DATABASE_URL"] = embedded.postgres_url()
-        started_embedded.append("postgres")
     if not os.environ.get("REDIS_URL"):
         os.environ["REDIS_URL"] = embedded.redis_url()
-        started_embedded.append("redis")
     py = sys.executable
     manage = [py, "manage.py"]
+    bind = os.environ.get("DPI_BIND", "127.0.0.1:8000")
     subprocess.run([*manage, "migrate", "--noinput"], check=True)  # noqa: S603
     subprocess.run([*manage, "collectstatic", "--noinput", "-v0"], check=True)  # noqa: S603
-    subprocess.run(
-        [
-            *manage,
-            "seed",
-            "--if-empty",
-            "--patients",
-            os.environ.get("DPI_DEMO_PATIENTS", "300"),  # noqa: S603
-            "--seed",
-            "1",
-        ],
-        check=True,
+    if _production():
+        print("DPI_PRODUCTION=1: no demo data (the seed and demo accounts are refused in production).", flush=True)
+    else:
+        subprocess.run(
+            [*manage, "seed", "--if-empty", "--patients", os.environ.get("DPI_DEMO_PATIENTS", "300"),  # noqa: S603
+             "--seed", os.environ.get("DPI_DEMO_SEED", "1")],
+            check=True,
+        )
+    demo_count = int(
+        subprocess.run(
+            [*manage, "demo_accounts", "--count"], check=True, capture_output=True, text=True  # noqa: S603
+        ).stdout.strip().splitlines()[-1]
     )
-    bind = os.environ.get("DPI_BIND", "127.0.0.1:8000")
+    if demo_count and not is_loopback(bind):
+        print(
+            f"dpi: refusing to listen on {bind}: {demo_count} demo accounts can sign in, and their secrets are "
+            "demo secrets. Listen on 127.0.0.1 (DPI_BIND), or disable them first: "
+            f"{py} manage.py demo_accounts --disable",
+            flush=True,
+        )
+        return 2
+    if demo_count:
+        print(f"Demo accounts (synthetic data only): `{py} manage.py demo_accounts` prints them.", flush=True)
     var = Path(os.environ.get("DPI_VAR_DIR", BASE_DIR / "var"))
     var.mkdir(exist_ok=True)
     procs = {
@@ -121,10 +164,6 @@ def main() -> int:
             proc.wait(timeout=max(0.1, deadline - time.time()))
         except subprocess.TimeoutExpired:
             proc.kill()
-    if "redis" in started_embedded:
-        embedded.redis_stop()
-    if "postgres" in started_embedded:
-        embedded.postgres_stop()
     print("dpi stopped.", flush=True)
     return code
 

@@ -113,6 +113,8 @@ class Prescription(ClinicalItem):
 
 class Document(ClinicalItem):
     title = models.CharField(_("title"), max_length=200)
+    # XDS/DMP typeCode (LOINC), e.g. 11490-0 discharge letter; its class code follows (dpi.fhir.mapping).
+    type_code = models.CharField(_("document type (LOINC)"), max_length=16, blank=True, default="")
     media_type = models.CharField(max_length=100, default="application/pdf")
     content = EncryptedBinaryField()
     size = models.PositiveIntegerField(default=0)
@@ -175,3 +177,33 @@ class Amendment(models.Model):
         return f"{self.resource_type} #{self.resource_id} v{self.version}"
 
 CLINICAL_MODELS = (ClinicalNote, Observation, Prescription, Document, Allergy, Problem)
+
+
+class JobRun(models.Model):
+    """One execution of a long background run (retention, detection replay, backup), with a heartbeat.
+
+    The worker running it touches ``heartbeat_at`` every ``DPI_JOB_HEARTBEAT_SECONDS`` (``dpi.jobs``). A run whose
+    heartbeat stopped (the worker was killed, its host lost power) is marked failed by the ``jobs-stale-sweep``
+    beat task, so no status stays "running" for a run nobody is doing; Celery redelivers the task itself (late
+    acknowledgement) and the redelivered run resumes from the last committed state.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        FINISHED = "finished", _("finished")
+        FAILED = "failed", _("failed")
+
+    kind = models.CharField(max_length=40)
+    task_id = models.CharField(max_length=64, blank=True, default="", help_text=_("Celery task id"))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    message = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.status} ({self.started_at:%Y-%m-%d %H:%M})"

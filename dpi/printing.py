@@ -108,3 +108,26 @@ def escape(value: object) -> str:
     """Text for a reportlab Paragraph (its markup is XML-like), line breaks kept."""
     text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return text.replace("\n", "<br/>")
+
+
+def css_string(value: object) -> str:
+    """A CSS string literal's content: anything but letters, digits and plain punctuation as a CSS escape, so
+    a name can never close the string or the ``<style>`` element."""
+    out = []
+    for ch in str(value):
+        out.append(ch if ch.isalnum() or ch in " .,:;-_()/·'" else f"\\{ord(ch):x} ")
+    return "".join(out)
+
+
+def page_css(marks: PageMarks) -> str:
+    """@page margin boxes for a browser's own printing of an HTML page (Chromium 131 and later, Firefox):
+    identity and title on top, print date and "page x / y" below, on every printed page."""
+    page = css_string(_("Page %(page)s / %(pages)s") % {"page": "PAGENO", "pages": "PAGECOUNT"})
+    page = page.replace("PAGENO", '" counter(page) "').replace("PAGECOUNT", '" counter(pages) "')
+    return (
+        "@page { size: A4; margin: 16mm 12mm;"
+        f' @top-left {{ content: "{css_string(marks.identity)}"; font: bold 8.5pt sans-serif; }}'
+        f' @top-right {{ content: "{css_string(marks.title)}"; font: 8pt sans-serif; }}'
+        f' @bottom-left {{ content: "{css_string(marks.printed)}"; font: 8pt sans-serif; }}'
+        f' @bottom-right {{ content: "{page}"; font: 8pt sans-serif; }} }}'
+    )

@@ -37,7 +37,9 @@ BEAT_SCHEDULE: dict = {
     # until the next committer chains them; on a quiet system this sweep chains them within a minute.
     "audit-chain-seal": {"task": "audit.tasks.chain_seal", "schedule": 60},
     # Signed checkpoint of the chain head (DPI_AUDIT_CHECKPOINT_SECONDS, 5 min by default): the window in
-    # which the database's owner could rewrite recent traces without contradicting a signature.
+    # which the database's owner could rewrite recent traces without contradicting a signature. Signed even
+    # when nothing new arrived (verify_audit fails when the newest is older than two periods) and written to
+    # the witnesses outside the database (file, syslog, RFC 3161).
     "audit-checkpoint-sign": {
         "task": "audit.tasks.checkpoint_sign",
         "schedule": settings.DPI_AUDIT_CHECKPOINT_SECONDS,
@@ -47,4 +49,13 @@ BEAT_SCHEDULE: dict = {
     # Full verification of the trail nightly (shown on the DPO dashboard), at 04:00: before the 04:30
     # retention run, which refuses to drop old months while the last verification found the trail broken.
     "audit-chain-verify": {"task": "audit.tasks.chain_verify", "schedule": crontab(hour=4, minute=0)},
+    # The yearly authorization review: every Monday at 09:00 the reviewers hear what is still pending, so a
+    # campaign does not stall unnoticed until its due date.
+    "access-review-remind": {
+        "task": "access.tasks.review_remind",
+        "schedule": crontab(hour=9, minute=0, day_of_week=1),
+    },
+    # Long runs whose worker died (no heartbeat for DPI_JOB_STALE_SECONDS) are marked failed: every minute, so
+    # the DPO's and IT's views never show "running" for a run nobody is doing for more than a few minutes.
+    "jobs-stale-sweep": {"task": "dpi.tasks.stale_runs_sweep", "schedule": 60},
 }

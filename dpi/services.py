@@ -94,6 +94,7 @@ def document_add(
     content: bytes,
     media_type: str = "application/pdf",
     encounter: Encounter | None = None,
+    type_code: str = "",
 ) -> Document:
     check_not_frozen(patient)
     _check_encounter(patient, encounter)
@@ -105,6 +106,7 @@ def document_add(
         media_type=media_type,
         size=len(content),
         encounter=encounter,
+        type_code=type_code,
     )
     doc.full_clean()
     doc.save(force_insert=True)

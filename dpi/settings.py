@@ -134,6 +134,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "dpi.metrics.MetricsMiddleware",  # request counts and latencies by URL pattern (/metrics)
     "django.middleware.security.SecurityMiddleware",
     "access.authn.middleware.SecurityHeadersMiddleware",  # CSP with nonce, no-store, permissions policy (authn)
     # Static files (CSS, JS, admin, Swagger UI) served by the application itself under gunicorn, compose or
@@ -152,6 +153,7 @@ MIDDLEWARE = [
     "dpi.compliance.middleware.MaintenanceSessionMiddleware",  # maintenance: window-bound sessions, logbook
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "dpi.health.DatabaseOutageMiddleware",  # last: a view failing on a database outage answers 503
 ]
 
 ROOT_URLCONF = "dpi.urls"
@@ -221,6 +223,25 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("DPI_CELERY_EAGER", False)
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves it queued: tasks are idempotent
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task taken by a worker that died (SIGKILL, host lost) is given back by Redis after this many seconds
+# (kombu's default is one hour). Long runs outlast it: a redelivered copy skips on their lock (retention:
+# advisory lock, backup: Redis lock, detection: watermark lock), so duplicates cost nothing.
+DPI_CELERY_VISIBILITY_TIMEOUT = env_int("DPI_CELERY_VISIBILITY_TIMEOUT", 1800, minimum=2)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": DPI_CELERY_VISIBILITY_TIMEOUT,
+    # Look for abandoned messages every few seconds (one small Redis scan), not every 100 s.
+    "unacked_restore_interval": max(1, min(10, DPI_CELERY_VISIBILITY_TIMEOUT // 3)),
+    "unacked_restore_throttle": 1,
+}
+# Every task is stopped after 10 minutes (soft: an exception it can clean up after; hard: the process is
+# replaced) unless it declares its own limits (retention, backup, detection replay, chain verification).
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("DPI_CELERY_SOFT_TIME_LIMIT", 600, minimum=10)
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
+# Long runs (dpi.jobs) beat every DPI_JOB_HEARTBEAT_SECONDS; a run silent for DPI_JOB_STALE_SECONDS is failed.
+DPI_JOB_HEARTBEAT_SECONDS = env_int("DPI_JOB_HEARTBEAT_SECONDS", 30, minimum=1)
+DPI_JOB_STALE_SECONDS = env_int("DPI_JOB_STALE_SECONDS", 180, minimum=3)
+if DPI_JOB_STALE_SECONDS < 2 * DPI_JOB_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("DPI_JOB_STALE_SECONDS must be at least twice DPI_JOB_HEARTBEAT_SECONDS")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "Europe/Paris"
 
@@ -234,6 +255,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "access.passwords.UserIdentityValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
+    # Refuses (PermissionDenied) any `demo.` account when DPI_PRODUCTION=1 (dpi.demo); never signs anyone in.
+    "dpi.demo.DemoAccountsRefusedBackend",
     # First: refuses (PermissionDenied) a maintenance account outside its approved window; never signs anyone in.
     "dpi.compliance.backends.MaintenanceWindowBackend",
     "access.authn.backends.ThrottledModelBackend",  # ModelBackend + attempt limits (CNIL 2022-100)
@@ -263,6 +286,9 @@ DPI_OIDC_ENABLED = env_bool("DPI_OIDC_ENABLED", False)
 DPI_OIDC_ISSUER = env_str("DPI_OIDC_ISSUER", "").rstrip("/")
 DPI_OIDC_CLIENT_ID = env_str("DPI_OIDC_CLIENT_ID", "")
 DPI_OIDC_CLIENT_SECRET = env_str("DPI_OIDC_CLIENT_SECRET", "")
+# Pro Santé Connect publishes its metadata at a non-standard path:
+# https://auth.esante.gouv.fr/auth/realms/esante-wallet/.well-known/wallet-openid-configuration
+DPI_OIDC_DISCOVERY_URL = env_str("DPI_OIDC_DISCOVERY_URL", "")
 DPI_OIDC_SCOPES = env_str("DPI_OIDC_SCOPES", "openid")
 DPI_OIDC_RPPS_CLAIM = env_str("DPI_OIDC_RPPS_CLAIM", "SubjectNameID")
 DPI_OIDC_MFA_ACR = env_list("DPI_OIDC_MFA_ACR", "")
@@ -308,6 +334,14 @@ DPI_RETENTION_ACTIVE_YEARS = env_int("DPI_RETENTION_ACTIVE_YEARS", 5, minimum=1,
 # --- audit ------------------------------------------------------------------------------------------------
 DPI_AUDIT_CHECKPOINT_SECONDS = env_int("DPI_AUDIT_CHECKPOINT_SECONDS", 300, minimum=10)
 DPI_AUDIT_RETENTION_MONTHS = env_int("DPI_AUDIT_RETENTION_MONTHS", 12, minimum=6, maximum=120)
+# Witnesses of the signed checkpoints outside the database (docs/audit.md, "Threat model"): an append-only
+# file on the archive storage, syslog RFC 5424 to a collector (udp://host:514 or tcp://host:601; empty: off),
+# and an RFC 3161 time-stamping authority (URL; empty: off).
+DPI_AUDIT_WITNESS_FILE = Path(env_str("DPI_AUDIT_WITNESS_FILE",
+                                      str(DPI_ARCHIVE_DIR / "audit-witness" / "checkpoints.jsonl")))
+DPI_AUDIT_SYSLOG = env_str("DPI_AUDIT_SYSLOG", "")
+DPI_AUDIT_TSA_URL = env_str("DPI_AUDIT_TSA_URL", "")
+DPI_AUDIT_TSA_CA_FILE = env_str("DPI_AUDIT_TSA_CA_FILE", "")  # the authority's CA (PEM), to check its tokens
 
 
 def _env_json_object(name: str) -> dict:
@@ -327,6 +361,10 @@ def _env_json_object(name: str) -> dict:
 
 # Detection of unusual access: overrides of audit/detection/config.py DEFAULTS (docs/detection.md).
 DPI_DETECTION_THRESHOLDS = _env_json_object("DPI_DETECTION_THRESHOLDS")
+
+# --- operations: /metrics (dpi/metrics.py) ----------------------------------------------------------------
+# Bearer token for scrapers that are not on the loopback interface (empty: loopback only).
+DPI_METRICS_TOKEN = env_str("DPI_METRICS_TOKEN", "")
 
 # --- i18n -------------------------------------------------------------------------------------------------
 LANGUAGE_CODE = "fr"
@@ -365,6 +403,11 @@ EMAIL_HOST = env_str("DPI_EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("DPI_EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = env_str("DPI_EMAIL_FROM", "dpi@localhost")
 DPI_DPO_EMAILS = env_list("DPI_DPO_EMAILS", "dpo@localhost")
+# Who answers for the processing: printed in the register entry, the DPIA inputs and the patient notice
+# (dpi/compliance/documents.py; CNIL DPI fiches 1 and 8).
+DPI_CONTROLLER_NAME = env_str("DPI_CONTROLLER_NAME", "Centre hospitalier de démonstration")
+DPI_CONTROLLER_ADDRESS = env_str("DPI_CONTROLLER_ADDRESS", "adresse à compléter")
+DPI_DPO_CONTACT = env_str("DPI_DPO_CONTACT", "Délégué à la protection des données")
 
 # --- REST API ---------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -385,6 +428,9 @@ SPECTACULAR_SETTINGS = {
 DPI_API_RATE_PER_MINUTE = env_int("DPI_API_RATE_PER_MINUTE", 600, minimum=1)
 DPI_API_IDEMPOTENCY_HOURS = env_int("DPI_API_IDEMPOTENCY_HOURS", 24, minimum=1, maximum=720)
 DPI_API_DOCUMENT_MAX_BYTES = env_int("DPI_API_DOCUMENT_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
+# Without Redis, each process limits API clients locally (dpi.api.throttling): at most this many processes
+# share the configured rate, so one client cannot exceed it even through every gunicorn worker.
+DPI_API_RATE_LOCAL_DIVISOR = env_int("DPI_API_RATE_LOCAL_DIVISOR", 1, minimum=1, maximum=64)
 DPI_API_TOKEN_DAYS = env_int("DPI_API_TOKEN_DAYS", 365, minimum=1, maximum=3650)
 # INS namespace sent in FHIR identifiers (FR Core): the real INS-NIR OID only in production; synthetic data
 # carries the demonstration OID (.11) or the test OID (.10).
@@ -435,3 +481,18 @@ LOGGING = {
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
+
+# --- identity vigilance (patients) -------------------------------------------------------------------------
+# INSi teleservice: the local simulator (synthetic referential) by default; "national" in production, with the
+# establishment's certificate for mutual TLS.
+DPI_INSI_BACKEND = env_str("DPI_INSI_BACKEND", "simulator")
+if DPI_INSI_BACKEND not in {"simulator", "national"}:
+    raise ImproperlyConfigured(f"DPI_INSI_BACKEND must be 'simulator' or 'national', got {DPI_INSI_BACKEND!r}")
+DPI_INSI_ENDPOINT = env_str("DPI_INSI_ENDPOINT", "")
+DPI_INSI_CERT_FILE = env_str("DPI_INSI_CERT_FILE", "")
+DPI_INSI_KEY_FILE = env_str("DPI_INSI_KEY_FILE", "")
+DPI_INSI_SIMULATOR_FILE = env_str("DPI_INSI_SIMULATOR_FILE", "")
+# Reference list of INSEE birth places (communes and countries); empty: the bundled subset of the COG.
+DPI_INSEE_PLACES_FILE = env_str("DPI_INSEE_PLACES_FILE", "")
+# A merge can be undone for this many days (then the identity-vigilance cell must split the file instead).
+DPI_IDENTITY_UNMERGE_DAYS = env_int("DPI_IDENTITY_UNMERGE_DAYS", 30, minimum=1, maximum=3650)

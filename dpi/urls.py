@@ -1,16 +1,17 @@
 """URL map. Each area registers its routes in its own module, included here."""
 
 from django.contrib import admin
-from django.http import HttpResponse
 from django.urls import include, path
 
+from dpi import health, metrics
 
-def health(request):
-    return HttpResponse("ok", content_type="text/plain")
-
+# Errors raised before the view (e.g. loading the session while PostgreSQL is down) answer 503, not 500.
+handler500 = "dpi.health.server_error"
 
 urlpatterns = [
-    path("healthz", health, name="health"),
+    path("healthz", health.healthz, name="health"),  # liveness: the process answers
+    path("readyz", health.readyz, name="ready"),  # readiness: PostgreSQL, Redis, keyring
+    path("metrics", metrics.metrics_view, name="metrics"),  # Prometheus; loopback or DPI_METRICS_TOKEN
     path("accounts/", include("access.urls")),  # login, second factor, password, logout (access.authn)
     path("audit/", include("audit.urls")),  # patient access report, verification status
     path("dpo/alerts/", include("audit.detection.urls")),  # alerts (detection)

@@ -16,6 +16,10 @@ from django.utils.translation import gettext_lazy as _
 
 from dpi.fields import EncryptedCharField
 from patients import ins as ins_rules
+from patients import places
+
+# Strict traits (Référentiel INS): editing one on a validated, recovered or qualified identity downgrades it.
+STRICT_TRAITS = ("birth_name", "first_name", "first_names", "sex", "birth_date", "birthplace_insee")
 
 
 class CareUnit(models.Model):
@@ -47,6 +51,23 @@ class Patient(models.Model):
         VALIDATED = "VALI", _("validated")
         QUALIFIED = "QUAL", _("qualified")
 
+    class Attribute(models.TextChoices):
+        """RNIV identity attributes (FR Core ``comment`` codes). Doubtful and fictitious stay provisional."""
+
+        NONE = "", _("none")
+        DOUBTFUL = "DOUT", _("doubtful identity")
+        FICTITIOUS = "FICT", _("fictitious identity")
+        HOMONYM = "HOMA", _("known homonym")
+
+    class ValidationMode(models.TextChoices):
+        """High-trust identity documents (FR Core ``fr-core-cs-mode-validation-identity`` codes)."""
+
+        NONE = "", _("none")
+        ID_CARD = "CN", _("national identity card")
+        ELECTRONIC_ID_CARD = "eCN", _("electronic national identity card")
+        PASSPORT = "PA", _("passport")
+        RESIDENCE_PERMIT = "CS", _("residence permit")
+
     class Confidentiality(models.TextChoices):
         NORMAL = "normal", _("normal")
         RESTRICTED = "restricted", _("restricted")
@@ -69,6 +90,25 @@ class Patient(models.Model):
     birthplace_insee = models.CharField(_("birthplace INSEE code"), max_length=5, blank=True, default="")
     identity_status = models.CharField(
         _("identity status"), max_length=5, choices=IdentityStatus.choices, default=IdentityStatus.PROVISIONAL
+    )
+    identity_attribute = models.CharField(
+        _("identity attribute"), max_length=4, choices=Attribute.choices, blank=True, default=""
+    )
+    validation_mode = models.CharField(
+        _("identity document"), max_length=4, choices=ValidationMode.choices, blank=True, default=""
+    )
+    validation_date = models.DateField(_("identity document checked on"), null=True, blank=True)
+    validated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("identity document checked by"),
+    )
+    validated_by_name = models.CharField(
+        _("checked by (name, when recorded by another system)"), max_length=150, blank=True, default=""
+    )
+    insi_date = models.DateTimeField(_("INSi teleservice result of"), null=True, blank=True)
+    is_merged = models.BooleanField(
+        _("merged into another file"), default=False, db_index=True,
+        help_text=_("identity vigilance: this file was merged; its IPP is an alias of the kept one"),
     )
     address = models.CharField(_("address"), max_length=300, blank=True, default="")
     postal_code = models.CharField(_("postal code"), max_length=10, blank=True, default="")
@@ -124,6 +164,80 @@ class Patient(models.Model):
     def ins_kind(self) -> str:
         return ins_rules.kind(self.ins) if self.ins else ""
 
+    @property
+    def has_document_check(self) -> bool:
+        return bool(self.validation_mode and self.validation_date and (self.validated_by_id or self.validated_by_name))
+
+    @property
+    def has_insi_result(self) -> bool:
+        return self.insi_date is not None
+
+    @property
+    def is_doubtful_or_fictitious(self) -> bool:
+        return self.identity_attribute in {self.Attribute.DOUBTFUL, self.Attribute.FICTITIOUS}
+
+    def evidence_status(self) -> str:
+        """RNIV status = INSi retrieval x high-trust document check (doubtful or fictitious: provisional)."""
+        if self.is_doubtful_or_fictitious:
+            return self.IdentityStatus.PROVISIONAL
+        insi, document = self.has_insi_result, self.has_document_check
+        if insi and document:
+            return self.IdentityStatus.QUALIFIED
+        if insi:
+            return self.IdentityStatus.RECOVERED
+        if document:
+            return self.IdentityStatus.VALIDATED
+        return self.IdentityStatus.PROVISIONAL
+
+    def normalise_traits(self) -> None:
+        """Strict traits as the INS referential writes them: upper case, no diacritics."""
+        for name in ("birth_name", "first_name", "first_names"):
+            setattr(self, name, ins_rules.normalise_trait(getattr(self, name) or ""))
+        if self.first_name and not self.first_names:
+            self.first_names = self.first_name
+        self.birthplace_insee = (self.birthplace_insee or "").strip().upper()
+
+    def identity_errors(self) -> dict[str, list[str]]:
+        """The identity-vigilance rules (status, coherence of the INS, birth place, strict traits)."""
+        errors: dict[str, list[str]] = {}
+
+        def add(field: str, message) -> None:
+            errors.setdefault(field, []).append(str(message))
+
+        for name in ("birth_name", "first_name", "first_names"):
+            value = getattr(self, name)
+            if value and not ins_rules.trait_valid(value):
+                add(name, _("Letters only, separated by a space, a hyphen or an apostrophe (no digits)."))
+        if self.first_names and self.first_name and self.first_names.split(" ")[0] != self.first_name:
+            add("first_name", _("The first given name must be the first of the birth given names."))
+        if self.birthplace_insee:
+            if not places.well_formed(self.birthplace_insee):
+                add("birthplace_insee", _("An INSEE code is 5 characters: a commune code, or 99 and a country."))
+            elif not places.is_known(self.birthplace_insee):
+                add("birthplace_insee", _("This INSEE code is not in the reference list of communes and countries."))
+        status = self.evidence_status()
+        if self.is_doubtful_or_fictitious and (self.insi_date or self.validation_mode or self.ins):
+            add("identity_attribute", _("A doubtful or fictitious identity stays provisional: no INS, no INSi "
+                                        "result, no identity document."))
+        if self.validation_mode and not (self.validation_date and (self.validated_by_id or self.validated_by_name)):
+            add("validation_date", _("Record the date of the document check and who checked it."))
+        if self.validation_date and self.birth_date and isinstance(self.validation_date, date):
+            if self.validation_date > timezone.localdate():
+                add("validation_date", _("The document check cannot be in the future."))
+        if self.identity_status != status:
+            add("identity_status", STATUS_REFUSAL.get((self.identity_status, status), _("Status not allowed.")))
+        if status in {self.IdentityStatus.RECOVERED, self.IdentityStatus.QUALIFIED} and not self.ins:
+            add("ins", _("A recovered or qualified identity carries the INS returned by the INSi teleservice."))
+        if status != self.IdentityStatus.PROVISIONAL and not self.birthplace_insee:
+            add("birthplace_insee", _("The birth place (INSEE code) is a strict trait: required from the "
+                                      "validated status on."))
+        if self.ins and ins_rules.is_valid(self.ins) and isinstance(self.birth_date, date):
+            for field, messages in ins_rules.coherence_errors(
+                self.ins, sex=self.sex, birth_date=self.birth_date, birthplace=self.birthplace_insee
+            ).items():
+                errors.setdefault(field, []).extend(messages)
+        return errors
+
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
         if self.ins:
@@ -153,8 +267,107 @@ class Patient(models.Model):
                 errors.setdefault("date_of_death", []).append(str(_("The date of death is before the birth date.")))
         if self.is_restricted and not self.restriction_reason:
             errors.setdefault("restriction_reason", []).append(str(_("A restricted patient needs a reason.")))
+        self.normalise_traits()
+        for field, messages in self.identity_errors().items():
+            errors.setdefault(field, []).extend(messages)
         if errors:
             raise ValidationError(errors)
+
+
+# Why a requested status is refused, by (requested, what the evidence gives).
+_P, _R, _V, _Q = "PROV", "RECUP", "VALI", "QUAL"
+STATUS_REFUSAL = {
+    (_Q, _P): _("Qualified needs both an INSi teleservice result and a high-trust identity document check."),
+    (_Q, _R): _("Qualified also needs a high-trust identity document check (identity card, passport, "
+                "residence permit)."),
+    (_Q, _V): _("Qualified also needs the INS retrieved from the INSi teleservice."),
+    (_R, _P): _("Recovered only comes from an INSi teleservice result."),
+    (_R, _V): _("With a document check, an INSi result makes the identity qualified, not recovered."),
+    (_R, _Q): _("This identity has both checks: it is qualified."),
+    (_V, _P): _("Validated needs a high-trust identity document check (type, date, who checked)."),
+    (_V, _R): _("With an INSi result, a document check makes the identity qualified, not validated."),
+    (_V, _Q): _("This identity has both checks: it is qualified."),
+    (_P, _R): _("This identity has an INSi result: it is recovered, not provisional."),
+    (_P, _V): _("This identity has a document check: it is validated, not provisional."),
+    (_P, _Q): _("This identity has both checks: it is qualified, not provisional."),
+}
+
+
+class InsiQuery(models.Model):
+    """One call to the INSi teleservice (or its simulator) and what it answered: the trace RNIV asks for."""
+
+    class Outcome(models.TextChoices):
+        FOUND = "found", _("one identity found")
+        NONE = "none", _("no identity found")
+        SEVERAL = "several", _("several identities found")
+        ERROR = "error", _("teleservice error")
+
+    patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.CASCADE, related_name="insi_queries")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    backend = models.CharField(max_length=32)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    ins = EncryptedCharField(blank=True, default="", plaintext_max_length=15)
+    oid = models.CharField(max_length=40, blank=True, default="")
+    birth_name = models.CharField(max_length=100, blank=True, default="")
+    first_names = models.CharField(max_length=300, blank=True, default="")
+    sex = models.CharField(max_length=1, blank=True, default="")
+    birth_date = models.DateField(null=True, blank=True)
+    birthplace_insee = models.CharField(max_length=5, blank=True, default="")
+    detail = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ["-requested_at"]
+
+    def __str__(self) -> str:
+        return f"INSi {self.outcome} {self.requested_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def first_name(self) -> str:
+        return self.first_names.split(" ")[0] if self.first_names else ""
+
+
+class IdentityMerge(models.Model):
+    """A merge of two files of one person (identity vigilance): ``merged`` into the kept patient.
+
+    The merged file stays (its IPP an alias of the kept one, its audit trail untouched); ``moved`` lists every
+    row moved, by model label, so that the merge can be undone within ``DPI_IDENTITY_UNMERGE_DAYS``.
+    """
+
+    merged = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="merges_out")
+    kept_patient_id = models.BigIntegerField(db_index=True)  # an id, not a key: the record of one file only
+    kept_ipp = models.CharField(max_length=20)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    system_task = models.CharField(max_length=100, blank=True, default="")
+    reason = models.CharField(max_length=300)
+    merged_at = models.DateTimeField(default=timezone.now)
+    moved = models.JSONField(default=dict)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    undo_reason = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ["-merged_at"]
+
+    def __str__(self) -> str:
+        return f"{self.merged_id} -> {self.kept_patient_id}"
+
+
+class DuplicateSuspicion(models.Model):
+    """A probable duplicate flagged at creation, for the identity-vigilance worklist."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="duplicate_suspicions")
+    candidate_id = models.BigIntegerField()
+    reason = models.CharField(max_length=32)  # strict_traits | phonetic_birth_date
+    flagged_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} ~ {self.candidate_id} ({self.reason})"
 
 
 class Encounter(models.Model):

@@ -2,20 +2,67 @@
 
 Each service validates (``full_clean``) and saves in one transaction: bad input raises a ValidationError
 naming the field, and nothing is saved.
+
+Identity vigilance (RNIV, Référentiel INS) lives here, for every channel alike (reception admin, REST API and
+its ADT feed, FHIR, the HL7 listener): the status follows the evidence (INSi result, identity document),
+strict traits are stored as the referential writes them, the INS must agree with the traits, a duplicate INS
+is refused, probable duplicates are flagged, and two files of one person are merged (and unmerged) here.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.apps import apps
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from dpi import crypto
-from patients.models import Appointment, CareUnit, Encounter, Patient
+from patients import insi as insi_client
+from patients.models import (
+    STRICT_TRAITS,
+    Appointment,
+    CareUnit,
+    DuplicateSuspicion,
+    Encounter,
+    IdentityMerge,
+    InsiQuery,
+    Patient,
+)
+from patients.phonetic import phonetic_key
+
+# Sent after rows moved between two files (merge, unmerge, split), in the same transaction, with
+# ``patient_ids``: derived data (care grants in ``access``) is recomputed by its owner.
+patient_records_moved = Signal()
+
+EVIDENCE_FIELDS = ("validation_mode", "validation_date", "validated_by", "validated_by_name", "insi_date")
+
+
+def _audit(*, actor: Any, action: str, patient_id: int | None, basis: str, details: dict[str, Any],
+           system_task: str = "", resource_type: str = "patient", resource_id: Any = "") -> None:
+    """The identity-vigilance trace, in the caller's transaction (old and new values, never the INS itself)."""
+    from audit.services import event_record
+
+    role = getattr(getattr(actor, "staff", None), "role", "") if actor is not None else "system"
+    if system_task:
+        details = {**details, "system_task": system_task}
+    event_record(action=action, outcome="allowed", actor=actor, actor_role=role, patient_id=patient_id,
+                 category="administrative", resource_type=resource_type,
+                 resource_id=resource_id if resource_id != "" else (patient_id or ""), basis=basis,
+                 details=details)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, models.Model):
+        return value.pk
+    return value
 
 
 def ins_blind_index(ins: str) -> str:
@@ -28,40 +75,278 @@ def next_ipp() -> str:
 
 
 def check_not_frozen(patient: Patient) -> None:
-    """GDPR art. 18 restriction: no change while a dispute is checked."""
+    """GDPR art. 18 restriction: no change while a dispute is checked. A merged file takes no new data either:
+    it is an alias of the kept one."""
     if patient.frozen:
         raise ValidationError(
             {"__all__": [_("This record is frozen (restriction of processing) while a dispute is checked.")]}
         )
+    if patient.is_merged:
+        kept = merged_into(patient)
+        raise ValidationError({"__all__": [_("This file was merged into file %(ipp)s: write there.")
+                                           % {"ipp": kept.ipp if kept else "?"}]}, code="merged")
 
 
-@transaction.atomic
-def patient_create(**fields: Any) -> Patient:
-    fields.setdefault("ipp", next_ipp())
-    patient = Patient(**fields)
-    patient.full_clean()
-    patient.ins_bidx = ins_blind_index(patient.ins)
-    patient.save(force_insert=True)
+def merged_into(patient: Patient) -> Patient | None:
+    """The file this one was merged into (its IPP is then an alias), or None."""
+    merge = IdentityMerge.objects.filter(merged_id=patient.pk, undone_at__isnull=True).first()
+    return Patient.objects.filter(pk=merge.kept_patient_id).first() if merge else None
+
+
+def patient_by_ipp(ipp: str) -> Patient | None:
+    """The live file for an IPP, following merge aliases (an HL7 or JSON feed may still send the old IPP)."""
+    patient = Patient.objects.filter(ipp=ipp).first()
+    seen = set()
+    while patient is not None and patient.is_merged and patient.pk not in seen:
+        seen.add(patient.pk)
+        patient = merged_into(patient)
     return patient
 
 
+def _check_ins_unique(patient: Patient) -> None:
+    """The same INS on two files is refused (one person, one file): name the file to merge with instead."""
+    if not patient.ins:
+        return
+    other = (Patient.objects.filter(ins_bidx=ins_blind_index(patient.ins), is_merged=False)
+             .exclude(pk=patient.pk).values_list("ipp", flat=True).first())
+    if other:
+        raise ValidationError({"ins": [_("This INS is already registered on file %(ipp)s: the same person "
+                                         "cannot have two files (ask identity vigilance to merge them).")
+                                       % {"ipp": other}]}, code="duplicate_ins")
+
+
+def _apply_status(patient: Patient, requested: str | None) -> None:
+    """The status follows the evidence; a requested status must be the one the evidence gives."""
+    patient.identity_status = requested or patient.evidence_status()
+
+
+def probable_duplicates(patient: Patient, *, limit: int = 10) -> list[tuple[Patient, str]]:
+    """Files that may be the same person: same strict traits, or same phonetic names and birth date."""
+    if not patient.birth_date:
+        return []
+    same_day = (Patient.objects.filter(birth_date=patient.birth_date, is_merged=False).exclude(pk=patient.pk)
+                .order_by("pk"))
+    key_birth, key_first = phonetic_key(patient.birth_name), phonetic_key(patient.first_name)
+    names = {phonetic_key(patient.used_name)} - {""} | {key_birth}
+    out: list[tuple[Patient, str]] = []
+    for other in same_day[:500]:
+        if (other.birth_name, other.first_name, other.sex) == (patient.birth_name, patient.first_name, patient.sex) \
+                and (not patient.birthplace_insee or not other.birthplace_insee
+                     or other.birthplace_insee == patient.birthplace_insee):
+            out.append((other, "strict_traits"))
+        elif names & ({phonetic_key(other.birth_name), phonetic_key(other.used_name)} - {""}) \
+                and phonetic_key(other.first_name) == key_first:
+            out.append((other, "phonetic_birth_date"))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _flag_duplicates(patient: Patient) -> list[tuple[Patient, str]]:
+    found = probable_duplicates(patient)
+    DuplicateSuspicion.objects.bulk_create(
+        [DuplicateSuspicion(patient=patient, candidate_id=other.pk, reason=why) for other, why in found])
+    return found
+
+
 @transaction.atomic
-def patient_update(*, patient: Patient, **changes: Any) -> dict[str, tuple[Any, Any]]:
-    """Apply changes to identity or contact fields; returns {field: (old, new)} for the audit trail."""
-    patient = Patient.objects.select_for_update().get(pk=patient.pk)
-    check_not_frozen(patient)
+def patient_create(*, actor: Any = None, insi: InsiQuery | None = None, **fields: Any) -> Patient:
+    """Register an identity. Provisional unless evidence is given: an identity document check
+    (``validation_mode``, ``validation_date``, who checked) makes it validated; ``insi``, an INSi answer
+    recorded by ``insi_search`` for these traits, makes it recovered (qualified with both).
+
+    The traits are stored as the referential writes them. The new file's probable duplicates are flagged
+    (``patient.probable_duplicates``), never silently merged.
+    """
+    fields.setdefault("ipp", next_ipp())
+    requested = fields.pop("identity_status", None) or None
+    if fields.get("validation_mode") and not fields.get("validated_by") and not fields.get("validated_by_name"):
+        fields["validated_by"] = actor
+    patient = Patient(**fields)
+    if insi is not None:
+        _take_insi_answer(patient, insi)
+    _apply_status(patient, requested)
+    patient.full_clean()
+    _check_ins_unique(patient)
+    patient.ins_bidx = ins_blind_index(patient.ins)
+    patient.save(force_insert=True)
+    if insi is not None:
+        InsiQuery.objects.filter(pk=insi.pk).update(patient=patient)
+    patient.probable_duplicates = _flag_duplicates(patient)
+    if actor is not None or patient.identity_status != Patient.IdentityStatus.PROVISIONAL:
+        _audit(actor=actor, action="create", patient_id=patient.pk, basis="identity:create",
+               details={"status": patient.identity_status,
+                        "probable_duplicates": [p.pk for p, _why in patient.probable_duplicates]})
+    return patient
+
+
+def _take_insi_answer(patient: Patient, answer: InsiQuery) -> None:
+    """The INS and the strict traits as the INSi teleservice returned them (RNIV: they replace typed ones)."""
+    if answer.outcome != InsiQuery.Outcome.FOUND or not answer.ins:
+        raise ValidationError({"ins": [_("Only an INSi answer with exactly one identity can be used.")]})
+    if answer.patient_id and answer.patient_id != patient.pk:
+        raise ValidationError({"ins": [_("This INSi answer was obtained for another file.")]})
+    if patient.is_doubtful_or_fictitious:
+        raise ValidationError({"identity_attribute": [_("A doubtful or fictitious identity cannot use the INSi "
+                                                        "teleservice.")]})
+    if patient.has_document_check:
+        # A validated identity: the document and the referential must agree, else a person must look.
+        patient.normalise_traits()
+        theirs = (answer.birth_name, answer.first_name, answer.sex, answer.birth_date)
+        ours = (patient.birth_name, patient.first_name, patient.sex, patient.birth_date)
+        if theirs != ours:
+            raise ValidationError({"birth_name": [_("The INSi traits differ from the checked identity document: "
+                                                    "check the document again before qualifying.")]})
+    patient.ins = answer.ins
+    patient.birth_name = answer.birth_name
+    patient.first_names = answer.first_names
+    patient.first_name = answer.first_name
+    patient.sex = answer.sex
+    patient.birth_date = answer.birth_date
+    patient.birthplace_insee = answer.birthplace_insee
+    patient.insi_date = answer.requested_at
+
+
+def _diff(patient: Patient, changes: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     diff = {}
     for name, value in changes.items():
         old = getattr(patient, name)
         if old != value:
             diff[name] = (old, value)
             setattr(patient, name, value)
-    if not diff:
-        return {}
-    patient.full_clean()
-    patient.ins_bidx = ins_blind_index(patient.ins)
-    patient.save(update_fields=[*diff.keys(), "ins_bidx", "updated_at"])
     return diff
+
+
+@transaction.atomic
+def patient_update(*, patient: Patient, actor: Any = None, **changes: Any) -> dict[str, tuple[Any, Any]]:
+    """Apply changes to identity or contact fields; returns {field: (old, new)} for the audit trail.
+
+    Editing a strict trait of a validated, recovered or qualified identity returns it to provisional (its
+    document check and INSi result were about the old traits); editing the INS by hand voids the INSi
+    result. The downgrade is part of the returned diff and recorded.
+    """
+    patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    check_not_frozen(patient)
+    requested = changes.pop("identity_status", None) or None
+    before = {name: getattr(patient, name) for name in (*STRICT_TRAITS, "ins")}
+    diff = _diff(patient, changes)
+    if not diff and (requested is None or requested == patient.identity_status):
+        return {}
+    patient.normalise_traits()
+    trait_changed = [n for n in STRICT_TRAITS if getattr(patient, n) != before[n]]
+    ins_changed = patient.ins != before["ins"]
+    downgrade: dict[str, tuple[Any, Any]] = {}
+    if trait_changed and patient.identity_status != Patient.IdentityStatus.PROVISIONAL:
+        downgrade = _diff(patient, {"validation_mode": "", "validation_date": None, "validated_by": None,
+                                    "validated_by_name": "", "insi_date": None})
+    elif ins_changed and patient.insi_date is not None:
+        downgrade = _diff(patient, {"insi_date": None})
+    if patient.validation_mode and "validation_mode" in changes and not patient.validated_by_id \
+            and not patient.validated_by_name:
+        patient.validated_by = actor
+        diff["validated_by"] = (None, actor)
+    old_status = patient.identity_status
+    if requested is None and (downgrade or any(f in diff for f in (*EVIDENCE_FIELDS, "identity_attribute"))):
+        _apply_status(patient, None)
+    elif requested is not None:
+        _apply_status(patient, requested)
+    if patient.identity_status != old_status:
+        downgrade["identity_status"] = (old_status, patient.identity_status)
+    diff.update(downgrade)
+    patient.full_clean()
+    _check_ins_unique(patient)
+    patient.ins_bidx = ins_blind_index(patient.ins)
+    saved = {*diff.keys(), *STRICT_TRAITS}
+    patient.save(update_fields=sorted({("validated_by" if n == "validated_by" else n) for n in saved}
+                                      | {"ins_bidx", "updated_at"}))
+    if "identity_status" in downgrade or trait_changed:
+        _audit(actor=actor, action="amend", patient_id=patient.pk, basis="identity:update",
+               details={"fields": sorted(diff), "traits_changed": trait_changed,
+                        "status": [old_status, patient.identity_status],
+                        "downgraded": _rank(patient.identity_status) < _rank(old_status)})
+    return diff
+
+
+def _rank(status: str) -> int:
+    return {"PROV": 0, "RECUP": 1, "VALI": 1, "QUAL": 2}.get(status, 0)
+
+
+@transaction.atomic
+def patient_document_record(*, actor: Any, patient: Patient, mode: str, checked_on: date | None = None,
+                            checked_by_name: str = "") -> Patient:
+    """A high-trust identity document was checked: PROV -> VALI, RECUP -> QUAL."""
+    patient_update(patient=patient, actor=actor, validation_mode=mode,
+                   validation_date=checked_on or timezone.localdate(),
+                   validated_by=actor if not checked_by_name else None, validated_by_name=checked_by_name)
+    return Patient.objects.get(pk=patient.pk)
+
+
+@transaction.atomic
+def patient_attribute_set(*, actor: Any, patient: Patient, attribute: str) -> Patient:
+    """Flag an identity doubtful or fictitious (it returns to provisional: evidence and INS dropped), or homonym."""
+    patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    changes: dict[str, Any] = {"identity_attribute": attribute}
+    if attribute in {Patient.Attribute.DOUBTFUL, Patient.Attribute.FICTITIOUS}:
+        changes.update(ins="", validation_mode="", validation_date=None, validated_by=None, validated_by_name="",
+                       insi_date=None)
+    patient_update(patient=patient, actor=actor, **changes)
+    return Patient.objects.get(pk=patient.pk)
+
+
+@transaction.atomic
+def insi_search(*, actor: Any, traits: insi_client.InsiTraits, patient: Patient | None = None) -> InsiQuery:
+    """Ask the INSi teleservice (or the simulator) for these traits; the call and its answer are recorded."""
+    if patient is not None and patient.is_doubtful_or_fictitious:
+        raise ValidationError({"identity_attribute": [_("A doubtful or fictitious identity cannot use the INSi "
+                                                        "teleservice.")]})
+    backend = insi_client.client()
+    answer = backend.search(traits)
+    first = answer.identities[0] if answer.outcome == "found" else None
+    query = InsiQuery(
+        patient=patient, requested_by=actor, backend=backend.name, outcome=answer.outcome, detail=answer.detail[:300],
+        ins=first.ins if first else "", oid=first.oid if first else "",
+        birth_name=first.birth_name if first else "", first_names=first.first_names if first else "",
+        sex=first.sex if first else "", birth_date=first.birth_date if first else None,
+        birthplace_insee=first.birthplace_insee if first else "",
+    )
+    query.save(force_insert=True)
+    query.candidates = answer.identities
+    _audit(actor=actor, action="search", patient_id=patient.pk if patient else None, basis="identity:insi",
+           resource_type="insi", resource_id=query.pk, details={"outcome": answer.outcome,
+                                                               "results": len(answer.identities)})
+    return query
+
+
+@transaction.atomic
+def patient_insi_apply(*, actor: Any, patient: Patient, answer: InsiQuery) -> Patient:
+    """Use an INSi answer on an existing file: PROV -> RECUP, VALI -> QUAL (traits must match the document)."""
+    patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    check_not_frozen(patient)
+    old = patient.identity_status
+    _take_insi_answer(patient, answer)
+    _apply_status(patient, None)
+    patient.full_clean()
+    _check_ins_unique(patient)
+    patient.ins_bidx = ins_blind_index(patient.ins)
+    patient.save(update_fields=["ins", "ins_bidx", "birth_name", "first_name", "first_names", "sex", "birth_date",
+                                "birthplace_insee", "insi_date", "identity_status", "updated_at"])
+    InsiQuery.objects.filter(pk=answer.pk).update(patient=patient)
+    _audit(actor=actor, action="amend", patient_id=patient.pk, basis="identity:insi_applied",
+           details={"status": [old, patient.identity_status], "insi_query": answer.pk})
+    return patient
+
+
+@transaction.atomic
+def patient_insi_check(*, actor: Any, patient: Patient) -> tuple[Patient, InsiQuery]:
+    """Query INSi with the file's traits and, on exactly one result, apply it."""
+    traits = insi_client.InsiTraits(birth_name=patient.birth_name,
+                                    first_names=patient.first_names or patient.first_name, sex=patient.sex,
+                                    birth_date=patient.birth_date,
+                                    birthplace_insee=patient.birthplace_insee)
+    query = insi_search(actor=actor, traits=traits, patient=patient)
+    if query.outcome != InsiQuery.Outcome.FOUND:
+        return patient, query
+    return patient_insi_apply(actor=actor, patient=patient, answer=query), query
 
 
 def patient_find_by_ins(ins: str):
@@ -84,12 +369,42 @@ def touch_activity(patient_id: int, when: datetime) -> None:
     Patient.objects.filter(pk=patient_id).exclude(last_activity_at__gte=when).update(last_activity_at=when)
 
 
+def _check_stay_dates(patient: Patient, start: datetime) -> None:
+    """No stay before birth or after death (compared on the hospital's calendar day)."""
+    day = timezone.localtime(start).date() if timezone.is_aware(start) else start.date()
+    if patient.birth_date and day < patient.birth_date:
+        raise ValidationError({"start": [_("A stay cannot start before the patient's birth (%(date)s).")
+                                         % {"date": patient.birth_date.strftime("%d/%m/%Y")}]})
+    if patient.date_of_death and day > patient.date_of_death:
+        raise ValidationError({"start": [_("A stay cannot start after the patient's death (%(date)s).")
+                                         % {"date": patient.date_of_death.strftime("%d/%m/%Y")}]})
+
+
+def _check_no_open_stay(patient: Patient, *, start: datetime, excluding: int | None = None) -> None:
+    """At most one open stay per patient: a move to another unit is a transfer, which closes the previous."""
+    open_stays = Encounter.objects.filter(patient_id=patient.pk, end__isnull=True)
+    if excluding:
+        open_stays = open_stays.exclude(pk=excluding)
+    current = open_stays.select_related("unit").first()
+    if current is not None:
+        raise ValidationError({"patient": [_("This patient already has a stay in progress (%(unit)s since "
+                                             "%(date)s): transfer or discharge it first.")
+                                           % {"unit": current.unit.name,
+                                              "date": timezone.localtime(current.start).strftime("%d/%m/%Y")}]},
+                              code="open_stay")
+
+
 @transaction.atomic
 def encounter_admit(
     *, patient: Patient, unit: CareUnit | str | int, start: datetime | None = None, kind: str = Encounter.Kind.STAY
 ) -> Encounter:
+    patient = Patient.objects.select_for_update().get(pk=patient.pk)  # one admission at a time per patient
     check_not_frozen(patient)
-    encounter = Encounter(patient=patient, unit=_unit(unit), start=start or timezone.now(), kind=kind)
+    unit = _unit(unit)
+    start = start or timezone.now()
+    _check_stay_dates(patient, start)
+    _check_no_open_stay(patient, start=start)
+    encounter = Encounter(patient=patient, unit=unit, start=start, kind=kind)
     encounter.full_clean()
     encounter.save(force_insert=True)
     touch_activity(patient.pk, encounter.start)
@@ -120,11 +435,18 @@ def encounter_transfer(*, encounter: Encounter, unit: CareUnit | str | int, at: 
 
 @transaction.atomic
 def appointment_book(
-    *, patient: Patient, unit: CareUnit | str | int, practitioner, start: datetime, end: datetime, reason: str = ""
+    *, patient: Patient, unit: CareUnit | str | int, practitioner, start: datetime, end: datetime, reason: str = "",
+    regularisation: bool = False,
 ) -> Appointment:
+    """Book an appointment. Not in the past, unless it records one that took place (``regularisation``)."""
     check_not_frozen(patient)
+    unit = _unit(unit)
+    if not regularisation and start < timezone.now() - timedelta(minutes=5):
+        raise ValidationError({"start": [_("An appointment cannot be booked in the past; tick "
+                                           "\"regularisation\" to record one that took place.")]})
+    _check_stay_dates(patient, start)
     appt = Appointment(
-        patient=patient, unit=_unit(unit), practitioner=practitioner, start=start, end=end, reason=reason
+        patient=patient, unit=unit, practitioner=practitioner, start=start, end=end, reason=reason
     )
     appt.full_clean()
     appt.save(force_insert=True)
@@ -137,3 +459,203 @@ def appointment_cancel(*, appointment: Appointment) -> Appointment:
     appointment.status = Appointment.Status.CANCELLED
     appointment.save(update_fields=["status"])
     return appointment
+
+
+# --- merge, unmerge, split (identity vigilance) -------------------------------------------------------------
+# Relations not moved by a merge: the merge's own bookkeeping, the traces of INSi calls (they belong to the
+# file they were made for), duplicate flags, and derived care grants (recomputed by ``access``).
+_NOT_MOVED = {"patients.identitymerge", "patients.insiquery", "patients.duplicatesuspicion",
+              "access.caregrant", "access.patientgroupobjectpermission"}
+
+
+def _patient_relations() -> list[tuple[type[models.Model], models.Field]]:
+    """Every foreign key (or one-to-one) to Patient, found from the models (nothing is forgotten)."""
+    out = []
+    for model in apps.get_models():
+        if model._meta.proxy or not model._meta.managed or model._meta.label_lower in _NOT_MOVED:
+            continue
+        for field in model._meta.concrete_fields:
+            if isinstance(field, models.ForeignKey) and field.related_model is Patient:
+                out.append((model, field))
+    return out
+
+
+def _move_rows(*, source_id: int, target_id: int, only: dict[str, list[int]] | None = None) -> dict[str, list[int]]:
+    """Point every row of ``source_id`` (or only the listed ones) at ``target_id``. Returns what moved.
+
+    A row that would break a uniqueness rule on the target (the target already has it: e.g. the same
+    objection, a staff link) is left on the source, which stays readable as an alias.
+    """
+    moved: dict[str, list[int]] = {}
+    for model, field in _patient_relations():
+        key = f"{model._meta.label_lower}.{field.name}"
+        rows = model._base_manager.filter(**{field.attname: source_id})
+        if only is not None:
+            if key not in only:
+                continue
+            rows = rows.filter(pk__in=only[key])
+        ids = list(rows.values_list("pk", flat=True))
+        if not ids:
+            continue
+        if field.one_to_one or field.unique:
+            if model._base_manager.filter(**{field.attname: target_id}).exists():
+                continue
+        unique_sets = [tuple(c.fields) for c in model._meta.constraints
+                       if isinstance(c, models.UniqueConstraint) and field.name in c.fields and c.condition is None]
+        unique_sets += [tuple(u) for u in model._meta.unique_together if field.name in u]
+        done: list[int] = []
+        for pk in ids:
+            if unique_sets:
+                row = model._base_manager.get(pk=pk)
+                clash = any(model._base_manager.filter(**{field.attname: target_id, **{
+                    f: getattr(row, model._meta.get_field(f).attname) for f in fields if f != field.name}})
+                    .exists() for fields in unique_sets)
+                if clash:
+                    continue
+            done.append(pk)
+        if done:
+            model._base_manager.filter(pk__in=done).update(**{field.attname: target_id})
+            moved[key] = done
+    return moved
+
+
+def _moved_back(moved: dict[str, list[int]], *, source_id: int, target_id: int) -> None:
+    by_key = {f"{m._meta.label_lower}.{f.name}": (m, f) for m, f in _patient_relations()}
+    for key, ids in moved.items():
+        if key not in by_key:
+            continue
+        model, field = by_key[key]
+        model._base_manager.filter(pk__in=ids, **{field.attname: source_id}).update(**{field.attname: target_id})
+
+
+@transaction.atomic
+def patient_merge(*, actor: Any, kept: Patient, merged: Patient, reason: str, system_task: str = "") -> IdentityMerge:
+    """Merge two files of one person (identity vigilance; HL7 ADT A40): ``merged`` into ``kept``.
+
+    Every row of the merged file (stays, appointments, clinical records, care-team memberships, objections,
+    emergency accesses, rights requests...) moves to the kept file; the merged file stays as an alias (its
+    IPP resolves to the kept file through ``patient_by_ipp``) and takes no new data; the audit trails of
+    both files are left whole (events keep the id they were written with). Care grants are recomputed.
+
+    ``actor`` is the identity-vigilance user, already authorised by the channel; it may be None for a
+    system task (the HL7 listener), which then names itself in ``system_task`` (e.g. ``"hl7:A40:<msg id>"``).
+    The merge is reversible with ``patient_unmerge`` within ``DPI_IDENTITY_UNMERGE_DAYS`` days.
+    """
+    if actor is None and not system_task:
+        raise ValueError("a merge without a user must name its system_task")
+    if not reason.strip():
+        raise ValidationError({"reason": [_("Give the reason for the merge.")]})
+    first, second = sorted([kept.pk, merged.pk])
+    locked = {p.pk: p for p in Patient.objects.select_for_update().filter(pk__in=[first, second]).order_by("pk")}
+    if kept.pk == merged.pk or len(locked) != 2:
+        raise ValidationError({"merged": [_("Choose two different files.")]})
+    kept, merged = locked[kept.pk], locked[merged.pk]
+    for patient in (kept, merged):
+        if patient.is_merged:
+            raise ValidationError({"merged": [_("File %(ipp)s was already merged.") % {"ipp": patient.ipp}]})
+        if patient.frozen:
+            raise ValidationError({"merged": [_("File %(ipp)s is frozen (restriction of processing).")
+                                              % {"ipp": patient.ipp}]})
+    if kept.birth_date != merged.birth_date or (kept.sex != merged.sex and "U" not in {kept.sex, merged.sex}):
+        if not reason.lower().startswith("forced:"):
+            raise ValidationError({"merged": [_("The two files differ in birth date or sex: they may be two "
+                                                "people. Check, or start the reason with 'forced:'.")]})
+    if kept.ins and merged.ins and kept.ins != merged.ins:
+        raise ValidationError({"merged": [_("The two files carry different INS: two different people.")]})
+    if kept.pk and Encounter.objects.filter(patient_id=kept.pk, end__isnull=True).exists() \
+            and Encounter.objects.filter(patient_id=merged.pk, end__isnull=True).exists():
+        raise ValidationError({"merged": [_("Both files have a stay in progress: discharge one first.")]})
+    moved = _move_rows(source_id=merged.pk, target_id=kept.pk)
+    merged.is_merged = True
+    merged.save(update_fields=["is_merged", "updated_at"])
+    if merged.last_activity_at and (not kept.last_activity_at or merged.last_activity_at > kept.last_activity_at):
+        touch_activity(kept.pk, merged.last_activity_at)
+    record = IdentityMerge(merged=merged, kept_patient_id=kept.pk, kept_ipp=kept.ipp, actor=actor,
+                           system_task=system_task[:100], reason=reason[:300], moved=moved)
+    record.full_clean()
+    record.save(force_insert=True)
+    DuplicateSuspicion.objects.filter(patient_id__in=[kept.pk, merged.pk], candidate_id__in=[kept.pk, merged.pk],
+                                      resolved_at__isnull=True).update(resolved_at=timezone.now())
+    counts = {k: len(v) for k, v in moved.items()}
+    for pid, role in ((kept.pk, "kept"), (merged.pk, "merged")):
+        _audit(actor=actor, action="amend", patient_id=pid, basis=f"identity:merge_{role}", system_task=system_task,
+               resource_type="identitymerge", resource_id=record.pk,
+               details={"kept": kept.pk, "kept_ipp": kept.ipp, "merged": merged.pk, "merged_ipp": merged.ipp,
+                        "moved": counts, "reason": reason[:300]})
+    patient_records_moved.send(sender=IdentityMerge, patient_ids=[kept.pk, merged.pk])
+    return record
+
+
+@transaction.atomic
+def patient_unmerge(*, actor: Any, merge: IdentityMerge, reason: str, system_task: str = "") -> IdentityMerge:
+    """Undo a merge within ``DPI_IDENTITY_UNMERGE_DAYS``: the rows it moved go back, the alias ends.
+
+    Rows written on the kept file after the merge stay there (they were written for the kept file).
+    """
+    if actor is None and not system_task:
+        raise ValueError("an unmerge without a user must name its system_task")
+    merge = IdentityMerge.objects.select_for_update().get(pk=merge.pk)
+    if merge.undone_at is not None:
+        raise ValidationError({"merge": [_("This merge was already undone.")]})
+    days = getattr(settings, "DPI_IDENTITY_UNMERGE_DAYS", 30)
+    if timezone.now() - merge.merged_at > timedelta(days=days):
+        raise ValidationError({"merge": [_("A merge can only be undone within %(days)d days.") % {"days": days}]})
+    if not reason.strip():
+        raise ValidationError({"reason": [_("Give the reason for undoing the merge.")]})
+    merged = Patient.objects.select_for_update().get(pk=merge.merged_id)
+    _moved_back(merge.moved, source_id=merge.kept_patient_id, target_id=merged.pk)
+    merged.is_merged = False
+    merged.save(update_fields=["is_merged", "updated_at"])
+    merge.undone_at, merge.undone_by, merge.undo_reason = timezone.now(), actor, reason[:300]
+    merge.save(update_fields=["undone_at", "undone_by", "undo_reason"])
+    for pid in (merge.kept_patient_id, merged.pk):
+        _audit(actor=actor, action="amend", patient_id=pid, basis="identity:unmerge", system_task=system_task,
+               resource_type="identitymerge", resource_id=merge.pk,
+               details={"kept": merge.kept_patient_id, "merged": merged.pk, "reason": reason[:300]})
+    patient_records_moved.send(sender=IdentityMerge, patient_ids=[merge.kept_patient_id, merged.pk])
+    return merge
+
+
+@transaction.atomic
+def patient_split(*, actor: Any, patient: Patient, identity: dict[str, Any], encounters: list[int],
+                  appointments: list[int] | None = None, reason: str) -> Patient:
+    """A collision (one file holding two people): create the second person's file and move to it the stays
+    given, their appointments and every clinical item linked to those stays. Audited on both files."""
+    if not reason.strip():
+        raise ValidationError({"reason": [_("Give the reason for the split.")]})
+    source = Patient.objects.select_for_update().get(pk=patient.pk)
+    check_not_frozen(source)
+    if not encounters and not appointments:
+        raise ValidationError({"encounters": [_("Choose the stays or appointments that belong to the other "
+                                                "person.")]})
+    owned = set(Encounter.objects.filter(patient_id=source.pk, pk__in=encounters).values_list("pk", flat=True))
+    if owned != set(encounters):
+        raise ValidationError({"encounters": [_("These stays are not in this file.")]})
+    other = patient_create(actor=actor, **identity)
+    only: dict[str, list[int]] = {}
+    for model, field in _patient_relations():
+        key = f"{model._meta.label_lower}.{field.name}"
+        names = {f.name for f in model._meta.concrete_fields}
+        if model is Encounter:
+            only[key] = list(owned)
+        elif model is Appointment:
+            only[key] = list(appointments or [])
+        elif "encounter" in names:
+            only[key] = list(model._base_manager.filter(**{field.attname: source.pk, "encounter_id__in": owned})
+                             .values_list("pk", flat=True))
+    # Versions kept of the items that move (rows naming an item by resource_type and resource_id) move too.
+    items = {(key.split(".")[1], pk) for key, pks in only.items() for pk in pks}
+    for model, field in _patient_relations():
+        names = {f.name for f in model._meta.concrete_fields}
+        if {"resource_type", "resource_id"} <= names:
+            key = f"{model._meta.label_lower}.{field.name}"
+            only[key] = [pk for pk, rt, rid in model._base_manager.filter(**{field.attname: source.pk})
+                         .values_list("pk", "resource_type", "resource_id") if (rt, rid) in items]
+    moved = _move_rows(source_id=source.pk, target_id=other.pk, only=only)
+    counts = {k: len(v) for k, v in moved.items()}
+    for pid in (source.pk, other.pk):
+        _audit(actor=actor, action="amend", patient_id=pid, basis="identity:split",
+               details={"from": source.pk, "to": other.pk, "to_ipp": other.ipp, "moved": counts,
+                        "reason": reason[:300]})
+    patient_records_moved.send(sender=Patient, patient_ids=[source.pk, other.pk])
+    return other

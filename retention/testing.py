@@ -30,7 +30,8 @@ def full_record(*, patient, author, unit, other_user=None) -> dict[str, Any]:
     enc = patient_services.encounter_admit(patient=patient, unit=unit, start=start)
     patient_services.encounter_discharge(encounter=enc, end=start + timedelta(days=3))
     patient_services.appointment_book(patient=patient, unit=unit, practitioner=author, start=start + timedelta(days=10),
-                                      end=start + timedelta(days=10, minutes=30), reason="Contrôle")
+                                      end=start + timedelta(days=10, minutes=30), reason="Contrôle",
+                                      regularisation=True)
     note = dpi_services.note_create(patient=patient, author=author, encounter=enc, title="Admission",
                                     body=f"Douleur thoracique chez {patient.first_name} {patient.birth_name}.")
     dpi_services.note_create(patient=patient, author=author, body="Antécédent psychiatrique confidentiel.",

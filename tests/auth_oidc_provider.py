@@ -1,6 +1,8 @@
 """A small OpenID Connect provider for the tests, run in a thread on 127.0.0.1: discovery, JWKS, authorize
-(auto-approves the configured user), token (checks the client secret and PKCE), userinfo. RS256 keys from
-``cryptography``. ``mode`` makes it misbehave (wrong signing key, wrong audience, wrong nonce, expired)."""
+(auto-approves the configured user), token (checks the client secret and PKCE), userinfo (JSON, or a signed JWT
+as Pro Santé Connect sends). RS256 keys and signatures from joserfc. ``mode`` makes it misbehave (wrong signing
+key, wrong audience, wrong nonce, expired, HMAC keyed with the client secret, ``alg: none``). The discovery
+document is also served at Pro Santé Connect's path (``PSC_DISCOVERY``)."""
 
 from __future__ import annotations
 
@@ -13,16 +15,15 @@ import time
 from urllib.parse import parse_qs, urlencode
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from joserfc import jwt
+from joserfc.jwk import OctKey, RSAKey
+from joserfc.jws import JWSRegistry
+
+PSC_DISCOVERY = "/realms/esante-wallet/.well-known/wallet-openid-configuration"
 
 
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _int(value: int) -> str:
-    return b64(value.to_bytes((value.bit_length() + 7) // 8, "big"))
 
 
 class _Quiet(WSGIRequestHandler):
@@ -35,13 +36,15 @@ class Provider:
     client_secret = "s3cret-for-tests"  # noqa: S105
 
     def __init__(self):
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = "k1"
+        self.key = RSAKey.generate_key(2048, parameters={"kid": self.kid, "use": "sig", "alg": "RS256"})
+        self.other_key = RSAKey.generate_key(2048, parameters={"kid": self.kid})
         self.subject = "f:550e8400-e29b:899700000001"
         self.claims: dict = {"acr": "eidas1"}
         self.userinfo: dict = {"SubjectNameID": "899700000001"}
         self.mode = ""
+        self.userinfo_as_jwt = False
+        self.authorize_requests: list[dict] = []
         self.codes: dict[str, dict] = {}
         self.token_requests: list[dict] = []
         self.server: WSGIServer = make_server("127.0.0.1", 0, self.app, handler_class=_Quiet)
@@ -57,32 +60,31 @@ class Provider:
         self.server.server_close()
 
     # --- signing ----------------------------------------------------------------------------------------
-    def sign(self, claims: dict) -> str:
-        key = self.other_key if self.mode == "bad_signature" else self.key
-        header = b64(json.dumps({"alg": "RS256", "kid": self.kid, "typ": "JWT"}).encode())
-        payload = b64(json.dumps(claims).encode())
-        signature = key.sign(f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
-        return f"{header}.{payload}.{b64(signature)}"
+    def sign(self, claims: dict, *, forged: bool = False) -> str:
+        if self.mode == "alg_none":  # an attacker's unsigned token
+            header = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+            return f"{header}.{b64(json.dumps(claims).encode())}."
+        if self.mode == "hs256":  # an attacker who knows (or guesses) the client secret
+            key = OctKey.import_key(self.client_secret.encode())
+            return jwt.encode({"alg": "HS256", "kid": self.kid}, claims, key,
+                              registry=JWSRegistry(algorithms=["HS256"]))
+        key = self.other_key if forged or self.mode == "bad_signature" else self.key
+        return jwt.encode({"alg": "RS256", "kid": self.kid, "typ": "JWT"}, claims, key)
 
     def jwks(self) -> dict:
-        numbers = self.key.public_key().public_numbers()
-        return {"keys": [{"kty": "RSA", "kid": self.kid, "use": "sig", "alg": "RS256",
-                          "n": _int(numbers.n), "e": _int(numbers.e)}]}
-
-    def public_pem(self) -> bytes:
-        return self.key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+        return {"keys": [self.key.as_dict(private=False)]}
 
     # --- WSGI ---------------------------------------------------------------------------------------------
     def app(self, environ, start_response):
         path = environ["PATH_INFO"]
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-        if path == "/.well-known/openid-configuration":
+        if path in ("/.well-known/openid-configuration", PSC_DISCOVERY):
+            algorithms = ["RS256", "HS256", "none"] if self.mode in ("hs256", "alg_none") else ["RS256"]
             return self._json(start_response, {
                 "issuer": self.issuer, "authorization_endpoint": self.issuer + "/authorize",
                 "token_endpoint": self.issuer + "/token", "jwks_uri": self.issuer + "/jwks",
                 "userinfo_endpoint": self.issuer + "/userinfo", "response_types_supported": ["code"],
-                "id_token_signing_alg_values_supported": ["RS256"], "code_challenge_methods_supported": ["S256"]})
+                "id_token_signing_alg_values_supported": algorithms, "code_challenge_methods_supported": ["S256"]})
         if path == "/jwks":
             return self._json(start_response, self.jwks())
         if path == "/authorize":
@@ -90,6 +92,7 @@ class Provider:
             assert query["code_challenge_method"] == "S256"
             code = secrets.token_urlsafe(16)
             self.codes[code] = query
+            self.authorize_requests.append(query)
             location = query["redirect_uri"] + "?" + urlencode({"code": code, "state": query["state"]})
             start_response("302 Found", [("Location", location)])
             return [b""]
@@ -117,7 +120,12 @@ class Provider:
             return self._json(start_response, {"access_token": "at-" + secrets.token_urlsafe(8), "token_type": "Bearer",
                                                "id_token": self.sign(claims)})
         if path == "/userinfo":
-            return self._json(start_response, {"sub": self.subject, **self.userinfo})
+            info = {"sub": self.subject, **self.userinfo}
+            if self.userinfo_as_jwt:
+                info.update({"iss": self.issuer, "aud": self.client_id})
+                start_response("200 OK", [("Content-Type", "application/jwt")])
+                return [self.sign(info, forged=self.mode == "bad_userinfo_signature").encode()]
+            return self._json(start_response, info)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found"]
 

@@ -18,6 +18,16 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.django_db(databases="__all__", **marker.kwargs), append=False)
 
 
+@pytest.fixture(autouse=True)
+def _audit_witness_file(settings, tmp_path_factory, request):
+    """Each test writes the audit checkpoints' witness to its own file (never to the checkout's var/)."""
+    base = tmp_path_factory.getbasetemp() / "audit-witness"
+    base.mkdir(exist_ok=True)
+    settings.DPI_AUDIT_WITNESS_FILE = base / f"{abs(hash(request.node.nodeid))}.jsonl"
+    settings.DPI_AUDIT_SYSLOG = ""
+    settings.DPI_AUDIT_TSA_URL = ""
+
+
 @pytest.fixture
 def now():
     return timezone.now()
@@ -30,3 +40,18 @@ def _close_connections_before_teardown(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         connections.close_all()
+
+
+def pytest_unconfigure(config):
+    """Nothing left behind: stop the embedded PostgreSQL / Redis that this test run started (without
+    DATABASE_URL / REDIS_URL the settings start them); servers that were already running are left alone."""
+    from dpi import embedded
+
+    if not embedded.started():
+        return
+    from django.db import connections
+
+    connections.close_all()
+    stopped = embedded.stop_started()
+    if stopped:
+        print(f"\nembedded {' and '.join(stopped)} stopped.")

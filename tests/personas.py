@@ -36,19 +36,55 @@ def make_user(username: str, role: Role | None, units: list[CareUnit] = (), **pr
 _counter = [0]
 
 
+def _letters(n: int) -> str:
+    """1 -> A, 26 -> Z, 27 -> AA...: names hold letters only (Référentiel INS)."""
+    out = ""
+    while n:
+        n, r = divmod(n - 1, 26)
+        out = chr(65 + r) + out
+    return out
+
+
+def coherent_ins(*, sex: str, birth_date, n: int, place: str = "75112") -> str:
+    """A NIR that agrees with the traits (sex digit, year, month; born in ``place``)."""
+    digit = "2" if sex == "F" else "1"
+    return with_key(f"{digit}{birth_date.year % 100:02d}{birth_date.month:02d}{place[:2]}{n % 1000000:06d}")
+
+
 def make_patient(**fields) -> Patient:
+    """A patient through the real services. Default: a qualified identity (identity card checked, INS from the
+    INSi simulator). ``identity_status`` picks the evidence; an explicit ``ins`` is used as given."""
+    from patients.insi import InsiIdentity, InsiTraits, SimulatorBackend
+
     _counter[0] += 1
     n = _counter[0]
+    status = fields.pop("identity_status", Patient.IdentityStatus.QUALIFIED)
     defaults = {
-        "ins": with_key(f"1850375{n:06d}"),
-        "birth_name": f"DUPONT{n}",
+        "birth_name": f"DUPONT{_letters(n)}",
         "first_name": "Jean",
         "sex": "M",
         "birth_date": timezone.localdate() - timedelta(days=365 * 40),
-        "identity_status": Patient.IdentityStatus.QUALIFIED,
+        "birthplace_insee": "75112",
     }
     defaults.update(fields)
-    return patient_services.patient_create(**defaults)
+    if status in {"VALI", "QUAL"}:
+        defaults.setdefault("validation_mode", "CN")
+        defaults.setdefault("validation_date", timezone.localdate())
+        defaults.setdefault("validated_by_name", "Accueil (jeu de test)")
+    if status not in {"RECUP", "QUAL"}:
+        return patient_services.patient_create(**defaults)
+    ins = defaults.pop("ins", None) or coherent_ins(sex=defaults["sex"], birth_date=defaults["birth_date"], n=n)
+    first_names = defaults.get("first_names") or defaults["first_name"]
+    from patients.ins import normalise_trait
+
+    SimulatorBackend.register(InsiIdentity(
+        ins=ins, oid="1.2.250.1.213.1.4.11", birth_name=normalise_trait(defaults["birth_name"]),
+        first_names=normalise_trait(first_names), sex=defaults["sex"], birth_date=defaults["birth_date"],
+        birthplace_insee=defaults["birthplace_insee"]))
+    answer = patient_services.insi_search(actor=None, traits=InsiTraits(
+        birth_name=defaults["birth_name"], first_names=first_names, sex=defaults["sex"],
+        birth_date=defaults["birth_date"], birthplace_insee=defaults["birthplace_insee"], ins=ins))
+    return patient_services.patient_create(insi=answer, **defaults)
 
 
 @dataclass

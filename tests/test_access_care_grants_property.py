@@ -92,6 +92,8 @@ class CareGrantProperty(TestCase):
             now = timezone.now()
             kind = op[0]
             if kind == "admit":
+                if Encounter.objects.filter(patient=patients[op[1]], end__isnull=True).exists():
+                    continue  # at most one open stay per patient: a second admission is refused
                 ps.encounter_admit(patient=patients[op[1]], unit=units[op[2]], start=now + timedelta(days=op[3]))
             elif kind in {"discharge", "transfer"}:
                 enc = Encounter.objects.filter(patient=patients[op[1]], end__isnull=True).first()

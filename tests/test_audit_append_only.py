@@ -50,6 +50,13 @@ def test_chain_links_and_checkpoints_cannot_be_rewritten():
     assert "append-only" in _refused("DELETE FROM audit_chainlink")
     assert "append-only" in _refused("TRUNCATE audit_chainlink")
     assert "append-only" in _refused("UPDATE audit_auditcheckpoint SET seq = 0")
+    assert "append-only" in _refused("DELETE FROM audit_auditcheckpoint")
+    assert "append-only" in _refused("TRUNCATE audit_auditcheckpoint")
+    assert "append-only" in _refused("TRUNCATE audit_chainquarantine")
+    assert "without gap" in _refused("INSERT INTO audit_auditcheckpoint (number, format, seq, head_hash, "
+                                     "prev_digest, signed_at, kind, key_version, signature) SELECT number + 2, 2, "
+                                     "seq, head_hash, prev_digest, now(), kind, key_version, signature "
+                                     "FROM audit_auditcheckpoint ORDER BY number DESC LIMIT 1")
     with pytest.raises(DatabaseError), transaction.atomic():
         AuditCheckpoint.objects.filter(pk=cp.pk).delete()
 

@@ -15,7 +15,7 @@ from audit.services import (
     retention_cutoff,
 )
 from audit.verification import chain_verify
-from tests.test_audit_support import chain_now, record, sql, triggers_off
+from tests.test_audit_support import chain_now, fresh_trail, record, sql
 
 pytestmark = pytest.mark.django_db
 
@@ -45,10 +45,7 @@ def test_cutoff_is_the_start_of_a_month_in_utc():
 
 
 def test_old_months_are_dropped_and_the_remaining_chain_still_verifies():
-    with triggers_off():  # a fresh trail for this test (rolled back with it)
-        sql("DELETE FROM audit_chainlink")
-        sql("DELETE FROM audit_chainpending")
-        sql("DELETE FROM audit_accessevent")
+    fresh_trail()
     cutoff = retention_cutoff(12)
     old = cutoff - timedelta(days=40)
     sql("SELECT audit_ensure_partitions(%s::date, 2)", [old.date()])
@@ -68,6 +65,7 @@ def test_old_months_are_dropped_and_the_remaining_chain_still_verifies():
     assert first_seq == 5  # the four old links went with their month
     anchor = AuditCheckpoint.objects.get(kind="retention")
     assert anchor.seq == 4 and anchor.retention_cutoff == cutoff
+    assert (anchor.removed_first_seq, anchor.removed_last_seq) == (1, 4)  # exactly the links it removed
     run = chain_verify()
     assert run.ok, run.message
     assert (run.first_seq, run.events_checked) == (5, 3)

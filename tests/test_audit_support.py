@@ -45,6 +45,24 @@ def record(n: int = 1, **fields) -> list:
     return [event_record(**base) for _ in range(n)]
 
 
+def fresh_trail() -> None:
+    """An empty trail for this test (rolled back with it): what other tests committed is set aside."""
+    with triggers_off():
+        for table in ("audit_chainlink", "audit_chainpending", "audit_chainquarantine", "audit_auditcheckpoint",
+                      "audit_accessevent"):
+            sql(f"DELETE FROM {table}")  # noqa: S608
+
+
+def signed(n: int = 1, **fields) -> list:
+    """``n`` events, chained, then a signed checkpoint of the head (as beat does every period)."""
+    from audit.services import checkpoint_sign
+
+    events = record(n, **fields)
+    chain_now()
+    checkpoint_sign()
+    return events
+
+
 def sql(query: str, params=None) -> list[tuple]:
     with connection.cursor() as cur:
         cur.execute(query, params)

@@ -1,17 +1,20 @@
 """Pro Santé Connect ready: sign-in through an OpenID Connect provider (run by the test on 127.0.0.1) with the
-authorization-code flow and PKCE, the ID token's signature and claims checked, ``sub``/RPPS mapped to an
-account by OidcIdentity; a forged or replayed token, an unlinked identity, a disabled account are refused."""
+authorization-code flow and PKCE, the ID token's signature and claims checked (by Authlib/joserfc), ``sub``/RPPS
+mapped to an account by OidcIdentity; a forged or replayed token, an HMAC or unsigned token, an unlinked
+identity, a disabled account are refused; no module of dpi parses or verifies a JWT itself."""
 
+import re
 import urllib.request
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from django.urls import reverse
 
-from access.authn import jose, services
+from access.authn import oidc, services
 from access.authn.models import FederatedDevice, OidcIdentity
 from access.policy import Role
-from tests.auth_oidc_provider import Provider
+from tests.auth_oidc_provider import PSC_DISCOVERY, Provider
 from tests.auth_support import person
 from tests.helpers import audit_events
 
@@ -27,6 +30,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 def provider(settings, monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     with Provider() as p:
+        oidc._clients.clear()  # a new provider (new port, new keys) per test
         settings.DPI_OIDC_ENABLED = True
         settings.DPI_OIDC_ISSUER = p.issuer
         settings.DPI_OIDC_CLIENT_ID = p.client_id
@@ -34,7 +38,10 @@ def provider(settings, monkeypatch):
         settings.DPI_OIDC_SCOPES = "openid scope_all"
         settings.DPI_OIDC_RPPS_CLAIM = "SubjectNameID"
         settings.DPI_OIDC_MFA_ACR = []
+        settings.DPI_OIDC_DISCOVERY_URL = ""
+        settings.DPI_OIDC_ACR_VALUES = ""
         yield p
+        oidc._clients.clear()
 
 
 def _round_trip(client, next_url="/"):
@@ -81,7 +88,7 @@ def test_a_multi_factor_acr_counts_as_the_second_factor(provider, client, settin
     assert client.get(reverse("web:patient_search")).status_code == 200
 
 
-@pytest.mark.parametrize("mode", ["bad_signature", "wrong_audience", "wrong_nonce", "expired"])
+@pytest.mark.parametrize("mode", ["bad_signature", "wrong_audience", "wrong_nonce", "expired", "hs256", "alg_none"])
 def test_a_forged_or_replayed_token_is_refused(provider, client, mode):
     user = person("dr.victim", Role.DPO)
     OidcIdentity.objects.create(user=user, issuer=provider.issuer, subject=provider.subject)
@@ -117,11 +124,49 @@ def test_the_login_page_offers_it_only_when_enabled(client, settings):
     assert b"oidc" not in client.get(reverse("login")).content
 
 
-def test_hmac_and_none_algorithms_are_never_accepted():
-    header = jose.b64url_encode(b'{"alg":"none"}')
-    payload = jose.b64url_encode(b'{"sub":"x"}')
-    with pytest.raises(jose.TokenError):
-        jose.verify_signature(f"{header}.{payload}.", {"keys": []})
-    header = jose.b64url_encode(b'{"alg":"HS256"}')
-    with pytest.raises(jose.TokenError):
-        jose.verify_signature(f"{header}.{payload}.abc", {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]})
+def test_pro_sante_connect_discovery_path_acr_scope_and_signed_userinfo(provider, client, settings):
+    """PSC: metadata at .../realms/esante-wallet/.well-known/wallet-openid-configuration, acr_values=eidas1,
+    scope "openid scope_all", userinfo as a signed JWT carrying SubjectNameID (RPPS) and SubjectRefPro."""
+    settings.DPI_OIDC_DISCOVERY_URL = provider.issuer + PSC_DISCOVERY
+    settings.DPI_OIDC_ACR_VALUES = "eidas1"
+    settings.DPI_OIDC_MFA_ACR = ["eidas1"]
+    provider.userinfo_as_jwt = True
+    provider.userinfo = {"SubjectNameID": "899700000001", "SubjectRefPro": {"codeCivilite": "DR"}}
+    user = person("dr.psc2", Role.PHYSICIAN)
+    services.oidc_identity_link(user, by=None, issuer=provider.issuer, rpps="899700000001")
+    response = _round_trip(client, next_url=reverse("web:patient_search"))
+    assert response["Location"] == reverse("web:patient_search")
+    [authorize] = provider.authorize_requests
+    assert authorize["acr_values"] == "eidas1" and authorize["scope"] == "openid scope_all"
+    assert OidcIdentity.objects.get(user=user).subject == provider.subject
+    [event] = audit_events(action="login", basis="oidc")
+    assert event.details["multi_factor"] is True and event.details["acr"] == "eidas1"
+
+
+def test_a_userinfo_jwt_signed_with_another_key_is_refused(provider, client):
+    provider.userinfo_as_jwt = True
+    user = person("dr.forged", Role.PHYSICIAN)
+    services.oidc_identity_link(user, by=None, issuer=provider.issuer, rpps="899700000001")
+    provider.mode = "bad_userinfo_signature"  # the ID token is genuine, the userinfo JWT is not
+    response = _round_trip(client)
+    assert response.status_code == 403 and "_auth_user_id" not in client.session
+    assert audit_events(action="login_failure", basis="oidc:userinfo_invalid")
+
+
+# Signs of hand-written JOSE: base64url padding games, signature verification primitives, JWT splitting.
+_JWT_HANDLING = re.compile(r"urlsafe_b64decode|urlsafe_b64encode|\.verify\(|PKCS1v15|ECDSA\(|"
+                           r"split\(\s*[\"']\.[\"']|rsplit\(\s*[\"']\.[\"']|hmac\.new\([^)]*sha256")
+
+
+def test_no_module_of_dpi_parses_or_verifies_jwts():
+    root = Path(__file__).resolve().parent.parent
+    assert not (root / "access" / "authn" / "jose.py").exists()
+    offenders = []
+    for package in ("access", "audit", "dpi", "patients", "retention"):
+        for path in (root / package).rglob("*.py"):
+            text = path.read_text()
+            if ("jwt" in text.lower() or "jws" in text.lower()) and _JWT_HANDLING.search(text):
+                offenders.append(str(path.relative_to(root)))
+    assert offenders == []
+    # the ID token is verified by Authlib with joserfc, restricted to asymmetric algorithms
+    assert "HS256" not in oidc.ASYMMETRIC_ALGORITHMS and "none" not in oidc.ASYMMETRIC_ALGORITHMS

@@ -17,9 +17,9 @@ from dpi.compliance.services import (
 )
 from dpi.models import ClinicalNote
 from dpi.services import item_history, note_create
-from patients.ins import with_key
 from patients.models import Patient
 from tests.helpers import audit_events
+from tests.personas import coherent_ins
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +32,7 @@ def request_(cast):
 
 def test_reception_corrects_identity_and_the_audit_keeps_old_and_new(cast, request_):
     old_ins = cast.patient.ins
-    new_ins = with_key("2850375000123")
+    new_ins = coherent_ins(sex=cast.patient.sex, birth_date=cast.patient.birth_date, n=123)
     history = rights_rectify_identity(request=request_, by=cast.reception, address="3 rue des Lilas", ins=new_ins)
     patient = Patient.objects.get(pk=cast.patient.pk)
     assert patient.address == "3 rue des Lilas" and patient.ins == new_ins

@@ -54,7 +54,7 @@ def test_errors(cast, client):
     no_patient = client.get("/fhir/Observation", headers=h)
     assert no_patient.status_code == 400
     assert _issue(no_patient)["expression"] == ["patient"]
-    bad_count = client.get(f"/fhir/Encounter?patient={cast.patient.pk}&_count=0", headers=h)
+    bad_count = client.get(f"/fhir/Encounter?patient={cast.patient.pk}&_count=-1", headers=h)
     assert bad_count.status_code == 400
     anonymous = client.get(f"/fhir/Patient/{cast.patient.pk}")
     assert anonymous.status_code == 401 and _issue(anonymous)["code"] == "login"

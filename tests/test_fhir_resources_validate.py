@@ -12,13 +12,14 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.encounter import Encounter
+from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
 from dpi import services as clinical_services
 from dpi.api.testing import bearer, make_api_client, verified_login
-from dpi.models import Allergy, Problem
+from dpi.models import Allergy, Prescription, Problem
 from patients import services as patient_services
 from tests.personas import make_patient
 
@@ -31,6 +32,7 @@ MODELS = {
     "DocumentReference": DocumentReference,
     "AllergyIntolerance": AllergyIntolerance,
     "Condition": Condition,
+    "MedicationRequest": MedicationRequest,
     "AuditEvent": AuditEvent,
 }
 
@@ -72,8 +74,19 @@ def chart(cast):
     ]
     ids["DocumentReference"] = [
         clinical_services.document_add(
-            patient=patient, author=author, title="CR", content=b"%PDF-1.4 x", encounter=moved
-        ).pk
+            patient=patient, author=author, title="CR", content=b"%PDF-1.4 x", encounter=moved, type_code="11490-0"
+        ).pk,
+        clinical_services.document_add(patient=patient, author=author, title="Scan", content=b"%PDF-1.4 y").pk,
+    ]
+    ids["MedicationRequest"] = [
+        Prescription.objects.create(
+            patient=patient, author=author, medication="Amoxicilline 1 g", instructions="1 cp x 3/j",
+            start=date(2026, 1, 1), end=date(2026, 1, 8), status="completed", encounter=moved,
+        ).pk,
+        Prescription.objects.create(
+            patient=patient, author=author, medication="Paracétamol", instructions="1 g si douleur",
+            start=date(2026, 1, 1),
+        ).pk,
     ]
     ids["AllergyIntolerance"] = [
         Allergy.objects.create(
@@ -112,6 +125,7 @@ def test_every_search_bundle_validates(chart, client):
         f"DocumentReference?patient={patient.pk}",
         f"AllergyIntolerance?patient={patient.pk}",
         f"Condition?patient={patient.pk}&clinical-status=active",
+        f"MedicationRequest?patient={patient.pk}&status=active,completed",
     ]
     for query in queries:
         response = client.get(f"/fhir/{query}", headers=bearer(token))
@@ -119,8 +133,9 @@ def test_every_search_bundle_validates(chart, client):
         bundle = Bundle.model_validate(response.json())
         assert bundle.type == "searchset" and bundle.entry, query
     paged = client.get(f"/fhir/Observation?patient={patient.pk}&_count=1", headers=bearer(token)).json()
-    assert [link["relation"] for link in paged["link"]] == ["self", "next"]
-    following = client.get(paged["link"][1]["url"], headers=bearer(token)).json()
+    links = {link["relation"]: link["url"] for link in paged["link"]}
+    assert set(links) == {"self", "first", "next"}
+    following = client.get(links["next"], headers=bearer(token)).json()
     Bundle.model_validate(following)
     assert {e["resource"]["id"] for e in paged["entry"] + following["entry"]} == {str(i) for i in ids["Observation"]}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gettext
 import os
+import re
 import shutil
 from datetime import date, datetime
 from pathlib import Path
@@ -211,3 +212,16 @@ def test_ages_under_one_year_are_in_months_or_days(born, on, fr, en):
         assert age_label(born, on) == fr
     with translation.override("en"):
         assert age_label(born, on) == en
+
+
+# --- the trace's codes in words ---------------------------------------------------------------------------
+def test_every_decision_of_the_gate_has_words():
+    """Each basis the gate can record (access/gate.py) has a label: the DPO never reads a raw code."""
+    from audit import labels
+
+    source = (BASE / "access" / "gate.py").read_text(encoding="utf-8")
+    codes = set(re.findall(r'"((?:deny|system|care):[a-z_]+)"', source)) | {"role", "break_glass"}
+    codes |= {f"care:{basis}" for basis in ("encounter", "appointment", "membership")}
+    with translation.override("fr"):
+        unlabelled = sorted(c for c in codes if labels.basis_label(c) == c)
+    assert not unlabelled, f"give these codes a label in audit/labels.py BASES: {unlabelled}"

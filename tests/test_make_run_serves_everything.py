@@ -7,6 +7,7 @@ Runs the launcher against its own scratch database on the same server, never the
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -52,8 +53,6 @@ STATIC_FILES = {
 
 def _assert_static_files_served(base: str, login_page: str, manifest_path: Path) -> None:
     """The pages link hashed names; gunicorn answers each with 200, its content type, gzip and a long cache."""
-    import json
-
     manifest = json.loads(manifest_path.read_text())["paths"]
     for name, content_type in STATIC_FILES.items():
         hashed = manifest[name]
@@ -121,7 +120,9 @@ def test_launcher_serves_login_and_worker_then_stops_on_ctrl_c(tmp_path):
             time.sleep(0.5)
         assert any(name.startswith("dpi-worker@") for r in replies for name in r), replies
         output = log_path.read_text()
-        assert "demo.physician" in output and "TOTP secret=" in output
+        # The demo accounts generated for this install are printed on first run, and kept under var/secrets.
+        accounts = json.loads((tmp_path / "secrets" / "demo_accounts.json").read_text())
+        assert f"password={accounts['demo.physician']['password']}" in output and "TOTP secret=" in output
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -129,10 +130,19 @@ def test_launcher_serves_login_and_worker_then_stops_on_ctrl_c(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
+    try:
+        assert code == 0
+        assert "dpi stopped." in log_path.read_text()
+        # Demo accounts exist: the launcher refuses to listen beyond the loopback interface (issue #13, 10).
+        env["DPI_BIND"] = f"0.0.0.0:{_free_port()}"
+        refused = subprocess.run(
+            [sys.executable, "-m", "dpi.launcher"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert refused.returncode == 2, refused.stdout[-3000:] + refused.stderr[-3000:]
+        assert "refusing to listen on 0.0.0.0" in refused.stdout and "demo_accounts --disable" in refused.stdout
+    finally:
         with _admin_conn() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-    assert code == 0
-    assert "dpi stopped." in log_path.read_text()
     # no child left behind
     out = subprocess.run(["pgrep", "-f", env["DPI_BIND"]], capture_output=True, text=True)  # noqa: S603,S607
     assert out.stdout.strip() == ""

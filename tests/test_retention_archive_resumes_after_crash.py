@@ -31,7 +31,7 @@ def archive_dir(settings, tmp_path):
 
 @pytest.fixture
 def due_patients(cast):
-    patients = [make_patient(birth_name=f"CRASHTEST{i}") for i in range(3)]
+    patients = [make_patient(birth_name=f"CRASHTEST{chr(65 + i)}") for i in range(3)]
     for p in patients:
         full_record(patient=p, author=cast.physician, unit=cast.cardio)
     age([p.pk for p in patients], last_activity=timezone.now() - timedelta(days=365 * 7))

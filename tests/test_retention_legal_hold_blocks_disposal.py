@@ -24,7 +24,7 @@ def _fast(settings, tmp_path):
 
 @pytest.fixture
 def expired(cast):
-    patients = [make_patient(birth_name=f"LITIGE{i}") for i in range(2)]
+    patients = [make_patient(birth_name=f"LITIGE{chr(65 + i)}") for i in range(2)]
     for p in patients:
         full_record(patient=p, author=cast.physician, unit=cast.cardio)
     age([p.pk for p in patients], last_activity=timezone.now() - timedelta(days=365 * 21))

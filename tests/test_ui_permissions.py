@@ -46,11 +46,20 @@ def _clinical(ok: int = 200):
     return lambda role, in_team, name: ok if reaches_record(role, in_team) else 403
 
 
+def _printable():
+    """Printing needs the "print" action on the medical data and on the identity printed with it."""
+    return lambda role, in_team, name: 200 if (reaches_record(role, in_team, Action.PRINT)
+                                               and allowed_by_matrix(role, Category.ADMINISTRATIVE, Action.PRINT)
+                                               ) else 403
+
+
 PAGES = [
     Page("patient search", lambda o: "/patients/", lambda r, t, n: 200 if is_clinician(r) else 403),
     Page("patient search with a query", lambda o: "/patients/?q=dup",
          lambda r, t, n: 200 if is_clinician(r) else 403),
     Page("chart", lambda o: f"/patients/{o['patient']}/", _clinical()),
+    Page("print the record", lambda o: f"/patients/{o['patient']}/print/record.pdf", _printable()),
+    Page("print the prescriptions", lambda o: f"/patients/{o['patient']}/print/prescriptions.pdf", _printable()),
     Page("note history", lambda o: f"/patients/{o['patient']}/notes/{o['note']}/", _clinical()),
     Page("document", lambda o: f"/patients/{o['patient']}/documents/{o['document']}/", _clinical()),
     Page("write a note", lambda o: f"/patients/{o['patient']}/notes/new/",

@@ -23,13 +23,16 @@ def detect_new_events(self) -> dict:
             "updated": len(summary.updated), "explained_share": summary.explained_share}
 
 
-@shared_task(bind=True, max_retries=3, default_retry_delay=300, acks_late=True)
+@shared_task(bind=True, max_retries=3, default_retry_delay=300, acks_late=True, soft_time_limit=3600,
+             time_limit=3600 + 120)
 def detect_replay_yesterday(self) -> dict:
     """Re-analyse the whole of yesterday for every user: catches any commit later than the overlap window and
     scores full-day volumes (the incremental pass sees the day as it fills)."""
+    from dpi.jobs import job_running
+
     yesterday = timezone.localdate() - timedelta(days=1)
     try:
-        with access_context(channel="worker"):
+        with job_running("detection_replay", task_id=self.request.id or ""), access_context(channel="worker"):
             summary = services.detect_range(day_from=yesterday, day_to=yesterday)
     except Exception as exc:
         raise self.retry(exc=exc) from exc

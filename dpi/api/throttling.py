@@ -2,20 +2,70 @@
 
 A fixed one-minute window counted with ``INCR`` costs two Redis round trips whatever the rate, where DRF's
 default throttle stores (and re-pickles) the timestamp of every request of the last minute.
+
+Redis outage: the limit degrades to a counter in this process (``LocalWindow``), with a logged warning, instead
+of answering 500 to every hospital system. A client then gets at most the limit per process (divided by
+``DPI_API_RATE_LOCAL_DIVISOR`` when set to the number of web workers). Sign-in attempt limits do not use Redis at
+all: they stay in PostgreSQL and fail closed (access.authn.throttle).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
+from dpi import metrics
 from dpi.api.authentication import principal_of
 
+logger = logging.getLogger(__name__)
+
 WINDOW_SECONDS = 60
+WARN_EVERY_SECONDS = 60
+
+
+class LocalWindow:
+    """Fixed one-minute windows counted in this process's memory (the fallback while Redis is down)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._window = -1
+        self._warned_at = 0.0
+
+    def incr(self, key: str, window: int) -> int:
+        with self._lock:
+            if window != self._window:  # a new minute: forget the previous one
+                self._counts.clear()
+                self._window = window
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return self._counts[key]
+
+    def warn(self, exc: Exception) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._warned_at < WARN_EVERY_SECONDS and self._warned_at:
+                return
+            self._warned_at = now
+        logger.warning("API rate limit: Redis unavailable (%s), counting in this process", type(exc).__name__)
+
+
+local_window = LocalWindow()
+
+
+def _redis_count(key: str) -> int:
+    cache.add(key, 0, timeout=WINDOW_SECONDS + 5)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr: a new window
+        cache.add(key, 1, timeout=WINDOW_SECONDS + 5)
+        return 1
 
 
 class ApiRateThrottle(BaseThrottle):
@@ -33,12 +83,13 @@ class ApiRateThrottle(BaseThrottle):
         now = time.time()
         window = int(now // WINDOW_SECONDS)
         key = f"api-rate:{ident}:{window}"
-        cache.add(key, 0, timeout=WINDOW_SECONDS + 5)
         try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr: a new window
-            cache.add(key, 1, timeout=WINDOW_SECONDS + 5)
-            count = 1
+            count = _redis_count(key)
+        except (RedisError, OSError) as exc:
+            local_window.warn(exc)
+            metrics.RATE_LIMIT_DEGRADED.inc()
+            count = local_window.incr(key, window)
+            limit = max(1, limit // settings.DPI_API_RATE_LOCAL_DIVISOR)
         self._wait = (window + 1) * WINDOW_SECONDS - now
         return count <= limit
 

@@ -146,3 +146,19 @@ class Breach(models.Model):
     @property
     def notification_deadline(self):
         return self.detected_at + self.NOTIFICATION_DELAY
+
+
+class RestoreTest(models.Model):
+    """A backup restored successfully into a scratch database (``manage.py restore``): the DPO's live state
+    shows the age of the last one (CNIL DPI fiche 5: backups are tested)."""
+
+    tested_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    backup_name = models.CharField(max_length=255)
+    target_database = models.CharField(max_length=255)
+    ok = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["-tested_at"]
+
+    def __str__(self) -> str:
+        return f"restore test {self.backup_name} -> {self.target_database} ({self.tested_at:%Y-%m-%d})"

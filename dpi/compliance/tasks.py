@@ -8,6 +8,7 @@ from django.core.cache import cache
 
 from audit.context import access_context
 from dpi.compliance import backups
+from dpi.jobs import job_running
 
 LOCK_SECONDS = 6 * 3600  # longer than any backup; released at the end, expires if a worker dies
 
@@ -17,14 +18,14 @@ def lock_key() -> str:
 
 
 @shared_task(bind=True, autoretry_for=(OSError, backups.BackupError), retry_backoff=300, retry_jitter=False,
-             max_retries=3)
+             max_retries=3, acks_late=True, soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300)
 def backup_scheduled(self) -> str:
     """Nightly encrypted backup, then keep the DPI_BACKUP_KEEP most recent. One at a time (Redis lock)."""
     key = lock_key()
     if not cache.add(key, self.request.id or "inline", LOCK_SECONDS):
         return "skipped: a backup is already running"
     try:
-        with access_context(channel="worker"):
+        with job_running("backup", task_id=self.request.id or ""), access_context(channel="worker"):
             path = backups.backup_create()
             backups.backup_verify(path, decrypt=False)
             removed = backups.backup_prune(keep=settings.DPI_BACKUP_KEEP)

@@ -4,19 +4,25 @@
   sent only for a qualified identity (QUAL); the identity reliability status is always sent
   (``fr-core-identity-reliability`` extension, codes PROV / RECUP / VALI / QUAL).
 - Encounter: ``fr-core-encounter`` (identifier with a type and a system, class, period).
-- Observation, DocumentReference, AllergyIntolerance, Condition, AuditEvent: base R4 resources (FR Core has no
-  general laboratory or problem-list profile; AuditEvent follows the IHE BALP shape without claiming it).
+- Observation, DocumentReference, AllergyIntolerance, Condition, MedicationRequest: base R4 resources (FR Core
+  has no general laboratory or problem-list profile). DocumentReference carries the XDS/DMP type (LOINC) and
+  class (TRE_A03) codes, its author and the SHA-1 of its content; Condition the CIM-10 code (ATIH edition).
+- AuditEvent: the IHE BALP shape, built by ``audit.reports.to_fhir_audit_event`` (one function for the FHIR
+  API and the patient's access report).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import UTC
 from typing import Any
 
 from django.conf import settings
 
+from audit import reports as audit_reports
 from audit.models import AccessEvent
-from dpi.models import Allergy, Document, Observation, Problem
+from dpi.models import Allergy, Document, Observation, Prescription, Problem
 from patients.models import Encounter, Patient
 
 FR_CORE = "https://hl7.fr/ig/fhir/core"
@@ -30,6 +36,12 @@ EXT_BIRTH_PLACE = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
 CS_IDENTITY_STATUS = f"{FR_CORE}/CodeSystem/fr-core-cs-v2-0445"
 CS_FR_IDENTIFIER_TYPE = f"{FR_CORE}/CodeSystem/fr-core-cs-v2-0203"
 CS_V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+# CIM-10 in its French edition for hospital coding (ATIH, "CIM-10 FR à usage PMSI"), as published by the ANS
+# terminology server.
+CS_CIM10_ATIH = "https://smt.esante.gouv.fr/terminologie-cim-10/"
+CS_LOINC = "http://loinc.org"
+# XDS/DMP document metadata: typeCode from LOINC (JDV_J07-XdsTypeCode-CISIS), classCode from TRE_A03.
+CS_DOCUMENT_CLASS = "https://mos.esante.gouv.fr/NOS/TRE_A03-ClasseDocument/FHIR/TRE-A03-ClasseDocument"
 CS_INSEE_COMMUNE = "https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM"
 
 OID_INS_NIR = "urn:oid:1.2.250.1.213.1.4.8"
@@ -277,7 +289,25 @@ def observation_resource(obs: Observation) -> dict[str, Any]:
     return resource
 
 
-def document_reference_resource(doc: Document, *, content_url: str) -> dict[str, Any]:
+# Document types dpi knows (Document.type_code): LOINC typeCode -> (display, TRE_A03 classCode, class display).
+DOCUMENT_TYPES: dict[str, tuple[str, str, str]] = {
+    "11490-0": ("Lettre de liaison à la sortie d'un établissement de soins", "11", "Synthèse"),
+    "34133-9": ("Synthèse d'épisode de soins", "11", "Synthèse"),
+    "11488-4": ("Compte rendu de consultation", "10", "Compte rendu"),
+    "15507-7": ("Compte rendu de passage aux urgences", "10", "Compte rendu"),
+    "11502-2": ("Compte rendu d'examens biologiques", "10", "Compte rendu"),
+    "18748-4": ("Compte rendu d'imagerie médicale", "31", "Imagerie médicale"),
+    "57833-6": ("Prescription de médicaments", "42", "Prescription"),
+}
+
+
+def document_hash(content: bytes) -> str:
+    """Attachment.hash: base64 of the SHA-1 of the content (FHIR R4 datatype definition)."""
+    return base64.b64encode(hashlib.sha1(content, usedforsecurity=False).digest()).decode()
+
+
+def document_reference_resource(doc: Document, *, content_url: str, content: bytes | None = None) -> dict[str, Any]:
+    """``content`` (the decrypted bytes) gives the hash; without it the hash is left out."""
     attachment: dict[str, Any] = {
         "contentType": doc.media_type,
         "url": content_url,
@@ -285,6 +315,9 @@ def document_reference_resource(doc: Document, *, content_url: str) -> dict[str,
         "title": doc.title,
         "creation": _instant(doc.created_at),
     }
+    if content is not None:
+        attachment["hash"] = document_hash(content)
+    author = getattr(doc, "author", None)
     resource: dict[str, Any] = {
         "resourceType": "DocumentReference",
         "id": str(doc.pk),
@@ -292,11 +325,55 @@ def document_reference_resource(doc: Document, *, content_url: str) -> dict[str,
         "status": "current",
         "subject": _ref("Patient", doc.patient_id),
         "date": _instant(doc.created_at),
+        "author": [
+            {
+                "identifier": {"system": "urn:dpi:user", "value": str(doc.author_id)},
+                "display": (author.get_full_name() or author.username) if author else str(doc.author_id),
+            }
+        ],
         "description": doc.title,
         "content": [{"attachment": attachment}],
     }
+    known = DOCUMENT_TYPES.get(doc.type_code)
+    if known:
+        display, class_code, class_display = known
+        resource["type"] = {"coding": [{"system": CS_LOINC, "code": doc.type_code, "display": display}]}
+        resource["category"] = [
+            {"coding": [{"system": CS_DOCUMENT_CLASS, "code": class_code, "display": class_display}]}
+        ]
+    else:
+        resource["type"] = {"text": doc.title}
     if doc.encounter_id:
         resource["context"] = {"encounter": [_ref("Encounter", doc.encounter_id)]}
+    return resource
+
+
+MEDICATION_REQUEST_STATUS = {"active": "active", "stopped": "stopped", "completed": "completed"}
+
+
+def medication_request_resource(prescription: Prescription) -> dict[str, Any]:
+    author = getattr(prescription, "author", None)
+    validity: dict[str, str] = {"start": prescription.start.isoformat()}
+    if prescription.end:
+        validity["end"] = prescription.end.isoformat()
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "id": str(prescription.pk),
+        "meta": _clinical_meta(prescription),
+        "status": MEDICATION_REQUEST_STATUS.get(prescription.status, "unknown"),
+        "intent": "order",
+        "medicationCodeableConcept": {"text": prescription.medication},
+        "subject": _ref("Patient", prescription.patient_id),
+        "authoredOn": _instant(prescription.created_at),
+        "requester": {
+            "identifier": {"system": "urn:dpi:user", "value": str(prescription.author_id)},
+            "display": (author.get_full_name() or author.username) if author else str(prescription.author_id),
+        },
+        "dosageInstruction": [{"text": prescription.instructions}],
+        "dispenseRequest": {"validityPeriod": validity},
+    }
+    if prescription.encounter_id:
+        resource["encounter"] = _ref("Encounter", prescription.encounter_id)
     return resource
 
 
@@ -344,7 +421,7 @@ def condition_resource(problem: Problem) -> dict[str, Any]:
             }
         ],
         "code": {
-            "coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": problem.icd10, "display": problem.label}],
+            "coding": [{"system": CS_CIM10_ATIH, "code": problem.icd10, "display": problem.label}],
             "text": problem.label,
         },
         "subject": _ref("Patient", problem.patient_id),
@@ -360,138 +437,6 @@ def condition_resource(problem: Problem) -> dict[str, Any]:
 
 
 # --- AuditEvent -------------------------------------------------------------------------------------------
-DCM = "http://dicom.nema.org/resources/ontology/DCM"
-_AUDIT_TYPE = {
-    "login": (DCM, "110114", "User Authentication"),
-    "logout": (DCM, "110114", "User Authentication"),
-    "login_failure": (DCM, "110114", "User Authentication"),
-    "permission_change": (DCM, "110136", "Security Roles Changed"),
-    "break_glass": (DCM, "110113", "Security Alert"),
-    "alert": (DCM, "110113", "Security Alert"),
-}
-_SUBTYPE_REST = {
-    "view": "read",
-    "search": "search-type",
-    "create": "create",
-    "amend": "update",
-    "delete": "delete",
-}
-_SUBTYPE_DCM = {
-    "login": ("110122", "Login"),
-    "login_failure": ("110122", "Login"),
-    "logout": ("110123", "Logout"),
-}
-_ACTION = {
-    "view": "R",
-    "search": "E",
-    "print": "R",
-    "export": "R",
-    "create": "C",
-    "amend": "U",
-    "delete": "D",
-}
-
-
 def audit_event_resource(event: AccessEvent) -> dict[str, Any]:
-    system, code, display = _AUDIT_TYPE.get(
-        event.action,
-        (DCM, "110110", "Patient Record")
-        if event.patient_id
-        else ("http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "RESTful Operation"),
-    )
-    resource: dict[str, Any] = {
-        "resourceType": "AuditEvent",
-        "id": str(event.pk),
-        "type": {"system": system, "code": code, "display": display},
-        "action": _ACTION.get(event.action, "E"),
-        "recorded": _instant(event.occurred_at),
-        "outcome": "0" if event.outcome == AccessEvent.Outcome.ALLOWED else "4",
-        "agent": [],
-        "source": {
-            "site": "dpi",
-            "observer": {"display": "dpi"},
-            "type": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/security-source-type",
-                    "code": "4",
-                    "display": "Application Server",
-                }
-            ],
-        },
-    }
-    if event.action in _SUBTYPE_REST:
-        resource["subtype"] = [
-            {"system": "http://hl7.org/fhir/restful-interaction", "code": _SUBTYPE_REST[event.action]}
-        ]
-    elif event.action in _SUBTYPE_DCM:
-        sub_code, sub_display = _SUBTYPE_DCM[event.action]
-        resource["subtype"] = [{"system": DCM, "code": sub_code, "display": sub_display}]
-    if event.reason:
-        resource["outcomeDesc"] = event.reason
-    if event.basis == "break_glass":
-        resource["purposeOfEvent"] = [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
-                        "code": "ETREAT",
-                        "display": "Emergency Treatment",
-                    }
-                ]
-            }
-        ]
-    elif event.basis.startswith("care:"):
-        resource["purposeOfEvent"] = [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
-                        "code": "TREAT",
-                        "display": "treatment",
-                    }
-                ]
-            }
-        ]
-    agent: dict[str, Any] = {
-        "requestor": True,
-        "who": {"display": event.actor_username or event.actor_role or "system"},
-    }
-    if event.actor_username:
-        agent["who"]["identifier"] = {"system": "urn:dpi:user", "value": event.actor_username}
-    if event.actor_role:
-        agent["role"] = [{"text": event.actor_role}]
-    if event.ip:
-        agent["network"] = {"address": str(event.ip), "type": "2"}
-    resource["agent"].append(agent)
-    entities = []
-    if event.patient_id:
-        entities.append(
-            {
-                "what": _ref("Patient", event.patient_id),
-                "type": {
-                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
-                    "code": "1",
-                    "display": "Person",
-                },
-                "role": {
-                    "system": "http://terminology.hl7.org/CodeSystem/object-role",
-                    "code": "1",
-                    "display": "Patient",
-                },
-            }
-        )
-    if event.resource_type:
-        what = f"{event.resource_type}/{event.resource_id}" if event.resource_id else event.resource_type
-        entities.append(
-            {
-                "what": {"identifier": {"system": "urn:dpi:resource", "value": what}},
-                "type": {
-                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
-                    "code": "2",
-                    "display": "System Object",
-                },
-            }
-        )
-    if entities:
-        resource["entity"] = entities
-    return resource
+    """IHE BALP shape: the same function as the patient access report (audit.reports), never a second one."""
+    return audit_reports.to_fhir_audit_event(event)

@@ -4,9 +4,7 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,12 +20,13 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from access.policy import Action, Category
+from audit import reports as audit_reports
 from audit.models import AccessEvent
 from dpi.api.common import MAX_ID, ApiView, api_exception_handler
 from dpi.api.scopes import AUDIT_VIEW, scope
 from dpi.api.views import require_dpo
-from dpi.fhir import mapping
-from dpi.models import Allergy, Document, Observation, Problem
+from dpi.fhir import mapping, search
+from dpi.models import Allergy, Document, Observation, Prescription, Problem
 from patients import ins as ins_rules
 from patients import services as patient_services
 from patients.models import Encounter, Patient
@@ -41,8 +40,25 @@ class FhirJSONRenderer(JSONRenderer):
     format = "json"
 
 
+# What _format and Accept may ask for: FHIR JSON only (XML and RDF are not served: 406).
+JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json", "fhir+json", "application/json+fhir"})
+_ACCEPT_JSON = frozenset({"*/*", "application/*", "application/json", "application/fhir+json", "application/json+fhir"})
+
+
+def check_format(request) -> None:
+    """406 (an OperationOutcome) when the client asks only for a format this server does not produce."""
+    wanted = request.GET.get("_format")
+    if wanted is not None and wanted.split(";")[0].strip().lower() not in JSON_FORMATS:
+        raise exceptions.NotAcceptable(f"_format={wanted[:40]} is not served; this server answers FHIR JSON only.")
+    accept = request.headers.get("Accept", "")
+    if wanted is None and accept.strip():
+        types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+        if not types & _ACCEPT_JSON and not any(t.startswith("text/html") for t in types):
+            raise exceptions.NotAcceptable("Only application/fhir+json is served.")
+
+
 class FhirContentNegotiation(BaseContentNegotiation):
-    """JSON only: every answer is FHIR JSON, whatever Accept says."""
+    """JSON only: every answer is FHIR JSON (check_format refuses what asks for anything else)."""
 
     def select_parser(self, request, parsers):
         return parsers[0] if parsers else None
@@ -108,6 +124,10 @@ class FhirView(ApiView, APIView):
     def get_exception_handler(self):
         return fhir_exception_handler
 
+    def initial(self, request, *args, **kwargs):
+        check_format(request)
+        super().initial(request, *args, **kwargs)
+
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         response["Cache-Control"] = "no-store"
@@ -117,66 +137,59 @@ class FhirView(ApiView, APIView):
         return self.request.build_absolute_uri("/fhir/")
 
 
-# --- search parameters ------------------------------------------------------------------------------------
-def _bad(param: str, message: str) -> exceptions.ValidationError:
-    return exceptions.ValidationError({param: [message]})
+# --- resource types ---------------------------------------------------------------------------------------
+def _codes_of(choices) -> dict[str, str]:
+    return {value: value for value in choices.values}
 
 
-def _patient_param(params, names=("patient", "subject")) -> int | None:
-    for name in names:
-        raw = params.get(name)
-        if raw is None:
-            continue
-        value = raw.split("/", 1)[1] if raw.startswith("Patient/") else raw
-        if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
-            raise _bad(name, "A patient id or Patient/<id>.")
-        return int(value)
+def _patient_params() -> dict[str, search.Param]:
+    return {
+        "patient": search.reference_param("patient", search.SP + "clinical-patient"),
+        "subject": search.reference_param("subject", search.SP + "Observation-subject"),
+    }
+
+
+def _identifier_match(system: str | None, value: str) -> Q | None:
+    ins_systems = {mapping.ins_system("NIR"), mapping.ins_system("NIA")}
+    if value == "":
+        return None
+    ins_q = Q(
+        ins_bidx=patient_services.ins_blind_index(ins_rules.normalise(value)),
+        identity_status=Patient.IdentityStatus.QUALIFIED,
+    )
+    if system is None:
+        return Q(ipp=value) | ins_q
+    if system == settings.DPI_FHIR_IPP_SYSTEM:
+        return Q(ipp=value)
+    if system in ins_systems:
+        # The INS is an identifier of qualified identities only (what we send is what we match).
+        return ins_q
     return None
 
 
-def _token(raw: str) -> tuple[str | None, str]:
-    """``system|code`` or ``code``."""
-    if "|" in raw:
-        system, _, code = raw.partition("|")
-        return system, code
-    return None, raw
+AUDIT_ACTIONS = [a for a in AccessEvent.Action.values]
 
 
-_DATE_RE = re.compile(r"^(eq|ge|gt|le|lt)?(\d{4}-\d{2}-\d{2})$")
+def _audit_codes(fn) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for action in AUDIT_ACTIONS:
+        out.setdefault(fn(action), []).append(action)
+    return out
 
 
-def _date_filter(queryset: QuerySet, field_name: str, values: list[str], param: str) -> QuerySet:
-    for raw in values:
-        match = _DATE_RE.match(raw)
-        if not match:
-            raise _bad(param, "A date YYYY-MM-DD with an optional prefix eq, ge, gt, le, lt.")
-        prefix, day = match.group(1) or "eq", match.group(2)
-        try:
-            d = date.fromisoformat(day)
-        except ValueError as exc:
-            raise _bad(param, "Not a calendar date.") from exc
-        start = timezone.make_aware(datetime.combine(d, time.min))
-        end = start + timedelta(days=1)
-        lookups = {
-            "eq": Q(**{f"{field_name}__gte": start, f"{field_name}__lt": end}),
-            "ge": Q(**{f"{field_name}__gte": start}),
-            "gt": Q(**{f"{field_name}__gte": end}),
-            "le": Q(**{f"{field_name}__lt": end}),
-            "lt": Q(**{f"{field_name}__lt": start}),
-        }
-        queryset = queryset.filter(lookups[prefix])
-    return queryset
-
-
-# --- resource types ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ResourceType:
     name: str
     category: Category
     gate_resource: str  # resource_type recorded in access events
     profile: str = ""
-    search_params: dict[str, str] = field(default_factory=dict)  # name -> FHIR search param type, documented
+    params: dict[str, search.Param] = field(default_factory=dict)
     patient_required: bool = True
+    supported_profiles: tuple[str, ...] = ()
+
+
+def _params(*items: search.Param) -> dict[str, search.Param]:
+    return {p.name: p for p in items}
 
 
 PATIENT = ResourceType(
@@ -184,50 +197,159 @@ PATIENT = ResourceType(
     Category.ADMINISTRATIVE,
     "patient",
     mapping.PROFILE_PATIENT,
-    {
-        "_id": "token",
-        "identifier": "token",
-        "family": "string",
-        "given": "string",
-        "name": "string",
-        "birthdate": "date",
-    },
+    _params(
+        search.id_param(),
+        search.token_param("identifier", search.SP + "Patient-identifier", _identifier_match,
+                           documentation="IPP (system " + settings.DPI_FHIR_IPP_SYSTEM + ") or INS of a qualified "
+                           "identity; system|value; comma for OR."),
+        search.string_param("family", search.SP + "individual-family", ("birth_name", "used_name"),
+                            sort="birth_name"),
+        search.string_param("given", search.SP + "individual-given", ("first_name",), sort="first_name"),
+        search.string_param("name", search.SP + "Patient-name", ("birth_name", "used_name", "first_name")),
+        search.date_param("birthdate", search.SP + "individual-birthdate", "birth_date", is_date=True),
+        search.token_param("gender", search.SP + "individual-gender",
+                           search.coded("sex", ("http://hl7.org/fhir/administrative-gender",),
+                                        codes={v: k for k, v in mapping.GENDER.items()})),
+    ),
     patient_required=False,
+    supported_profiles=(mapping.PROFILE_PATIENT, mapping.PROFILE_PATIENT_INS),
 )
 ENCOUNTER = ResourceType(
     "Encounter",
     Category.ADMINISTRATIVE,
     "encounter",
     mapping.PROFILE_ENCOUNTER,
-    {"patient": "reference", "subject": "reference", "status": "token"},
+    _params(
+        search.id_param(),
+        *_patient_params().values(),
+        search.token_param("status", search.SP + "Encounter-status",
+                           lambda system, code: None if system not in (None, "http://hl7.org/fhir/encounter-status")
+                           else {"in-progress": Q(end__isnull=True), "finished": Q(end__isnull=False)}.get(code)),
+        search.token_param("class", search.SP + "Encounter-class",
+                           search.coded("kind", ("http://terminology.hl7.org/CodeSystem/v3-ActCode",),
+                                        codes={code: kind for kind, (code, _) in mapping.ENCOUNTER_CLASS.items()})),
+        search.date_param("date", search.SP + "clinical-date", "start", "end",
+                          documentation="The encounter's period (an open end is ongoing); prefixes eq, ne, gt, "
+                          "ge, lt, le, sa, eb; partial dates YYYY and YYYY-MM."),
+    ),
+    supported_profiles=(mapping.PROFILE_ENCOUNTER,),
 )
 OBSERVATION = ResourceType(
     "Observation",
     Category.MEDICAL,
     "observation",
     "",
-    {"patient": "reference", "subject": "reference", "category": "token", "code": "token", "date": "date"},
+    _params(
+        search.id_param(),
+        *_patient_params().values(),
+        search.token_param("category", search.SP + "Observation-category",
+                           search.coded("obs_category",
+                                        ("http://terminology.hl7.org/CodeSystem/observation-category",),
+                                        codes=_codes_of(Observation.Category))),
+        search.token_param("code", search.SP + "clinical-code", search.coded("loinc", (mapping.CS_LOINC,)),
+                           sort="loinc"),
+        search.date_param("date", search.SP + "clinical-date", "effective_at"),
+    ),
 )
 DOCUMENT_REFERENCE = ResourceType(
-    "DocumentReference", Category.MEDICAL, "document", "", {"patient": "reference", "subject": "reference"}
+    "DocumentReference",
+    Category.MEDICAL,
+    "document",
+    "",
+    _params(
+        search.id_param(),
+        *_patient_params().values(),
+        search.token_param("type", search.SP + "clinical-type", search.coded("type_code", (mapping.CS_LOINC,))),
+        search.token_param("category", search.SP + "DocumentReference-category",
+                           search.coded("type_code", (mapping.CS_DOCUMENT_CLASS,), codes={
+                               cls: [t for t, (_, c, _) in mapping.DOCUMENT_TYPES.items() if c == cls]
+                               for cls in {c for _, c, _ in mapping.DOCUMENT_TYPES.values()}})),
+        search.date_param("date", search.SP + "DocumentReference-date", "created_at"),
+    ),
 )
-ALLERGY = ResourceType("AllergyIntolerance", Category.MEDICAL, "allergy", "", {"patient": "reference"})
+ALLERGY = ResourceType(
+    "AllergyIntolerance",
+    Category.MEDICAL,
+    "allergy",
+    "",
+    _params(
+        search.id_param(),
+        search.reference_param("patient", search.SP + "clinical-patient"),
+        search.token_param("criticality", search.SP + "AllergyIntolerance-criticality",
+                           search.coded("severity", ("http://hl7.org/fhir/allergy-intolerance-criticality",),
+                                        codes=_codes_of(Allergy.Severity))),
+        search.date_param("date", search.SP + "clinical-date", "created_at"),
+    ),
+)
 CONDITION = ResourceType(
     "Condition",
     Category.MEDICAL,
     "problem",
     "",
-    {"patient": "reference", "subject": "reference", "clinical-status": "token"},
+    _params(
+        search.id_param(),
+        *_patient_params().values(),
+        search.token_param("clinical-status", search.SP + "Condition-clinical-status",
+                           search.coded("status", ("http://terminology.hl7.org/CodeSystem/condition-clinical",),
+                                        codes=_codes_of(Problem.Status))),
+        search.token_param("code", search.SP + "clinical-code", search.coded("icd10", (mapping.CS_CIM10_ATIH,)),
+                           documentation="CIM-10 code (ATIH system " + mapping.CS_CIM10_ATIH + "); comma for OR.",
+                           sort="icd10"),
+        search.date_param("onset-date", search.SP + "Condition-onset-date", "onset", is_date=True),
+        search.date_param("recorded-date", search.SP + "Condition-recorded-date", "created_at"),
+    ),
+)
+MEDICATION_REQUEST = ResourceType(
+    "MedicationRequest",
+    Category.MEDICAL,
+    "prescription",
+    "",
+    _params(
+        search.id_param(),
+        *_patient_params().values(),
+        search.token_param("status", search.SP + "medications-status",
+                           search.coded("status", ("http://hl7.org/fhir/CodeSystem/medicationrequest-status",),
+                                        codes=_codes_of(Prescription.Status))),
+        search.date_param("authoredon", search.SP + "MedicationRequest-authoredon", "created_at"),
+    ),
 )
 AUDIT_EVENT = ResourceType(
     "AuditEvent",
     Category.ADMINISTRATIVE,
     "accessevent",
     "",
-    {"patient": "reference", "agent-name": "string", "date": "date", "outcome": "token", "action": "token"},
+    _params(
+        search.id_param(),
+        search.reference_param("patient", search.SP + "AuditEvent-patient"),
+        search.string_param("agent-name", search.SP + "AuditEvent-agent-name", ("actor_username",)),
+        search.date_param("date", search.SP + "AuditEvent-date", "occurred_at"),
+        search.token_param("outcome", search.SP + "AuditEvent-outcome",
+                           search.coded("outcome", ("http://terminology.hl7.org/CodeSystem/audit-event-outcome",),
+                                        codes={code: outcome for outcome, code in
+                                               audit_reports.OUTCOME_CODE.items()} | {"8": [], "12": []}),
+                           documentation="0 success (allowed), 4 minor failure (refused by the gate); 8 and 12 "
+                           "(serious and major failures) are never recorded as access events."),
+        search.token_param("action", search.SP + "AuditEvent-action",
+                           search.coded("action", ("http://hl7.org/fhir/audit-event-action",),
+                                        codes=_audit_codes(audit_reports.fhir_action))),
+        search.token_param("subtype", search.SP + "AuditEvent-subtype",
+                           lambda system, code: _audit_subtype(system, code)),
+    ),
     patient_required=False,
 )
-TYPES = {t.name: t for t in (PATIENT, ENCOUNTER, OBSERVATION, DOCUMENT_REFERENCE, ALLERGY, CONDITION, AUDIT_EVENT)}
+
+
+def _audit_subtype(system: str | None, code: str) -> Q | None:
+    wanted = [a for a in AUDIT_ACTIONS
+              if audit_reports.fhir_subtype(a)[1] == code
+              and system in (None, audit_reports.fhir_subtype(a)[0])]
+    return Q(action__in=wanted) if wanted else None
+
+
+TYPES = {
+    t.name: t
+    for t in (PATIENT, ENCOUNTER, OBSERVATION, DOCUMENT_REFERENCE, ALLERGY, CONDITION, MEDICATION_REQUEST, AUDIT_EVENT)
+}
 
 
 class _TypedView(FhirView):
@@ -252,31 +374,42 @@ class _TypedView(FhirView):
             return scope(Category.ADMINISTRATIVE, Action.SEARCH)
         return scope(self.rtype.category, Action.VIEW)
 
-    def to_resource(self, obj) -> dict[str, Any]:
+    def to_resources(self, rows: list) -> list[dict[str, Any]]:
         name = self.rtype.name
-        if name == "Patient":
-            return mapping.patient_resource(obj)
-        if name == "Encounter":
-            return mapping.encounter_resource(obj)
-        if name == "Observation":
-            return mapping.observation_resource(obj)
         if name == "DocumentReference":
-            url = self.request.build_absolute_uri(f"/api/documents/{obj.pk}/content/")
-            return mapping.document_reference_resource(obj, content_url=url)
-        if name == "AllergyIntolerance":
-            return mapping.allergy_resource(obj)
-        if name == "Condition":
-            return mapping.condition_resource(obj)
-        return mapping.audit_event_resource(obj)
+            # The hash needs the (encrypted) content: one query for the page's documents.
+            contents = dict(Document.objects.filter(pk__in=[r.pk for r in rows]).values_list("pk", "content"))
+            return [
+                mapping.document_reference_resource(
+                    row,
+                    content_url=self.request.build_absolute_uri(f"/api/documents/{row.pk}/content/"),
+                    content=contents.get(row.pk),
+                )
+                for row in rows
+            ]
+        build = {
+            "Patient": mapping.patient_resource,
+            "Encounter": mapping.encounter_resource,
+            "Observation": mapping.observation_resource,
+            "AllergyIntolerance": mapping.allergy_resource,
+            "Condition": mapping.condition_resource,
+            "MedicationRequest": mapping.medication_request_resource,
+            "AuditEvent": mapping.audit_event_resource,
+        }[name]
+        return [build(row) for row in rows]
+
+    def to_resource(self, obj) -> dict[str, Any]:
+        return self.to_resources([obj])[0]
 
     def queryset(self) -> QuerySet:
         return {
             "Patient": Patient.objects.all(),
             "Encounter": Encounter.objects.select_related("unit"),
             "Observation": Observation.objects.all(),
-            "DocumentReference": Document.objects.defer("content"),
+            "DocumentReference": Document.objects.defer("content").select_related("author"),
             "AllergyIntolerance": Allergy.objects.all(),
             "Condition": Problem.objects.all(),
+            "MedicationRequest": Prescription.objects.select_related("author"),
             "AuditEvent": AccessEvent.objects.all(),
         }[self.rtype.name]
 
@@ -314,168 +447,90 @@ class ReadView(_TypedView):
 
 
 class SearchView(_TypedView):
-    """GET /fhir/<type>?params: a searchset Bundle, newest first, paged with _count and an opaque cursor."""
+    """GET /fhir/<type>?params: a searchset Bundle (FHIR R4 search semantics, dpi.fhir.search), paged with
+    _count and _offset; every page's links identify that page."""
 
     interaction = "search"
 
     def get(self, request, resource_type: str):
-        params = request.query_params
-        count = self._count(params)
-        queryset = self._filtered(params)
-        cursor = params.get("_cursor")
-        if cursor is not None:
-            if not cursor.isdigit() or not 1 <= int(cursor) <= MAX_ID:
-                raise _bad("_cursor", "Invalid cursor.")
-            queryset = queryset.filter(pk__lt=int(cursor))
-        rows = list(queryset.order_by("-pk")[: count + 1])
-        more = len(rows) > count
-        rows = rows[:count]
-        base = self.base_url()
-        kept = [(k, v) for k, vs in params.lists() if k != "_cursor" for v in vs]
-        self_url = f"{base}{self.rtype.name}" + (f"?{urlencode(kept)}" if kept else "")
-        links = [{"relation": "self", "url": self_url}]
+        query = search.parse(
+            request, self.rtype.params, default_count=DEFAULT_COUNT, max_count=MAX_COUNT, max_id=MAX_ID
+        )
+        queryset = search.apply(self._scoped(query), query)
+        base = f"{self.base_url()}{self.rtype.name}"
+
+        def url(offset: int | None) -> str:
+            return f"{base}?{urlencode(search.link_params(query, offset=offset))}"
+
+        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+        total = queryset.count() if (query.total or query.summary_count) else None
+        if query.summary_count or query.count == 0:
+            bundle["total"] = total if total is not None else queryset.count()
+            bundle["link"] = [{"relation": "self", "url": url(None)}]
+            return Response(bundle)
+        rows = list(queryset.order_by(*query.sort)[query.offset : query.offset + query.count + 1])
+        more = len(rows) > query.count
+        rows = rows[: query.count]
+        if total is not None:
+            bundle["total"] = total
+        links = [{"relation": "self", "url": url(query.offset)}, {"relation": "first", "url": url(None)}]
+        if query.offset:
+            links.append({"relation": "previous", "url": url(max(0, query.offset - query.count))})
         if more:
-            links.append(
-                {
-                    "relation": "next",
-                    "url": f"{base}{self.rtype.name}?{urlencode([*kept, ('_cursor', rows[-1].pk)])}",
-                }
-            )
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "link": links,
-            "entry": [
-                {
-                    "fullUrl": f"{base}{self.rtype.name}/{row.pk}",
-                    "resource": self.to_resource(row),
-                    "search": {"mode": "match"},
-                }
-                for row in rows
-            ],
-        }
+            links.append({"relation": "next", "url": url(query.offset + query.count)})
+        bundle["link"] = links
+        bundle["entry"] = [
+            {"fullUrl": f"{base}/{row.pk}", "resource": resource, "search": {"mode": "match"}}
+            for row, resource in zip(rows, self.to_resources(rows), strict=True)
+        ]
         return Response(bundle)
 
-    @staticmethod
-    def _count(params) -> int:
-        raw = params.get("_count")
-        if raw is None:
-            return DEFAULT_COUNT
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_COUNT:
-            raise _bad("_count", f"An integer from 1 to {MAX_COUNT}.")
-        return int(raw)
-
-    def _filtered(self, params) -> QuerySet:
+    def _scoped(self, query: search.Query) -> QuerySet:
+        """The rows this user may search, after the gate: visible patients, the DPO's trace, or the records of
+        the named patients (each one asked of the gate)."""
         if self.rtype is PATIENT:
-            return self._patients(params)
+            if not query.used:
+                raise search.bad(
+                    "identifier", "Give at least one of " + ", ".join(sorted(PATIENT.params)) + "."
+                )
+            return self.search_patients(Patient.objects.all(), query=" ".join(query.used))
         if self.rtype is AUDIT_EVENT:
-            return self._audit_events(params)
-        patient_id = _patient_param(params)
-        if patient_id is None:
-            raise _bad("patient", f"Searching {self.rtype.name} needs patient=<id>.")
-        self.gate(patient_id=patient_id, action=Action.VIEW)
-        queryset = self.queryset().filter(patient_id=patient_id)
-        if self.rtype is OBSERVATION:
-            if params.get("category"):
-                queryset = queryset.filter(obs_category=_token(params["category"])[1])
-            if params.get("code"):
-                system, code = _token(params["code"])
-                if system not in (None, "", "http://loinc.org"):
-                    return queryset.none()
-                queryset = queryset.filter(loinc=code)
-            queryset = _date_filter(queryset, "effective_at", params.getlist("date"), "date")
-        elif self.rtype is CONDITION and params.get("clinical-status"):
-            queryset = queryset.filter(status=_token(params["clinical-status"])[1])
-        elif self.rtype is ENCOUNTER and params.get("status"):
-            status = _token(params["status"])[1]
-            queryset = (
-                queryset.filter(end__isnull=status == "in-progress")
-                if status in {"in-progress", "finished"}
-                else queryset.none()
-            )
-        return queryset
+            filters: dict[str, Any] = {"search": "&".join(f"{k}={v}" for k, v in query.kept)[:300]}
+            if query.patients:
+                filters["patient"] = query.patients[0] if len(query.patients) == 1 else None
+            require_dpo(self.request, filters)
+            queryset = AccessEvent.objects.all()
+            if query.patients:
+                queryset = queryset.filter(patient_id__in=query.patients)
+            return queryset
+        if not query.patients:
+            raise search.bad("patient", f"Searching {self.rtype.name} needs patient=<id>.")
+        for patient_id in query.patients:
+            self.gate(patient_id=patient_id, action=Action.VIEW)
+        return self.queryset().filter(patient_id__in=query.patients)
 
-    def _patients(self, params) -> QuerySet:
-        queryset = Patient.objects.all()
-        used = []
-        if params.get("_id"):
-            ids = [v for v in params["_id"].split(",") if v.isdigit() and 1 <= int(v) <= MAX_ID]
-            queryset = queryset.filter(pk__in=[int(v) for v in ids])
-            used.append("_id")
-        if params.get("identifier"):
-            system, value = _token(params["identifier"])
-            if system not in (None, "") and system not in {
-                mapping.ins_system("NIR"),
-                mapping.ins_system("NIA"),
-                settings.DPI_FHIR_IPP_SYSTEM,
-            }:
-                queryset = queryset.none()
-            elif system == settings.DPI_FHIR_IPP_SYSTEM:
-                queryset = queryset.filter(ipp=value)
-            elif system:
-                # The INS is an identifier of qualified identities only (what we send is what we match).
-                queryset = queryset.filter(
-                    ins_bidx=patient_services.ins_blind_index(ins_rules.normalise(value)),
-                    identity_status=Patient.IdentityStatus.QUALIFIED,
-                )
-            else:
-                queryset = queryset.filter(
-                    Q(ipp=value)
-                    | Q(
-                        ins_bidx=patient_services.ins_blind_index(ins_rules.normalise(value)),
-                        identity_status=Patient.IdentityStatus.QUALIFIED,
-                    )
-                )
-            used.append("identifier")
-        for name, lookup in (
-            ("family", ("birth_name", "used_name")),
-            ("given", ("first_name",)),
-            ("name", ("birth_name", "used_name", "first_name")),
-        ):
-            value = params.get(name)
-            if value:
-                if len(value) > 100:
-                    raise _bad(name, "At most 100 characters.")
-                condition = Q()
-                for column in lookup:
-                    condition |= Q(**{f"{column}__istartswith": value})
-                queryset = queryset.filter(condition)
-                used.append(name)
-        if params.get("birthdate"):
-            try:
-                queryset = queryset.filter(birth_date=date.fromisoformat(params["birthdate"]))
-            except ValueError as exc:
-                raise _bad("birthdate", "A date YYYY-MM-DD.") from exc
-            used.append("birthdate")
-        if not used:
-            raise _bad("identifier", "Give at least one of _id, identifier, family, given, name, birthdate.")
-        return self.search_patients(queryset, query=" ".join(used))
 
-    def _audit_events(self, params) -> QuerySet:
-        filters: dict[str, Any] = {}
-        patient_id = _patient_param(params, names=("patient",))
-        if patient_id is not None:
-            filters["patient"] = patient_id
-        if params.get("agent-name"):
-            filters["actor"] = params["agent-name"][:150]
-        require_dpo(self.request, filters)
-        queryset = AccessEvent.objects.all()
-        if patient_id is not None:
-            queryset = queryset.filter(patient_id=patient_id)
-        if "actor" in filters:
-            queryset = queryset.filter(actor_username=filters["actor"])
-        if params.get("outcome"):
-            outcome = _token(params["outcome"])[1]
-            queryset = queryset.filter(outcome="allowed" if outcome == "0" else "denied")
-        if params.get("action"):
-            wanted = _token(params["action"])[1]
-            actions = [a for a, code in mapping._ACTION.items() if code == wanted]
-            queryset = (
-                queryset.filter(action__in=actions)
-                if wanted != "E"
-                else queryset.exclude(action__in=[a for a, code in mapping._ACTION.items() if code != "E"])
-            )
-        return _date_filter(queryset, "occurred_at", params.getlist("date"), "date")
+EXT_MODIFIER = "urn:dpi:fhir:search-modifier"
+EXT_PREFIX = "urn:dpi:fhir:search-prefix"
+
+
+def capability_search_params(rtype: ResourceType) -> list[dict[str, Any]]:
+    """Each declared parameter, its definition, and (machine-readable, as extensions) its modifiers and
+    prefixes; the conformance test exercises exactly these."""
+    out = []
+    for param in rtype.params.values():
+        entry: dict[str, Any] = {
+            "name": param.name,
+            "definition": param.definition,
+            "type": param.type,
+            "documentation": param.documentation,
+        }
+        extensions = [{"url": EXT_MODIFIER, "valueCode": m} for m in param.modifiers]
+        extensions += [{"url": EXT_PREFIX, "valueCode": p} for p in param.prefixes]
+        if extensions:
+            entry["extension"] = extensions
+        out.append(entry)
+    return out
 
 
 class MetadataView(FhirView):
@@ -490,19 +545,22 @@ class MetadataView(FhirView):
     def get(self, request):
         resources = []
         for rtype in TYPES.values():
+            sortable = sorted(name for name, p in rtype.params.items() if p.sort)
             entry: dict[str, Any] = {
                 "type": rtype.name,
                 "interaction": [{"code": "read"}, {"code": "search-type"}],
-                "searchParam": [{"name": name, "type": kind} for name, kind in rtype.search_params.items()],
+                "searchParam": capability_search_params(rtype),
             }
             if rtype.profile:
                 entry["profile"] = rtype.profile
-            if rtype is PATIENT:
-                entry["supportedProfile"] = [mapping.PROFILE_PATIENT_INS]
+            if rtype.supported_profiles:
+                entry["supportedProfile"] = list(rtype.supported_profiles)
+            notes = [f"_sort on {', '.join(sortable)}; _count (0-{MAX_COUNT}), _offset, _total, _summary=count."]
             if rtype is AUDIT_EVENT:
-                entry["documentation"] = "DPO only (scope audit:view); reading the trace is itself recorded."
+                notes.insert(0, "DPO only (scope audit:view); reading the trace is itself recorded; IHE BALP shape.")
             elif rtype.patient_required:
-                entry["documentation"] = "Search needs patient=<id>."
+                notes.insert(0, "Search needs patient=<id> (each patient goes through the access gate).")
+            entry["documentation"] = " ".join(notes)
             resources.append(entry)
         return Response(
             {
@@ -518,11 +576,13 @@ class MetadataView(FhirView):
                 },
                 "fhirVersion": "4.0.1",
                 "format": [FHIR_JSON],
+                "implementationGuide": [mapping.FR_CORE + "/ImplementationGuide/hl7.fhir.fr.core"],
                 "rest": [
                     {
                         "mode": "server",
                         "documentation": "Reads and searches go through dpi's access gate and are recorded "
-                        "(docs/api.md).",
+                        "(docs/api.md). Unknown parameters are ignored (and left out of the self link) unless "
+                        "the request says Prefer: handling=strict, which refuses them with a 400.",
                         "security": {
                             "cors": False,
                             "description": (

@@ -46,6 +46,8 @@ def ui(request) -> dict:
             (_("Break-the-glass"), reverse("web:dpo_emergency_list")),
             (_("Access log"), reverse("web:dpo_access_log")),
         ]
+    if role in (Role.IT_ADMIN, Role.SECURITY_OFFICER):
+        nav.append((_("Security"), reverse("web:security_home")))
     path = request.path
     context["dpi_nav"] = [(label, url, path.startswith(url) and (url != "/dpo/" or path == url))
                           for label, url in nav]

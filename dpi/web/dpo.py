@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import formats, timezone, translation
+from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 
 from access.models import AccessReviewCampaign, EmergencyAccess, StaffProfile
@@ -203,7 +204,13 @@ def audit_verification() -> AreaStatus:
             "events": _field(v, "events_checked", "checked", "events", "count"),
             "first_bad": _field(v, "first_bad_event_id", "first_broken_id", "broken_event_id", "first_bad"),
             "message": _field(v, "message", "detail", "error") or "",
+            "completed": _field(v, "completed") is not False,
         }
+        at = status.data["at"]
+        if at is not None:  # the real age of the latest run: a nightly run missed shows here
+            status.data["age"] = timesince(at, timezone.now())
+            status.data["stale"] = timezone.now() - at > timedelta(hours=36)
+        status.data["report"] = bool(optional("audit.verification_report", "signed_json"))
     return status
 
 

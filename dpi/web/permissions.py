@@ -94,4 +94,6 @@ def home_for(role: Role | None) -> str:
         return "admin:index"
     if role == Role.DPO:
         return "web:dpo_dashboard"
+    if role in (Role.IT_ADMIN, Role.SECURITY_OFFICER):
+        return "web:security_home"  # account locks, keyring, audit trail (dpi.web.views.security)
     return ""

@@ -7,7 +7,7 @@ this area are named "web:...".
 from django.urls import include, path
 
 import dpi.converters  # noqa: F401 - registers the <id:...> URL converter
-from dpi.web.views import clinical, dpo, session
+from dpi.web.views import clinical, conformity, dpo, printing, security, session
 
 web_patterns = [
     path("session/lock/", session.session_lock, name="session_lock"),
@@ -21,12 +21,23 @@ web_patterns = [
     path("patients/<id:patient_id>/notes/<id:note_id>/", clinical.note_detail, name="note_detail"),
     path("patients/<id:patient_id>/notes/<id:note_id>/amend/", clinical.note_amend, name="note_amend"),
     path("patients/<id:patient_id>/documents/<id:document_id>/", clinical.document_view, name="document"),
+    # the IT administrator and the security officer
+    path("security/", security.home, name="security_home"),
+    path("security/accounts/<id:user_id>/unlock/", security.unlock, name="security_unlock"),
+    path("security/audit/verify/", security.verify_audit, name="security_verify_audit"),
+    path("patients/<id:patient_id>/print/record.pdf", printing.chart_print, name="chart_print"),
+    path("patients/<id:patient_id>/print/prescriptions.pdf", printing.prescriptions_print,
+         name="prescriptions_print"),
     # the DPO ("dpo/alerts/" is the detection API, included before this module)
     path("dpo/", dpo.dashboard, name="dpo_dashboard"),
     path("dpo/access-log/", dpo.access_log, name="dpo_access_log"),
     path("dpo/break-glass/", dpo.emergency_list, name="dpo_emergency_list"),
     path("dpo/break-glass/<id:access_id>/", dpo.emergency_review, name="dpo_emergency_review"),
     path("dpo/review-items/<id:item_id>/decide/", dpo.review_item_decide, name="dpo_review_item_decide"),
+    path("dpo/review/start/", conformity.review_start, name="dpo_review_start"),
+    path("dpo/conformity/", conformity.conformity, name="dpo_conformity"),
+    path("dpo/conformity.pdf", conformity.conformity_pdf, name="dpo_conformity_pdf"),
+    path("dpo/documents/<str:name>", conformity.dpo_document, name="dpo_document"),
     path("dpo/queue/", dpo.alerts, name="dpo_alerts"),
     path("dpo/queue/<id:alert_id>/", dpo.alert_detail, name="dpo_alert_detail"),
     path("dpo/queue/<id:alert_id>/review/", dpo.alert_review, name="dpo_alert_review"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.context import access_context
@@ -15,16 +17,22 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--no-seal", action="store_true",
                             help="do not chain queued events first (read-only check)")
+        parser.add_argument("--witness", metavar="FILE",
+                            help="reconcile with this witness instead of DPI_AUDIT_WITNESS_FILE (e.g. a copy of the "
+                                 "syslog collector's log)")
 
     def handle(self, *args, **options):
         with access_context(channel="worker"):
-            run = chain_verify(seal=not options["no_seal"])
+            run = chain_verify(seal=not options["no_seal"],
+                               witness_file=Path(options["witness"]) if options["witness"] else None)
         seconds = max((run.finished_at - run.started_at).total_seconds(), 1e-6)
         self.stdout.write(f"checked {run.events_checked} events (links {run.first_seq} to {run.last_seq}) and "
                           f"{run.checkpoints_checked} checkpoints in {seconds:.2f} s "
                           f"({run.events_checked / seconds:,.0f} events/s)")
         if run.ok:
             self.stdout.write(self.style.SUCCESS("audit trail intact"))
+            for note in run.result.notes:
+                self.stdout.write(f"  note: {note}")
             return
         self.stdout.write(self.style.ERROR(f"AUDIT TRAIL BROKEN: {run.message}"))
         if run.first_broken_id is not None:
@@ -36,4 +44,12 @@ class Command(BaseCommand):
                                   f"patient={event.patient_id} {event.resource_type} {event.resource_id}")
         for problem in sorted(run.result.breaks)[1:10]:
             self.stdout.write(f"  also: {problem.reason}")
-        raise CommandError(f"audit trail broken at event {run.first_broken_id}: {run.message}")
+        for note in run.result.notes:
+            self.stdout.write(f"  note: {note}")
+        if run.first_broken_id is not None:
+            where = f"event {run.first_broken_id}"
+        elif run.first_broken_seq is not None:
+            where = f"link {run.first_broken_seq}"
+        else:
+            where = "its checkpoints"
+        raise CommandError(f"audit trail broken at {where}: {run.message}")

@@ -24,9 +24,11 @@ from access.models import EmergencyAccess
 from access.policy import Action, Category, allowed_by_matrix
 from dpi import services as dpi_services
 from dpi.models import ClinicalNote, Document
+from dpi.printing import PageMarks, page_css, printed_at_text
 from dpi.web import selectors
 from dpi.web.forms import BreakGlassForm, NoteAmendForm, NoteForm, PatientSearchForm
 from dpi.web.permissions import clinician_required, may_view_restricted
+from dpi.web.views.printing import identity_line
 from patients.ages import age_label
 from patients.models import Patient
 
@@ -114,6 +116,8 @@ def _chart_response(request, patient_id: int, *, note_form: NoteForm | None = No
         "emergency_remaining": remaining,
         "emergency_remaining_text": f"{remaining // 3600}:{remaining % 3600 // 60:02d}:{remaining % 60:02d}",
         "note_form": note_form, "include_sensitive": include_sensitive,
+        "print_css": page_css(PageMarks(title=_("Patient record"), identity=identity_line(patient),
+                                        printed=printed_at_text(by=user.get_full_name() or user.get_username()))),
     }, status=status)
 
 

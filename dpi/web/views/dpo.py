@@ -11,7 +11,7 @@ from datetime import datetime, time, timedelta
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -158,6 +158,8 @@ def review_item_decide(request, item_id: int):
                                            comment=request.POST.get("comment", "")[:300])
     except ValidationError as exc:
         messages.error(request, " ".join(_(m) for m in exc.messages))
+    except PermissionDenied:
+        messages.error(request, _("Nobody decides on their own rights: another reviewer must."))
     else:
         messages.success(request, _("%(user)s: %(decision)s.") % {
             "user": item.user.username, "decision": AccessReviewItem.Decision(decision).label})

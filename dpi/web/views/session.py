@@ -23,10 +23,12 @@ from dpi.web.permissions import home_for
 
 @never_cache
 def home(request):
-    if request.user.is_authenticated:
-        target = home_for(gate.role_of(request.user))
-        if target:
-            return redirect(target)
+    """Anonymous: straight to sign-in. Signed in: the role's own page (or a short explanation)."""
+    if not request.user.is_authenticated:
+        return redirect("login")
+    target = home_for(gate.role_of(request.user))
+    if target:
+        return redirect(target)
     return render(request, "home.html")
 
 

@@ -14,6 +14,9 @@ from django.core.management.base import BaseCommand, CommandError
 from audit.context import access_context
 from dpi.api import services
 from dpi.api.models import ApiClient, ApiToken
+from dpi.api.scopes import ALL_SCOPES
+
+VALID_SCOPES = ", ".join(ALL_SCOPES)
 
 
 def _scopes(raw: str | None) -> list[str]:
@@ -21,20 +24,27 @@ def _scopes(raw: str | None) -> list[str]:
 
 
 class Command(BaseCommand):
-    help = "Create API clients (integration service accounts), issue and revoke their tokens."
+    help = (
+        "Create API clients (integration service accounts), issue and revoke their tokens. Scopes are "
+        f"<category>:<action>; valid scopes: {VALID_SCOPES}."
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="command", required=True)
         create = sub.add_parser("create", help="a client, its service account and a first token")
         create.add_argument("name")
-        create.add_argument("--scopes", required=True, help="comma-separated, e.g. medical:view,medical:create")
+        create.add_argument(
+            "--scopes", required=True, help=f"comma-separated, e.g. medical:view,medical:create. Valid: {VALID_SCOPES}"
+        )
         create.add_argument("--description", default="")
         create.add_argument("--on-behalf", action="store_true", help="accept X-On-Behalf-Of")
         create.add_argument("--rate", type=int, default=None, help="requests per minute (default: setting)")
         create.add_argument("--days", type=int, default=None, help="token lifetime")
         token = sub.add_parser("token", help="issue another token")
         token.add_argument("name")
-        token.add_argument("--scopes", default="", help="subset of the client's scopes (default: all)")
+        token.add_argument(
+            "--scopes", default="", help=f"subset of the client's scopes (default: all). Valid: {VALID_SCOPES}"
+        )
         token.add_argument("--days", type=int, default=None)
         revoke = sub.add_parser("revoke", help="revoke a token by its prefix")
         revoke.add_argument("prefix")
@@ -45,7 +55,10 @@ class Command(BaseCommand):
             try:
                 getattr(self, f"_{options['command']}")(options)
             except ValidationError as exc:
-                raise CommandError("; ".join(exc.messages)) from exc
+                message = "; ".join(exc.messages)
+                if "scope" in message.lower():
+                    message += f". Valid scopes: {VALID_SCOPES}"
+                raise CommandError(message) from exc
 
     def _create(self, options):
         client = services.api_client_create(

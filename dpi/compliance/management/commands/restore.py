@@ -43,13 +43,17 @@ class Command(BaseCommand):
 def _record(name: str, target: str) -> None:
     """Trace the restore in the application's audit log when its database is reachable (best effort:
     a disaster-recovery restore may run before the live database exists)."""
-    from django.db import DatabaseError
+    from django.db import DatabaseError, transaction
 
     from audit.services import event_record
+    from dpi.compliance.models import RestoreTest
 
     try:
-        event_record(action="other", outcome="allowed", actor_role="system", actor_unit="backup",
-                     resource_type="backup", resource_id=name, basis="system:backup",
-                     details={"step": "restore", "target_database": target})
+        with transaction.atomic():
+            event_record(action="other", outcome="allowed", actor_role="system", actor_unit="backup",
+                         resource_type="backup", resource_id=name, basis="system:backup",
+                         details={"step": "restore", "target_database": target})
+            # The DPO's live state shows the age of the last successful restore (restore tests, fiche 5).
+            RestoreTest.objects.create(backup_name=name, target_database=target, ok=True)
     except DatabaseError:
         pass
