@@ -304,6 +304,14 @@ SYSTEM_TASKS: dict[str, dict[Category, frozenset[str]]] = {
     # Backups dump the whole database (encrypted) and the patient's-rights export builds a full record.
     "backup": {c: frozenset({"export"}) for c in Category},
     "rights": {c: frozenset({"export", "view"}) for c in Category},
+    # The HL7 v2 feed (dpi.hl7): the patient administration system writes identities and movements, the
+    # laboratory writes results; it reads nothing back.
+    "hl7_feed": {
+        Category.ADMINISTRATIVE: frozenset({"create", "amend"}),
+        Category.MEDICAL: frozenset({"create", "amend"}),
+    },
+    # The integration team reads a refused message as received (`hl7_deadletters --show`) to fix its cause.
+    "hl7_support": {Category.ADMINISTRATIVE: frozenset({"view"}), Category.MEDICAL: frozenset({"view"})},
 }
 
 

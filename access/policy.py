@@ -38,21 +38,30 @@ class Action(StrEnum):
     AMEND = "amend"
     EXPORT = "export"
     PRINT = "print"
+    PRESCRIBE = "prescribe"  # write or stop a prescription (physicians, midwives)
+    ADMINISTER = "administer"  # record that a prescribed medication was given (or not), nurses' round
+    VALIDATE = "validate"  # pharmaceutical validation of a prescription
 
 
 A, M, R = Category.ADMINISTRATIVE, Category.MEDICAL, Category.RESTRICTED
 ALL = frozenset(Action)
 READ = frozenset({Action.VIEW, Action.SEARCH})
 READ_PRINT = frozenset({Action.VIEW, Action.SEARCH, Action.PRINT})
+# Actions that only make sense on clinical data (never on identity, stays or appointments).
+CLINICAL_ACTS = frozenset({Action.PRESCRIBE, Action.ADMINISTER, Action.VALIDATE})
+ADMIN_ALL = ALL - CLINICAL_ACTS
 
 MATRIX: dict[Role, dict[Category, frozenset[Action]]] = {
-    Role.PHYSICIAN: {A: READ_PRINT, M: ALL, R: ALL},
-    Role.MIDWIFE: {A: READ_PRINT, M: ALL, R: READ_PRINT | {Action.CREATE, Action.AMEND}},
-    Role.NURSE: {A: READ_PRINT, M: READ_PRINT | {Action.CREATE, Action.AMEND}, R: frozenset()},
-    Role.PHARMACIST: {A: READ, M: READ_PRINT, R: frozenset()},
+    Role.PHYSICIAN: {
+        A: READ_PRINT, M: ALL - {Action.VALIDATE}, R: ALL - {Action.PRESCRIBE, Action.VALIDATE, Action.ADMINISTER}
+    },
+    Role.MIDWIFE: {A: READ_PRINT, M: ALL - {Action.VALIDATE}, R: READ_PRINT | {Action.CREATE, Action.AMEND}},
+    Role.NURSE: {A: READ_PRINT, M: READ_PRINT | {Action.CREATE, Action.AMEND, Action.ADMINISTER}, R: frozenset()},
+    # Pharmacists validate prescriptions (analyse pharmaceutique, R4235-48 CSP); they write nothing else.
+    Role.PHARMACIST: {A: READ, M: READ_PRINT | {Action.VALIDATE}, R: frozenset()},
     # Secretaries type letters and file documents for their unit's physicians.
-    Role.MEDICAL_SECRETARY: {A: ALL, M: READ_PRINT | {Action.CREATE}, R: frozenset()},
-    Role.RECEPTION: {A: ALL, M: frozenset(), R: frozenset()},
+    Role.MEDICAL_SECRETARY: {A: ADMIN_ALL, M: READ_PRINT | {Action.CREATE}, R: frozenset()},
+    Role.RECEPTION: {A: ADMIN_ALL, M: frozenset(), R: frozenset()},
     # DIM: coding and archives (R6113-1 CSP); reads medical data for coding, within its own scope.
     Role.DIM: {A: READ | {Action.EXPORT}, M: READ | {Action.EXPORT}, R: READ},
     Role.DPO: {A: frozenset(), M: frozenset(), R: frozenset()},
@@ -88,6 +97,23 @@ MEDICAL_ROLES = frozenset(r for r, cats in MATRIX.items() if cats.get(M) or cats
 
 # Roles that are part of a unit's care staff (get care-team grants from the unit's encounters).
 CARE_STAFF_ROLES = frozenset({Role.PHYSICIAN, Role.MIDWIFE, Role.NURSE, Role.PHARMACIST, Role.MEDICAL_SECRETARY})
+
+
+# Who records which structured entry, beyond the matrix's "create" on medical data (secretaries file
+# documents and letters, they do not chart allergies, problems or vital signs).
+RECORDERS: dict[str, frozenset[Role]] = {
+    "allergy": frozenset({Role.PHYSICIAN, Role.MIDWIFE, Role.NURSE}),
+    "problem": frozenset({Role.PHYSICIAN, Role.MIDWIFE}),
+    "vitals": frozenset({Role.PHYSICIAN, Role.MIDWIFE, Role.NURSE}),
+    "document": frozenset({Role.PHYSICIAN, Role.MIDWIFE, Role.NURSE, Role.MEDICAL_SECRETARY}),
+}
+
+
+def may_record(role: Role | str | None, entry: str) -> bool:
+    try:
+        return Role(role) in RECORDERS.get(entry, frozenset())
+    except ValueError:
+        return False
 
 
 def allowed_by_matrix(role: Role | str, category: Category | str, action: Action | str) -> bool:

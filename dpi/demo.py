@@ -102,5 +102,5 @@ class DemoAccountsRefusedBackend:
             raise PermissionDenied("demo accounts are refused in production")
         return
 
-    def get_user(self, user_id):
-        return None
+    # No get_user: this backend never signs anyone in, and Django's test client (force_login) takes the first
+    # backend that has one, which must be the one that loads users.

@@ -3,7 +3,7 @@
 1. embedded PostgreSQL and Redis when DATABASE_URL / REDIS_URL are unset (their URLs are passed on);
 2. migrate, collect static files, then seed synthetic demo data on first run, printing the demo accounts
    generated for this install (never with DPI_PRODUCTION=1; `manage.py demo_accounts` prints them again);
-3. gunicorn (web), a Celery worker and Celery beat as child processes.
+3. gunicorn (web), a Celery worker, Celery beat and the HL7 v2 listener (dpi.hl7) as child processes.
 
 It refuses to listen beyond the loopback interface (DPI_BIND) while demo accounts can sign in, and stops the
 embedded servers it started when it ends, whatever the reason.
@@ -135,9 +135,11 @@ def _run(embedded) -> int:
             "--schedule",
             str(var / "celerybeat-schedule"),
         ],
+        # HL7 v2 listener (dpi.hl7): ADT and results over MLLP on DPI_HL7_HOST:DPI_HL7_PORT (docs/hl7.md).
+        "hl7": [py, "manage.py", "hl7_listener"],
     }
     children = {name: subprocess.Popen(cmd) for name, cmd in procs.items()}  # noqa: S603
-    print(f"\ndpi is running on http://{bind}/  (Ctrl-C stops web, worker and beat)\n", flush=True)
+    print(f"\ndpi is running on http://{bind}/  (Ctrl-C stops web, worker, beat and hl7)\n", flush=True)
 
     stopping = False
 

@@ -99,11 +99,32 @@ class Prescription(ClinicalItem):
         STOPPED = "stopped", _("stopped")
         COMPLETED = "completed", _("completed")
 
+    class Route(models.TextChoices):
+        ORAL = "oral", _("oral")
+        IV = "iv", _("intravenous")
+        SC = "sc", _("subcutaneous")
+        IM = "im", _("intramuscular")
+        CUTANEOUS = "cutaneous", _("cutaneous")
+        INHALED = "inhaled", _("inhaled")
+        RECTAL = "rectal", _("rectal")
+        OTHER = "other", _("other")
+
     medication = models.CharField(_("medication"), max_length=200)
     instructions = EncryptedTextField(_("dosage and instructions"))
+    # Structured prescription (the ordonnance): dose, route, frequency, duration. Free text stays encrypted.
+    dose = EncryptedTextField(_("dose"), blank=True, default="")
+    route = models.CharField(_("route"), max_length=12, choices=Route.choices, blank=True, default="")
+    frequency = EncryptedTextField(_("frequency"), blank=True, default="")
+    duration_days = models.PositiveIntegerField(_("duration (days)"), null=True, blank=True)
     start = models.DateField()
     end = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    stopped_reason = EncryptedTextField(_("reason for stopping"), blank=True, default="")
+    validated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        verbose_name=_("validated by (pharmacist)"),
+    )
+    validated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-start"]
@@ -116,6 +137,8 @@ class Document(ClinicalItem):
     # XDS/DMP typeCode (LOINC), e.g. 11490-0 discharge letter; its class code follows (dpi.fhir.mapping).
     type_code = models.CharField(_("document type (LOINC)"), max_length=16, blank=True, default="")
     media_type = models.CharField(max_length=100, default="application/pdf")
+    document_date = models.DateField(_("date of the document"), null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
     content = EncryptedBinaryField()
     size = models.PositiveIntegerField(default=0)
 
@@ -131,12 +154,36 @@ class Allergy(ClinicalItem):
         HIGH = "high", _("high")
         UNKNOWN = "unable-to-assess", _("unknown")
 
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        INACTIVE = "inactive", _("inactive")
+        RESOLVED = "resolved", _("resolved")
+
+    class Verification(models.TextChoices):
+        UNCONFIRMED = "unconfirmed", _("unconfirmed")
+        CONFIRMED = "confirmed", _("confirmed")
+        REFUTED = "refuted", _("refuted")
+        ERROR = "entered-in-error", _("entered in error")
+
+    # SNOMED CT 716186003 "No known allergy": the clinician asked and the patient has none (FHIR convention),
+    # which differs from "not recorded" (no row at all).
+    NO_KNOWN_ALLERGY = "716186003"
+
     substance = models.CharField(_("substance"), max_length=200)
+    substance_code = models.CharField(_("substance code"), max_length=20, blank=True, default="",
+                                      help_text=_("ATC or SNOMED CT code when known"))
     reaction = EncryptedTextField(_("reaction"), blank=True, default="")
     severity = models.CharField(max_length=20, choices=Severity.choices, default=Severity.UNKNOWN)
+    clinical_status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    verification = models.CharField(_("verification"), max_length=20, choices=Verification.choices,
+                                    default=Verification.UNCONFIRMED)
 
     class Meta:
         verbose_name_plural = "allergies"
+
+    @property
+    def is_no_known_allergy(self) -> bool:
+        return self.substance_code == self.NO_KNOWN_ALLERGY
 
     def __str__(self) -> str:
         return self.substance
@@ -176,7 +223,28 @@ class Amendment(models.Model):
     def __str__(self) -> str:
         return f"{self.resource_type} #{self.resource_id} v{self.version}"
 
-CLINICAL_MODELS = (ClinicalNote, Observation, Prescription, Document, Allergy, Problem)
+class MedicationAdministration(ClinicalItem):
+    """The nurse's record of one dose of a prescription: given, or not given with the reason."""
+
+    class Status(models.TextChoices):
+        GIVEN = "completed", _("given")
+        NOT_GIVEN = "not-done", _("not given")
+
+    prescription = models.ForeignKey(Prescription, on_delete=models.CASCADE, related_name="administrations")
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    administered_at = models.DateTimeField(_("time"))
+    dose_given = EncryptedTextField(_("dose given"), blank=True, default="")
+    reason_not_given = EncryptedTextField(_("reason not given"), blank=True, default="")
+
+    class Meta:
+        ordering = ["-administered_at"]
+        indexes = [models.Index(fields=["patient", "administered_at"])]
+
+    def __str__(self) -> str:
+        return f"administration #{self.pk} of prescription {self.prescription_id}"
+
+
+CLINICAL_MODELS = (ClinicalNote, Observation, Prescription, Document, Allergy, Problem, MedicationAdministration)
 
 
 class JobRun(models.Model):

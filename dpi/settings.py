@@ -131,6 +131,7 @@ INSTALLED_APPS = [
     "retention",
     "dpi.api",
     "dpi.compliance",
+    "dpi.hl7",
 ]
 
 MIDDLEWARE = [
@@ -448,6 +449,15 @@ if DPI_FHIR_INS_SYSTEM not in {
     )
 DPI_FHIR_IPP_SYSTEM = env_str("DPI_FHIR_IPP_SYSTEM", "urn:dpi:ipp")
 DPI_FHIR_ENCOUNTER_SYSTEM = env_str("DPI_FHIR_ENCOUNTER_SYSTEM", "urn:dpi:encounter")
+
+# --- HL7 v2 listener (dpi.hl7, `manage.py hl7_listener`; see docs/hl7.md) ------------------------------------
+# 2575 is the port IANA registers for HL7 over MLLP. Bind to an interface the integration network reaches only.
+DPI_HL7_HOST = env_str("DPI_HL7_HOST", "127.0.0.1")
+DPI_HL7_PORT = env_int("DPI_HL7_PORT", 2575, minimum=1, maximum=65535)
+DPI_HL7_MAX_BYTES = env_int("DPI_HL7_MAX_BYTES", 1_000_000, minimum=10_000)  # larger frames close the connection
+# This application's MSH-5/MSH-6 in acknowledgements.
+DPI_HL7_APPLICATION = env_str("DPI_HL7_APPLICATION", "DPI")
+DPI_HL7_FACILITY = env_str("DPI_HL7_FACILITY", "DPI")
 
 # --- security headers -------------------------------------------------------------------------------------
 X_FRAME_OPTIONS = "DENY"

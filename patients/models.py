@@ -384,6 +384,7 @@ class Encounter(models.Model):
     kind = models.CharField(_("type"), max_length=16, choices=Kind.choices, default=Kind.STAY)
     start = models.DateTimeField(_("start"))
     end = models.DateTimeField(_("end"), null=True, blank=True)
+    bed = models.CharField(_("bed"), max_length=20, blank=True, default="")
     transferred_from = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="transferred_to",
         verbose_name=_("transferred from"),

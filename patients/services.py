@@ -659,3 +659,58 @@ def patient_split(*, actor: Any, patient: Patient, identity: dict[str, Any], enc
                         "reason": reason[:300]})
     patient_records_moved.send(sender=Patient, patient_ids=[source.pk, other.pk])
     return other
+
+
+# --- movements undone or reclassified (cancellations of the ADT feed: IHE PAM A11, A12, A13, A06, A07) ---------
+@transaction.atomic
+def encounter_cancel(*, encounter: Encounter) -> None:
+    """An admission entered in error is removed (A11); the care relationships it opened go with it. A stay
+    that has already moved on (transferred) is cancelled movement by movement, last first."""
+    encounter = Encounter.objects.select_for_update().get(pk=encounter.pk)
+    check_not_frozen(encounter.patient)
+    if Encounter.objects.filter(transferred_from=encounter).exists():
+        raise ValidationError({"encounter": ["This stay was transferred since: cancel the transfer first."]})
+    encounter.delete()
+
+
+@transaction.atomic
+def encounter_discharge_cancel(*, encounter: Encounter) -> Encounter:
+    """A discharge entered in error: the stay is open again (A13)."""
+    encounter = Encounter.objects.select_for_update().get(pk=encounter.pk)
+    check_not_frozen(encounter.patient)
+    if encounter.end is None:
+        raise ValidationError({"end": ["This encounter is not closed."]})
+    if Encounter.objects.filter(transferred_from=encounter).exists():
+        raise ValidationError({"end": ["This encounter ended with a transfer, not a discharge."]})
+    encounter.end = None
+    encounter.full_clean()
+    encounter.save(update_fields=["end"])
+    return encounter
+
+
+@transaction.atomic
+def encounter_transfer_cancel(*, encounter: Encounter) -> Encounter:
+    """A transfer entered in error (A12): the movement it opened is removed and the previous one reopened."""
+    encounter = Encounter.objects.select_for_update().get(pk=encounter.pk)
+    check_not_frozen(encounter.patient)
+    previous = encounter.transferred_from
+    if previous is None:
+        raise ValidationError({"encounter": ["This encounter does not follow a transfer."]})
+    if encounter.end is not None or Encounter.objects.filter(transferred_from=encounter).exists():
+        raise ValidationError({"encounter": ["Only the current movement of a stay can be cancelled."]})
+    encounter.delete()
+    previous.end = None
+    previous.full_clean()
+    previous.save(update_fields=["end"])
+    return previous
+
+
+@transaction.atomic
+def encounter_reclassify(*, encounter: Encounter, kind: str) -> Encounter:
+    """Outpatient to inpatient or back (A06/A07): the same encounter changes kind."""
+    encounter = Encounter.objects.select_for_update().get(pk=encounter.pk)
+    check_not_frozen(encounter.patient)
+    encounter.kind = kind
+    encounter.full_clean()
+    encounter.save(update_fields=["kind"])
+    return encounter

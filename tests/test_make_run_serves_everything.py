@@ -67,6 +67,25 @@ def _assert_static_files_served(base: str, login_page: str, manifest_path: Path)
             assert len(r.read()) > 100, name
 
 
+def _assert_hl7_listener_answers(port: int) -> None:
+    """The HL7 v2 listener (dpi.hl7) is one of the launched processes: an A28 over MLLP gets its AA."""
+    from dpi.hl7 import testing as hl7
+
+    for _ in range(60):
+        try:
+            client = hl7.MllpClient("127.0.0.1", port, timeout=30)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        raise AssertionError("the HL7 listener does not accept connections")
+    try:
+        answer = client.send(hl7.adt("A28", "LAUNCH1"))
+    finally:
+        client.close()
+    assert hl7.ack_fields(answer)["code"] == "AA", answer
+
+
 @pytest.mark.slow
 def test_launcher_serves_login_and_worker_then_stops_on_ctrl_c(tmp_path):
     with _admin_conn() as conn:
@@ -78,6 +97,7 @@ def test_launcher_serves_login_and_worker_then_stops_on_ctrl_c(tmp_path):
         {
             "DATABASE_URL": urlunparse(url._replace(path="/" + DB)),
             "DPI_BIND": f"127.0.0.1:{_free_port()}",
+            "DPI_HL7_PORT": str(_free_port()),
             "DPI_DEMO_PATIENTS": "20",
             "DPI_WEB_WORKERS": "1",
             "DPI_VAR_DIR": str(tmp_path),
@@ -123,6 +143,7 @@ def test_launcher_serves_login_and_worker_then_stops_on_ctrl_c(tmp_path):
         # The demo accounts generated for this install are printed on first run, and kept under var/secrets.
         accounts = json.loads((tmp_path / "secrets" / "demo_accounts.json").read_text())
         assert f"password={accounts['demo.physician']['password']}" in output and "TOTP secret=" in output
+        _assert_hl7_listener_answers(int(env["DPI_HL7_PORT"]))
     finally:
         proc.send_signal(signal.SIGINT)
         try:

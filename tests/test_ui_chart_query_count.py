@@ -40,7 +40,12 @@ def _chart_queries(client, patient) -> int:
     with CaptureQueriesContext(connection) as ctx:
         response = client.get(f"/patients/{patient.pk}/")
     assert response.status_code == 200
-    return len(ctx.captured_queries)
+    return _counted(ctx)
+
+
+def _counted(ctx) -> int:
+    # The session's activity stamp is written at most once a minute, whenever that falls: not the page's doing.
+    return len([q for q in ctx.captured_queries if "django_session" not in q["sql"] and "SAVEPOINT" not in q["sql"]])
 
 
 def test_chart_queries_do_not_grow_with_the_record(cast):
@@ -65,4 +70,4 @@ def test_search_queries_do_not_grow_with_the_results(cast):
     with CaptureQueriesContext(connection) as many:
         response = client.get("/patients/?q=dupont")
     assert response.content.decode().count("/patients/") > 20
-    assert len(few.captured_queries) == len(many.captured_queries) <= MAX_QUERIES
+    assert _counted(few) == _counted(many) <= MAX_QUERIES

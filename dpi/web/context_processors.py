@@ -36,6 +36,7 @@ def ui(request) -> dict:
     role = gate.role_of(user)
     nav = []
     if is_clinician(role):
+        nav.append((_("My unit"), reverse("web:census")))
         nav.append((_("Patients"), reverse("web:patient_search")))
     if role in ADMIN_SITE_ROLES:
         nav.append((_("Reception"), reverse("admin:index")))
@@ -45,6 +46,7 @@ def ui(request) -> dict:
             (_("Alerts"), reverse("web:dpo_alerts")),
             (_("Break-the-glass"), reverse("web:dpo_emergency_list")),
             (_("Access log"), reverse("web:dpo_access_log")),
+            (_("Conformity"), reverse("web:dpo_conformity")),
         ]
     if role in (Role.IT_ADMIN, Role.SECURITY_OFFICER):
         nav.append((_("Security"), reverse("web:security_home")))

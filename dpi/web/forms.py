@@ -8,7 +8,7 @@ from django.utils.translation import gettext_noop
 
 from access.models import EmergencyAccess
 from audit.models import AccessEvent
-from dpi.models import ClinicalNote
+from dpi.models import Allergy, ClinicalNote, Prescription
 
 
 class PatientSearchForm(forms.Form):
@@ -25,6 +25,17 @@ class PatientSearchForm(forms.Form):
         return q
 
 
+# Note kinds offered by role, the first being the default: a nurse writes a "transmission infirmière".
+NOTE_KINDS_BY_ROLE: dict[str, tuple[str, ...]] = {
+    "nurse": (ClinicalNote.Kind.NURSING,),
+    "midwife": (ClinicalNote.Kind.PROGRESS, ClinicalNote.Kind.ADMISSION, ClinicalNote.Kind.DISCHARGE,
+                ClinicalNote.Kind.CONSULTATION, ClinicalNote.Kind.NURSING),
+    "physician": (ClinicalNote.Kind.PROGRESS, ClinicalNote.Kind.ADMISSION, ClinicalNote.Kind.DISCHARGE,
+                  ClinicalNote.Kind.CONSULTATION, ClinicalNote.Kind.NURSING),
+    "medical_secretary": (ClinicalNote.Kind.CONSULTATION,),
+}
+
+
 class NoteForm(forms.Form):
     kind = forms.ChoiceField(label=_("Kind of note"), choices=ClinicalNote.Kind.choices,
                              initial=ClinicalNote.Kind.PROGRESS)
@@ -35,10 +46,14 @@ class NoteForm(forms.Form):
         help_text=_("Only physicians and midwives of the care team will see it."),
     )
 
-    def __init__(self, *args, allow_sensitive: bool = False, **kwargs):
+    def __init__(self, *args, allow_sensitive: bool = False, role: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         if not allow_sensitive:
             del self.fields["sensitive"]
+        kinds = NOTE_KINDS_BY_ROLE.get(str(role) if role else "")
+        if kinds:
+            self.fields["kind"].choices = [(k, label) for k, label in ClinicalNote.Kind.choices if k in kinds]
+            self.fields["kind"].initial = kinds[0]
 
 
 class NoteAmendForm(forms.Form):
@@ -105,3 +120,85 @@ SERVICE_MESSAGES = (
     gettext_noop("A violation needs a comment."),
     gettext_noop("Choose confirmed or revoked."),
 )
+
+
+# XDS/DMP document types (LOINC) offered for upload.
+DOCUMENT_TYPES = [
+    ("11490-0", _("discharge letter")),
+    ("11488-4", _("consultation report")),
+    ("18748-4", _("imaging report")),
+    ("11502-2", _("laboratory report")),
+    ("34133-9", _("summary of episode")),
+    ("51851-4", _("administrative document")),
+]
+
+
+# --- structured entry (dpi.services does the checks; these forms only parse) -----------------------------
+_DT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+_D = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+class AllergyForm(forms.Form):
+    substance = forms.CharField(label=_("Substance"), max_length=200)
+    substance_code = forms.CharField(label=_("Code (ATC or SNOMED CT), if known"), max_length=20, required=False)
+    reaction = forms.CharField(label=_("Reaction"), max_length=500, required=False)
+    severity = forms.ChoiceField(label=_("Severity"), choices=Allergy.Severity.choices,
+                                 initial=Allergy.Severity.UNKNOWN)
+    verification = forms.ChoiceField(label=_("Verification"), choices=Allergy.Verification.choices[:2],
+                                     initial=Allergy.Verification.UNCONFIRMED)
+
+
+class ProblemForm(forms.Form):
+    icd10 = forms.CharField(label=_("CIM-10 code"), max_length=8,
+                            widget=forms.TextInput(attrs={"list": "cim10-list", "autocomplete": "off"}))
+    label = forms.CharField(label=_("Label (from the list if empty)"), max_length=200, required=False)
+    onset = forms.DateField(label=_("Onset"), required=False, widget=_D)
+    comment = forms.CharField(label=_("Comment"), max_length=2000, required=False)
+
+
+class VitalsForm(forms.Form):
+    effective_at = forms.DateTimeField(label=_("Time"), widget=_DT,
+                                       input_formats=["%Y-%m-%dT%H:%M", "%d/%m/%Y %H:%M"])
+    systolic = forms.CharField(label=_("Systolic BP (mmHg)"), required=False, max_length=8)
+    diastolic = forms.CharField(label=_("Diastolic BP (mmHg)"), required=False, max_length=8)
+    pulse = forms.CharField(label=_("Pulse (/min)"), required=False, max_length=8)
+    temperature = forms.CharField(label=_("Temperature (°C)"), required=False, max_length=8)
+    spo2 = forms.CharField(label=_("SpO2 (%)"), required=False, max_length=8)
+    respiratory_rate = forms.CharField(label=_("Respiratory rate (/min)"), required=False, max_length=8)
+    weight = forms.CharField(label=_("Weight (kg)"), required=False, max_length=8)
+    height = forms.CharField(label=_("Height (cm)"), required=False, max_length=8)
+    pain = forms.CharField(label=_("Pain (0-10)"), required=False, max_length=4)
+
+    VALUE_FIELDS = ("systolic", "diastolic", "pulse", "temperature", "spo2", "respiratory_rate", "weight",
+                    "height", "pain")
+
+
+class PrescriptionForm(forms.Form):
+    medication = forms.CharField(label=_("Medication"), max_length=200)
+    dose = forms.CharField(label=_("Dose"), max_length=100)
+    route = forms.ChoiceField(label=_("Route"), choices=Prescription.Route.choices)
+    frequency = forms.CharField(label=_("Frequency"), max_length=100)
+    start = forms.DateField(label=_("Start"), widget=_D)
+    duration_days = forms.IntegerField(label=_("Duration (days)"), required=False, min_value=1, max_value=365)
+    instructions = forms.CharField(label=_("Instructions"), max_length=2000, required=False,
+                                   widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class PrescriptionStopForm(forms.Form):
+    reason = forms.CharField(label=_("Reason for stopping"), max_length=300)
+
+
+class AdministrationForm(forms.Form):
+    given = forms.TypedChoiceField(label=_("Given"), coerce=lambda v: v == "yes",
+                                   choices=[("yes", _("given")), ("no", _("not given"))], widget=forms.RadioSelect)
+    administered_at = forms.DateTimeField(label=_("Time"), widget=_DT,
+                                          input_formats=["%Y-%m-%dT%H:%M", "%d/%m/%Y %H:%M"])
+    dose_given = forms.CharField(label=_("Dose given"), max_length=100, required=False)
+    reason_not_given = forms.CharField(label=_("Reason not given"), max_length=300, required=False)
+
+
+class DocumentUploadForm(forms.Form):
+    title = forms.CharField(label=_("Title"), max_length=200)
+    type_code = forms.ChoiceField(label=_("Type"), choices=DOCUMENT_TYPES)
+    document_date = forms.DateField(label=_("Date of the document"), widget=_D)
+    file = forms.FileField(label=_("File (PDF, PNG or JPEG)"))

@@ -7,7 +7,7 @@ this area are named "web:...".
 from django.urls import include, path
 
 import dpi.converters  # noqa: F401 - registers the <id:...> URL converter
-from dpi.web.views import clinical, conformity, dpo, printing, security, session
+from dpi.web.views import chart_entry, clinical, conformity, dpo, printing, security, session
 
 web_patterns = [
     path("session/lock/", session.session_lock, name="session_lock"),
@@ -21,6 +21,24 @@ web_patterns = [
     path("patients/<id:patient_id>/notes/<id:note_id>/", clinical.note_detail, name="note_detail"),
     path("patients/<id:patient_id>/notes/<id:note_id>/amend/", clinical.note_amend, name="note_amend"),
     path("patients/<id:patient_id>/documents/<id:document_id>/", clinical.document_view, name="document"),
+    path("patients/<id:patient_id>/documents/new/", chart_entry.document_upload, name="document_upload"),
+    path("patients/<id:patient_id>/allergies/new/", chart_entry.allergy_create, name="allergy_create"),
+    path("patients/<id:patient_id>/allergies/none/", chart_entry.allergy_none, name="allergy_none"),
+    path("patients/<id:patient_id>/problems/new/", chart_entry.problem_create, name="problem_create"),
+    path("patients/<id:patient_id>/vitals/new/", chart_entry.vitals_create, name="vitals_create"),
+    path("patients/<id:patient_id>/prescriptions/new/", chart_entry.prescription_create, name="prescription_create"),
+    path("patients/<id:patient_id>/prescriptions/<id:rx_id>/stop/", chart_entry.prescription_stop,
+         name="prescription_stop"),
+    path("patients/<id:patient_id>/prescriptions/<id:rx_id>/validate/", chart_entry.prescription_validate,
+         name="prescription_validate"),
+    path("patients/<id:patient_id>/prescriptions/<id:rx_id>/administrations/new/",
+         chart_entry.administration_create, name="administration_create"),
+    path("patients/<id:patient_id>/prescriptions/<id:rx_id>/ordonnance.pdf", chart_entry.prescription_print,
+         name="prescription_print"),
+    path("patients/<id:patient_id>/results/", chart_entry.results, name="results"),
+    path("patients/<id:patient_id>/results/trend/", chart_entry.results_trend, name="results_trend"),
+    path("unit/", chart_entry.census, name="census"),
+    path("cim10/", chart_entry.cim10_lookup, name="cim10_lookup"),
     # the IT administrator and the security officer
     path("security/", security.home, name="security_home"),
     path("security/accounts/<id:user_id>/unlock/", security.unlock, name="security_unlock"),

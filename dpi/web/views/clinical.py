@@ -108,7 +108,7 @@ def _chart_response(request, patient_id: int, *, note_form: NoteForm | None = No
                                            resource_type="clinicalnote", details={"sensitive_notes": True}).allowed
     data = selectors.chart_data(patient, include_sensitive=include_sensitive)
     if note_form is None and allowed_by_matrix(role, M, Action.CREATE):
-        note_form = NoteForm(allow_sensitive=allowed_by_matrix(role, R, Action.CREATE))
+        note_form = NoteForm(allow_sensitive=allowed_by_matrix(role, R, Action.CREATE), role=role)
     emergency = _emergency_access(decision)
     remaining = max(0, int((emergency.expires_at - timezone.now()).total_seconds())) if emergency else 0
     return render(request, "web/chart.html", {
@@ -162,7 +162,7 @@ def break_glass(request, patient_id: int):
 @require_POST
 def note_create(request, patient_id: int):
     user, role = request.user, request.dpi_role
-    form = NoteForm(request.POST, allow_sensitive=allowed_by_matrix(role, R, Action.CREATE))
+    form = NoteForm(request.POST, allow_sensitive=allowed_by_matrix(role, R, Action.CREATE), role=role)
     if form.is_valid():
         sensitive = form.cleaned_data.get("sensitive", False)
         with transaction.atomic():

@@ -1,0 +1,101 @@
+"""Template helpers of the chart: the patient banner and results written to their significant digits."""
+
+from django import template
+
+from dpi.clinical_reference import format_decimal, format_result
+from dpi.web import chart_selectors
+
+register = template.Library()
+
+
+@register.inclusion_tag("web/_banner.html", takes_context=True)
+def patient_banner(context, patient):
+    """Identity, age, status, allergies (or "none known" / "not recorded"), active problems, current stay,
+    confidentiality and break-the-glass state: on every chart page."""
+    from django.utils import timezone
+
+    from patients.ages import age_label
+
+    return {
+        "patient": patient,
+        "age": age_label(patient.birth_date, patient.date_of_death or timezone.localdate()),
+        "b": chart_selectors.banner(patient.pk),
+        "emergency": context.get("emergency"),
+    }
+
+
+@register.filter
+def result_value(obs) -> str:
+    return format_result(obs)
+
+
+@register.filter
+def decimal_text(value) -> str:
+    return format_decimal(value)
+
+
+ENTRY_FORMS = {
+    "allergy": ("dpi.web.forms.AllergyForm", "allergy"),
+    "problem": ("dpi.web.forms.ProblemForm", "problem"),
+    "vitals": ("dpi.web.forms.VitalsForm", "vitals"),
+    "prescription": ("dpi.web.forms.PrescriptionForm", None),
+    "document": ("dpi.web.forms.DocumentUploadForm", "document"),
+}
+
+
+def _may(role, entry: str) -> bool:
+    from access.policy import Action, Category, allowed_by_matrix, may_record
+
+    if entry == "prescription":
+        return allowed_by_matrix(role, Category.MEDICAL, Action.PRESCRIBE)
+    return allowed_by_matrix(role, Category.MEDICAL, Action.CREATE) and may_record(role, entry)
+
+
+@register.simple_tag(takes_context=True)
+def chart_entry(context, entry: str, patient):
+    """The entry form of one section, only for the roles that may use it (the views check again)."""
+    from django.template.loader import render_to_string
+    from django.utils import timezone
+    from django.utils.module_loading import import_string
+
+    request = context.get("request")
+    role = getattr(request, "dpi_role", None)
+    if request is None or not _may(role, entry):
+        return ""
+    form_path, _ = ENTRY_FORMS[entry]
+    initial = {"effective_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+               "start": timezone.localdate(), "document_date": timezone.localdate()}
+    form = import_string(form_path)(initial=initial, auto_id=f"id_{entry}_%s")
+    return render_to_string(f"web/_entry_{entry}.html", {"form": form, "patient": patient}, request=request)
+
+
+@register.simple_tag(takes_context=True)
+def prescription_actions(context, rx, patient):
+    """Stop / validate / print / record an administration, as the role may."""
+    from django.template.loader import render_to_string
+    from django.utils import timezone
+
+    from access.policy import Action, Category, allowed_by_matrix
+    from dpi.web.forms import AdministrationForm, PrescriptionStopForm
+
+    request = context.get("request")
+    role = getattr(request, "dpi_role", None)
+    if request is None:
+        return ""
+    may = {a: allowed_by_matrix(role, Category.MEDICAL, a) for a in
+           (Action.PRESCRIBE, Action.VALIDATE, Action.ADMINISTER, Action.PRINT)}
+    active = rx.status == "active"
+    return render_to_string("web/_prescription_actions.html", {
+        "rx": rx, "patient": patient,
+        "can_stop": active and may[Action.PRESCRIBE], "can_validate": active and may[Action.VALIDATE]
+        and rx.validated_at is None, "can_print": may[Action.PRINT],
+        "administer_form": AdministrationForm(
+            initial={"administered_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"), "given": "yes"},
+            auto_id=f"id_adm{rx.pk}_%s") if active and may[Action.ADMINISTER] else None,
+        "stop_form": PrescriptionStopForm(auto_id=f"id_stop{rx.pk}_%s"),
+    }, request=request)
+
+
+@register.simple_tag
+def latest_vitals(patient):
+    return chart_selectors.vitals_latest(patient.pk)

@@ -1,0 +1,162 @@
+"""Reads for the chart's banner, results over time and the unit census (bounded, a fixed number of queries).
+
+Callers have passed the gate for the patient (banner, results) or list only patients of the user's own
+units' current stays (census), which the gate's care relationships cover.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, Exists, Max, OuterRef, QuerySet
+
+from dpi.clinical_reference import VITALS, VITALS_BY_LOINC, format_decimal, format_result
+from dpi.models import Allergy, Observation, Problem
+from patients.models import CareUnit, Encounter, Patient
+
+RESULTS_PAGE = 50
+TREND_POINTS = 200
+BANNER_PROBLEMS = 5
+
+
+@dataclass
+class Banner:
+    allergies: list[Allergy]
+    allergy_state: str  # "recorded" | "none_known" | "not_recorded"
+    problems: list[Problem]
+    more_problems: bool
+    stay: Encounter | None
+
+
+def banner(patient_id: int) -> Banner:
+    allergies = list(Allergy.objects.filter(patient_id=patient_id, clinical_status=Allergy.Status.ACTIVE)
+                     .exclude(verification__in=[Allergy.Verification.REFUTED, Allergy.Verification.ERROR])
+                     .order_by("-created_at")[:20])
+    real = [a for a in allergies if not a.is_no_known_allergy]
+    state = "recorded" if real else ("none_known" if allergies else "not_recorded")
+    problems = list(Problem.objects.filter(patient_id=patient_id, status=Problem.Status.ACTIVE)
+                    .order_by("-created_at")[: BANNER_PROBLEMS + 1])
+    stay = (Encounter.objects.filter(patient_id=patient_id, end__isnull=True).select_related("unit")
+            .order_by("-start").first())
+    return Banner(real, state, problems[:BANNER_PROBLEMS], len(problems) > BANNER_PROBLEMS, stay)
+
+
+def results_queryset(patient_id: int) -> QuerySet:
+    return Observation.objects.filter(patient_id=patient_id).order_by("-effective_at", "-pk")
+
+
+def analyte_key(obs: Observation) -> str:
+    return obs.loinc or f"label:{obs.label}"
+
+
+def analytes(patient_id: int) -> list[dict[str, Any]]:
+    """Every analyte of the patient with its count and last date (one grouped query)."""
+    rows = (Observation.objects.filter(patient_id=patient_id).values("loinc", "label")
+            .annotate(n=Count("id"), last=Max("effective_at")).order_by("label"))
+    seen: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        key = r["loinc"] or f"label:{r['label']}"
+        entry = seen.setdefault(key, {"code": key, "label": r["label"], "n": 0, "last": r["last"]})
+        entry["n"] += r["n"]
+        entry["last"] = max(entry["last"], r["last"])
+    return list(seen.values())
+
+
+@dataclass
+class Trend:
+    code: str
+    label: str
+    unit: str
+    points: list[Observation]
+    low: Decimal | None
+    high: Decimal | None
+    svg: dict[str, Any] = field(default_factory=dict)
+
+
+def trend(patient_id: int, code: str) -> Trend | None:
+    qs = Observation.objects.filter(patient_id=patient_id)
+    qs = qs.filter(label=code[6:], loinc="") if code.startswith("label:") else qs.filter(loinc=code)
+    points = list(qs.order_by("-effective_at", "-pk")[:TREND_POINTS])
+    if not points:
+        return None
+    points.reverse()
+    last = points[-1]
+    t = Trend(code, last.label, last.unit, points, last.reference_low, last.reference_high)
+    t.svg = _trend_svg(t)
+    return t
+
+
+def _trend_svg(t: Trend, width: int = 640, height: int = 200, pad: int = 30) -> dict[str, Any]:
+    """Coordinates of a small line chart (drawn inline: no script, no external library)."""
+    values = [p.value for p in t.points if p.value is not None]
+    if not values:
+        return {}
+    lows = [v for v in (t.low, t.high) if v is not None]
+    vmin, vmax = min(values + lows), max(values + lows)
+    if vmin == vmax:
+        vmin, vmax = vmin - 1, vmax + 1
+    n = len(t.points)
+
+    def x(i: int) -> float:
+        return pad + (width - 2 * pad) * (i / (n - 1) if n > 1 else 0.5)
+
+    def y(v: Decimal) -> float:
+        return height - pad - (height - 2 * pad) * float((v - vmin) / (vmax - vmin))
+
+    pts = [(round(x(i), 1), round(y(p.value), 1), p) for i, p in enumerate(t.points) if p.value is not None]
+    band = None
+    if t.low is not None and t.high is not None:
+        band = {"y": round(y(t.high), 1), "h": round(y(t.low) - y(t.high), 1)}
+    spec = VITALS_BY_LOINC.get(t.code)
+    return {
+        "width": width, "height": height, "pad": pad, "band": band,
+        "polyline": " ".join(f"{px},{py}" for px, py, _ in pts),
+        "points": [{"x": px, "y": py, "abnormal": p.abnormal, "text": format_result(p), "at": p.effective_at}
+                   for px, py, p in pts],
+        "min": format_decimal(vmin, spec.decimals if spec else None),
+        "max": format_decimal(vmax, spec.decimals if spec else None),
+    }
+
+
+# --- census -----------------------------------------------------------------------------------------------
+def units_of(user) -> list[CareUnit]:
+    profile = getattr(user, "staff", None)
+    return list(profile.units.order_by("name")) if profile is not None else []
+
+
+@dataclass
+class CensusRow:
+    patient: Patient
+    encounter: Encounter
+    days: int
+    new_results: bool
+
+
+def census(user, unit: CareUnit, *, now: datetime, new_since: timedelta) -> list[CensusRow]:
+    """Current inpatients of the unit (open stays), with bed, days since admission and a new-results flag;
+    restricted patients shown only to their care team, as everywhere (access.gate.visible_patients)."""
+    from access import gate
+
+    stays = Encounter.objects.filter(unit=unit, end__isnull=True, start__lte=now)
+    visible = gate.visible_patients(user, Patient.objects.filter(encounters__in=stays).distinct(),
+                                    query=f"census:{unit.code}")
+    recent = Observation.objects.filter(patient_id=OuterRef("patient_id"), effective_at__gte=now - new_since)
+    rows = (stays.filter(patient__in=visible).select_related("patient")
+            .annotate(new_results=Exists(recent)).order_by("bed", "patient__birth_name", "pk"))
+    return [CensusRow(e.patient, e, (now - e.start).days, e.new_results) for e in rows]
+
+
+def vitals_latest(patient_id: int) -> list[tuple[str, str, Any]]:
+    """The latest value of each vital sign (label, formatted value, time)."""
+    codes = [v.loinc for v in VITALS.values()]
+    rows = (Observation.objects.filter(patient_id=patient_id, loinc__in=codes)
+            .order_by("loinc", "-effective_at").distinct("loinc"))
+    by_code = {o.loinc: o for o in rows}
+    return [(v.label, format_result(by_code[v.loinc]), by_code[v.loinc].effective_at)
+            for v in VITALS.values() if v.loinc in by_code]
+
+
+__all__ = ["banner", "census", "results_queryset", "trend", "units_of", "vitals_latest"]
