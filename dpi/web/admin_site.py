@@ -34,6 +34,7 @@ from django.utils.translation import gettext_lazy as _
 
 from access import gate
 from access.policy import CARE_STAFF_ROLES, Action, Category, allowed_by_matrix
+from access.unit_history import limit_unit_history, may_read_unit_history
 from dpi.converters import parse_id
 from dpi.web.permissions import ADMIN_SITE_ROLES, is_verified, record_refusal
 from dpi.web.selectors import patient_filter
@@ -324,6 +325,10 @@ class EncounterAdmin(PatientScopedAdmin):
     def get_fields(self, request, obj=None):
         return ("patient", "unit", "kind", "start") if obj is None else self.fields
 
+    def get_queryset(self, request):
+        # Unit history is health data: reception lists current stays only (access.unit_history).
+        return limit_unit_history(super().get_queryset(request), user=request.user)
+
     def get_changeform_initial_data(self, request):
         return {"start": timezone.localtime().replace(second=0, microsecond=0), **super()
                 .get_changeform_initial_data(request)}
@@ -387,6 +392,18 @@ class AppointmentAdmin(PatientScopedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("practitioner")
+
+    # Why the patient comes is health data: shown to roles that read medical data only. Reception may still
+    # write it when booking (what the patient says at the desk), never read it back.
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        return shown if may_read_unit_history(request.user) else [f for f in shown if f != "reason"]
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and not may_read_unit_history(request.user):
+            fields = [f for f in fields if f != "reason"]
+        return fields
 
     def save_model(self, request, obj, form, change):
         if change:
