@@ -1,8 +1,8 @@
 """Authentication routes (access.authn), mounted at /accounts/."""
 
-from django.urls import path
+from django.urls import include, path
 
-from access.authn import views
+from access.authn import passkeys, views
 
 urlpatterns = [
     path("login/", views.SignInView.as_view(), name="login"),
@@ -15,4 +15,6 @@ urlpatterns = [
     path("sessions/", views.sessions, name="authn-sessions"),
     path("oidc/login/", views.oidc_login, name="authn-oidc-login"),
     path("oidc/callback/", views.oidc_callback, name="authn-oidc-callback"),
+    # Passkeys (WebAuthn) as a second factor: django-otp-webauthn's ceremony, dpi's rules (access.authn.passkeys).
+    path("passkeys/", include((passkeys.urlpatterns, "otp_webauthn"))),
 ]

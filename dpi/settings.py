@@ -122,6 +122,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "django_otp_webauthn",  # passkeys as a second factor (access.authn.passkeys)
     "patients",
     "dpi",
     "audit",
@@ -276,6 +277,17 @@ DPI_ACCOUNT_INACTIVITY_DAYS = env_int("DPI_ACCOUNT_INACTIVITY_DAYS", 90, minimum
 DPI_RECEPTION_REQUIRES_OTP = env_bool("DPI_RECEPTION_REQUIRES_OTP", True)
 DPI_OTP_ISSUER = env_str("DPI_OTP_ISSUER", "dpi")
 OTP_TOTP_ISSUER = DPI_OTP_ISSUER
+# Passkeys (WebAuthn) as a second factor only, never instead of the password (access.authn.passkeys).
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+OTP_WEBAUTHN_HELPER_CLASS = "access.authn.passkeys.PasskeyHelper"
+OTP_WEBAUTHN_RP_NAME = DPI_OTP_ISSUER
+OTP_WEBAUTHN_RP_ID_CALLABLE = "access.authn.passkeys.relying_party_id"
+DPI_WEBAUTHN_RP_ID = env_str("DPI_WEBAUTHN_RP_ID", "")  # default: the host dpi is served under
+DPI_WEBAUTHN_ORIGINS = env_list("DPI_WEBAUTHN_ORIGINS", "")  # default: that host's own origin
+OTP_WEBAUTHN_ALLOWED_ORIGINS = DPI_WEBAUTHN_ORIGINS
+# Without DPI_WEBAUTHN_ORIGINS the accepted origin is the request's own host (one of ALLOWED_HOSTS), decided per
+# request by access.authn.passkeys.PasskeyHelper: django-otp-webauthn's "no origins configured" check is moot.
+SILENCED_SYSTEM_CHECKS = [] if DPI_WEBAUTHN_ORIGINS else ["otp_webauthn.E030"]
 # Attempt limits (access.authn.throttle): growing delay base, per-address lock, trusted reverse proxies.
 DPI_LOGIN_DELAY_SECONDS = env_int("DPI_LOGIN_DELAY_SECONDS", 1, minimum=0, maximum=60)
 DPI_LOGIN_ADDRESS_MAX_FAILURES = env_int("DPI_LOGIN_ADDRESS_MAX_FAILURES", 50, minimum=5, maximum=1000)

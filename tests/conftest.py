@@ -55,3 +55,13 @@ def pytest_unconfigure(config):
     stopped = embedded.stop_started()
     if stopped:
         print(f"\nembedded {' and '.join(stopped)} stopped.")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _demo_secrets_outside_the_checkout(tmp_path_factory):
+    """Seeding in tests writes demo secrets (dpi.demo) under settings.VAR_DIR: a scratch folder, never the
+    checkout's var/ (whose demo_accounts.json belongs to the developer's own `make run` database)."""
+    from django.test import override_settings
+
+    with override_settings(VAR_DIR=tmp_path_factory.mktemp("var")):
+        yield

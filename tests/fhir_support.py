@@ -13,7 +13,7 @@ from django.utils import timezone
 from access.policy import Role
 from audit.services import event_record
 from dpi import services as clinical_services
-from dpi.models import Allergy, Document, Prescription, Problem
+from dpi.models import Allergy, Document, MedicationAdministration, Prescription, Problem
 from patients import services as patient_services
 from patients.models import CareUnit, Encounter
 from tests.personas import make_user
@@ -116,6 +116,15 @@ def seed() -> Seed:
         )
         _dated(Prescription, row.pk, when)
         s.ids["MedicationRequest"].append(row.pk)
+    # MedicationAdministration of the active prescription: given 2026-01-11 08:00, not given 2026-01-12 08:00.
+    s.ids["MedicationAdministration"] = [
+        MedicationAdministration.objects.create(
+            patient=a, author=author, prescription_id=s.ids["MedicationRequest"][0], status=status,
+            administered_at=at(when), dose_given="1 cp" if status == "completed" else "",
+            reason_not_given="" if status == "completed" else "patient à jeun",
+        ).pk
+        for status, when in (("completed", "2026-01-11T08:00"), ("not-done", "2026-01-12T08:00"))
+    ]
     one = User.objects.create_user("agent.one")
     two = User.objects.create_user("agent.two")
     s.ids["AuditEvent"] = [

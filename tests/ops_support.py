@@ -123,13 +123,31 @@ def server_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
+def url_of_test_database() -> str:
+    """A URL to the database pytest-django is using (for a server or worker in another process)."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    host = db["HOST"] or ""
+    if host.startswith("/"):
+        return f"postgresql://{db['USER']}@/{db['NAME']}?host={host}"
+    credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgresql://{credentials}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], *, workers: int = 1):
-    """dpi served by gunicorn (the production server), yields its base URL."""
+def gunicorn(env: dict[str, str], *, workers: int = 1, static: bool = False):
+    """dpi served by gunicorn with the project's configuration (as ``make run`` and the image do); yields its
+    base URL. ``static``: collect the static files first (hashed, compressed) and serve them as in production."""
     port = free_port()
+    if static:
+        env = {**env, "DPI_STATIC_MANIFEST": "1",
+               "DPI_STATIC_ROOT": env.get("DPI_STATIC_ROOT") or str(Path(env["DPI_VAR_DIR"]) / "static")}
+        subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env,
+                       check=True)
     process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "dpi.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-         "--timeout", "60", "--graceful-timeout", "2"],
+        [str(BIN / "gunicorn"), "-c", "python:dpi.gunicorn_conf", "dpi.wsgi:application", "--bind",
+         f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "60", "--graceful-timeout", "2"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:

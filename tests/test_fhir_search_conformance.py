@@ -154,6 +154,20 @@ def cases(s) -> list[tuple[str, str, int]]:
         ("MedicationRequest", f"patient={a}&authoredon=le2026-01-20", 2),
         ("MedicationRequest", f"patient={a}&authoredon=sa2026-01", 1),
         ("MedicationRequest", f"patient={a}&authoredon=eb2026-03", 2),
+        # MedicationAdministration: given 2026-01-11 08:00, not given 2026-01-12 08:00
+        ("MedicationAdministration", f"patient={a}", 2),
+        ("MedicationAdministration", f"subject=Patient/{a}&_id={ids['MedicationAdministration'][0]}", 1),
+        ("MedicationAdministration", f"patient={a}&status=completed", 1),
+        ("MedicationAdministration", f"patient={a}&status=completed,not-done", 2),
+        ("MedicationAdministration", f"patient={a}&effective-time=2026-01-11", 1),
+        ("MedicationAdministration", f"patient={a}&effective-time=eq2026-01", 2),
+        ("MedicationAdministration", f"patient={a}&effective-time=ne2026-01-11", 1),
+        ("MedicationAdministration", f"patient={a}&effective-time=gt2026-01-11", 1),
+        ("MedicationAdministration", f"patient={a}&effective-time=ge2026-01-11", 2),
+        ("MedicationAdministration", f"patient={a}&effective-time=lt2026-01-12", 1),
+        ("MedicationAdministration", f"patient={a}&effective-time=le2026-01-12", 2),
+        ("MedicationAdministration", f"patient={a}&effective-time=sa2025", 2),
+        ("MedicationAdministration", f"patient={a}&effective-time=eb2026-01-12", 1),
         # AuditEvent on patient C: agent.one view + create (allowed), agent.two search (denied). agent-name
         # keeps out the DPO's own reading of the trace, which is itself recorded on patient C.
         ("AuditEvent", f"patient={c}&agent-name=agent.", 3),

@@ -19,26 +19,17 @@ from django.db import connection
 
 from dpi import jobs
 from dpi.models import JobRun
-from tests.ops_support import ROOT, ScratchRedis, wait_for
+from tests.ops_support import ROOT, ScratchRedis, url_of_test_database, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 VISIBILITY_TIMEOUT = 3
 
 
-def _database_url() -> str:
-    db = settings.DATABASES["default"]
-    host = db["HOST"] or ""
-    if host.startswith("/"):
-        return f"postgresql://{db['USER']}@/{db['NAME']}?host={host}"
-    credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgresql://{credentials}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 def _worker(redis: ScratchRedis, tmp_path, name: str) -> subprocess.Popen:
     env = dict(os.environ)
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    env.update({"DATABASE_URL": _database_url(), "REDIS_URL": redis.url, "DPI_VAR_DIR": str(tmp_path / "var"),
+    env.update({"DATABASE_URL": url_of_test_database(), "REDIS_URL": redis.url, "DPI_VAR_DIR": str(tmp_path / "var"),
                 "DPI_KEYRING_FILE": str(settings.DPI_KEYRING_FILE),
                 "DPI_CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT), "DPI_JOB_HEARTBEAT_SECONDS": "1",
                 "DPI_JOB_STALE_SECONDS": "3"})

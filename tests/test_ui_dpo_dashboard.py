@@ -93,7 +93,8 @@ def test_accounts_past_their_end_date_are_listed(cast):
     profile.end_date = timezone.localdate() - timedelta(days=1)
     profile.save()
     html = verified_client(cast.dpo).get("/dpo/").content.decode()
-    assert "nurse.joy" in html.split('id="accounts"')[1]
+    accounts = html.split('id="accounts"')[1]
+    assert "nurse.joy" in accounts and "Nurse.Joy Staff" in accounts and "infirmier·ère" in accounts  # not "nurse"
 
 
 def test_the_dashboard_costs_the_same_queries_whatever_the_volume(cast):

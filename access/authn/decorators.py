@@ -41,7 +41,9 @@ def require_fresh_otp(view: Callable[..., HttpResponse] | None = None, *, max_ag
                 return JsonResponse({"detail": "a fresh one-time code is required", "code": "fresh_otp_required"},
                                     status=403)
             action = reverse("authn-fresh-otp") + "?" + urlencode({"next": request.get_full_path()})
-            return render(request, "authn/fresh_otp.html", {"action": action, "error": bool(token)}, status=403)
+            # "next" also brings a passkey confirmation back here (access.authn.passkeys).
+            return render(request, "authn/fresh_otp.html",
+                          {"action": action, "error": bool(token), "next": request.get_full_path()}, status=403)
 
         wrapped.requires_fresh_otp = True  # type: ignore[attr-defined]
         return wrapped

@@ -118,5 +118,7 @@ class AuthenticationStepsMiddleware:
         path = request.path
         if path.startswith(settings.STATIC_URL if settings.STATIC_URL.startswith("/") else "/" + settings.STATIC_URL):
             return True
-        allowed = {reverse(name) for name in ALWAYS_ALLOWED} | {reverse(STEP_URLS[step])}
+        from access.authn.passkeys import URL_NAMES as PASSKEY_URLS  # the passkey ceremony is a second factor
+
+        allowed = {reverse(name) for name in ALWAYS_ALLOWED + PASSKEY_URLS} | {reverse(STEP_URLS[step])}
         return path in allowed

@@ -79,8 +79,11 @@ def is_verified(user: Any) -> bool:
 
 
 def has_second_factor_device(user: Any) -> bool:
+    from django_otp_webauthn.models import WebAuthnCredential
+
     return (TOTPDevice.objects.filter(user=user, confirmed=True).exists()
-            or StaticToken.objects.filter(device__user=user, device__confirmed=True).exists())
+            or StaticToken.objects.filter(device__user=user, device__confirmed=True).exists()
+            or WebAuthnCredential.objects.filter(user=user, confirmed=True).exists())
 
 
 def password_change_required(user: Any, *, now: datetime | None = None) -> bool:
@@ -312,8 +315,11 @@ def backup_codes_issue(user: Any) -> list[str]:
 def second_factor_reset(user: Any, *, by: Any) -> None:
     """Remove every device (lost phone, suspected compromise): the user enrols again at next sign-in."""
     with transaction.atomic():
+        from django_otp_webauthn.models import WebAuthnCredential
+
         TOTPDevice.objects.filter(user=user).delete()
         StaticDevice.objects.filter(user=user).delete()
+        WebAuthnCredential.objects.filter(user=user).delete()  # passkeys too: the device may be what was lost
         sessions_end_all(user, reason="second_factor_reset", by=by)
         auth_event(action="account", outcome="allowed", user=by, basis="otp_reset",
                reason="second factor removed", details={"account": user.get_username()})

@@ -22,7 +22,7 @@ from django.conf import settings
 
 from audit import reports as audit_reports
 from audit.models import AccessEvent
-from dpi.models import Allergy, Document, Observation, Prescription, Problem
+from dpi.models import Allergy, Document, MedicationAdministration, Observation, Prescription, Problem
 from patients.models import Encounter, Patient
 
 FR_CORE = "https://hl7.fr/ig/fhir/core"
@@ -264,8 +264,13 @@ def observation_resource(obs: Observation) -> dict[str, Any]:
     }
     if obs.encounter_id:
         resource["encounter"] = _ref("Encounter", obs.encounter_id)
+    if obs.obs_category == "vital-signs":
+        # FHIR vital-signs profile: the category, a LOINC code and a UCUM quantity.
+        resource["meta"]["profile"] = [PROFILE_VITAL_SIGNS]
     if obs.value is not None:
         resource["valueQuantity"] = _quantity(obs.value, obs.unit)
+        if obs.unit and obs.obs_category == "vital-signs":
+            resource["valueQuantity"].update({"system": CS_UCUM, "code": obs.unit})
     elif obs.value_text:
         resource["valueString"] = obs.value_text
     if obs.abnormal:
@@ -351,6 +356,17 @@ def document_reference_resource(doc: Document, *, content_url: str, content: byt
 MEDICATION_REQUEST_STATUS = {"active": "active", "stopped": "stopped", "completed": "completed"}
 
 
+def _dosage(prescription: Prescription) -> dict[str, Any]:
+    dosage: dict[str, Any] = {"text": prescription.instructions}
+    if prescription.frequency:
+        dosage["timing"] = {"code": {"text": prescription.frequency}}
+    if prescription.route:
+        dosage["route"] = {"text": prescription.get_route_display()}
+    if prescription.dose:
+        dosage["doseAndRate"] = [{"type": {"text": "ordered"}, "doseQuantity": {"unit": prescription.dose}}]
+    return dosage
+
+
 def medication_request_resource(prescription: Prescription) -> dict[str, Any]:
     author = getattr(prescription, "author", None)
     validity: dict[str, str] = {"start": prescription.start.isoformat()}
@@ -369,12 +385,27 @@ def medication_request_resource(prescription: Prescription) -> dict[str, Any]:
             "identifier": {"system": "urn:dpi:user", "value": str(prescription.author_id)},
             "display": (author.get_full_name() or author.username) if author else str(prescription.author_id),
         },
-        "dosageInstruction": [{"text": prescription.instructions}],
+        "dosageInstruction": [_dosage(prescription)],
         "dispenseRequest": {"validityPeriod": validity},
     }
     if prescription.encounter_id:
         resource["encounter"] = _ref("Encounter", prescription.encounter_id)
     return resource
+
+
+CS_SNOMED = "http://snomed.info/sct"
+CS_ATC = "http://www.whocc.no/atc"
+CS_UCUM = "http://unitsofmeasure.org"
+PROFILE_VITAL_SIGNS = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
+
+
+def _allergy_code(allergy: Allergy) -> dict[str, Any]:
+    code: dict[str, Any] = {"text": allergy.substance}
+    if allergy.substance_code:
+        # "No known allergy" is SNOMED CT 716186003; other codes are ATC (letters then digits) or SNOMED CT.
+        system = CS_SNOMED if allergy.substance_code.isdigit() else CS_ATC
+        code["coding"] = [{"system": system, "code": allergy.substance_code, "display": allergy.substance}]
+    return code
 
 
 def allergy_resource(allergy: Allergy) -> dict[str, Any]:
@@ -386,11 +417,19 @@ def allergy_resource(allergy: Allergy) -> dict[str, Any]:
             "coding": [
                 {
                     "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
-                    "code": "active",
+                    "code": allergy.clinical_status,
                 }
             ]
         },
-        "code": {"text": allergy.substance},
+        "verificationStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+                    "code": allergy.verification,
+                }
+            ]
+        },
+        "code": _allergy_code(allergy),
         "patient": _ref("Patient", allergy.patient_id),
         "recordedDate": _instant(allergy.created_at),
         "criticality": allergy.severity,
@@ -440,3 +479,30 @@ def condition_resource(problem: Problem) -> dict[str, Any]:
 def audit_event_resource(event: AccessEvent) -> dict[str, Any]:
     """IHE BALP shape: the same function as the patient access report (audit.reports), never a second one."""
     return audit_reports.to_fhir_audit_event(event)
+
+
+def medication_administration_resource(record: MedicationAdministration) -> dict[str, Any]:
+    """A dose given (``completed``) or not (``not-done`` with its reason), pointing at its MedicationRequest."""
+    author = getattr(record, "author", None)
+    rx = record.prescription
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationAdministration",
+        "id": str(record.pk),
+        "meta": _clinical_meta(record),
+        "status": record.status,
+        "medicationCodeableConcept": {"text": rx.medication},
+        "subject": _ref("Patient", record.patient_id),
+        "effectiveDateTime": _instant(record.administered_at),
+        "performer": [{"actor": {
+            "identifier": {"system": "urn:dpi:user", "value": str(record.author_id)},
+            "display": (author.get_full_name() or author.username) if author else str(record.author_id),
+        }}],
+        "request": _ref("MedicationRequest", record.prescription_id),
+    }
+    if record.encounter_id:
+        resource["context"] = _ref("Encounter", record.encounter_id)
+    if record.status == "not-done" and record.reason_not_given:
+        resource["statusReason"] = [{"text": record.reason_not_given}]
+    if record.dose_given:
+        resource["dosage"] = {"text": record.dose_given}
+    return resource

@@ -27,7 +27,7 @@ from dpi.api.common import MAX_ID, ApiView, api_exception_handler
 from dpi.api.scopes import AUDIT_VIEW, scope
 from dpi.api.views import require_dpo
 from dpi.fhir import mapping, search
-from dpi.models import Allergy, Document, Observation, Prescription, Problem
+from dpi.models import Allergy, Document, MedicationAdministration, Observation, Prescription, Problem
 from patients import ins as ins_rules
 from patients import services as patient_services
 from patients.models import Encounter, Patient
@@ -314,6 +314,21 @@ MEDICATION_REQUEST = ResourceType(
         search.date_param("authoredon", search.SP + "MedicationRequest-authoredon", "created_at"),
     ),
 )
+MEDICATION_ADMINISTRATION = ResourceType(
+    "MedicationAdministration",
+    Category.MEDICAL,
+    "medicationadministration",
+    "",
+    _params(
+        search.id_param(),
+        *_patient_params().values(),
+        search.token_param("status", search.SP + "medications-status",
+                           search.coded("status", ("http://terminology.hl7.org/CodeSystem/medication-admin-status",),
+                                        codes=_codes_of(MedicationAdministration.Status))),
+        search.date_param("effective-time", search.SP + "MedicationAdministration-effective-time",
+                          "administered_at"),
+    ),
+)
 AUDIT_EVENT = ResourceType(
     "AuditEvent",
     Category.ADMINISTRATIVE,
@@ -349,7 +364,8 @@ def _audit_subtype(system: str | None, code: str) -> Q | None:
 
 TYPES = {
     t.name: t
-    for t in (PATIENT, ENCOUNTER, OBSERVATION, DOCUMENT_REFERENCE, ALLERGY, CONDITION, MEDICATION_REQUEST, AUDIT_EVENT)
+    for t in (PATIENT, ENCOUNTER, OBSERVATION, DOCUMENT_REFERENCE, ALLERGY, CONDITION, MEDICATION_REQUEST,
+              MEDICATION_ADMINISTRATION, AUDIT_EVENT)
 }
 
 
@@ -395,6 +411,7 @@ class _TypedView(FhirView):
             "AllergyIntolerance": mapping.allergy_resource,
             "Condition": mapping.condition_resource,
             "MedicationRequest": mapping.medication_request_resource,
+            "MedicationAdministration": mapping.medication_administration_resource,
             "AuditEvent": mapping.audit_event_resource,
         }[name]
         return [build(row) for row in rows]
@@ -414,6 +431,7 @@ class _TypedView(FhirView):
             "AllergyIntolerance": Allergy.objects.all(),
             "Condition": Problem.objects.all(),
             "MedicationRequest": Prescription.objects.select_related("author"),
+            "MedicationAdministration": MedicationAdministration.objects.select_related("author", "prescription"),
             "AuditEvent": AccessEvent.objects.all(),
         }[self.rtype.name]
 
