@@ -148,3 +148,17 @@ def matrix_markdown() -> str:
         )
         lines.append(f"| {role.value} | " + " | ".join(cells) + f" | {need or '—'} |")
     return "\n".join(lines) + "\n"
+
+
+# Identity vigilance (cellule d'identitovigilance): merges, unmerges and splits of patient files. A capability
+# given by the group of that name to staff whose role already amends administrative data, not a role of its
+# own: identity vigilance is done by reception or medical-secretariat staff appointed to it.
+IDENTITY_VIGILANCE_GROUP = "identity_vigilance"
+IDENTITY_VIGILANCE_BASE_ROLES = frozenset({Role.RECEPTION, Role.MEDICAL_SECRETARY})
+
+
+def may_manage_identities(role: Role | str | None, groups: set[str] | frozenset[str]) -> bool:
+    try:
+        return Role(role) in IDENTITY_VIGILANCE_BASE_ROLES and IDENTITY_VIGILANCE_GROUP in groups
+    except ValueError:
+        return False

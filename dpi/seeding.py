@@ -21,7 +21,8 @@ from access.care_team import care_grants_recompute
 from access.models import StaffProfile
 from access.policy import Role
 from dpi.models import Allergy, ClinicalNote, Document, Observation, Prescription, Problem
-from patients.ins import with_key
+from patients import places
+from patients.ins import normalise_trait, with_key
 from patients.models import CareUnit, Encounter, Patient
 from patients.services import ins_blind_index
 
@@ -86,15 +87,38 @@ class SeedResult:
 
 
 def _ins(rng: random.Random, sex: str, birth: date) -> tuple[str, str]:
-    """A synthetic NIR (or NIA for ~3%) with a valid key, and its INSEE birthplace code."""
-    dept = rng.choice(["75", "69", "13", "33", "59", "2A", "2B", "44", "67", "31"])
-    commune = f"{rng.randint(1, 400):03d}"
+    """A synthetic NIR (or NIA for ~3%) with a valid key that agrees with the traits (identity vigilance: sex
+    digit, year, month), and its INSEE birthplace from the reference list (about 8% born abroad)."""
+    communes = sorted(c for c, (kind, _label) in places.places().items() if kind == "commune")
+    countries = sorted(c for c, (kind, _label) in places.places().items() if kind == "country")
     order = f"{rng.randint(1, 999):03d}"
     first = "1" if sex == "M" else "2"
-    if rng.random() < 0.03:
-        first = rng.choice("78")
+    if rng.random() < 0.08:
+        birthplace = rng.choice(countries)
+        if rng.random() < 0.4:
+            first = "7" if sex == "M" else "8"  # NIA: registration pending at INSEE
+        number = f"{first}{birth.year % 100:02d}{birth.month:02d}99{birthplace[2:]}{order}"
+        return with_key(number), birthplace
+    birthplace = rng.choice(communes)
+    dept, commune = (birthplace[:3], birthplace[3:]) if birthplace[:2] in {"97", "98"} else \
+        (birthplace[:2], birthplace[2:])
+    if dept in {"2A", "2B"} and birth.year < 1976:
+        dept = "20"  # Corsica was one department before 1976
     number = f"{first}{birth.year % 100:02d}{birth.month:02d}{dept}{commune}{order}"
-    return with_key(number), f"{dept}{commune}"
+    return with_key(number), birthplace
+
+
+def _identity_evidence(rng: random.Random, status: str, today: date, birth: date) -> dict:
+    """What the status rests on (RNIV): a checked identity document for VALI/QUAL, an INSi answer for RECUP/QUAL."""
+    out: dict = {"identity_status": status}
+    if status in {"VALI", "QUAL"}:
+        out.update(validation_mode=rng.choice(["CN", "CN", "PA", "CS", "eCN"]),
+                   validation_date=max(birth, today - timedelta(days=rng.randint(0, 900))),
+                   validated_by_name="Bureau des entrées (données de démonstration)")
+    if status in {"RECUP", "QUAL"}:
+        out["insi_date"] = timezone.make_aware(datetime.combine(
+            max(birth, today - timedelta(days=rng.randint(0, 900))), time(10, 0)))
+    return out
 
 
 def ensure_groups() -> None:
@@ -356,8 +380,9 @@ def _seed_batch(
         birth = today - timedelta(days=age_days)
         ins, birthplace = _ins(rng, sex, birth)
         qualified = rng.random() < 0.7
-        first = fake.first_name_male() if sex == "M" else fake.first_name_female()
-        last = fake.last_name()
+        first = normalise_trait(fake.first_name_male() if sex == "M" else fake.first_name_female())
+        last = normalise_trait(fake.last_name())
+        status = Patient.IdentityStatus.QUALIFIED if qualified else rng.choice(["PROV", "RECUP", "VALI"])
         restricted = rng.random() < 0.01
         p = Patient(
             ipp=f"P{index + 1:09d}",
@@ -366,11 +391,11 @@ def _seed_batch(
             birth_name=last,
             used_name=fake.last_name() if sex == "F" and rng.random() < 0.3 else "",
             first_name=first,
-            first_names=f"{first} {fake.first_name()}",
+            first_names=f"{first} {normalise_trait(fake.first_name())}",
             sex=sex,
             birth_date=birth,
             birthplace_insee=birthplace,
-            identity_status=Patient.IdentityStatus.QUALIFIED if qualified else rng.choice(["PROV", "RECUP", "VALI"]),
+            **_identity_evidence(rng, status, today, birth),
             address=fake.street_address(),
             postal_code=fake.postcode(),
             city=fake.city(),

@@ -216,6 +216,9 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env_str("DPI_CACHE_PREFIX", "dpi"),
+        # A Redis that stops answering (host lost, packets dropped) fails fast instead of hanging requests: the
+        # API rate limit then degrades and /readyz answers 503 (docs/operations.md).
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
 }
 

@@ -216,6 +216,8 @@ class Patient(models.Model):
             elif not places.is_known(self.birthplace_insee):
                 add("birthplace_insee", _("This INSEE code is not in the reference list of communes and countries."))
         status = self.evidence_status()
+        if getattr(self, "_status_follows_evidence", False):  # set by forms: the status is computed, not typed
+            self.identity_status = status
         if self.is_doubtful_or_fictitious and (self.insi_date or self.validation_mode or self.ins):
             add("identity_attribute", _("A doubtful or fictitious identity stays provisional: no INS, no INSi "
                                         "result, no identity document."))

@@ -173,10 +173,10 @@ def patient_create(*, actor: Any = None, insi: InsiQuery | None = None, **fields
     if insi is not None:
         InsiQuery.objects.filter(pk=insi.pk).update(patient=patient)
     patient.probable_duplicates = _flag_duplicates(patient)
-    if actor is not None or patient.identity_status != Patient.IdentityStatus.PROVISIONAL:
-        _audit(actor=actor, action="create", patient_id=patient.pk, basis="identity:create",
+    if patient.probable_duplicates:  # the creation itself is recorded by the channel's gate
+        _audit(actor=actor, action="other", patient_id=patient.pk, basis="identity:duplicates_flagged",
                details={"status": patient.identity_status,
-                        "probable_duplicates": [p.pk for p, _why in patient.probable_duplicates]})
+                        "candidates": [p.pk for p, _why in patient.probable_duplicates]})
     return patient
 
 
@@ -394,6 +394,26 @@ def _check_no_open_stay(patient: Patient, *, start: datetime, excluding: int | N
                               code="open_stay")
 
 
+def check_admission(*, patient: Patient, start: datetime) -> None:
+    """What ``encounter_admit`` refuses, for a form to say before saving (same rules, same messages)."""
+    check_not_frozen(patient)
+    _check_stay_dates(patient, start)
+    _check_no_open_stay(patient, start=start)
+
+
+def check_appointment(*, patient: Patient, start: datetime, regularisation: bool = False) -> None:
+    """What ``appointment_book`` refuses, for a form to say before saving."""
+    check_not_frozen(patient)
+    _check_not_past(start, regularisation)
+    _check_stay_dates(patient, start)
+
+
+def _check_not_past(start: datetime, regularisation: bool) -> None:
+    if not regularisation and start < timezone.now() - timedelta(minutes=5):
+        raise ValidationError({"start": [_("An appointment cannot be booked in the past; tick "
+                                           "\"regularisation\" to record one that took place.")]})
+
+
 @transaction.atomic
 def encounter_admit(
     *, patient: Patient, unit: CareUnit | str | int, start: datetime | None = None, kind: str = Encounter.Kind.STAY
@@ -441,9 +461,7 @@ def appointment_book(
     """Book an appointment. Not in the past, unless it records one that took place (``regularisation``)."""
     check_not_frozen(patient)
     unit = _unit(unit)
-    if not regularisation and start < timezone.now() - timedelta(minutes=5):
-        raise ValidationError({"start": [_("An appointment cannot be booked in the past; tick "
-                                           "\"regularisation\" to record one that took place.")]})
+    _check_not_past(start, regularisation)
     _check_stay_dates(patient, start)
     appt = Appointment(
         patient=patient, unit=unit, practitioner=practitioner, start=start, end=end, reason=reason
@@ -682,6 +700,7 @@ def encounter_discharge_cancel(*, encounter: Encounter) -> Encounter:
         raise ValidationError({"end": ["This encounter is not closed."]})
     if Encounter.objects.filter(transferred_from=encounter).exists():
         raise ValidationError({"end": ["This encounter ended with a transfer, not a discharge."]})
+    _check_no_open_stay(encounter.patient, start=encounter.start, excluding=encounter.pk)  # one stay in progress
     encounter.end = None
     encounter.full_clean()
     encounter.save(update_fields=["end"])

@@ -183,3 +183,73 @@ def test_security_officer_lands_on_locks_keyring_and_audit(live_dpi, person):
     for section in ("#locks", "#keyring", "#audit-chain"):
         assert page.locator(section).count() == 1
     doc_screenshot(page, "security-home")
+
+
+def _shared_inpatient(live_dpi, *usernames: str) -> int:
+    """A current inpatient (normal confidentiality) of a unit every one of these demo accounts belongs to."""
+    [(patient_id,)] = live_dpi.sql(
+        "SELECT p.id FROM patients_patient p JOIN patients_encounter e ON e.patient_id = p.id "
+        "WHERE e.end IS NULL AND p.confidentiality = 'normal' AND p.date_of_death IS NULL AND e.unit_id IN ("
+        "  SELECT spu.careunit_id FROM access_staffprofile_units spu JOIN access_staffprofile sp "
+        "  ON sp.id = spu.staffprofile_id JOIN auth_user u ON u.id = sp.user_id WHERE u.username = ANY(%s) "
+        "  GROUP BY spu.careunit_id HAVING count(DISTINCT u.id) = %s) "
+        "ORDER BY p.id LIMIT 1", (list(usernames), len(usernames)))
+    return patient_id
+
+
+def test_a_physician_records_an_allergy_prescribes_and_prints_then_a_nurse_charts_vitals_and_gives_it(
+        live_dpi, person):
+    patient_id = _shared_inpatient(live_dpi, "demo.physician", "demo.nurse")
+    doctor = person()
+    page = doctor.page
+    live_sign_in(page, live_dpi, "demo.physician")
+    page.goto(f"{live_dpi.base_url}/patients/{patient_id}/")
+    page.wait_for_selector("[data-banner]")
+    _styled(page)
+    # The banner shows a new allergy at once.
+    page.locator("#problems details.entry summary").first.click()
+    page.fill("#id_allergy_substance", "Iode (produits de contraste)")
+    page.select_option("#id_allergy_severity", "high")
+    page.click("form[action$='/allergies/new/'] button[type=submit]")
+    page.wait_for_selector(".message.success")
+    assert "Iode" in page.locator("[data-banner] .banner-allergies").inner_text()
+    # Prescribe, then print the ordonnance.
+    page.click("#prescriptions > details.entry summary")
+    page.fill("#id_prescription_medication", "Paracétamol 1 g")
+    page.fill("#id_prescription_dose", "1 g")
+    page.select_option("#id_prescription_route", "oral")
+    page.fill("#id_prescription_frequency", "toutes les 6 heures si douleur")
+    page.fill("#id_prescription_duration_days", "5")
+    doc_screenshot(page, "prescribe")
+    page.click("form[action$='/prescriptions/new/'] button[type=submit]")
+    page.wait_for_selector(".message.success")
+    [(rx_id,)] = live_dpi.sql("SELECT id FROM dpi_prescription WHERE patient_id = %s ORDER BY id DESC LIMIT 1",
+                              (patient_id,))
+    link = page.locator(f"a[href$='/prescriptions/{rx_id}/ordonnance.pdf']")
+    assert link.count() == 1
+    pdf = page.request.get(live_dpi.base_url + link.get_attribute("href"))
+    assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.body().startswith(b"%PDF")
+
+    nurse = person()
+    page = nurse.page
+    live_sign_in(page, live_dpi, "demo.nurse")
+    page.goto(f"{live_dpi.base_url}/patients/{patient_id}/")
+    page.wait_for_selector("#vitals form.vitals-form")
+    page.fill("#id_vitals_pulse", "88")
+    page.fill("#id_vitals_spo2", "96")
+    page.fill("#id_vitals_temperature", "37,8")
+    doc_screenshot(page, "vitals")
+    page.click("#vitals form.vitals-form button[type=submit]")
+    page.wait_for_selector(".message.success")
+    assert "88 /min" in page.locator("#vitals").inner_text()
+    form = page.locator(f"form[action$='/prescriptions/{rx_id}/administrations/new/']")
+    form.locator("xpath=ancestor::details[1]/summary").click()
+    form.locator("input[name=given][value=yes]").check()
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector(".message.success")
+    assert live_dpi.sql("SELECT status FROM dpi_medicationadministration WHERE prescription_id = %s",
+                        (rx_id,)) == [("completed",)]
+    page.goto(f"{live_dpi.base_url}/unit/")
+    assert page.locator("table a[href^='/patients/']").count() >= 1
+    doc_screenshot(page, "census")

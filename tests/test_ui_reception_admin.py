@@ -129,11 +129,12 @@ def test_reception_corrects_a_contact_detail_through_the_service(cast):
     url = f"/admin/patients/patient/{cast.patient.pk}/change/"
     p = cast.patient
     response = client.post(url, {
-        "birth_name": p.birth_name, "first_name": p.first_name, "sex": p.sex, "birth_date": p.birth_date.isoformat(),
-        "identity_status": p.identity_status, "confidentiality": "normal", "ins": p.ins,
-        "social_security_number": "", "phone": "01 23 45 67 89",
+        "birth_name": p.birth_name, "first_name": p.first_name, "first_names": p.first_names, "sex": p.sex,
+        "birth_date": p.birth_date.isoformat(), "birthplace_insee": p.birthplace_insee,
+        "validation_mode": p.validation_mode, "validation_date": p.validation_date.isoformat(),
+        "confidentiality": "normal", "social_security_number": "", "phone": "01 23 45 67 89",
     })
     assert response.status_code == 302, response.content.decode()[:2000]
     p.refresh_from_db()
-    assert p.phone == "01 23 45 67 89"
+    assert (p.phone, p.identity_status) == ("01 23 45 67 89", "QUAL")  # a contact detail keeps the status
     assert audit_events(actor_id=cast.reception.pk, patient_id=p.pk, action="amend", resource_type="patient")

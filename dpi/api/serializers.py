@@ -50,6 +50,12 @@ class PatientSerializer(serializers.Serializer):
     sex = serializers.CharField(read_only=True)
     birth_date = serializers.DateField(read_only=True)
     birthplace_insee = serializers.CharField(read_only=True)
+    birthplace_label = serializers.SerializerMethodField(help_text="name of the commune or country of birth")
+    identity_attribute = serializers.CharField(read_only=True, help_text="RNIV attribute: DOUT, FICT, HOMA or empty")
+    validation_mode = serializers.CharField(read_only=True, help_text="identity document checked (CN, eCN, PA, CS)")
+    validation_date = serializers.DateField(read_only=True, allow_null=True)
+    insi_date = ApiDateTimeField(read_only=True, allow_null=True, help_text="date of the INSi answer used")
+    merged_into = serializers.SerializerMethodField(help_text="IPP of the file this one was merged into, if any")
     address = serializers.CharField(read_only=True)
     postal_code = serializers.CharField(read_only=True)
     city = serializers.CharField(read_only=True)
@@ -60,6 +66,17 @@ class PatientSerializer(serializers.Serializer):
     restriction_reason = serializers.CharField(read_only=True)
     frozen = serializers.BooleanField(read_only=True)
     updated_at = ApiDateTimeField(read_only=True)
+
+    def get_birthplace_label(self, obj: Patient) -> str:
+        from patients import places
+
+        return places.label(obj.birthplace_insee)
+
+    def get_merged_into(self, obj: Patient) -> str | None:
+        from patients.services import merged_into
+
+        kept = merged_into(obj) if obj.is_merged else None
+        return kept.ipp if kept else None
 
     def get_ins(self, obj: Patient) -> str | None:
         # Only a qualified identity may carry and send the INS (RNIV; Ségur INS/va1.53).
@@ -73,7 +90,16 @@ class PatientWriteSerializer(serializers.Serializer):
         help_text="the identity server's permanent id; assigned here when absent",
     )
     ins = serializers.CharField(max_length=32, required=False, allow_blank=True, help_text="spaces allowed")
-    identity_status = serializers.ChoiceField(Patient.IdentityStatus.choices, required=False)
+    identity_status = serializers.ChoiceField(
+        Patient.IdentityStatus.choices, required=False,
+        help_text="optional: checked against the evidence (VALI needs validation_mode and validation_date; RECUP "
+                  "and QUAL come only from an INSi answer, see POST /api/patients/{id}/insi/)")
+    identity_attribute = serializers.ChoiceField(Patient.Attribute.choices, required=False, allow_blank=True)
+    validation_mode = serializers.ChoiceField(Patient.ValidationMode.choices, required=False, allow_blank=True,
+                                              help_text="high-trust identity document checked in person")
+    validation_date = serializers.DateField(required=False, allow_null=True)
+    validated_by_name = serializers.CharField(max_length=150, required=False, allow_blank=True,
+                                              help_text="who checked it, when not the calling user")
     birth_name = serializers.CharField(max_length=100)
     used_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
     first_name = serializers.CharField(max_length=100)
@@ -99,6 +125,32 @@ class PatientUpdateSerializer(PatientWriteSerializer):
     first_name = serializers.CharField(max_length=100, required=False)
     sex = serializers.ChoiceField(Patient.Sex.choices, required=False)
     birth_date = serializers.DateField(required=False)
+
+
+class PatientCreatedSerializer(PatientSerializer):
+    probable_duplicates = serializers.SerializerMethodField(help_text="files that may be the same person")
+
+    def get_probable_duplicates(self, obj: Patient) -> list[dict]:
+        return [{"id": other.pk, "ipp": other.ipp, "reason": why}
+                for other, why in getattr(obj, "probable_duplicates", [])]
+
+
+class InsiAnswerSerializer(serializers.Serializer):
+    outcome = serializers.CharField(help_text="found, none, several or error")
+    results = serializers.IntegerField()
+    patient = PatientSerializer()
+
+
+class MergeSerializer(serializers.Serializer):
+    merged = _id_field(help_text="the file merged into this one (it becomes an alias)")
+    reason = serializers.CharField(max_length=300)
+
+
+class MergeResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kept = serializers.IntegerField(source="kept_patient_id")
+    merged = serializers.IntegerField(source="merged_id")
+    moved = serializers.DictField(child=serializers.ListField(child=serializers.IntegerField()))
 
 
 class PatientSearchSerializer(serializers.Serializer):

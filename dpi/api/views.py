@@ -20,7 +20,7 @@ from rest_framework.parsers import MultiPartParser
 from access import gate
 from access import services as access_services
 from access.models import CareTeamMembership
-from access.policy import CARE_STAFF_ROLES, Action, Category, Role
+from access.policy import CARE_STAFF_ROLES, Action, Category, Role, may_manage_identities
 from access.unit_history import limit_unit_history
 from audit.models import AccessEvent
 from audit.services import event_record
@@ -119,6 +119,8 @@ class PatientViewSet(_Base):
         "retrieve": Action.VIEW,
         "create": Action.CREATE,
         "partial_update": Action.AMEND,
+        "insi": Action.AMEND,
+        "merge": Action.AMEND,
     }
     serializer_class = s.PatientSerializer
     queryset = Patient.objects.none()
@@ -153,10 +155,10 @@ class PatientViewSet(_Base):
 
         def perform():
             self.gate(patient_id=None, action=Action.CREATE)
-            patient = patient_services.patient_create(**body.validated_data)
+            patient = patient_services.patient_create(actor=request.user, **body.validated_data)
             self.written = (patient.pk, self.category, self.resource_type, patient.pk)
             return etag_response(
-                s.PatientSerializer(patient).data,
+                s.PatientCreatedSerializer(patient).data,
                 patient,
                 status_code=201,
                 headers=_location("patients", patient.pk),
@@ -177,9 +179,47 @@ class PatientViewSet(_Base):
             )
             patient = _get_or_404(Patient.objects.select_for_update(), pk)
             check_if_match(request, patient, required=True)
-            patient_services.patient_update(patient=patient, **body.validated_data)
+            patient_services.patient_update(patient=patient, actor=request.user, **body.validated_data)
             patient.refresh_from_db()
         return etag_response(s.PatientSerializer(patient).data, patient)
+
+    @extend_schema(summary="Query the INSi teleservice with this identity's traits (RNIV: PROV -> RECUP, "
+                           "VALI -> QUAL on exactly one result)", request=None, responses=s.InsiAnswerSerializer)
+    @action(detail=True, methods=["post"])
+    def insi(self, request, pk=None):
+        pk = parse_id(pk)
+        with transaction.atomic():
+            self.gate(patient_id=pk, action=Action.AMEND, resource_id=pk, details={"insi": True})
+            patient = _get_or_404(Patient.objects.all(), pk)
+            patient, query = patient_services.patient_insi_check(actor=request.user, patient=patient)
+            self.written = (patient.pk, self.category, self.resource_type, patient.pk)
+        patient.refresh_from_db()
+        return etag_response({"outcome": query.outcome, "results": len(getattr(query, "candidates", ())),
+                              "patient": s.PatientSerializer(patient).data}, patient)
+
+    @extend_schema(summary="Merge another file of the same person into this one (identity vigilance only)",
+                   request=s.MergeSerializer, responses=s.MergeResultSerializer)
+    @action(detail=True, methods=["post"])
+    def merge(self, request, pk=None):
+        pk = parse_id(pk)
+        body = s.MergeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        role = gate.role_of(request.user)
+        if not may_manage_identities(role, set(request.user.groups.values_list("name", flat=True))):
+            event_record(action="amend", outcome="denied", actor=request.user, actor_role=str(role or ""),
+                         patient_id=pk, category=self.category, resource_type="identitymerge",
+                         basis="deny:identity_vigilance", reason="merge needs the identity-vigilance group")
+            raise exceptions.PermissionDenied("Only the identity-vigilance cell may merge files.")
+        with transaction.atomic():
+            merged_id = body.validated_data["merged"]
+            for patient_id in (pk, merged_id):
+                self.gate(patient_id=patient_id, action=Action.AMEND, resource_id=patient_id, missing="400")
+            kept = _get_or_404(Patient.objects.all(), pk)
+            merged = Patient.objects.get(pk=merged_id)
+            record = patient_services.patient_merge(actor=request.user, kept=kept, merged=merged,
+                                                    reason=body.validated_data["reason"])
+            self.written = (kept.pk, self.category, "identitymerge", record.pk)
+        return JsonResponse(s.MergeResultSerializer(record).data)
 
 
 # --- encounters -------------------------------------------------------------------------------------------

@@ -33,7 +33,12 @@ EXT_IDENTITY_RELIABILITY = f"{FR_CORE}/StructureDefinition/fr-core-identity-reli
 EXT_BIRTH_LIST_GIVEN_NAME = f"{FR_CORE}/StructureDefinition/fr-core-patient-birth-list-given-name"
 EXT_INSEE_CODE = f"{FR_CORE}/StructureDefinition/fr-core-address-insee-code"
 EXT_BIRTH_PLACE = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
+# Identity status codes: FR Core 2.x draws them from HL7 v2 table 0445; newer versions from their own code
+# system. dpi pins FR Core 2.1 for output (CS_IDENTITY_STATUS) and accepts both on input.
 CS_IDENTITY_STATUS = f"{FR_CORE}/CodeSystem/fr-core-cs-v2-0445"
+CS_IDENTITY_STATUS_NEW = f"{FR_CORE}/CodeSystem/fr-core-cs-identity-status"
+IDENTITY_STATUS_SYSTEMS = frozenset({CS_IDENTITY_STATUS, CS_IDENTITY_STATUS_NEW})
+CS_VALIDATION_MODE = f"{FR_CORE}/CodeSystem/fr-core-cs-mode-validation-identity"
 CS_FR_IDENTIFIER_TYPE = f"{FR_CORE}/CodeSystem/fr-core-cs-v2-0203"
 CS_V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 # CIM-10 in its French edition for hospital coding (ATIH, "CIM-10 FR à usage PMSI"), as published by the ANS
@@ -93,6 +98,99 @@ def ins_identifier(patient: Patient) -> dict[str, Any] | None:
     }
 
 
+def identity_reliability(patient: Patient) -> dict[str, Any]:
+    """``fr-core-identity-reliability``: the status, and what it rests on (document type and date of its check,
+    date of the INSi answer), with the RNIV attribute (doubtful, fictitious, homonym) as comment."""
+    status = patient.identity_status
+    parts: list[dict[str, Any]] = [{
+        "url": "identityStatus",
+        "valueCoding": {"system": CS_IDENTITY_STATUS, "code": status,
+                        "display": IDENTITY_STATUS_DISPLAY.get(status, status)},
+    }]
+    if patient.validation_mode and patient.validation_date:
+        parts.append({"url": "validationDate", "valueDate": patient.validation_date.isoformat()})
+        parts.append({"url": "validationMode", "valueCodeableConcept": {"coding": [
+            {"system": CS_VALIDATION_MODE, "code": patient.validation_mode,
+             "display": str(patient.get_validation_mode_display())}]}})
+    if patient.insi_date:
+        parts.append({"url": "dateInterrogationINSi", "valueDateTime": _instant(patient.insi_date)})
+    if patient.identity_attribute:
+        parts.append({"url": "comment", "valueString": patient.identity_attribute})
+    return {"url": EXT_IDENTITY_RELIABILITY, "extension": parts}
+
+
+def birth_place(code: str) -> dict[str, Any]:
+    """``patient-birthPlace``: the INSEE code (commune, or 99 + country), with its name from the reference list."""
+    from patients import places
+
+    address: dict[str, Any] = {
+        "extension": [{"url": EXT_INSEE_CODE, "valueCoding": {"system": CS_INSEE_COMMUNE, "code": code}}]
+    }
+    label = places.label(code)
+    if label:
+        address["country" if places.is_country(code) else "city"] = label
+    if not places.is_country(code):
+        address["country"] = "FRA"
+    return {"url": EXT_BIRTH_PLACE, "valueAddress": address}
+
+
+def identity_status_from_coding(coding: dict[str, Any]) -> str:
+    """The RNIV status of an ``identityStatus`` coding, from either code system (FR Core 2.x table 0445 or the
+    newer ``fr-core-cs-identity-status``). Raises ValueError for another system or code."""
+    system, code = coding.get("system"), coding.get("code")
+    if system not in IDENTITY_STATUS_SYSTEMS:
+        raise ValueError(f"identityStatus: unknown code system {system!r}")
+    if code not in IDENTITY_STATUS_DISPLAY:
+        raise ValueError(f"identityStatus: unknown code {code!r}")
+    return code
+
+
+def patient_fields_from_resource(resource: dict[str, Any]) -> dict[str, Any]:
+    """Identity fields for ``patients.services.patient_create`` from a FR Core Patient (input side).
+
+    The status is taken from either identity-status code system and then checked by the service against its
+    evidence (validation mode and date; an INSi answer cannot come from outside: RECUP/QUAL are refused).
+    """
+    fields: dict[str, Any] = {}
+    official = next((n for n in resource.get("name", []) if n.get("use") == "official"), None)
+    if official:
+        fields["birth_name"] = official.get("family", "")
+        given = official.get("given") or [""]
+        fields["first_name"] = given[0]
+        for ext in official.get("extension", []):
+            if ext.get("url") == EXT_BIRTH_LIST_GIVEN_NAME:
+                fields["first_names"] = ext.get("valueString", "")
+    usual = next((n for n in resource.get("name", []) if n.get("use") == "usual"), None)
+    if usual:
+        fields["used_name"] = usual.get("family", "")
+    gender = {v: k for k, v in GENDER.items()}
+    if "gender" in resource:
+        fields["sex"] = gender.get(resource["gender"], "U")
+    if "birthDate" in resource:
+        from datetime import date
+
+        fields["birth_date"] = date.fromisoformat(resource["birthDate"])
+    for ext in resource.get("extension", []):
+        if ext.get("url") == EXT_BIRTH_PLACE:
+            for sub in ext.get("valueAddress", {}).get("extension", []):
+                if sub.get("url") == EXT_INSEE_CODE:
+                    fields["birthplace_insee"] = sub.get("valueCoding", {}).get("code", "")
+        if ext.get("url") == EXT_IDENTITY_RELIABILITY:
+            for sub in ext.get("extension", []):
+                if sub.get("url") == "identityStatus":
+                    fields["identity_status"] = identity_status_from_coding(sub.get("valueCoding", {}))
+                elif sub.get("url") == "validationMode":
+                    codings = sub.get("valueCodeableConcept", {}).get("coding", []) or [sub.get("valueCoding", {})]
+                    fields["validation_mode"] = codings[0].get("code", "")
+                elif sub.get("url") == "validationDate":
+                    from datetime import date
+
+                    fields["validation_date"] = date.fromisoformat(sub["valueDate"])
+                elif sub.get("url") == "comment" and sub.get("valueString") in {"DOUT", "FICT", "HOMA"}:
+                    fields["identity_attribute"] = sub["valueString"]
+    return fields
+
+
 def patient_resource(patient: Patient) -> dict[str, Any]:
     ins = ins_identifier(patient)
     identifiers = [
@@ -105,36 +203,9 @@ def patient_resource(patient: Patient) -> dict[str, Any]:
     ]
     if ins:
         identifiers.append(ins)
-    status = patient.identity_status
-    extensions: list[dict[str, Any]] = [
-        {
-            "url": EXT_IDENTITY_RELIABILITY,
-            "extension": [
-                {
-                    "url": "identityStatus",
-                    "valueCoding": {
-                        "system": CS_IDENTITY_STATUS,
-                        "code": status,
-                        "display": IDENTITY_STATUS_DISPLAY.get(status, status),
-                    },
-                }
-            ],
-        }
-    ]
+    extensions: list[dict[str, Any]] = [identity_reliability(patient)]
     if patient.birthplace_insee:
-        extensions.append(
-            {
-                "url": EXT_BIRTH_PLACE,
-                "valueAddress": {
-                    "extension": [
-                        {
-                            "url": EXT_INSEE_CODE,
-                            "valueCoding": {"system": CS_INSEE_COMMUNE, "code": patient.birthplace_insee},
-                        }
-                    ]
-                },
-            }
-        )
+        extensions.append(birth_place(patient.birthplace_insee))
     official: dict[str, Any] = {
         "use": "official",
         "family": patient.birth_name,

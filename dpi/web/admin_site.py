@@ -19,6 +19,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
@@ -34,10 +35,12 @@ from django.utils.translation import gettext_lazy as _
 
 from access import gate
 from access.policy import CARE_STAFF_ROLES, Action, Category, allowed_by_matrix
+from access.policy import may_manage_identities as policy_may_manage_identities
 from access.unit_history import limit_unit_history, may_read_unit_history
 from dpi.converters import parse_id
 from dpi.web.permissions import ADMIN_SITE_ROLES, is_verified, record_refusal
 from dpi.web.selectors import patient_filter
+from patients import places
 from patients import services as patient_services
 from patients.models import Appointment, CareUnit, Encounter, Patient
 
@@ -93,6 +96,9 @@ class ReceptionAdminSite(admin.AdminSite):
             for model in app["models"]:
                 model["name"] = self.model_labels.get(model["object_name"].lower(), model["name"])
         return apps
+
+    def autocomplete_view(self, request):
+        return IdentityAutocompleteView.as_view(admin_site=self)(request)
 
     def each_context(self, request):
         context = super().each_context(request)
@@ -168,28 +174,76 @@ class GatedAdmin(admin.ModelAdmin):
 
 
 # --- patients ---------------------------------------------------------------------------------------------
+def identity_label(patient: Patient) -> str:
+    """How a patient is named wherever one is picked: name, birth date, sex, identity status and IPP, so that
+    homonyms can be told apart (identity vigilance)."""
+    born = patient.birth_date.strftime("%d/%m/%Y") if patient.birth_date else "?"
+    merged = " — " + gettext("merged") if patient.is_merged else ""
+    return (f"{patient.display_name} · {gettext('born')} {born} · {patient.get_sex_display()} · "
+            f"{patient.get_identity_status_display()} · {patient.ipp}{merged}")
+
+
+def may_manage_identities(request) -> bool:
+    user = request.user
+    return policy_may_manage_identities(gate.role_of(user), set(user.groups.values_list("name", flat=True)))
+
+
+IDENTIFIER_WIDGET = forms.TextInput(attrs={"size": 17, "maxlength": 21, "autocomplete": "off",
+                                           "spellcheck": "false", "inputmode": "text"})
+
+
 class PatientForm(forms.ModelForm):
+    """Strict traits first (as the INS referential writes them), then what the status rests on."""
+
     class Meta:
         model = Patient
-        fields = ["birth_name", "used_name", "first_name", "first_names", "sex", "birth_date", "birthplace_insee",
-                  "ins", "identity_status", "social_security_number", "address", "postal_code", "city", "phone",
-                  "email", "marital_status", "occupation", "confidentiality", "restriction_reason", "date_of_death"]
+        fields = ["birth_name", "first_names", "first_name", "sex", "birth_date", "birthplace_insee", "used_name",
+                  "identity_attribute", "validation_mode", "validation_date", "ins", "social_security_number",
+                  "address", "postal_code", "city", "phone", "email", "marital_status", "occupation",
+                  "confidentiality", "restriction_reason", "date_of_death"]
         widgets = {"birth_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-                   "date_of_death": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
+                   "validation_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+                   "date_of_death": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+                   "ins": IDENTIFIER_WIDGET, "social_security_number": IDENTIFIER_WIDGET,
+                   "birthplace_insee": forms.TextInput(attrs={"size": 6, "maxlength": 5, "autocomplete": "off"})}
+        help_texts = {
+            "first_names": _("All birth given names, in the order of the identity document, separated by spaces."),
+            "birthplace_insee": _("INSEE code of the commune of birth, or 99 and the country code for a birth "
+                                  "abroad (e.g. 75112, 2A004, 99352)."),
+            "validation_mode": _("High-trust document checked in person: it makes the identity validated."),
+            "ins": _("Filled by the INSi teleservice; 15 characters, spaces allowed."),
+        }
+
+    current_user = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The status follows the evidence: computed, never typed.
+        self.instance._status_follows_evidence = True
+
+    def clean(self):
+        data = super().clean()
+        if data.get("validation_mode") and not (self.instance.validated_by_id or self.instance.validated_by_name):
+            self.instance.validated_by = self.current_user
+        return data
 
 
 class PatientAdmin(GatedAdmin):
     form = PatientForm
-    list_display = ("ipp", "display_name", "birth_date", "sex", "identity_status", "city")
-    list_filter = ("identity_status",)
+    list_display = ("ipp", "display_name", "birth_date", "sex", "identity_status", "birthplace", "city")
+    list_filter = ("identity_status", "identity_attribute", "is_merged")
     search_fields = ("birth_name",)  # the real search is get_search_results (names, IPP, INS, birth date)
     search_help_text = _("Name, date of birth (dd/mm/yyyy), IPP or INS.")
     ordering = ("birth_name", "first_name", "pk")
-    readonly_fields = ("ipp",)
+    readonly_fields = ("ipp", "identity_status", "insi_date", "validated_by_label", "merge_note")
+    actions = ("insi_check", "merge")
     fieldsets = (
-        (_("Identity (INS traits)"), {"fields": ("ipp", "birth_name", "used_name", "first_name", "first_names",
-                                                 "sex", "birth_date", "birthplace_insee")}),
-        (_("Identity vigilance"), {"fields": ("ins", "identity_status", "social_security_number")}),
+        (_("Strict traits (INS referential)"), {"fields": ("ipp", "birth_name", "first_names", "first_name", "sex",
+                                                            "birth_date", "birthplace_insee")}),
+        (_("Used traits"), {"fields": ("used_name",)}),
+        (_("Identity vigilance"), {"fields": ("identity_status", "identity_attribute", "validation_mode",
+                                              "validation_date", "validated_by_label", "insi_date", "ins",
+                                              "social_security_number", "merge_note")}),
         (_("Contact"), {"fields": ("address", "postal_code", "city", "phone", "email", "marital_status",
                                    "occupation")}),
         (_("Confidentiality"), {"fields": ("confidentiality", "restriction_reason", "date_of_death")}),
@@ -199,6 +253,25 @@ class PatientAdmin(GatedAdmin):
     def display_name(self, obj: Patient) -> str:
         return obj.display_name
 
+    @admin.display(description=_("birth place"))
+    def birthplace(self, obj: Patient) -> str:
+        return places.label(obj.birthplace_insee) or obj.birthplace_insee
+
+    @admin.display(description=_("identity document checked by"))
+    def validated_by_label(self, obj: Patient) -> str:
+        if obj.validated_by_id:
+            return obj.validated_by.get_full_name() or obj.validated_by.get_username()
+        return obj.validated_by_name or "—"
+
+    @admin.display(description=_("merge"))
+    def merge_note(self, obj: Patient) -> str:
+        kept = patient_services.merged_into(obj) if obj.is_merged else None
+        return gettext("Merged into file %(ipp)s") % {"ipp": kept.ipp} if kept else "—"
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        return type("PatientFormFor", (form,), {"current_user": request.user})
+
     def get_queryset(self, request):
         return self.visible(request)
 
@@ -206,6 +279,8 @@ class PatientAdmin(GatedAdmin):
         self.record_search(request, search_term)
         if search_term.strip():
             queryset = patient_filter(queryset, search_term)
+        if request.path.endswith("/autocomplete/"):
+            queryset = queryset.filter(is_merged=False)  # a merged file is an alias: pick the kept one
         return queryset, False
 
     def get_object(self, request, object_id, from_field=None):
@@ -215,21 +290,104 @@ class PatientAdmin(GatedAdmin):
         return obj
 
     def get_readonly_fields(self, request, obj=None):
-        if obj is not None and obj.frozen:  # GDPR art. 18: restricted processing while a dispute is checked
-            return ("ipp", *PatientForm.Meta.fields)
+        if obj is not None and (obj.frozen or obj.is_merged):  # GDPR art. 18; a merged file is an alias
+            return (*self.readonly_fields, *PatientForm.Meta.fields)
+        if obj is not None and obj.identity_status in {Patient.IdentityStatus.RECOVERED,
+                                                       Patient.IdentityStatus.QUALIFIED}:
+            return (*self.readonly_fields, "ins")  # an INS from INSi is not retyped by hand
         return self.readonly_fields
 
     def save_model(self, request, obj, form, change):
         if change:
             changes = {name: form.cleaned_data[name] for name in form.changed_data}
-            patient_services.patient_update(patient=Patient.objects.get(pk=obj.pk), **changes)
+            diff = patient_services.patient_update(patient=Patient.objects.get(pk=obj.pk), actor=request.user,
+                                                   **changes)
+            if "identity_status" in diff:
+                old, new = diff["identity_status"]
+                self.message_user(request, gettext("Identity status changed from %(old)s to %(new)s: a strict trait "
+                                                   "or the evidence changed.") % {
+                    "old": Patient.IdentityStatus(old).label, "new": Patient.IdentityStatus(new).label},
+                    messages.WARNING)
             return
         fields = {name: form.cleaned_data[name] for name in PatientForm.Meta.fields}
-        created = patient_services.patient_create(**fields)
+        created = patient_services.patient_create(actor=request.user, **fields)
         gate.require(request.user, patient_id=created.pk, category=A, action=Action.CREATE,
                      resource_type="patient", resource_id=created.pk)
         obj.pk, obj.ipp = created.pk, created.ipp
         obj._state.adding = False
+        for other, why in created.probable_duplicates:
+            self.message_user(request, gettext("Possible duplicate (%(why)s): %(who)s. If it is the same person, "
+                                               "ask identity vigilance to merge the files.") % {
+                "why": gettext("same strict traits") if why == "strict_traits"
+                else gettext("similar names, same birth date"), "who": identity_label(other)}, messages.WARNING)
+
+    @admin.action(description=_("Query the INSi teleservice for the selected identities"), permissions=("change",))
+    def insi_check(self, request, queryset):
+        for patient in queryset[:20]:
+            try:
+                with transaction.atomic():
+                    gate.require(request.user, patient_id=patient.pk, category=A, action=Action.AMEND,
+                                 resource_type="patient", resource_id=patient.pk)
+                    updated, query = patient_services.patient_insi_check(actor=request.user, patient=patient)
+            except ValidationError as exc:
+                self.message_user(request, f"{patient.ipp}: {' '.join(str(m) for m in exc.messages)}", messages.ERROR)
+                continue
+            level = messages.SUCCESS if query.outcome == "found" else messages.WARNING
+            self.message_user(request, gettext("%(ipp)s: INSi %(outcome)s; status %(status)s.") % {
+                "ipp": patient.ipp, "outcome": query.get_outcome_display(),
+                "status": updated.get_identity_status_display()}, level)
+
+    @admin.action(description=_("Merge two files of the same person (identity vigilance)"), permissions=("change",))
+    def merge(self, request, queryset):
+        if not may_manage_identities(request):
+            record_refusal(request, gate.role_of(request.user), "merge needs the identity-vigilance group", {})
+            self.message_user(request, gettext("Only the identity-vigilance cell may merge files."), messages.ERROR)
+            return None
+        chosen = list(queryset.order_by("pk")[:3])
+        if len(chosen) != 2:
+            self.message_user(request, gettext("Select exactly two files to merge."), messages.ERROR)
+            return None
+        form = MergeForm(request.POST if "apply" in request.POST else None, files=chosen)
+        if form.is_bound and form.is_valid():
+            kept = next(p for p in chosen if str(p.pk) == form.cleaned_data["kept"])
+            merged = next(p for p in chosen if p.pk != kept.pk)
+            try:
+                with transaction.atomic():
+                    for p in chosen:
+                        gate.require(request.user, patient_id=p.pk, category=A, action=Action.AMEND,
+                                     resource_type="patient", resource_id=p.pk)
+                    patient_services.patient_merge(actor=request.user, kept=kept, merged=merged,
+                                                   reason=form.cleaned_data["reason"])
+            except ValidationError as exc:
+                self.message_user(request, " ".join(str(m) for m in exc.messages), messages.ERROR)
+                return None
+            self.message_user(request, gettext("File %(merged)s merged into %(kept)s.") % {
+                "merged": merged.ipp, "kept": kept.ipp}, messages.SUCCESS)
+            return None
+        return render(request, "admin/patients/patient/merge.html", {
+            **self.admin_site.each_context(request), "title": gettext("Merge two files of the same person"),
+            "files": [(p, identity_label(p)) for p in chosen], "form": form, "opts": self.model._meta,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        })
+
+
+class MergeForm(forms.Form):
+    kept = forms.ChoiceField(label=_("File to keep"), widget=forms.RadioSelect)
+    reason = forms.CharField(label=_("Reason"), max_length=300)
+
+    def __init__(self, *args, files=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["kept"].choices = [(str(p.pk), identity_label(p)) for p in files]
+
+
+class IdentityAutocompleteView(AutocompleteJsonView):
+    """Patient pickers show birth date, sex and identity status, not only the name and IPP."""
+
+    def serialize_result(self, obj, to_field_name):
+        result = super().serialize_result(obj, to_field_name)
+        if isinstance(obj, Patient):
+            result["text"] = identity_label(obj)
+        return result
 
 
 # --- encounters -------------------------------------------------------------------------------------------
@@ -295,7 +453,7 @@ class PatientScopedAdmin(GatedAdmin):
 
     @admin.display(description=_("patient"), ordering="patient__birth_name")
     def patient_name(self, obj) -> str:
-        return str(obj.patient)
+        return identity_label(obj.patient)
 
     def _each(self, request, queryset, do, done_message: str) -> None:
         done, errors = 0, []
@@ -314,7 +472,24 @@ class PatientScopedAdmin(GatedAdmin):
             self.message_user(request, error, messages.ERROR)
 
 
+class EncounterForm(forms.ModelForm):
+    class Meta:
+        model = Encounter
+        fields = ["patient", "unit", "kind", "start", "end", "transferred_from"]
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk is None and data.get("patient") and data.get("start"):
+            try:  # the same rules as the service, said on the form (no stay before birth, one open stay)
+                patient_services.check_admission(patient=data["patient"], start=data["start"])
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    self.add_error(field if field in self.fields else None, errors)
+        return data
+
+
 class EncounterAdmin(PatientScopedAdmin):
+    form = EncounterForm
     resource_type = "encounter"
     list_display = ("patient_name", "unit", "kind", "start", "end", "transferred_from")
     list_filter = (OpenFilter, "unit", "kind")
@@ -369,9 +544,24 @@ class EncounterAdmin(PatientScopedAdmin):
 
 # --- appointments -----------------------------------------------------------------------------------------
 class AppointmentForm(forms.ModelForm):
+    regularisation = forms.BooleanField(
+        label=_("Regularisation"), required=False,
+        help_text=_("Record an appointment that already took place (otherwise no date in the past)."))
+
     class Meta:
         model = Appointment
         fields = ["patient", "unit", "practitioner", "start", "end", "reason"]
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk is None and data.get("patient") and data.get("start"):
+            try:
+                patient_services.check_appointment(patient=data["patient"], start=data["start"],
+                                                   regularisation=data.get("regularisation", False))
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    self.add_error(field if field in self.fields else None, errors)
+        return data
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -413,7 +603,7 @@ class AppointmentAdmin(PatientScopedAdmin):
                      resource_type="appointment")
         created = patient_services.appointment_book(
             patient=data["patient"], unit=data["unit"], practitioner=data["practitioner"], start=data["start"],
-            end=data["end"], reason=data["reason"])
+            end=data["end"], reason=data["reason"], regularisation=data.get("regularisation", False))
         obj.pk = created.pk
         obj._state.adding = False
 
