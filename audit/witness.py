@@ -112,6 +112,7 @@ def read(path: Path | None = None) -> WitnessLog:
         return wl
     wl.exists = True
     with path.open("rb") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)  # never half a line being appended by a signer
         for lineno, raw in enumerate(fh, start=1):
             text = raw.decode("utf-8", "replace").strip()
             if not text:

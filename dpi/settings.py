@@ -215,6 +215,9 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env_str("DPI_CACHE_PREFIX", "dpi"),
+        # A Redis that stops answering (host lost, packets dropped) fails fast instead of hanging requests: the
+        # API rate limit then degrades and /readyz answers 503 (docs/operations.md).
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
 }
 
@@ -440,6 +443,8 @@ SPECTACULAR_SETTINGS = {
 DPI_API_RATE_PER_MINUTE = env_int("DPI_API_RATE_PER_MINUTE", 600, minimum=1)
 DPI_API_IDEMPOTENCY_HOURS = env_int("DPI_API_IDEMPOTENCY_HOURS", 24, minimum=1, maximum=720)
 DPI_API_DOCUMENT_MAX_BYTES = env_int("DPI_API_DOCUMENT_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
+# The CIM-10 list offered when coding problems (code TAB label per line); empty: the extract bundled with dpi.
+DPI_CIM10_FILE = env_str("DPI_CIM10_FILE", "")
 # Without Redis, each process limits API clients locally (dpi.api.throttling): at most this many processes
 # share the configured rate, so one client cannot exceed it even through every gunicorn worker.
 DPI_API_RATE_LOCAL_DIVISOR = env_int("DPI_API_RATE_LOCAL_DIVISOR", 1, minimum=1, maximum=64)

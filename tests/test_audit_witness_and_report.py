@@ -175,3 +175,16 @@ def test_the_dashboard_shows_the_latest_runs_real_state_and_age(cast, now):
     html = client.get("/dpo/").content.decode()
     assert "chaîne rompue" in html or "chain broken" in html
     assert "jour et demi" not in html and "day and a half" not in html
+
+
+def test_verify_audit_reconciles_a_copy_of_the_collectors_log(settings, tmp_path):
+    signed(2)
+    copy = tmp_path / "collector.log"
+    copy.write_text("".join(f"Dec  2 04:00:00 collector dpi[7]: {line}\n"
+                            for line in settings.DPI_AUDIT_WITNESS_FILE.read_text().splitlines()))
+    out = io.StringIO()
+    call_command("verify_audit", "--witness", str(copy), stdout=out)
+    assert "audit trail intact" in out.getvalue()
+    copy.write_text("")  # a collector that lost everything: the database's checkpoints are not in it
+    with pytest.raises(CommandError, match="holds none of the"):
+        call_command("verify_audit", "--witness", str(copy), stdout=io.StringIO())

@@ -64,7 +64,8 @@ PAGES = [
     Page("document", lambda o: f"/patients/{o['patient']}/documents/{o['document']}/", _clinical()),
     Page("write a note", lambda o: f"/patients/{o['patient']}/notes/new/",
          lambda r, t, n: 302 if reaches_record(r, t, Action.CREATE) else 403,
-         method="post", data={"kind": "progress", "title": "T", "body": "Text of the note"}),
+         # "nursing": a kind every role that writes notes is offered
+         method="post", data={"kind": "nursing", "title": "T", "body": "Text of the note"}),
     # The note was written by the physician: only its author amends it.
     Page("amend a note", lambda o: f"/patients/{o['patient']}/notes/{o['note']}/amend/",
          lambda r, t, n: 200 if n == "physician" else 403),
