@@ -8,6 +8,7 @@ every previous version (see dpi.services).
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -132,6 +133,18 @@ class Prescription(ClinicalItem):
     def __str__(self) -> str:
         return self.medication
 
+# Document types (XDS/DMP metadata): LOINC typeCode -> (display, classCode of TRE_A03-ClasseDocument, its display).
+DOCUMENT_TYPE_CODES: dict[str, tuple[str, str, str]] = {
+    "11490-0": ("Lettre de liaison à la sortie d'un établissement de soins", "11", "Synthèse"),
+    "34133-9": ("Synthèse d'épisode de soins", "11", "Synthèse"),
+    "11488-4": ("Compte rendu de consultation", "10", "Compte rendu"),
+    "15507-7": ("Compte rendu de passage aux urgences", "10", "Compte rendu"),
+    "11502-2": ("Compte rendu d'examens biologiques", "10", "Compte rendu"),
+    "18748-4": ("Compte rendu d'imagerie médicale", "31", "Imagerie médicale"),
+    "57833-6": ("Prescription de médicaments", "42", "Prescription"),
+}
+
+
 class Document(ClinicalItem):
     title = EncryptedCharField(_("title"), plaintext_max_length=200)
     # XDS/DMP typeCode (LOINC), e.g. 11490-0 discharge letter; its class code follows (dpi.fhir.mapping).
@@ -147,6 +160,10 @@ class Document(ClinicalItem):
 
     def __str__(self) -> str:
         return self.title
+
+    def clean(self) -> None:
+        if self.type_code and self.type_code not in DOCUMENT_TYPE_CODES:
+            raise ValidationError({"type_code": [f"Unknown document type {self.type_code!r}."]})
 
 class Allergy(ClinicalItem):
     class Severity(models.TextChoices):

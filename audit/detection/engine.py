@@ -7,10 +7,13 @@ One pass, inside the caller's transaction (temporary tables are dropped at commi
    events included, system and machine accounts left out (``exempt_roles``).
 2. Explanation: encounters, appointments, care-team memberships and orders (prescriptions) of those patients
    are loaded once (``det_links``) and hash-joined: a (user, patient, day) is *explained* when one of them
-   links the user or one of the user's units (the ``actor_unit`` recorded with the event) to the patient
+   links the user or one of the user's units (the ``actor_unit`` recorded with the event, plus the user's full
+   membership in ``access_staffprofile_units``: the recorded label is cut at 100 characters) to the patient
    within [start - explain_lead_days, end + explain_after_days]; for hospital-wide roles any unit's stay or
    appointment gives a *weak* explanation. These tables of ``access`` and ``patients`` are read with plain
    SQL, never through the access policies (audit knows nothing of them).
+   ``det_denied`` holds the analysed users' refused clinical events, looked back far enough for the refusal
+   rules (``denied_clinical``, ``denied_then_granted``).
 3. ``det_ud``: the same grouped by (user, day), upserted into ``detection_userday`` (the baselines).
 4. Each rule of ``audit.detection.rules`` inserts its hits (one statement per rule, no loop over events).
 5. Scoring: the points of each (user, patient, day) are added; at ``alert_score`` an alert is upserted on its
@@ -82,15 +85,14 @@ def _addr_words(expr: str) -> str:
     return f"regexp_replace({sql}, '\\m({'|'.join(_ADDRESS_FILLERS)})\\M', '', 'g')"
 
 
-def _addr(expr: str) -> str:
-    """SQL key of a street address (house number included): the normalised words, spaces removed."""
-    return f"regexp_replace({_addr_words(expr)}, '[^A-Z0-9]', '', 'g')"
+def _addr(words: str) -> str:
+    """SQL key of a street address (house number included) from its normalised words (``_addr_words``)."""
+    return f"regexp_replace({words}, '[^A-Z0-9]', '', 'g')"
 
 
-def _street(expr: str) -> str:
+def _street(words: str) -> str:
     """SQL key of the street alone: the leading house number (and bis, ter, a letter) removed."""
-    no_number = f"regexp_replace({_addr_words(expr)}, '^ *[0-9]+ *(BIS|TER|QUATER|[A-Z])?\\M', '')"
-    return f"regexp_replace({no_number}, '[^A-Z0-9]', '', 'g')"
+    return f"regexp_replace(regexp_replace({words}, '^ *[0-9]+ *(BIS|TER|QUATER|[A-Z])?\\M', ''), '[^A-Z0-9]', '', 'g')"
 
 
 _HOURS = ", ".join(f"count(*) FILTER (WHERE h = {h})" for h in range(24))
@@ -248,14 +250,15 @@ CREATE TEMP TABLE det_staff ON COMMIT DROP AS
 SELECT u.id AS actor_id,
        array_remove(ARRAY[{_norm('u.last_name')}, {_norm('sp.birth_name')}], '') AS names,
        CASE WHEN coalesce(sp.address, '') = '' THEN ''
-            ELSE {_addr('sp.address')} || '|' || {_norm('sp.postal_code')} END AS addr_key,
+            ELSE {_addr('aw.w')} || '|' || {_norm('sp.postal_code')} END AS addr_key,
        CASE WHEN coalesce(sp.address, '') = '' OR coalesce(sp.postal_code, '') = '' THEN ''
-            ELSE {_street('sp.address')} || '|' || {_norm('sp.postal_code')} END AS street_key,
+            ELSE {_street('aw.w')} || '|' || {_norm('sp.postal_code')} END AS street_key,
        CASE WHEN coalesce(sp.postal_code, '') <> '' THEN {_norm('sp.postal_code')} ELSE {_norm('sp.city')} END
          AS city_key,
        sp.patient_id AS own_patient_id, sp.end_date,
        greatest(sp.start_date, (u.date_joined AT TIME ZONE %(tz)s)::date) AS joined_on
 FROM auth_user u LEFT JOIN access_staffprofile sp ON sp.user_id = u.id
+CROSS JOIN LATERAL (SELECT {_addr_words('sp.address')} AS w OFFSET 0) aw
 WHERE u.id IN (SELECT DISTINCT actor_id FROM det_grp)
 """  # noqa: S608 (constant SQL, values bound)
 
@@ -265,9 +268,9 @@ CREATE TEMP TABLE det_unx ON COMMIT DROP AS
 SELECT g.*,
        array_remove(ARRAY[{_norm('p.birth_name')}, {_norm('p.used_name')}], '') AS p_names,
        p.birth_name AS p_birth_name,
-       CASE WHEN p.address = '' THEN '' ELSE {_addr('p.address')} || '|' || {_norm('p.postal_code')} END AS p_addr,
+       CASE WHEN p.address = '' THEN '' ELSE {_addr('aw.w')} || '|' || {_norm('p.postal_code')} END AS p_addr,
        CASE WHEN p.address = '' OR p.postal_code = '' THEN ''
-            ELSE {_street('p.address')} || '|' || {_norm('p.postal_code')} END AS p_street,
+            ELSE {_street('aw.w')} || '|' || {_norm('p.postal_code')} END AS p_street,
        CASE WHEN p.postal_code <> '' THEN {_norm('p.postal_code')} ELSE {_norm('p.city')} END AS p_city,
        p.confidentiality, p.date_of_death,
        ps.user_id AS p_staff_user_id,
@@ -275,6 +278,7 @@ SELECT g.*,
                  WHERE su.staffprofile_id = ps.id), '{{}}')::bigint[] AS p_staff_unit_ids
 FROM det_grp g
 JOIN patients_patient p ON p.id = g.patient_id
+CROSS JOIN LATERAL (SELECT CASE WHEN p.address = '' THEN '' ELSE {_addr_words('p.address')} END AS w OFFSET 0) aw
 LEFT JOIN access_staffprofile ps ON ps.patient_id = g.patient_id
 WHERE g.patient_id IS NOT NULL AND (g.explained_by IS NULL OR g.explained_by = 'hospital_wide')
 """  # noqa: S608 (constant SQL, values bound)

@@ -536,6 +536,7 @@ class DocumentViewSet(_Base):
                 content=content,
                 media_type=media_type,
                 encounter=encounter,
+                type_code=data.get("type_code", ""),
             )
             doc = self._documents().get(pk=doc.pk)
             self.written = (patient.pk, doc.category, self.resource_type, doc.pk)
