@@ -143,6 +143,7 @@ MIDDLEWARE = [
     # behind a proxy: compressed, hashed names, cached for a year. Before sessions: no database hit for them.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "audit.middleware.RequestContextMiddleware",
+    "dpi.middleware.RejectNulBytesMiddleware",  # 400 for a NUL byte in path, query or form (never a 500)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
