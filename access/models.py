@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from access.policy import Role
+from dpi.fields import EncryptedCharField
 from patients.models import CareUnit, Patient
 
 
@@ -122,7 +123,7 @@ class EmergencyAccess(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="emergency_accesses")
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="emergency_accesses")
     reason_category = models.CharField(max_length=16, choices=ReasonCategory.choices)
-    reason_text = models.CharField(max_length=500)
+    reason_text = EncryptedCharField(plaintext_max_length=500)  # clinical free text
     started_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     patient_objected = models.BooleanField(default=False)

@@ -29,3 +29,33 @@ def patient_access_report(
     if until is not None:
         qs = qs.filter(occurred_at__lt=until)
     return list(qs.order_by("occurred_at", "id"))
+
+
+def last_witness() -> datetime | None:
+    """When the newest checkpoint copied to the witness file was signed (None: no file, or nothing in it).
+
+    Reads only the end of the file (one line per checkpoint, appended)."""
+    import json
+
+    from audit import witness
+
+    path = witness.witness_path()
+    if path is None or not path.exists():
+        return None
+    with path.open("rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+        fh.seek(max(0, size - 65536))
+        lines = fh.read().decode("utf-8", "replace").splitlines()
+    for line in reversed(lines):
+        start = line.find("{")
+        try:
+            entry = json.loads(line[start:]) if start >= 0 else None
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("type") == "checkpoint" and entry.get("signed_at"):
+            try:
+                return datetime.fromisoformat(entry["signed_at"].replace("Z", "+00:00"))
+            except ValueError:
+                continue
+    return None

@@ -59,7 +59,7 @@ BLOOD_PRESSURE_PANEL = "85354-9"
 
 @cache
 def cim10() -> dict[str, str]:
-    path = Path(getattr(settings, "DPI_CIM10_FILE", "") or Path(__file__).parent / "data" / "cim10_extrait.tsv")
+    path = Path(settings.DPI_CIM10_FILE or Path(__file__).parent / "data" / "cim10_extrait.tsv")
     codes = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         code, _, label = line.partition("\t")

@@ -69,3 +69,34 @@ class EncryptedBinaryField(models.BinaryField):
         if value is None:
             return value
         return super().get_db_prep_value(crypto.encrypt_bytes(bytes(value), aad=self.aad), connection, prepared)
+
+
+def encrypt_existing_rows(*columns: tuple[str, str]):
+    """A migration operation encrypting the plaintext already in ``(table, column)`` pairs that became
+    encrypted fields (and decrypting them back when the migration is reversed). Values that already decrypt
+    are left as they are, so running it twice does no harm."""
+    from django.db import migrations
+
+    def _rewrite(schema_editor, convert) -> None:
+        with schema_editor.connection.cursor() as cur:
+            for table, column in columns:
+                aad = f"{table}.{column}"
+                cur.execute(f'SELECT id, "{column}" FROM "{table}" WHERE "{column}" <> %s', [""])  # noqa: S608
+                updates = [(new, pk) for pk, value in cur.fetchall() if (new := convert(value, aad)) is not None]
+                if updates:
+                    cur.executemany(f'UPDATE "{table}" SET "{column}" = %s WHERE id = %s', updates)  # noqa: S608
+
+    def _decrypts(value: str, aad: str) -> bool:
+        try:
+            crypto.decrypt_text(value, aad=aad)
+        except (crypto.DecryptionError, ValueError):
+            return False
+        return True
+
+    def forward(apps, schema_editor):
+        _rewrite(schema_editor, lambda v, aad: None if _decrypts(v, aad) else crypto.encrypt_text(v, aad=aad))
+
+    def backward(apps, schema_editor):
+        _rewrite(schema_editor, lambda v, aad: crypto.decrypt_text(v, aad=aad) if _decrypts(v, aad) else None)
+
+    return migrations.RunPython(forward, backward)

@@ -8,10 +8,11 @@ every previous version (see dpi.services).
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from dpi.fields import EncryptedBinaryField, EncryptedTextField
+from dpi.fields import EncryptedBinaryField, EncryptedCharField, EncryptedTextField
 from patients.models import Encounter, Patient
 
 
@@ -67,7 +68,7 @@ class Observation(ClinicalItem):
 
     obs_category = models.CharField(max_length=16, choices=Category.choices, default=Category.LAB)
     loinc = models.CharField(_("LOINC code"), max_length=16, blank=True, default="")
-    label = models.CharField(_("label"), max_length=200)
+    label = EncryptedCharField(_("label"), plaintext_max_length=200)  # "HIV viral load" says a diagnosis
     value = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
     value_text = EncryptedTextField(blank=True, default="")
     unit = models.CharField(max_length=32, blank=True, default="")
@@ -109,7 +110,7 @@ class Prescription(ClinicalItem):
         RECTAL = "rectal", _("rectal")
         OTHER = "other", _("other")
 
-    medication = models.CharField(_("medication"), max_length=200)
+    medication = EncryptedCharField(_("medication"), plaintext_max_length=200)
     instructions = EncryptedTextField(_("dosage and instructions"))
     # Structured prescription (the ordonnance): dose, route, frequency, duration. Free text stays encrypted.
     dose = EncryptedTextField(_("dose"), blank=True, default="")
@@ -132,8 +133,20 @@ class Prescription(ClinicalItem):
     def __str__(self) -> str:
         return self.medication
 
+# Document types (XDS/DMP metadata): LOINC typeCode -> (display, classCode of TRE_A03-ClasseDocument, its display).
+DOCUMENT_TYPE_CODES: dict[str, tuple[str, str, str]] = {
+    "11490-0": ("Lettre de liaison à la sortie d'un établissement de soins", "11", "Synthèse"),
+    "34133-9": ("Synthèse d'épisode de soins", "11", "Synthèse"),
+    "11488-4": ("Compte rendu de consultation", "10", "Compte rendu"),
+    "15507-7": ("Compte rendu de passage aux urgences", "10", "Compte rendu"),
+    "11502-2": ("Compte rendu d'examens biologiques", "10", "Compte rendu"),
+    "18748-4": ("Compte rendu d'imagerie médicale", "31", "Imagerie médicale"),
+    "57833-6": ("Prescription de médicaments", "42", "Prescription"),
+}
+
+
 class Document(ClinicalItem):
-    title = models.CharField(_("title"), max_length=200)
+    title = EncryptedCharField(_("title"), plaintext_max_length=200)
     # XDS/DMP typeCode (LOINC), e.g. 11490-0 discharge letter; its class code follows (dpi.fhir.mapping).
     type_code = models.CharField(_("document type (LOINC)"), max_length=16, blank=True, default="")
     media_type = models.CharField(max_length=100, default="application/pdf")
@@ -147,6 +160,10 @@ class Document(ClinicalItem):
 
     def __str__(self) -> str:
         return self.title
+
+    def clean(self) -> None:
+        if self.type_code and self.type_code not in DOCUMENT_TYPE_CODES:
+            raise ValidationError({"type_code": [f"Unknown document type {self.type_code!r}."]})
 
 class Allergy(ClinicalItem):
     class Severity(models.TextChoices):
@@ -169,7 +186,7 @@ class Allergy(ClinicalItem):
     # which differs from "not recorded" (no row at all).
     NO_KNOWN_ALLERGY = "716186003"
 
-    substance = models.CharField(_("substance"), max_length=200)
+    substance = EncryptedCharField(_("substance"), plaintext_max_length=200)
     substance_code = models.CharField(_("substance code"), max_length=20, blank=True, default="",
                                       help_text=_("ATC or SNOMED CT code when known"))
     reaction = EncryptedTextField(_("reaction"), blank=True, default="")
@@ -194,7 +211,7 @@ class Problem(ClinicalItem):
         RESOLVED = "resolved", _("resolved")
 
     icd10 = models.CharField(_("ICD-10 code"), max_length=8)
-    label = models.CharField(_("label"), max_length=200)
+    label = EncryptedCharField(_("label"), plaintext_max_length=200)
     comment = EncryptedTextField(_("comment"), blank=True, default="")
     onset = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
@@ -210,7 +227,7 @@ class Amendment(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
     version = models.PositiveIntegerField()
     previous = EncryptedTextField(help_text="JSON of the fields before the change")
-    reason = models.CharField(max_length=300)
+    reason = EncryptedCharField(plaintext_max_length=300)
     amended_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     amended_at = models.DateTimeField(auto_now_add=True)
 

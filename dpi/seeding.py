@@ -19,7 +19,7 @@ from faker import Faker
 
 from access.care_team import care_grants_recompute
 from access.models import StaffProfile
-from access.policy import Role
+from access.policy import IDENTITY_VIGILANCE_GROUP, Role
 from dpi.models import Allergy, ClinicalNote, Document, Observation, Prescription, Problem
 from patients import places
 from patients.ins import normalise_trait, with_key
@@ -124,6 +124,7 @@ def _identity_evidence(rng: random.Random, status: str, today: date, birth: date
 def ensure_groups() -> None:
     for role in Role:
         Group.objects.get_or_create(name=role.value)
+    Group.objects.get_or_create(name=IDENTITY_VIGILANCE_GROUP)
 
 
 def _units() -> list[CareUnit]:
@@ -241,6 +242,8 @@ def _make_demo_accounts(units: list[CareUnit]) -> dict[str, dict[str, str]]:
         user.password = password_hash
         user.save(update_fields=["password"])
         user.groups.add(groups[role.value])
+        if role == Role.RECEPTION:  # the demo's reception also holds identity vigilance (merges, splits)
+            user.groups.add(Group.objects.get_or_create(name=IDENTITY_VIGILANCE_GROUP)[0])
         profile = StaffProfile.objects.create(
             user=user, role=role.value, birth_name=user.last_name, start_date=date(2020, 1, 1)
         )

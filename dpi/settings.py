@@ -143,6 +143,7 @@ MIDDLEWARE = [
     # behind a proxy: compressed, hashed names, cached for a year. Before sessions: no database hit for them.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "audit.middleware.RequestContextMiddleware",
+    "dpi.middleware.RejectNulBytesMiddleware",  # 400 for a NUL byte in path, query or form (never a 500)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -443,6 +444,8 @@ SPECTACULAR_SETTINGS = {
 DPI_API_RATE_PER_MINUTE = env_int("DPI_API_RATE_PER_MINUTE", 600, minimum=1)
 DPI_API_IDEMPOTENCY_HOURS = env_int("DPI_API_IDEMPOTENCY_HOURS", 24, minimum=1, maximum=720)
 DPI_API_DOCUMENT_MAX_BYTES = env_int("DPI_API_DOCUMENT_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
+# The CIM-10 list offered when coding problems (code TAB label per line); empty: the extract bundled with dpi.
+DPI_CIM10_FILE = env_str("DPI_CIM10_FILE", "")
 # Without Redis, each process limits API clients locally (dpi.api.throttling): at most this many processes
 # share the configured rate, so one client cannot exceed it even through every gunicorn worker.
 DPI_API_RATE_LOCAL_DIVISOR = env_int("DPI_API_RATE_LOCAL_DIVISOR", 1, minimum=1, maximum=64)

@@ -456,7 +456,9 @@ class Appointment(CareFactProvenance):
     start = models.DateTimeField(_("start"))
     end = models.DateTimeField(_("end"))
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.BOOKED)
-    reason = models.CharField(_("reason"), max_length=200, blank=True, default="")
+    # Why the patient comes is health data (art. 9 GDPR), unlike the booking itself: encrypted, and shown to
+    # clinical roles only (docs/security.md "What is encrypted").
+    reason = EncryptedCharField(_("reason"), plaintext_max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["start"]

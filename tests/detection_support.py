@@ -30,7 +30,8 @@ def day_ago(n: int) -> date:
 
 def ev(user, patient=None, *, at: datetime, action: str = "view", outcome: str = "allowed",
        basis: str = "care:encounter", category: str = "medical", flags: list[str] | None = None,
-       details: dict | None = None, role: str | None = None, unit: str | None = None) -> AccessEvent:
+       details: dict | None = None, role: str | None = None, unit: str | None = None,
+       resource_type: str = "") -> AccessEvent:
     """An access event as the gate records it, but at ``at`` (history for the baselines)."""
     profile = StaffProfile.objects.filter(user=user).prefetch_related("units").first()
     extra = dict(details or {})
@@ -42,7 +43,7 @@ def ev(user, patient=None, *, at: datetime, action: str = "view", outcome: str =
         actor_role=role if role is not None else (profile.role if profile else ""),
         actor_unit=unit if unit is not None else (profile.unit_label if profile else ""),
         patient_id=patient_id, category=category if patient_id else "administrative",
-        action=action, outcome=outcome, basis=basis, channel="web", details=extra,
+        action=action, outcome=outcome, basis=basis, channel="web", details=extra, resource_type=resource_type,
     )
 
 

@@ -97,8 +97,8 @@ class CareGrantProperty(TestCase):
                 ps.encounter_admit(patient=patients[op[1]], unit=units[op[2]], start=now + timedelta(days=op[3]))
             elif kind in {"discharge", "transfer"}:
                 enc = Encounter.objects.filter(patient=patients[op[1]], end__isnull=True).first()
-                if enc is None:
-                    continue
+                if enc is None or enc.start > now:
+                    continue  # a stay admitted for later (start in the future) is not discharged before it starts
                 if kind == "discharge":
                     end = enc.start + (now - enc.start) * (op[2] / 60)
                     ps.encounter_discharge(encounter=enc, end=end)

@@ -32,7 +32,8 @@ def rights(cast):
     perm_only.user_permissions.add(Permission.objects.get(codename="view_user"))
     nobody = User.objects.create_user("no.rights", password="Correct-Horse-Battery-9!")
     membership = CareTeamMembership.objects.create(
-        patient=cast.patient, user=cast.other_physician, end=timezone.now() + timedelta(days=10),
+        patient=cast.patient, user=cast.other_physician, start=timezone.now() - timedelta(days=1),
+        end=timezone.now() + timedelta(days=10),
         reason="avis pneumologique", granted_by=cast.physician)
     return {"root": root, "group_only": group_only, "perm_only": perm_only, "nobody": nobody,
             "membership": membership}

@@ -76,7 +76,8 @@ def test_the_page_shows_every_line_and_is_audited(cast):
     response = client.get("/dpo/conformity/")
     assert response.status_code == 200
     html = response.content.decode()
-    for code in ("second_factor:dpo", "audit:verification", "backup:restore_test", "keys:data", "rights:open"):
+    for code in ("second_factor:dpo", "audit:verification", "audit:witness", "backup:restore_test", "keys:data",
+                 "rights:open"):
         assert f'data-check="{code}"' in html
     assert audit_events(resource_type="conformity_live_state", action="view", actor_id=cast.dpo.pk)
     assert verified_client(cast.physician).get("/dpo/conformity/").status_code == 403
@@ -101,3 +102,15 @@ def test_the_signed_pdf_verifies_and_a_changed_byte_does_not(cast, tmp_path, cap
         call_command("verify_signed_report", str(path))
     assert exc.value.code == 1
     assert not signed_reports.verify(data.split(signed_reports.MARKER)[0]).ok  # signature stripped
+
+
+def test_the_witness_line_follows_the_checkpoints_copied_outside_the_database(cast, settings, tmp_path):
+    from audit.services import checkpoint_sign
+
+    settings.DPI_AUDIT_WITNESS_FILE = str(tmp_path / "witness.jsonl")
+    before = live_state.live_state().by_code()
+    assert before["audit:witness"].status == live_state.RED  # no file yet
+    checkpoint_sign()
+    after = live_state.live_state().by_code()
+    assert after["audit:witness"].status == live_state.GREEN
+    assert after["audit:checkpoint"].status == live_state.GREEN

@@ -108,4 +108,5 @@ def test_dashboard_figures(cast, alerts):
 
 def test_rules_are_described(cast):
     rules = client_for(cast.dpo).get("/dpo/alerts/rules/").json()
-    assert len(rules) == 14 and all(r["rationale"] for r in rules)
+    assert len(rules) == 17 and all(r["rationale"] for r in rules)
+    assert {"denied_clinical", "denied_then_granted", "neighbour"} <= {r["rule"] for r in rules}

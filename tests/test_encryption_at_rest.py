@@ -87,3 +87,75 @@ def test_key_rotation_reencrypts_every_row(cast, tmp_path, settings):
     finally:
         settings.DPI_KEYRING_FILE = ring.path
         crypto.reload_keyring()
+
+
+def _dump_all_tables() -> str:
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+        )
+        tables = [r[0] for r in cur.fetchall()]
+    return "".join(raw_rows(f'"{t}"') for t in tables)
+
+
+def test_clinical_labels_and_reasons_are_ciphertext(cast, now):
+    """Issue #13 finding 9: problem labels, medication and substance names, observation labels, document titles,
+    amendment reasons, break-the-glass reasons and appointment reasons never reach the database in clear."""
+    from datetime import timedelta
+
+    from access.models import EmergencyAccess
+    from dpi.models import Allergy, Amendment, Observation, Prescription, Problem
+    from dpi.services import item_amend, observation_record
+    from patients.models import Appointment
+    from patients.services import appointment_book
+
+    markers = {
+        "problem": "ZZPROBLEM schizophrénie paranoïde",
+        "medication": "ZZMEDICATION olanzapine",
+        "substance": "ZZSUBSTANCE pénicilline",
+        "observation": "ZZOBSERVATION charge virale VIH",
+        "title": "ZZTITLE compte rendu IVG",
+        "amendment": "ZZAMENDMENT erreur de patient",
+        "emergency": "ZZEMERGENCY arrêt cardiaque en salle",
+        "appointment": "ZZAPPOINTMENT suivi addictologie",
+    }
+    common = {"patient": cast.patient, "author": cast.physician}
+    problem = Problem.objects.create(icd10="F20", label=markers["problem"], **common)
+    Prescription.objects.create(medication=markers["medication"], instructions="x", start=now.date(), **common)
+    Allergy.objects.create(substance=markers["substance"], **common)
+    observation_record(label=markers["observation"], effective_at=now, value=3, **common)
+    document_add(title=markers["title"], content=b"%PDF x", **common)
+    item_amend(item=problem, author=cast.physician, reason=markers["amendment"], label="ZZPROBLEM hypertension")
+    EmergencyAccess.objects.create(user=cast.other_physician, patient=cast.patient, reason_category="other",
+                                   reason_text=markers["emergency"], expires_at=now + timedelta(hours=1))
+    appointment_book(patient=cast.patient, unit=cast.cardio, practitioner=cast.physician, start=now + timedelta(days=1),
+                     end=now + timedelta(days=1, hours=1), reason=markers["appointment"])
+    dump = _dump_all_tables()
+    leaked = [name for name, text in markers.items() if text.split()[0] in dump or text.split()[1] in dump]
+    assert not leaked, f"plaintext at rest: {leaked}"
+    # ...and the application reads them back.
+    assert Problem.objects.get(pk=problem.pk).label == "ZZPROBLEM hypertension"
+    assert Amendment.objects.get(resource_id=problem.pk).reason == markers["amendment"]
+    assert Observation.objects.get(patient=cast.patient).label == markers["observation"]
+    assert Appointment.objects.get(patient=cast.patient).reason == markers["appointment"]
+    assert EmergencyAccess.objects.get(patient=cast.patient).reason_text == markers["emergency"]
+
+
+def test_the_migration_encrypts_rows_written_in_clear(cast, now):
+    from types import SimpleNamespace
+
+    from dpi.fields import encrypt_existing_rows
+    from dpi.models import Problem
+
+    problem = Problem.objects.create(icd10="I10", label="placeholder", patient=cast.patient, author=cast.physician)
+    with connection.cursor() as cur:  # a row as the previous schema stored it
+        cur.execute("UPDATE dpi_problem SET label = %s WHERE id = %s", ["ZZLEGACY insuffisance rénale", problem.pk])
+    operation = encrypt_existing_rows(("dpi_problem", "label"))
+    editor = SimpleNamespace(connection=connection)
+    operation.code(None, editor)
+    operation.code(None, editor)  # twice: already encrypted rows are left alone
+    assert "ZZLEGACY" not in raw_rows("dpi_problem")
+    assert Problem.objects.get(pk=problem.pk).label == "ZZLEGACY insuffisance rénale"
+    operation.reverse_code(None, editor)
+    assert "ZZLEGACY insuffisance rénale" in raw_rows("dpi_problem")

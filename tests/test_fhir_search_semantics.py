@@ -119,3 +119,35 @@ def test_extreme_dates_and_garbage_never_500(api, query):
     response = get(query.format(a=s.a.pk))
     assert response.status_code in {200, 400}, (query, response.content[:300])
     assert response.json()["resourceType"] in {"Bundle", "OperationOutcome"}
+
+
+def test_an_uploaded_documents_type_gives_its_xds_codes_and_hash(api, client):
+    import base64
+    import hashlib
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    s, get = api
+    _, token = make_api_client()
+    content = b"%PDF-1.4 lettre de liaison"
+
+    def upload(type_code: str):
+        data = {
+            "patient": s.a.pk,
+            "title": "Lettre",
+            "type_code": type_code,
+            "file": SimpleUploadedFile("l.pdf", content, "application/pdf"),
+        }
+        return client.post("/api/documents/", data=data, headers=bearer(token))
+
+    assert upload("99999-9").status_code == 400
+    created = upload("11490-0")
+    assert created.status_code == 201, created.content
+    doc = get(f"DocumentReference/{created.json()['id']}").json()
+    assert doc["type"]["coding"][0]["code"] == "11490-0"
+    assert doc["category"][0]["coding"][0]["code"] == "11"
+    assert (
+        doc["content"][0]["attachment"]["hash"]
+        == base64.b64encode(hashlib.sha1(content, usedforsecurity=False).digest()).decode()
+    )
+    assert doc["author"][0]["identifier"]["value"]

@@ -99,7 +99,7 @@ def _database_url() -> str:
 
 @pytest.fixture
 def planted(cast):
-    return make_patient(ins=NIR, birth_name=NAME, first_name=GIVEN, birth_date=BIRTH_DATE, ipp=IPP)
+    return make_patient(ins=NIR, birth_name=NAME, first_name=GIVEN, birth_date=BIRTH_DATE, ipp=IPP, sex="F")
 
 
 @pytest.mark.slow

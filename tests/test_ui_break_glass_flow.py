@@ -47,7 +47,8 @@ def test_break_the_glass_opens_a_bounded_reviewed_access(cast):
     dpo = verified_client(cast.dpo)
     assert f"/dpo/break-glass/{access.pk}/" in dpo.get("/dpo/").content.decode()
     review = dpo.get(f"/dpo/break-glass/{access.pk}/").content.decode()
-    assert "Garde de nuit" in review and "chart" in review  # what was opened under the access
+    # What was opened under the access, in words: "consultation (dossier)", not the code "chart".
+    assert "Garde de nuit" in review and 'consultation <span class="muted">dossier</span>' in review
     refused = dpo.post(f"/dpo/break-glass/{access.pk}/", {"status": "violation", "comment": ""})
     assert refused.status_code == 400  # a violation needs a comment
     assert dpo.post(f"/dpo/break-glass/{access.pk}/", {"status": "justified", "comment": "garde"}).status_code == 302

@@ -26,7 +26,8 @@ from access.authn.middleware import STEP_URLS
 
 def _safe_next(request: HttpRequest, default: str = "") -> str:
     candidate = request.POST.get("next") or request.GET.get("next") or ""
-    if candidate and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()},
+    # A path only: redirect() would take a bare word ("next=zz") for a URL name and fail to reverse it.
+    if candidate.startswith("/") and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()},
                                                      require_https=request.is_secure()):
         return candidate
     return default or reverse(settings.LOGIN_REDIRECT_URL)

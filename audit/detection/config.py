@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     "same_name_common_min_patients": 30,  # "common": at least this many patients have that family name
     "same_name_same_city_points": 20,  # extra when the patient also lives in the user's town
     "same_address_points": 60,
+    # A neighbour: same street and postal code, another number; unexplained and nothing done in the file.
+    "neighbour_points": 50,
+    "neighbour_min_street_chars": 6,  # "RUE" alone or a number-only street says nothing
     "coworker_points": 35,
     "coworker_view_only_points": 15,  # extra when the user did nothing clinical (no note, no order)
     "coworker_same_unit_points": 15,  # extra when the patient works in one of the user's units
@@ -47,9 +50,35 @@ DEFAULTS: dict[str, Any] = {
     "break_glass_repeat_points": 30,  # the user broke the glass on several patients recently
     "break_glass_repeat_min_patients": 3,
     "break_glass_repeat_days": 7,
+    # Repeats spread over a longer period (one a week escapes the 7-day count): this many patients by
+    # break-the-glass over break_glass_long_days, when the 7-day count did not already fire.
+    "break_glass_long_points": 30,
+    "break_glass_long_min_patients": 3,
+    "break_glass_long_days": 90,
+    # The reason typed when breaking the glass (access_emergencyaccess.reason_text): missing or weak adds points
+    # (below this many letters, or one of the stock phrases below, compared without accents, case or spaces).
+    "break_glass_weak_reason_points": 30,
+    "break_glass_min_reason_letters": 20,
+    "break_glass_weak_reasons": [
+        "urgence", "urgent", "urgence vitale", "test", "essai", "vérification", "contrôle", "besoin", "accès",
+        "accès urgent", "consultation", "avis", "patient", "continuité des soins", "besoin d'accès au dossier",
+        "besoin du dossier", "pour voir", "information", "infos", "ras", "xxx",
+    ],
     "relationship_ended_points": 30,
     "relationship_ended_view_only_points": 15,
     "relationship_ended_medical_points": 15,  # extra when medical data was sought (read, or refused by the gate)
+    # Refusals are signals: the gate's denials of clinical (medical or restricted) data, over denied_window_days.
+    "denied_clinical_points": 60,
+    "denied_window_days": 7,
+    # Roles with no clinical access at all (front desk, medical secretaries): a few refused patients suffice.
+    "denied_admin_roles": ["reception", "medical_secretary"],
+    "denied_admin_min_patients": 3,
+    "denied_min_patients": 10,  # other roles (an on-call physician's refused advice reads are routine)
+    # Denied, then granted: a refusal on a patient, then within denied_then_granted_days an allowed clinical
+    # access to that patient after the same account created the relationship that opened it (a care-team
+    # membership it granted, or an encounter, appointment or membership it created per the audit trail).
+    "denied_then_granted_points": 70,
+    "denied_then_granted_days": 7,
     "deceased_points": 55,
     "deceased_grace_days": 7,  # death paperwork and coding right after a death are normal
     "unusual_hour_points": 50,

@@ -7,10 +7,13 @@ One pass, inside the caller's transaction (temporary tables are dropped at commi
    events included, system and machine accounts left out (``exempt_roles``).
 2. Explanation: encounters, appointments, care-team memberships and orders (prescriptions) of those patients
    are loaded once (``det_links``) and hash-joined: a (user, patient, day) is *explained* when one of them
-   links the user or one of the user's units (the ``actor_unit`` recorded with the event) to the patient
+   links the user or one of the user's units (the ``actor_unit`` recorded with the event, plus the user's full
+   membership in ``access_staffprofile_units``: the recorded label is cut at 100 characters) to the patient
    within [start - explain_lead_days, end + explain_after_days]; for hospital-wide roles any unit's stay or
    appointment gives a *weak* explanation. These tables of ``access`` and ``patients`` are read with plain
    SQL, never through the access policies (audit knows nothing of them).
+   ``det_denied`` holds the analysed users' refused clinical events, looked back far enough for the refusal
+   rules (``denied_clinical``, ``denied_then_granted``).
 3. ``det_ud``: the same grouped by (user, day), upserted into ``detection_userday`` (the baselines).
 4. Each rule of ``audit.detection.rules`` inserts its hits (one statement per rule, no loop over events).
 5. Scoring: the points of each (user, patient, day) are added; at ``alert_score`` an alert is upserted on its
@@ -42,6 +45,56 @@ def _norm(expr: str) -> str:
     return f"regexp_replace(upper(translate(coalesce({expr}, ''), '{_ACCENTS}', '{_PLAIN}')), '[^A-Z0-9]', '', 'g')"
 
 
+# Street words written in full or abbreviated in French addresses ("imp." / "impasse", "bd" / "boulevard"):
+# each abbreviation is rewritten to the full word before comparing, and filler words are dropped.
+_ADDRESS_WORDS: dict[str, tuple[str, ...]] = {
+    "AVENUE": ("AV", "AVE", "AVN"),
+    "BOULEVARD": ("BD", "BLD", "BLVD", "BOUL", "BVD"),
+    "RUE": ("R",),
+    "IMPASSE": ("IMP",),
+    "PLACE": ("PL",),
+    "CHEMIN": ("CH", "CHE", "CHEM"),
+    "ROUTE": ("RTE",),
+    "ALLEE": ("ALL", "AL"),
+    "SQUARE": ("SQ",),
+    "FAUBOURG": ("FG", "FBG"),
+    "COURS": ("CRS",),
+    "QUAI": ("QU",),
+    "PASSAGE": ("PASS", "PAS"),
+    "RESIDENCE": ("RES", "RESID"),
+    "LOTISSEMENT": ("LOT", "LOTIS"),
+    "HAMEAU": ("HAM",),
+    "BATIMENT": ("BAT",),
+    "APPARTEMENT": ("APT", "APP", "APPT"),
+    "SAINT": ("ST",),
+    "SAINTE": ("STE",),
+    "GENERAL": ("GAL", "GEN"),
+    "MARECHAL": ("MAL", "MAR"),
+    "PRESIDENT": ("PDT", "PRES"),
+    "DOCTEUR": ("DR",),
+    "PROFESSEUR": ("PR", "PROF"),
+}
+_ADDRESS_FILLERS = ("DE", "DU", "DES", "LA", "LE", "LES", "L", "D", "ET")
+
+
+def _addr_words(expr: str) -> str:
+    """SQL normalising a street address to words: accents and case folded, abbreviations expanded, fillers dropped."""
+    sql = f"regexp_replace(upper(translate(coalesce({expr}, ''), '{_ACCENTS}', '{_PLAIN}')), '[^A-Z0-9]+', ' ', 'g')"
+    for full, abbreviations in _ADDRESS_WORDS.items():
+        sql = f"regexp_replace({sql}, '\\m({'|'.join(sorted(set(abbreviations)))})\\M', '{full}', 'g')"
+    return f"regexp_replace({sql}, '\\m({'|'.join(_ADDRESS_FILLERS)})\\M', '', 'g')"
+
+
+def _addr(words: str) -> str:
+    """SQL key of a street address (house number included) from its normalised words (``_addr_words``)."""
+    return f"regexp_replace({words}, '[^A-Z0-9]', '', 'g')"
+
+
+def _street(words: str) -> str:
+    """SQL key of the street alone: the leading house number (and bis, ter, a letter) removed."""
+    return f"regexp_replace(regexp_replace({words}, '^ *[0-9]+ *(BIS|TER|QUATER|[A-Z])?\\M', ''), '[^A-Z0-9]', '', 'g')"
+
+
 _HOURS = ", ".join(f"count(*) FILTER (WHERE h = {h})" for h in range(24))
 _HOUR_SUMS = ", ".join(f"sum(hours[{h + 1}])" for h in range(24))
 
@@ -56,6 +109,8 @@ SELECT e.actor_id, e.patient_id, e.day,
        count(*) FILTER (WHERE e.action = 'search')::int AS n_search,
        count(*) FILTER (WHERE e.category IN ('medical', 'restricted'))::int AS n_medical,
        count(*) FILTER (WHERE e.outcome = 'denied')::int AS n_denied,
+       min(e.occurred_at) FILTER (WHERE e.outcome = 'allowed' AND e.category IN ('medical', 'restricted'))
+         AS first_allowed_medical_at,
        bool_or(e.basis = 'break_glass' OR e.action = 'break_glass') AS break_glass,
        bool_or(e.details -> 'flags' ? 'patient_objection' OR e.details ->> 'patient_objection' = 'true')
          AS objection,
@@ -73,12 +128,35 @@ FROM (
 GROUP BY e.actor_id, e.patient_id, e.day
 """  # noqa: S608 (constant SQL, values bound)
 
+# The user's units: the codes recorded with the event (``actor_unit``, cut at 100 characters by the audit
+# table) together with the user's full membership (``access_staffprofile_units``): staff attached to many units
+# (float nurses, pharmacists) keep every unit even when the recorded label was truncated.
 _UNITS = """
 CREATE TEMP TABLE det_units ON COMMIT DROP AS
-SELECT x.unit, coalesce(array_agg(cu.id) FILTER (WHERE cu.id IS NOT NULL), '{}')::bigint[] AS unit_ids
-FROM (SELECT DISTINCT unit FROM det_raw) x
-LEFT JOIN patients_careunit cu ON cu.code = ANY(string_to_array(x.unit, ','))
-GROUP BY x.unit
+WITH x AS (SELECT DISTINCT actor_id, unit FROM det_raw), y AS (
+    SELECT x.actor_id, x.unit, cu.id AS unit_id
+    FROM x JOIN patients_careunit cu ON cu.code = ANY(string_to_array(x.unit, ','))
+    UNION
+    SELECT x.actor_id, x.unit, su.careunit_id
+    FROM x JOIN access_staffprofile sp ON sp.user_id = x.actor_id
+    JOIN access_staffprofile_units su ON su.staffprofile_id = sp.id
+)
+SELECT x.actor_id, x.unit,
+       coalesce(array_agg(y.unit_id) FILTER (WHERE y.unit_id IS NOT NULL), '{}')::bigint[] AS unit_ids
+FROM x LEFT JOIN y ON y.actor_id = x.actor_id AND y.unit = x.unit
+GROUP BY x.actor_id, x.unit
+"""
+
+# Denied attempts on clinical data (medical or restricted) of the analysed actors, from the longest look-back
+# of the refusal rules before the range to its end (the refusal rules read it).
+_DENIED = """
+CREATE TEMP TABLE det_denied ON COMMIT DROP AS
+SELECT e.actor_id, e.patient_id, e.occurred_at AS at, (e.occurred_at AT TIME ZONE %(tz)s)::date AS day
+FROM audit_accessevent e
+WHERE e.occurred_at >= %(denied_from)s AND e.occurred_at < %(t_end)s
+  AND e.outcome = 'denied' AND e.category IN ('medical', 'restricted') AND e.patient_id IS NOT NULL
+  AND e.actor_id IS NOT NULL AND e.actor_role <> ALL(%(exempt_roles)s::text[])
+  AND e.actor_id IN (SELECT DISTINCT actor_id FROM det_raw)
 """
 
 _LINKS = """
@@ -110,7 +188,7 @@ WITH g AS (
            r.role = ANY(%(hospital_wide_roles)s::text[]) AS hospital_wide,
            (r.day::timestamp AT TIME ZONE %(tz)s) AS day_start,
            ((r.day + 1)::timestamp AT TIME ZONE %(tz)s) AS day_end
-    FROM det_raw r LEFT JOIN det_units u ON u.unit = r.unit
+    FROM det_raw r LEFT JOIN det_units u ON u.actor_id = r.actor_id AND u.unit = r.unit
 ), m AS (
     SELECT j.actor_id, j.patient_id, j.day,
            min(j.prio) FILTER (WHERE j.strong AND j.near) AS strong_prio,
@@ -172,12 +250,15 @@ CREATE TEMP TABLE det_staff ON COMMIT DROP AS
 SELECT u.id AS actor_id,
        array_remove(ARRAY[{_norm('u.last_name')}, {_norm('sp.birth_name')}], '') AS names,
        CASE WHEN coalesce(sp.address, '') = '' THEN ''
-            ELSE {_norm('sp.address')} || '|' || {_norm('sp.postal_code')} END AS addr_key,
+            ELSE {_addr('aw.w')} || '|' || {_norm('sp.postal_code')} END AS addr_key,
+       CASE WHEN coalesce(sp.address, '') = '' OR coalesce(sp.postal_code, '') = '' THEN ''
+            ELSE {_street('aw.w')} || '|' || {_norm('sp.postal_code')} END AS street_key,
        CASE WHEN coalesce(sp.postal_code, '') <> '' THEN {_norm('sp.postal_code')} ELSE {_norm('sp.city')} END
          AS city_key,
        sp.patient_id AS own_patient_id, sp.end_date,
        greatest(sp.start_date, (u.date_joined AT TIME ZONE %(tz)s)::date) AS joined_on
 FROM auth_user u LEFT JOIN access_staffprofile sp ON sp.user_id = u.id
+CROSS JOIN LATERAL (SELECT {_addr_words('sp.address')} AS w OFFSET 0) aw
 WHERE u.id IN (SELECT DISTINCT actor_id FROM det_grp)
 """  # noqa: S608 (constant SQL, values bound)
 
@@ -187,7 +268,9 @@ CREATE TEMP TABLE det_unx ON COMMIT DROP AS
 SELECT g.*,
        array_remove(ARRAY[{_norm('p.birth_name')}, {_norm('p.used_name')}], '') AS p_names,
        p.birth_name AS p_birth_name,
-       CASE WHEN p.address = '' THEN '' ELSE {_norm('p.address')} || '|' || {_norm('p.postal_code')} END AS p_addr,
+       CASE WHEN p.address = '' THEN '' ELSE {_addr('aw.w')} || '|' || {_norm('p.postal_code')} END AS p_addr,
+       CASE WHEN p.address = '' OR p.postal_code = '' THEN ''
+            ELSE {_street('aw.w')} || '|' || {_norm('p.postal_code')} END AS p_street,
        CASE WHEN p.postal_code <> '' THEN {_norm('p.postal_code')} ELSE {_norm('p.city')} END AS p_city,
        p.confidentiality, p.date_of_death,
        ps.user_id AS p_staff_user_id,
@@ -195,6 +278,7 @@ SELECT g.*,
                  WHERE su.staffprofile_id = ps.id), '{{}}')::bigint[] AS p_staff_unit_ids
 FROM det_grp g
 JOIN patients_patient p ON p.id = g.patient_id
+CROSS JOIN LATERAL (SELECT CASE WHEN p.address = '' THEN '' ELSE {_addr_words('p.address')} END AS w OFFSET 0) aw
 LEFT JOIN access_staffprofile ps ON ps.patient_id = g.patient_id
 WHERE g.patient_id IS NOT NULL AND (g.explained_by IS NULL OR g.explained_by = 'hospital_wide')
 """  # noqa: S608 (constant SQL, values bound)
@@ -314,6 +398,7 @@ def analyse_days(
         "links_from": t_start - timedelta(days=conf["past_link_lookback_days"] + conf["explain_after_days"]),
         "links_to": t_end + timedelta(days=conf["explain_lead_days"]),
         "history_from": history_from,
+        "denied_from": t_start - timedelta(days=max(conf["denied_window_days"], conf["denied_then_granted_days"])),
         "now": now,
     }
     result = PassResult(day_from, day_to)
@@ -329,6 +414,7 @@ def analyse_days(
         step("scan", _RAW)
         step("units", _UNITS)
         step("links", _LINKS)
+        step("denied", _DENIED)
         step("explain", _GRP)
         cur.execute("ANALYZE det_grp")
         step("userday", _UD)
@@ -360,7 +446,7 @@ def analyse_days(
                 result.high.append(alert_id)
         # Temporary tables are dropped at commit; drop them now so a second pass in the same
         # transaction (a replay of several chunks) starts clean.
-        cur.execute("DROP TABLE det_raw, det_units, det_links, det_grp, det_ud, det_staff, det_unx, "
+        cur.execute("DROP TABLE det_raw, det_units, det_denied, det_links, det_grp, det_ud, det_staff, det_unx, "
                     "det_hourprof, det_hits")
     result.seconds = time.perf_counter() - t0
     return result

@@ -12,7 +12,8 @@ Tables a rule may read:
   unit —, ``hospital_wide`` — a *weak* one: a hospital-wide role and any unit's stay or appointment —, or NULL);
 - ``det_unx``: the rows of ``det_grp`` that are not strongly explained, with the patient's normalised traits
   (``p_names``, ``p_addr``, ``p_city``, ``confidentiality``, ``date_of_death``, ``p_staff_user_id``...);
-- ``det_staff``: the user's traits (``names``, ``addr_key``, ``city_key``, ``own_patient_id``, contract dates);
+- ``det_staff``: the user's traits (``names``, ``addr_key``, ``street_key``, ``city_key``, ``own_patient_id``,
+  contract dates);
 - ``det_ud``: one row per (user, day): counts of events, patients, searches, exports, view-only charts;
 - ``detection_userday``: the same summary for past days (baselines of the volume, hour and export rules).
 
@@ -89,6 +90,25 @@ SAME_ADDRESS = Rule(
     """,
 )
 
+NEIGHBOUR = Rule(
+    "neighbour", PATIENT, "Voisin", "Neighbour",
+    "A patient living in the user's street (same street and postal code, another house number) whose file is "
+    "opened with no care relationship at all and nothing done in it: curiosity about a neighbour. Addresses "
+    "are compared after the same normalisation as same_address; a street shorter than neighbour_min_street_chars "
+    "letters is ignored.",
+    f"""
+    SELECT u.actor_id, u.patient_id, u.day, %(neighbour_points)s,
+           jsonb_build_object('events', u.n, 'view_only', {_VIEW_ONLY}),
+           'Le patient habite la même rue que le professionnel, dossier ouvert sans lien de soins ni acte',
+           'The patient lives in the user''s street; record opened with no care relationship and no action'
+    FROM det_unx u JOIN det_staff s ON s.actor_id = u.actor_id
+    WHERE u.explained_by IS NULL AND {_VIEW_ONLY}
+      AND s.street_key <> '' AND u.p_street = s.street_key
+      AND length(split_part(s.street_key, '|', 1)) >= %(neighbour_min_street_chars)s
+      AND u.p_addr IS DISTINCT FROM s.addr_key AND s.own_patient_id IS DISTINCT FROM u.patient_id
+    """,  # noqa: S608 (constant SQL, values bound)
+)
+
 COWORKER = Rule(
     "coworker", PATIENT, "Dossier d'un collègue", "A coworker's record",
     "Staff treated in their own hospital are a classic target of curiosity. The patient is a staff member "
@@ -133,35 +153,126 @@ RESTRICTED = Rule(
     """,  # noqa: S608 (constant SQL, values bound)
 )
 
+_LETTERS = "length(regexp_replace(coalesce(ea.reason_text, ''), '[^[:alpha:]]', '', 'g'))"
+_FOLD = ("regexp_replace(upper(translate(coalesce({0}, ''), 'àâäçéèêëîïôöùûüÿÀÂÄÇÉÈÊËÎÏÔÖÙÛÜ', "
+         "'aaaceeeeiioouuuyAAACEEEEIIOOUUU')), '[^A-Z0-9]', '', 'g')")
+_STOCK = f"(SELECT {_FOLD.format('w')} FROM unnest(%(break_glass_weak_reasons)s::text[]) w)"  # noqa: S608
+_WEAK_REASON = (
+    f"(ea.found AND ({_LETTERS} < %(break_glass_min_reason_letters)s OR {_FOLD.format('ea.reason_text')} "
+    f"IN {_STOCK}))"
+)
+_BG_REPEAT = "r.n >= %(break_glass_repeat_min_patients)s"
+_BG_LONG = f"(NOT {_BG_REPEAT} AND r.n_long >= %(break_glass_long_min_patients)s)"
+
 BREAK_GLASS = Rule(
     "break_glass", PATIENT, "Bris de glace", "Break-the-glass",
     "Every break-the-glass is reviewed by the DPO anyway (emergency-access review); alone it stays below the "
     "alert threshold. It becomes an alert when the patient had objected to this professional, when the user "
-    "broke the glass on several patients in a few days (a habit, not an emergency), or with any other rule.",
-    """
+    "broke the glass on several patients in a few days (a habit, not an emergency) or spread over weeks "
+    "(break_glass_long_days), when the reason typed is missing or weak (too short, or a stock phrase such as "
+    "'urgence'), or with any other rule.",
+    f"""
     SELECT g.actor_id, g.patient_id, g.day,
            %(break_glass_points)s
            + CASE WHEN g.objection THEN %(break_glass_objection_points)s ELSE 0 END
-           + CASE WHEN r.n >= %(break_glass_repeat_min_patients)s THEN %(break_glass_repeat_points)s ELSE 0 END,
-           jsonb_build_object('objection', g.objection, 'recent_patients', r.n),
+           + CASE WHEN {_BG_REPEAT} THEN %(break_glass_repeat_points)s ELSE 0 END
+           + CASE WHEN {_BG_LONG} THEN %(break_glass_long_points)s ELSE 0 END
+           + CASE WHEN {_WEAK_REASON} THEN %(break_glass_weak_reason_points)s ELSE 0 END,
+           jsonb_build_object('objection', g.objection, 'recent_patients', r.n, 'long_patients', r.n_long,
+                              'reason_category', ea.reason_category, 'weak_reason', {_WEAK_REASON}),
            'Accès par bris de glace'
              || CASE WHEN g.objection THEN ' malgré l''opposition du patient' ELSE '' END
-             || CASE WHEN r.n >= %(break_glass_repeat_min_patients)s
+             || CASE WHEN {_BG_REPEAT}
                      THEN ' (' || r.n || ' patients en bris de glace sur ' || %(break_glass_repeat_days)s
-                          || ' jours)' ELSE '' END,
+                          || ' jours)' ELSE '' END
+             || CASE WHEN {_BG_LONG}
+                     THEN ' (' || r.n_long || ' patients en bris de glace sur ' || %(break_glass_long_days)s
+                          || ' jours)' ELSE '' END
+             || CASE WHEN {_WEAK_REASON} THEN ', motif absent ou insuffisant' ELSE '' END,
            'Break-the-glass access'
              || CASE WHEN g.objection THEN ' despite the patient''s objection' ELSE '' END
-             || CASE WHEN r.n >= %(break_glass_repeat_min_patients)s
+             || CASE WHEN {_BG_REPEAT}
                      THEN ' (' || r.n || ' patients by break-the-glass in ' || %(break_glass_repeat_days)s
                           || ' days)' ELSE '' END
+             || CASE WHEN {_BG_LONG}
+                     THEN ' (' || r.n_long || ' patients by break-the-glass in ' || %(break_glass_long_days)s
+                          || ' days)' ELSE '' END
+             || CASE WHEN {_WEAK_REASON} THEN ', reason missing or weak' ELSE '' END
     FROM det_grp g
     CROSS JOIN LATERAL (
-        SELECT count(DISTINCT e.patient_id)::int AS n FROM audit_accessevent e
+        SELECT count(DISTINCT e.patient_id) FILTER (
+                   WHERE e.occurred_at >= g.day_end - make_interval(days => %(break_glass_repeat_days)s))::int AS n,
+               count(DISTINCT e.patient_id)::int AS n_long
+        FROM audit_accessevent e
         WHERE e.actor_id = g.actor_id AND e.occurred_at < g.day_end
-          AND e.occurred_at >= g.day_end - make_interval(days => %(break_glass_repeat_days)s)
+          AND e.occurred_at >= g.day_end - make_interval(days => %(break_glass_long_days)s)
           AND (e.basis = 'break_glass' OR e.action = 'break_glass')
     ) r
+    LEFT JOIN LATERAL (
+        SELECT true AS found, a.reason_category, a.reason_text FROM access_emergencyaccess a
+        WHERE a.user_id = g.actor_id AND a.patient_id = g.patient_id
+          AND a.started_at < g.day_end AND a.expires_at > g.day_start
+        ORDER BY a.started_at DESC LIMIT 1
+    ) ea ON true
     WHERE g.break_glass
+    """,  # noqa: S608 (constant SQL, values bound)
+)
+
+DENIED_CLINICAL = Rule(
+    "denied_clinical", USER, "Tentatives refusées sur des données cliniques", "Refused attempts on clinical data",
+    "The gate refused this account clinical (medical or restricted) data on several patients over "
+    "denied_window_days. For roles with no clinical access at all (denied_admin_roles: reception, medical "
+    "secretaries) a few refused patients suffice (denied_admin_min_patients): they are trying categories their "
+    "role never needs. Other roles need more (denied_min_patients): an on-call physician's refused advice reads "
+    "are routine. Fires on a day with a refusal.",
+    """
+    WITH d AS (SELECT DISTINCT actor_id, day FROM det_denied WHERE day BETWEEN %(d_from)s AND %(d_to)s),
+    c AS (
+        SELECT d.actor_id, d.day, count(DISTINCT x.patient_id)::int AS n_patients, count(*)::int AS n_events
+        FROM d JOIN det_denied x ON x.actor_id = d.actor_id AND x.day <= d.day
+                                AND x.day > d.day - %(denied_window_days)s
+        GROUP BY d.actor_id, d.day
+    )
+    SELECT c.actor_id, NULL::bigint, c.day, %(denied_clinical_points)s,
+           jsonb_build_object('patients', c.n_patients, 'events', c.n_events, 'role', u.role,
+                              'days', %(denied_window_days)s),
+           c.n_events || ' tentative(s) refusée(s) sur les données cliniques de ' || c.n_patients
+             || ' patients en ' || %(denied_window_days)s || ' jours',
+           c.n_events || ' refused attempt(s) on the clinical data of ' || c.n_patients || ' patients in '
+             || %(denied_window_days)s || ' days'
+    FROM c JOIN det_ud u ON u.actor_id = c.actor_id AND u.day = c.day
+    WHERE c.n_patients >= CASE WHEN u.role = ANY(%(denied_admin_roles)s::text[])
+                               THEN %(denied_admin_min_patients)s ELSE %(denied_min_patients)s END
+    """,
+)
+
+DENIED_THEN_GRANTED = Rule(
+    "denied_then_granted", PATIENT, "Refusé puis autorisé", "Denied, then granted",
+    "The gate refused this account the patient's clinical data, and within denied_then_granted_days the same "
+    "account read them, after creating itself the relationship that opened the door: a care-team membership it "
+    "granted, or an encounter, appointment or membership it created (audit trail), between the refusal and the "
+    "read. Scored even when that relationship explains the read: it is the 'covering' relationship.",
+    """
+    SELECT g.actor_id, g.patient_id, g.day, %(denied_then_granted_points)s,
+           jsonb_build_object('denied_at', x.denied_at, 'granted_at', g.first_allowed_medical_at,
+                              'explained_by', g.explained_by),
+           'Accès clinique refusé puis obtenu après un lien de soins créé par le professionnel lui-même',
+           'Clinical access refused, then obtained after a care relationship the user created themself'
+    FROM det_grp g
+    CROSS JOIN LATERAL (
+        SELECT min(dn.at) AS denied_at FROM det_denied dn
+        WHERE dn.actor_id = g.actor_id AND dn.patient_id = g.patient_id AND dn.at < g.first_allowed_medical_at
+          AND dn.at >= g.first_allowed_medical_at - make_interval(days => %(denied_then_granted_days)s)
+    ) x
+    WHERE g.first_allowed_medical_at IS NOT NULL AND x.denied_at IS NOT NULL
+      AND (EXISTS (SELECT 1 FROM access_careteammembership m
+                   WHERE m.patient_id = g.patient_id AND m.granted_by_id = g.actor_id
+                     AND m.created_at > x.denied_at AND m.created_at <= g.first_allowed_medical_at)
+           OR EXISTS (SELECT 1 FROM audit_accessevent c
+                      WHERE c.actor_id = g.actor_id AND c.patient_id = g.patient_id
+                        AND c.occurred_at > x.denied_at AND c.occurred_at <= g.first_allowed_medical_at
+                        AND c.action = 'create' AND c.outcome = 'allowed'
+                        AND c.resource_type IN ('encounter', 'appointment', 'careteammembership')))
     """,
 )
 
@@ -372,7 +483,8 @@ AFTER_END_DATE = Rule(
 )
 
 RULES: tuple[Rule, ...] = (
-    SELF_ACCESS, SAME_NAME, SAME_ADDRESS, COWORKER, RESTRICTED, BREAK_GLASS, RELATIONSHIP_ENDED, DECEASED,
-    UNUSUAL_HOUR, VOLUME, BROWSING, DORMANT, BULK_EXPORT, AFTER_END_DATE,
+    SELF_ACCESS, SAME_NAME, SAME_ADDRESS, NEIGHBOUR, COWORKER, RESTRICTED, BREAK_GLASS, DENIED_THEN_GRANTED,
+    RELATIONSHIP_ENDED, DECEASED, UNUSUAL_HOUR, VOLUME, BROWSING, DORMANT, BULK_EXPORT, AFTER_END_DATE,
+    DENIED_CLINICAL,
 )
 RULES_BY_CODE: dict[str, Rule] = {r.code: r for r in RULES}

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+import dpi.converters  # noqa: F401 - registers the <id:...> URL converter
 from audit.detection import api
 
 app_name = "detection"
@@ -10,6 +11,6 @@ urlpatterns = [
     path("", api.AlertListView.as_view(), name="alert-list"),
     path("dashboard/", api.DashboardView.as_view(), name="dashboard"),
     path("rules/", api.RulesView.as_view(), name="rules"),
-    path("<int:pk>/", api.AlertDetailView.as_view(), name="alert-detail"),
-    path("<int:pk>/review/", api.AlertReviewView.as_view(), name="alert-review"),
+    path("<id:pk>/", api.AlertDetailView.as_view(), name="alert-detail"),
+    path("<id:pk>/review/", api.AlertReviewView.as_view(), name="alert-review"),
 ]

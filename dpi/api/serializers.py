@@ -8,7 +8,7 @@ from datetime import UTC
 from rest_framework import serializers
 
 from audit.models import AccessEvent
-from dpi.models import Document, Observation
+from dpi.models import DOCUMENT_TYPE_CODES, Document, Observation
 from patients.models import Encounter, Patient
 
 MAX_ID = 2**63 - 1
@@ -262,6 +262,7 @@ class DocumentSerializer(serializers.Serializer):
     patient = serializers.IntegerField(source="patient_id", read_only=True)
     encounter = serializers.IntegerField(source="encounter_id", read_only=True, allow_null=True)
     title = serializers.CharField(read_only=True)
+    type_code = serializers.CharField(read_only=True)
     media_type = serializers.CharField(read_only=True)
     size = serializers.IntegerField(read_only=True)
     author = serializers.CharField(source="author.username", read_only=True)
@@ -278,6 +279,9 @@ class DocumentUploadSerializer(serializers.Serializer):
     encounter = _id_field(required=False, allow_null=True)
     title = serializers.CharField(max_length=200)
     file = serializers.FileField(allow_empty_file=False, help_text="PDF, PNG, JPEG, plain text or XML (CDA)")
+    type_code = serializers.ChoiceField(
+        choices=sorted(DOCUMENT_TYPE_CODES), required=False, help_text="XDS/DMP document type (LOINC)"
+    )
 
 
 # --- care-team memberships --------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from access import gate
 from access import services as access_services
 from access.models import CareTeamMembership
 from access.policy import CARE_STAFF_ROLES, Action, Category, Role, may_manage_identities
+from access.unit_history import limit_unit_history
 from audit.models import AccessEvent
 from audit.services import event_record
 from dpi import services as clinical_services
@@ -277,7 +278,9 @@ class EncounterViewSet(_Base):
     queryset = Encounter.objects.none()
 
     def _encounters(self):
-        return Encounter.objects.select_related("unit")
+        # Unit history is health data: administrative-only principals see current stays (access.unit_history).
+        return limit_unit_history(Encounter.objects.select_related("unit"), user=self.request.user,
+                                  scopes=getattr(self.request.auth, "scopes", None))
 
     def list(self, request):
         patient_id = _patient_filter(request)
@@ -562,6 +565,7 @@ class DocumentViewSet(_Base):
                 content=content,
                 media_type=media_type,
                 encounter=encounter,
+                type_code=data.get("type_code", ""),
             )
             doc = self._documents().get(pk=doc.pk)
             self.written = (patient.pk, doc.category, self.resource_type, doc.pk)

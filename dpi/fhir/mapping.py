@@ -22,7 +22,15 @@ from django.conf import settings
 
 from audit import reports as audit_reports
 from audit.models import AccessEvent
-from dpi.models import Allergy, Document, MedicationAdministration, Observation, Prescription, Problem
+from dpi.models import (
+    DOCUMENT_TYPE_CODES,
+    Allergy,
+    Document,
+    MedicationAdministration,
+    Observation,
+    Prescription,
+    Problem,
+)
 from patients.models import Encounter, Patient
 
 FR_CORE = "https://hl7.fr/ig/fhir/core"
@@ -365,16 +373,8 @@ def observation_resource(obs: Observation) -> dict[str, Any]:
     return resource
 
 
-# Document types dpi knows (Document.type_code): LOINC typeCode -> (display, TRE_A03 classCode, class display).
-DOCUMENT_TYPES: dict[str, tuple[str, str, str]] = {
-    "11490-0": ("Lettre de liaison à la sortie d'un établissement de soins", "11", "Synthèse"),
-    "34133-9": ("Synthèse d'épisode de soins", "11", "Synthèse"),
-    "11488-4": ("Compte rendu de consultation", "10", "Compte rendu"),
-    "15507-7": ("Compte rendu de passage aux urgences", "10", "Compte rendu"),
-    "11502-2": ("Compte rendu d'examens biologiques", "10", "Compte rendu"),
-    "18748-4": ("Compte rendu d'imagerie médicale", "31", "Imagerie médicale"),
-    "57833-6": ("Prescription de médicaments", "42", "Prescription"),
-}
+# Document types dpi knows: Document.type_code (LOINC typeCode) -> (display, TRE_A03 classCode, class display).
+DOCUMENT_TYPES = DOCUMENT_TYPE_CODES
 
 
 def document_hash(content: bytes) -> str:

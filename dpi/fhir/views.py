@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from access.policy import Action, Category
+from access.unit_history import limit_unit_history
 from audit import reports as audit_reports
 from audit.models import AccessEvent
 from dpi.api.common import MAX_ID, ApiView, api_exception_handler
@@ -419,9 +420,12 @@ class _TypedView(FhirView):
         return self.to_resources([obj])[0]
 
     def queryset(self) -> QuerySet:
+        if self.rtype.name == "Encounter":
+            # Unit history is health data: administrative-only principals see current stays.
+            return limit_unit_history(Encounter.objects.select_related("unit"), user=self.request.user,
+                                      scopes=getattr(self.request.auth, "scopes", None))
         return {
             "Patient": Patient.objects.all(),
-            "Encounter": Encounter.objects.select_related("unit"),
             "Observation": Observation.objects.all(),
             "DocumentReference": Document.objects.defer("content").select_related("author"),
             "AllergyIntolerance": Allergy.objects.all(),

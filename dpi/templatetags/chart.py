@@ -69,31 +69,29 @@ def chart_entry(context, entry: str, patient):
     return render_to_string(f"web/_entry_{entry}.html", {"form": form, "patient": patient}, request=request)
 
 
-@register.simple_tag(takes_context=True)
+@register.inclusion_tag("web/_prescription_actions.html", takes_context=True)
 def prescription_actions(context, rx, patient):
-    """Stop / validate / print / record an administration, as the role may."""
-    from django.template.loader import render_to_string
+    """Stop / validate / print / record an administration, as the role may (plain markup: no form object per
+    line, so a long prescription list stays cheap to draw)."""
     from django.utils import timezone
 
     from access.policy import Action, Category, allowed_by_matrix
-    from dpi.web.forms import AdministrationForm, PrescriptionStopForm
 
     request = context.get("request")
     role = getattr(request, "dpi_role", None)
-    if request is None:
-        return ""
-    may = {a: allowed_by_matrix(role, Category.MEDICAL, a) for a in
-           (Action.PRESCRIBE, Action.VALIDATE, Action.ADMINISTER, Action.PRINT)}
+    cache = context.render_context.setdefault("dpi_rx_may", {})
+    if role not in cache:
+        cache[role] = {a: allowed_by_matrix(role, Category.MEDICAL, a) for a in
+                       (Action.PRESCRIBE, Action.VALIDATE, Action.ADMINISTER, Action.PRINT)}
+        cache["now"] = timezone.localtime().strftime("%Y-%m-%dT%H:%M")
+    may = cache[role]
     active = rx.status == "active"
-    return render_to_string("web/_prescription_actions.html", {
-        "rx": rx, "patient": patient,
-        "can_stop": active and may[Action.PRESCRIBE], "can_validate": active and may[Action.VALIDATE]
-        and rx.validated_at is None, "can_print": may[Action.PRINT],
-        "administer_form": AdministrationForm(
-            initial={"administered_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"), "given": "yes"},
-            auto_id=f"id_adm{rx.pk}_%s") if active and may[Action.ADMINISTER] else None,
-        "stop_form": PrescriptionStopForm(auto_id=f"id_stop{rx.pk}_%s"),
-    }, request=request)
+    return {
+        "rx": rx, "patient": patient, "csrf_token": context.get("csrf_token"), "now": cache["now"],
+        "can_stop": active and may[Action.PRESCRIBE],
+        "can_validate": active and may[Action.VALIDATE] and rx.validated_at is None,
+        "can_print": may[Action.PRINT], "can_administer": active and may[Action.ADMINISTER],
+    }
 
 
 @register.simple_tag

@@ -20,6 +20,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.views.autocomplete import AutocompleteJsonView
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -35,6 +36,8 @@ from django.utils.translation import gettext_lazy as _
 from access import gate
 from access.policy import CLINICAL_ROLES, Action, Category, allowed_by_matrix
 from access.policy import may_manage_identities as policy_may_manage_identities
+from access.unit_history import limit_unit_history, may_read_unit_history
+from dpi.converters import parse_id
 from dpi.web.permissions import ADMIN_SITE_ROLES, is_verified, record_refusal
 from dpi.web.selectors import patient_filter
 from patients import places
@@ -164,6 +167,23 @@ class GatedAdmin(admin.ModelAdmin):
 
     def log_deletions(self, request, queryset):
         return None
+
+    def get_changeform_initial_data(self, request):
+        # Prefilled values come from the query string (``?patient=12``): one the form field refuses is dropped,
+        # not rendered (a widget given "zz" or "-1" raised a 500).
+        initial = super().get_changeform_initial_data(request)
+        fields = self.get_form(request).base_fields
+        kept = {}
+        for name, value in initial.items():
+            field = fields.get(name)
+            if field is None:
+                continue
+            try:
+                field.clean(value)
+            except (ValidationError, ValueError, TypeError, OverflowError):
+                continue
+            kept[name] = value
+        return kept
 
     def visible(self, request) -> QuerySet:
         return gate.visible_patients(request.user, Patient.objects.all(), record=False)
@@ -440,6 +460,13 @@ class TransferForm(forms.Form):
     unit = forms.ModelChoiceField(label=_("Transfer to unit"), queryset=CareUnit.objects.all())
 
 
+class _IdAutocompleteSelect(AutocompleteSelect):
+    """Django's autocomplete re-renders a refused value by filtering on it: a posted "zz" raised a 500."""
+
+    def optgroups(self, name, value, attr=None):
+        return super().optgroups(name, [v for v in value if parse_id(v) is not None], attr)
+
+
 class PatientScopedAdmin(GatedAdmin):
     """Encounters and appointments: only those of patients the user may find; writes through services."""
 
@@ -471,6 +498,7 @@ class PatientScopedAdmin(GatedAdmin):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "patient":
             kwargs["queryset"] = self.visible(request)
+            kwargs["widget"] = _IdAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
@@ -526,11 +554,17 @@ class EncounterAdmin(PatientScopedAdmin):
     def get_fields(self, request, obj=None):
         return ("patient", "unit", "kind", "start") if obj is None else self.fields
 
+    def get_queryset(self, request):
+        # Unit history is health data: reception lists current stays only (access.unit_history).
+        return limit_unit_history(super().get_queryset(request), user=request.user)
+
     def get_changeform_initial_data(self, request):
         return {"start": timezone.localtime().replace(second=0, microsecond=0), **super()
                 .get_changeform_initial_data(request)}
 
     def save_model(self, request, obj, form, change):
+        if change:
+            return  # every field of an existing row is read-only: it changes through the actions only
         data = form.cleaned_data
         gate.require(request.user, patient_id=data["patient"].pk, category=A, action=Action.CREATE,
                      resource_type="encounter")
@@ -606,7 +640,21 @@ class AppointmentAdmin(PatientScopedAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("practitioner")
 
+    # Why the patient comes is health data: shown to roles that read medical data only. Reception may still
+    # write it when booking (what the patient says at the desk), never read it back.
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        return shown if may_read_unit_history(request.user) else [f for f in shown if f != "reason"]
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and not may_read_unit_history(request.user):
+            fields = [f for f in fields if f != "reason"]
+        return fields
+
     def save_model(self, request, obj, form, change):
+        if change:
+            return  # every field of an existing row is read-only: it changes through the actions only
         data = form.cleaned_data
         gate.require(request.user, patient_id=data["patient"].pk, category=A, action=Action.CREATE,
                      resource_type="appointment")

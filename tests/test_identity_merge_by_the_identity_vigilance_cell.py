@@ -1,0 +1,86 @@
+"""Only the identity-vigilance cell merges files: through the reception admin and the REST API, refused (and
+recorded) for anyone else; the merged IPP keeps leading to the kept file."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from access.policy import IDENTITY_VIGILANCE_GROUP
+from dpi.api.testing import bearer, make_api_client, post_json
+from patients import services
+from patients.models import Encounter, IdentityMerge, Patient
+from tests.helpers import audit_events
+from tests.personas import make_patient
+from tests.ui_support import verified_client
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def duplicate(cast):
+    dup = make_patient(birth_name=cast.patient.birth_name, first_name="Jean", birth_date=cast.patient.birth_date,
+                       identity_status="PROV")
+    start = timezone.now() - timedelta(days=40)
+    enc = services.encounter_admit(patient=dup, unit=cast.other_unit, start=start)
+    services.encounter_discharge(encounter=enc, end=start + timedelta(days=1))
+    return dup
+
+
+def _vigilance(user):
+    user.groups.add(Group.objects.get_or_create(name=IDENTITY_VIGILANCE_GROUP)[0])
+
+
+def _merge_form(cast, duplicate, kept):
+    return {"action": "merge", "_selected_action": [cast.patient.pk, duplicate.pk], "apply": "1",
+            "kept": kept.pk, "reason": "doublon créé aux urgences"}
+
+
+def test_reception_without_the_group_cannot_merge_in_the_admin(cast, duplicate):
+    client = verified_client(cast.reception)
+    response = client.post("/admin/patients/patient/", _merge_form(cast, duplicate, cast.patient), follow=True)
+    assert "Seule la cellule d’identitovigilance" in response.content.decode()
+    assert not IdentityMerge.objects.exists()
+
+
+def test_the_identity_vigilance_cell_merges_in_the_admin(cast, duplicate):
+    _vigilance(cast.reception)
+    client = verified_client(cast.reception)
+    page = client.post("/admin/patients/patient/", {"action": "merge",
+                                                    "_selected_action": [cast.patient.pk, duplicate.pk]})
+    assert page.status_code == 200 and "Dossier à conserver" in page.content.decode()
+    response = client.post("/admin/patients/patient/", _merge_form(cast, duplicate, cast.patient), follow=True)
+    assert response.status_code == 200
+    merge = IdentityMerge.objects.get()
+    assert (merge.kept_patient_id, merge.merged_id, merge.actor) == (cast.patient.pk, duplicate.pk, cast.reception)
+    assert Encounter.objects.filter(patient=cast.patient).count() == 2
+    assert services.patient_by_ipp(duplicate.ipp) == cast.patient
+    # The merged file no longer appears in the patient pickers.
+    picker = client.get("/admin/autocomplete/", {"term": cast.patient.birth_name, "app_label": "patients",
+                                                 "model_name": "encounter", "field_name": "patient"}).json()
+    assert [r["id"] for r in picker["results"]] == [str(cast.patient.pk)]
+
+
+def test_the_api_merges_only_for_the_identity_vigilance_cell(cast, duplicate, client):
+    app, token = make_api_client()
+    response = post_json(client, f"/api/patients/{cast.patient.pk}/merge/",
+                         {"merged": duplicate.pk, "reason": "A40"}, **bearer(token))
+    assert response.status_code == 403
+    assert audit_events(basis="deny:identity_vigilance")
+    assert not Patient.objects.get(pk=duplicate.pk).is_merged
+
+
+def test_the_api_merge_for_a_member_of_the_cell(cast, duplicate, client):
+    from access.models import StaffProfile
+    from access.policy import Role
+
+    app, token = make_api_client()
+    StaffProfile.objects.filter(user=app.user).update(role=Role.RECEPTION.value)
+    _vigilance(app.user)
+    response = post_json(client, f"/api/patients/{cast.patient.pk}/merge/",
+                         {"merged": duplicate.pk, "reason": "doublon"}, **bearer(token))
+    assert response.status_code == 200, response.content
+    assert response.json()["kept"] == cast.patient.pk
+    assert client.get(f"/api/patients/{duplicate.pk}/", headers=bearer(token)).json()["merged_into"] == \
+        cast.patient.ipp
