@@ -8,8 +8,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('access', '0003_review_covers_every_right'),
-        ('patients', '0005_provenance'),
+        ('access', '0004_encrypt_break_glass_reason'),
+        ('patients', '0006_provenance'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

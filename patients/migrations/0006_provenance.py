@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('patients', '0004_encounter_bed'),
+        ('patients', '0005_encrypt_appointment_reason'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
