@@ -37,6 +37,10 @@ def require_fresh_otp(view: Callable[..., HttpResponse] | None = None, *, max_ag
             token = request.POST.get(TOKEN_FIELD, "") if request.method == "POST" else ""
             if token and recent_otp_check(request, token):
                 return func(request, *args, **kwargs)
+            from access.decorators import refusal_record
+
+            refusal_record(request, basis="deny:fresh_otp", reason="a fresh one-time code is required",
+                           patient_id=kwargs.get("patient_id") if isinstance(kwargs.get("patient_id"), int) else None)
             if _wants_json(request):
                 return JsonResponse({"detail": "a fresh one-time code is required", "code": "fresh_otp_required"},
                                     status=403)

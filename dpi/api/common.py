@@ -73,6 +73,14 @@ def api_exception_handler(exc, context):
 
             refusal_record(request, basis="deny:anonymous", reason="authentication required",
                            resource_type=getattr(context.get("view"), "resource_type", "") or "api")
+    request, view = context.get("request"), context.get("view")
+    if isinstance(exc, (exceptions.NotFound, Http404)) and request is not None and context.get("kwargs", {}).get("pk"):
+        # A by-id read that finds nothing it may show is a refusal too, naming the resource asked for.
+        from access.decorators import refusal_record
+
+        refusal_record(request, basis="deny:not_found", reason="no such resource",
+                       resource_type=getattr(view, "resource_type", "") or "api",
+                       resource_id=context["kwargs"]["pk"])
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(django_validation_detail(exc))
     elif isinstance(exc, gate.AccessDenied):
