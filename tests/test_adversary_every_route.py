@@ -34,7 +34,7 @@ from access.models import CareTeamMembership, PatientObjection
 from access.policy import Role
 from dpi import services as dpi_services
 from dpi.api.testing import make_api_client
-from dpi.models import Allergy, Prescription, Problem
+from dpi.models import Allergy, MedicationAdministration, Prescription, Problem
 from patients import services as patient_services
 from patients.models import CareUnit, Patient
 from tests.helpers import audit_events
@@ -43,7 +43,8 @@ from tests.ui_support import _model_backend
 
 pytestmark = pytest.mark.django_db
 
-CLASSES = ("normal", "restricted", "restricted_other", "objection", "other_unit", "deceased", "self_granted")
+CLASSES = ("normal", "restricted", "restricted_other", "objection", "other_unit", "deceased", "self_granted",
+           "archived")
 RESTRICTED = {"restricted", "restricted_other"}
 IN_CARDIO = {"normal", "restricted", "objection", "self_granted"}  # open encounter in cardiology
 IN_PNEUMO = {"restricted_other", "other_unit"}  # open encounter in pneumology
@@ -63,6 +64,8 @@ def in_team(persona: str, cls: str) -> bool:
 
 
 def may_see_identity(persona: str, cls: str) -> bool:
+    if cls == "archived":
+        return False  # moved to the archive: out of the live base for everyone (only a four-eyes restore)
     if persona not in A_VIEW:
         return False
     if cls in RESTRICTED:
@@ -92,6 +95,7 @@ class Planted:
     allergy: object
     problem: object
     rx: object
+    adm: object
     identity: tuple[str, ...]
     record: tuple[str, ...]
 
@@ -111,6 +115,9 @@ def _plant(n: int, cls: str, units: dict, people: dict) -> Planted:
     if cls == "deceased":
         encounter = patient_services.encounter_admit(patient=patient, unit=unit, start=now - timedelta(days=90))
         patient_services.encounter_discharge(encounter=encounter, end=now - timedelta(days=60))
+    elif cls == "archived":
+        encounter = patient_services.encounter_admit(patient=patient, unit=unit, start=now - timedelta(days=7700))
+        patient_services.encounter_discharge(encounter=encounter, end=now - timedelta(days=7690))
     elif cls == "self_granted":
         encounter = patient_services.encounter_admit(patient=patient, unit=unit, actor=people["secretary"],
                                                      source="staff")
@@ -130,13 +137,16 @@ def _plant(n: int, cls: str, units: dict, people: dict) -> Planted:
     allergy = Allergy.objects.create(substance=f"{med} allergie", **common)
     problem = Problem.objects.create(icd10="I10", label=f"{med} probleme", **common)
     rx = Prescription.objects.create(medication=f"{med} medicament", instructions="x", start=now.date(), **common)
-    when = now - timedelta(days=80) if cls == "deceased" else now + timedelta(days=30)
+    adm = MedicationAdministration.objects.create(patient=patient, author=author, prescription=rx,
+                                                  status="completed", administered_at=now, dose_given="1 cp")
+    when = {"deceased": now - timedelta(days=80), "archived": now - timedelta(days=7695)}.get(
+        cls, now + timedelta(days=30))
     appointment = patient_services.appointment_book(patient=patient, unit=unit, practitioner=author, start=when,
                                                     end=when + timedelta(hours=1), regularisation=True)
     membership = CareTeamMembership.objects.create(patient=patient, user=people["ghost2"], start=now,
                                                    end=now + timedelta(days=1), reason="avis", source="system")
     identity = (f"ZQ{tag}NOM", nir, patient.ipp, born.isoformat(), born.strftime("%d/%m/%Y"))
-    return Planted(patient, encounter, note, obs, doc, appointment, membership, allergy, problem, rx, identity,
+    return Planted(patient, encounter, note, obs, doc, appointment, membership, allergy, problem, rx, adm, identity,
                    (med,))
 
 
@@ -156,7 +166,7 @@ API_OBJECTS = {"patients": "patient", "encounters": "encounter", "observations":
                "care-team-memberships": "membership", "audit-events": "patient"}
 FHIR_OBJECTS = {"Patient": "patient", "Encounter": "encounter", "Observation": "obs", "DocumentReference": "doc",
                 "AllergyIntolerance": "allergy", "Condition": "problem", "MedicationRequest": "rx",
-                "AuditEvent": "patient"}
+                "MedicationAdministration": "adm", "AuditEvent": "patient"}
 ADMIN_OBJECTS = {"patient": "patient", "encounter": "encounter", "appointment": "appointment"}
 
 
@@ -240,7 +250,7 @@ PATIENT_SCOPED = re.compile(r"/(patients|encounters|observations|documents|care-
                             r"\?(.*&)?(patient|subject|_id|ipp|ins|identifier)=|/fhir/\w+/\d+|/admin/patients/\w+/\d+")
 
 
-def test_no_persona_sees_a_marker_it_may_not_and_every_refusal_is_recorded():
+def test_no_persona_sees_a_marker_it_may_not_and_every_refusal_is_recorded(settings, tmp_path):
     units = {"cardio": CareUnit.objects.create(code="adv-cardio", name="Cardiologie adv"),
              "pneumo": CareUnit.objects.create(code="adv-pneumo", name="Pneumologie adv")}
     people = {
@@ -261,6 +271,14 @@ def test_no_persona_sees_a_marker_it_may_not_and_every_refusal_is_recorded():
     for user in people.values():
         TOTPDevice.objects.create(user=user, name="adv", confirmed=True)
     planted = {cls: _plant(n, cls, units, people) for n, cls in enumerate(CLASSES)}
+    # The archived class: its record is past its retention period and moves to the archive (retention run).
+    from retention import services as retention_services
+    from retention.testing import age
+
+    settings.DPI_ARCHIVE_DIR = tmp_path / "archive"
+    age([planted["archived"].patient.pk], last_activity=timezone.now() - timedelta(days=365 * 21))
+    run = retention_services.retention_run()
+    assert run.archived == 1 and not Patient.objects.filter(pk=planted["archived"].patient.pk).exists()
     patient_ct = ContentType.objects.get_for_model(Patient).pk
     _, token = make_api_client(name="adv-feed")
 
