@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.http import HttpResponseBadRequest
+import json
+
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.http.multipartparser import MultiPartParserError
 
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -24,10 +26,21 @@ class RejectNulBytesMiddleware:
                 and not request.path.startswith(_DRF_PREFIXES) and _has_nul(request.POST)
             )
         except MultiPartParserError:
-            return HttpResponseBadRequest("malformed form data", content_type="text/plain")
+            return _bad_request(request, "malformed form data")
         if refused:
-            return HttpResponseBadRequest("NUL byte in the request", content_type="text/plain")
+            return _bad_request(request, "NUL byte in the request")
         return self.get_response(request)
+
+
+def _bad_request(request, message: str) -> HttpResponse:
+    """The 400 in each channel's own shape: JSON for the REST API, an OperationOutcome for FHIR."""
+    if request.path.startswith("/api/"):
+        return HttpResponseBadRequest(json.dumps({"detail": message}), content_type="application/json")
+    if request.path.startswith("/fhir/"):
+        outcome = {"resourceType": "OperationOutcome",
+                   "issue": [{"severity": "error", "code": "invalid", "diagnostics": message}]}
+        return HttpResponseBadRequest(json.dumps(outcome), content_type="application/fhir+json")
+    return HttpResponseBadRequest(message, content_type="text/plain")
 
 
 def _has_nul(data) -> bool:

@@ -256,3 +256,15 @@ def test_a_nurse_is_offered_the_nursing_note_by_default(cast):
     page = verified_client(cast.nurse).get(f"/patients/{cast.patient.pk}/").content.decode()
     form = page[page.index('id="new-note"'):]
     assert 'value="nursing"' in form and 'value="discharge"' not in form
+
+
+def test_uncoded_results_have_their_trend_too(cast):
+    now = timezone.now()
+    for i, value in enumerate(("1.5", "2.5")):
+        services.observation_record(patient=cast.patient, author=cast.physician, label="Dosage maison",
+                                    value=Decimal(value), unit="g/L", effective_at=now - timedelta(hours=i))
+    client = verified_client(cast.physician)
+    page = client.get(f"/patients/{cast.patient.pk}/results/").content.decode()
+    assert "Dosage maison" in page and "(2)" in page
+    trend = client.get(f"/patients/{cast.patient.pk}/results/trend/", {"code": "label:Dosage maison"})
+    assert trend.status_code == 200 and "2,5 g/L" in trend.content.decode()

@@ -86,10 +86,10 @@ def test_a_frozen_record_cannot_be_rectified(cast, request_):
     note = note_create(patient=cast.patient, author=cast.physician, body="avant gel")
     restriction = rights_request_register(patient=cast.patient, kind="restriction", identity_proof="CNI", by=cast.dpo)
     rights_restrict(request=restriction, by=cast.dpo)
-    with pytest.raises(ValidationError, match="frozen"):
+    with pytest.raises(ValidationError, match="frozen|gelé|limitation du traitement"):
         rights_rectify_identity(request=request_, by=cast.reception, address="ailleurs")
     assert audit_events(basis="rights:rectification_refused", outcome="denied")
-    with pytest.raises(ValidationError, match="frozen"):
+    with pytest.raises(ValidationError, match="frozen|gelé|limitation du traitement"):
         rights_amend_clinical(request=request_, by=cast.physician, item=note, reason="r", body="après")
     assert audit_events(basis="rights:amendment_refused", outcome="denied")
 

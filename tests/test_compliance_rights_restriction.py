@@ -44,7 +44,7 @@ def test_freezing_blocks_every_change(cast, restriction, now):
                                  start=now + timedelta(days=1), end=now + timedelta(days=1, hours=1)),
     ]
     for write in writes:
-        with pytest.raises(ValidationError, match="frozen"):
+        with pytest.raises(ValidationError, match="frozen|gelé|limitation du traitement"):
             write()
     assert ClinicalNote.objects.get(pk=note.pk).body == "avant"
     assert ClinicalNote.objects.filter(patient=cast.patient).count() == 1

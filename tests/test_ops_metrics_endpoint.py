@@ -27,7 +27,7 @@ def test_metrics_count_requests_gate_decisions_and_database_gauges(cast):
     assert status == 200
     assert 'dpi_gate_decisions_total{basis="care:encounter",outcome="allowed"}' in text
     assert 'dpi_gate_decisions_total{basis="deny:no_care_relationship",outcome="denied"}' in text
-    assert 'dpi_http_requests_total{method="GET",route="patients/<int:patient_id>/",status=' in text
+    assert 'dpi_http_requests_total{method="GET",route="patients/<id:patient_id>/",status=' in text
     assert "dpi_http_request_duration_seconds_bucket" in text
     assert "dpi_audit_chain_pending " in text and "dpi_audit_chain_lag_seconds " in text
     assert 'dpi_task_failures_total{task="retention.tasks.archive_due"}' in text

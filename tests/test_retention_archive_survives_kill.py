@@ -70,7 +70,9 @@ def test_worker_killed_after_each_step(monkeypatch, tmp_path):
     env = {**os.environ, "DPI_ARCHIVE_DIR": str(archive_dir), "DPI_RETENTION_PROFILE": settings.DPI_RETENTION_PROFILE}
 
     for point in POINTS:
-        patients = [make_patient(birth_name=f"KILLTEST{point}{i}") for i in range(3)]
+        # Strict traits are letters only (INS referential): the step and the index spelled in letters.
+        tag = "".join(c for c in point.upper() if c.isalpha())
+        patients = [make_patient(birth_name=f"KILLTEST {tag} {'ABC'[i]}") for i in range(3)]
         for p in patients:
             full_record(patient=p, author=author, unit=unit)
         pids = [p.pk for p in patients]

@@ -72,7 +72,10 @@ def test_sensitive_notes_only_for_roles_allowed_restricted_data(cast, record):
 def test_the_ins_is_shown_only_when_the_identity_is_qualified(cast, record):
     client = verified_client(cast.nurse)
     assert record.ins in client.get(f"/patients/{record.pk}/").content.decode()
-    patient_services.patient_update(patient=record, identity_status=Patient.IdentityStatus.PROVISIONAL)
+    # The evidence withdrawn (document check and INSi answer): the status follows it down to provisional.
+    patient_services.patient_update(patient=record, validation_mode="", validation_date=None, validated_by=None,
+                                    validated_by_name="", insi_date=None)
+    assert Patient.objects.get(pk=record.pk).identity_status == Patient.IdentityStatus.PROVISIONAL
     html = client.get(f"/patients/{record.pk}/").content.decode()
     assert record.ins not in html
     assert "Provisoire" in html or "provisoire" in html

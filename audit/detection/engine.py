@@ -371,6 +371,42 @@ class PassResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+_FOLD_FROM = "àâäçéèêëîïôöùûüÿÀÂÄÇÉÈÊËÎÏÔÖÙÛÜ"
+_FOLD_TO = "aaaceeeeiioouuuyAAACEEEEIIOOUUU"
+
+
+def _fold(text: str) -> str:
+    """What rules._FOLD does in SQL: accents folded, upper case, letters and digits only."""
+    folded = text.translate(str.maketrans(_FOLD_FROM, _FOLD_TO)).upper()
+    return "".join(c for c in folded if c.isascii() and c.isalnum())
+
+
+def reason_is_weak(reason: str, conf: dict[str, Any]) -> bool:
+    """A break-the-glass reason that justifies nothing: too few letters, or a stock phrase."""
+    letters = sum(1 for c in reason if c.isalpha())
+    stock = {_fold(w) for w in conf["break_glass_weak_reasons"]}
+    return letters < conf["break_glass_min_reason_letters"] or _fold(reason) in stock
+
+
+def bg_reasons_judge(cur, conf: dict[str, Any]) -> None:
+    """``det_bg_weak``: for the break-the-glass uses of the analysed days, whether their (encrypted) reason is
+    weak. Decrypted here, judged, and only the verdict goes to the temporary table."""
+    from access.models import EmergencyAccess
+
+    cur.execute("CREATE TEMP TABLE det_bg_weak (id bigint PRIMARY KEY, weak boolean NOT NULL) ON COMMIT DROP")
+    cur.execute(
+        "SELECT a.id FROM access_emergencyaccess a JOIN det_grp g ON a.user_id = g.actor_id "
+        "AND a.patient_id = g.patient_id AND a.started_at < g.day_end AND a.expires_at > g.day_start "
+        "WHERE g.break_glass"
+    )
+    ids = sorted({row[0] for row in cur.fetchall()})
+    if not ids:
+        return
+    verdicts = [(pk, reason_is_weak(reason or "", conf))
+                for pk, reason in EmergencyAccess.objects.filter(pk__in=ids).values_list("pk", "reason_text")]
+    cur.executemany("INSERT INTO det_bg_weak (id, weak) VALUES (%s, %s)", verdicts)
+
+
 def local_midnight(day: date) -> datetime:
     return datetime.combine(day, dtime.min, tzinfo=ZoneInfo(settings.TIME_ZONE))
 
@@ -417,6 +453,7 @@ def analyse_days(
         step("denied", _DENIED)
         step("explain", _GRP)
         cur.execute("ANALYZE det_grp")
+        bg_reasons_judge(cur, conf)
         step("userday", _UD)
         step("userday", _UD_UPSERT)
         step("traits", _STAFF)
@@ -446,6 +483,7 @@ def analyse_days(
                 result.high.append(alert_id)
         # Temporary tables are dropped at commit; drop them now so a second pass in the same
         # transaction (a replay of several chunks) starts clean.
+        cur.execute("DROP TABLE IF EXISTS det_bg_weak")
         cur.execute("DROP TABLE det_raw, det_units, det_denied, det_links, det_grp, det_ud, det_staff, det_unx, "
                     "det_hourprof, det_hits")
     result.seconds = time.perf_counter() - t0

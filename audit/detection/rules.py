@@ -153,14 +153,9 @@ RESTRICTED = Rule(
     """,  # noqa: S608 (constant SQL, values bound)
 )
 
-_LETTERS = "length(regexp_replace(coalesce(ea.reason_text, ''), '[^[:alpha:]]', '', 'g'))"
-_FOLD = ("regexp_replace(upper(translate(coalesce({0}, ''), 'àâäçéèêëîïôöùûüÿÀÂÄÇÉÈÊËÎÏÔÖÙÛÜ', "
-         "'aaaceeeeiioouuuyAAACEEEEIIOOUUU')), '[^A-Z0-9]', '', 'g')")
-_STOCK = f"(SELECT {_FOLD.format('w')} FROM unnest(%(break_glass_weak_reasons)s::text[]) w)"  # noqa: S608
-_WEAK_REASON = (
-    f"(ea.found AND ({_LETTERS} < %(break_glass_min_reason_letters)s OR {_FOLD.format('ea.reason_text')} "
-    f"IN {_STOCK}))"
-)
+# The reason is encrypted at rest: the engine decrypts the few reasons of the analysed break-the-glass uses in
+# Python and leaves only a verdict in ``det_bg_weak`` (id, weak), never the text (engine.bg_reasons_judge).
+_WEAK_REASON = "(ea.found AND ea.weak)"
 _BG_REPEAT = "r.n >= %(break_glass_repeat_min_patients)s"
 _BG_LONG = f"(NOT {_BG_REPEAT} AND r.n_long >= %(break_glass_long_min_patients)s)"
 
@@ -209,7 +204,8 @@ BREAK_GLASS = Rule(
           AND (e.basis = 'break_glass' OR e.action = 'break_glass')
     ) r
     LEFT JOIN LATERAL (
-        SELECT true AS found, a.reason_category, a.reason_text FROM access_emergencyaccess a
+        SELECT true AS found, a.reason_category, coalesce(w.weak, true) AS weak FROM access_emergencyaccess a
+        LEFT JOIN det_bg_weak w ON w.id = a.id
         WHERE a.user_id = g.actor_id AND a.patient_id = g.patient_id
           AND a.started_at < g.day_end AND a.expires_at > g.day_start
         ORDER BY a.started_at DESC LIMIT 1

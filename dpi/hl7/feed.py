@@ -523,13 +523,11 @@ def results(ctx: Context) -> Patient:
             raise Hl7Error(f"{where}-2", TABLE_VALUE_NOT_FOUND, f"Value type {kind[:3]} is not accepted.")
         existing = None
         if status == "C":
-            existing = (
-                Observation.objects.filter(
-                    patient=patient, loinc=fields["loinc"], label=fields["label"], effective_at=fields["effective_at"]
-                )
-                .order_by("-pk")
-                .first()
-            )
+            # The label is encrypted at rest (no SQL equality on it): narrow in SQL, compare the label here.
+            candidates = Observation.objects.filter(
+                patient=patient, loinc=fields["loinc"], effective_at=fields["effective_at"]
+            ).order_by("-pk")
+            existing = next((o for o in candidates if o.label == fields["label"]), None)
         if existing is not None:
             _authorize(
                 ctx,

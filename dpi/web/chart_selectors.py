@@ -53,16 +53,21 @@ def analyte_key(obs: Observation) -> str:
 
 
 def analytes(patient_id: int) -> list[dict[str, Any]]:
-    """Every analyte of the patient with its count and last date (one grouped query)."""
-    rows = (Observation.objects.filter(patient_id=patient_id).values("loinc", "label")
-            .annotate(n=Count("id"), last=Max("effective_at")).order_by("label"))
-    seen: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        key = r["loinc"] or f"label:{r['label']}"
-        entry = seen.setdefault(key, {"code": key, "label": r["label"], "n": 0, "last": r["last"]})
-        entry["n"] += r["n"]
-        entry["last"] = max(entry["last"], r["last"])
-    return list(seen.values())
+    """Every analyte of the patient with its count and last date. Labels are encrypted at rest: coded results
+    are grouped by LOINC in SQL (one query), uncoded ones by their decrypted label here."""
+    coded = (Observation.objects.filter(patient_id=patient_id).exclude(loinc="").values("loinc")
+             .annotate(n=Count("id"), last=Max("effective_at"), last_id=Max("id")))
+    labels = dict(Observation.objects.filter(pk__in=[r["last_id"] for r in coded]).values_list("pk", "label"))
+    seen: dict[str, dict[str, Any]] = {
+        r["loinc"]: {"code": r["loinc"], "label": labels.get(r["last_id"], r["loinc"]), "n": r["n"],
+                     "last": r["last"]}
+        for r in coded
+    }
+    for label, at in Observation.objects.filter(patient_id=patient_id, loinc="").values_list("label", "effective_at"):
+        entry = seen.setdefault(f"label:{label}", {"code": f"label:{label}", "label": label, "n": 0, "last": at})
+        entry["n"] += 1
+        entry["last"] = max(entry["last"], at)
+    return sorted(seen.values(), key=lambda e: str(e["label"]).lower())
 
 
 @dataclass
@@ -77,9 +82,11 @@ class Trend:
 
 
 def trend(patient_id: int, code: str) -> Trend | None:
-    qs = Observation.objects.filter(patient_id=patient_id)
-    qs = qs.filter(label=code[6:], loinc="") if code.startswith("label:") else qs.filter(loinc=code)
-    points = list(qs.order_by("-effective_at", "-pk")[:TREND_POINTS])
+    qs = Observation.objects.filter(patient_id=patient_id).order_by("-effective_at", "-pk")
+    if code.startswith("label:"):  # an uncoded result: its label is encrypted, compared once decrypted
+        points = [o for o in qs.filter(loinc="") if o.label == code[6:]][:TREND_POINTS]
+    else:
+        points = list(qs.filter(loinc=code)[:TREND_POINTS])
     if not points:
         return None
     points.reverse()
