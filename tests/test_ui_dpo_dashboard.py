@@ -110,7 +110,11 @@ def test_the_dashboard_costs_the_same_queries_whatever_the_volume(cast):
                      patient_id=cast.patient.pk, category="medical", resource_type="chart", independent=False)
     with CaptureQueriesContext(connection) as many:
         client.get("/dpo/")
-    assert len(few.captured_queries) == len(many.captured_queries) <= 40
+    def counted(ctx) -> int:  # the session's activity stamp (written at most once a minute) is not the page's
+        return len([q for q in ctx.captured_queries
+                    if "django_session" not in q["sql"] and "SAVEPOINT" not in q["sql"]])
+
+    assert counted(few) == counted(many) <= 40
 
 
 def test_the_last_audit_chain_verification_is_shown(cast):
