@@ -268,3 +268,18 @@ def test_uncoded_results_have_their_trend_too(cast):
     assert "Dosage maison" in page and "(2)" in page
     trend = client.get(f"/patients/{cast.patient.pk}/results/trend/", {"code": "label:Dosage maison"})
     assert trend.status_code == 200 and "2,5 g/L" in trend.content.decode()
+
+
+def test_a_prescription_asked_under_another_patient_is_a_recorded_not_found(cast):
+    rx = _rx(cast)
+    other = make_user("x.other", Role.PHYSICIAN, [cast.cardio])
+    from tests.personas import make_patient
+
+    stranger = make_patient(birth_name="AUTRE", first_name="PAUL")
+    from patients import services as ps
+
+    ps.encounter_admit(patient=stranger, unit=cast.cardio)
+    client = verified_client(other)
+    assert client.get(f"/patients/{stranger.pk}/prescriptions/{rx.pk}/ordonnance.pdf").status_code == 404
+    [event] = audit_events(actor_id=other.pk, resource_type="prescription", outcome="denied")
+    assert event.basis == "deny:not_found" and event.patient_id == cast.patient.pk

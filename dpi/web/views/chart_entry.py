@@ -182,9 +182,19 @@ def _prescription(patient_id: int, rx_id: int) -> Prescription:
     return rx
 
 
+def _prescription_owner_check(request, patient_id: int, rx_id: int, action: Action) -> None:
+    """A prescription asked under another patient (or missing): a recorded refusal naming it, then 404."""
+    from dpi.web.views.clinical import _check_owner
+
+    owner = Prescription.objects.filter(pk=rx_id).values_list("patient_id", flat=True).first()
+    _check_owner(request, patient_id, M, action, "prescription", rx_id, owner)
+
+
 @clinician_required
 @require_POST
 def prescription_stop(request, patient_id: int, rx_id: int):
+    _prescription_owner_check(request, patient_id, rx_id, Action.PRESCRIBE)
+
     def service(patient, data):
         dpi_services.prescription_stop(prescription=_prescription(patient_id, rx_id), author=request.user,
                                        reason=data["reason"])
@@ -197,6 +207,7 @@ def prescription_stop(request, patient_id: int, rx_id: int):
 @clinician_required
 @require_POST
 def prescription_validate(request, patient_id: int, rx_id: int):
+    _prescription_owner_check(request, patient_id, rx_id, Action.VALIDATE)
     with transaction.atomic():
         gate.require(request.user, patient_id=patient_id, category=M, action=Action.VALIDATE,
                      resource_type="prescription", resource_id=rx_id)
@@ -214,6 +225,8 @@ def prescription_validate(request, patient_id: int, rx_id: int):
 @clinician_required
 @require_POST
 def administration_create(request, patient_id: int, rx_id: int):
+    _prescription_owner_check(request, patient_id, rx_id, Action.ADMINISTER)
+
     def service(patient, data):
         dpi_services.administration_record(prescription=_prescription(patient_id, rx_id), author=request.user,
                                            **data)
@@ -228,6 +241,7 @@ def prescription_print(request, patient_id: int, rx_id: int):
     """The ordonnance as a PDF: prescriber's identifiers, patient's identity, page and date on every page."""
     from dpi.web.ordonnance import ordonnance_pdf
 
+    _prescription_owner_check(request, patient_id, rx_id, Action.PRINT)
     gate.require(request.user, patient_id=patient_id, category=M, action=Action.PRINT,
                  resource_type="prescription", resource_id=rx_id)
     rx = _prescription(patient_id, rx_id)
