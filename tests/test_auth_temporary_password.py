@@ -82,3 +82,10 @@ def test_a_wrong_current_password_counts_as_a_failed_sign_in(client, settings):
     assert client.post(reverse("password_change"), form).status_code == 200
     response = client.post(reverse("password_change"), form)
     assert response.status_code == 302 and "_auth_user_id" not in client.session
+
+
+@pytest.fixture(autouse=True)
+def _privileged_roles_without_second_factor_here(monkeypatch):
+    # This module tests sessions and passwords, not the second factor: privileged roles' second factor (issue
+    # #13) is tested in tests/test_privileged_roles_need_a_second_factor.py.
+    monkeypatch.setattr("access.gate.PRIVILEGED_ROLES", frozenset())
