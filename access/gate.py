@@ -447,3 +447,25 @@ def authorize_system(
     if not allowed:
         raise AccessDenied(decision)
     return decision
+
+
+# --- principals a client may not stand for ------------------------------------------------------------------
+def is_privileged(user: Any) -> bool:
+    """DPO, security officer, IT administrator, superuser: they reach the trace, the accounts or the keys."""
+    return role_of(user) in PRIVILEGED_ROLES or bool(getattr(user, "is_superuser", False))
+
+
+def may_be_represented(user: Any) -> bool:
+    """Whether an API client may act on behalf of this user (``X-On-Behalf-Of``). Privileged principals act
+    only in their own session, with their own verified second factor: a client's token is none of theirs."""
+    return not is_privileged(user)
+
+
+def may_manage_identities(user: Any) -> bool:
+    """Merges, unmerges and splits of patient files (identity vigilance): the cell's members, in their own
+    session (a client acting on behalf of them has not checked their second factor)."""
+    from access.policy import may_manage_identities as by_role_and_group
+
+    if getattr(user, TOKEN_ATTR, False):
+        return False
+    return by_role_and_group(role_of(user), set(user.groups.values_list("name", flat=True)))

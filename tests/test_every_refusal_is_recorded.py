@@ -86,3 +86,29 @@ def test_a_note_of_patient_a_asked_under_patient_b(cast):
     assert not [e for e in events if e.outcome == "allowed"]
     assert [(e.resource_type, e.resource_id, e.patient_id, e.basis) for e in events] == [
         ("clinicalnote", str(note.pk), other.pk, "deny:not_found")]
+
+
+def test_the_admin_sites_view_on_site_is_a_recorded_not_found(cast):
+    """/admin/r/<content type>/<id>/ loaded any object by id outside the gate and answered 404 unrecorded."""
+    from datetime import timedelta
+
+    from django.contrib.contenttypes.models import ContentType
+    from django.utils import timezone
+
+    from patients import services as patient_services
+    from patients.models import Appointment, Encounter, Patient
+
+    vip = make_patient(birth_name="VUESURSITE", confidentiality="restricted", restriction_reason="vip")
+    encounter = patient_services.encounter_admit(patient=vip, unit=cast.cardio)
+    start = timezone.now() + timedelta(days=2)
+    appointment = patient_services.appointment_book(patient=vip, unit=cast.cardio, practitioner=cast.physician,
+                                                    start=start, end=start + timedelta(hours=1))
+    client = verified_client(cast.reception)
+    for model, pk, basis in ((Patient, vip.pk, "deny:not_visible"), (Encounter, encounter.pk, "deny:not_visible"),
+                             (Appointment, appointment.pk, "deny:not_visible"), (Patient, 987654321, "deny:not_found")):
+        content_type = ContentType.objects.get_for_model(model).pk
+        rid = request_id()
+        response = client.get(f"/admin/r/{content_type}/{pk}/", HTTP_X_REQUEST_ID=rid)
+        assert response.status_code == 404 and "VUESURSITE" not in response.content.decode()
+        assert [(e.outcome, e.resource_type, e.resource_id, e.basis) for e in audit_events(request_id=rid)] == [
+            ("denied", model._meta.model_name, str(pk), basis)]

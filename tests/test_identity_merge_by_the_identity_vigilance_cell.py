@@ -71,16 +71,13 @@ def test_the_api_merges_only_for_the_identity_vigilance_cell(cast, duplicate, cl
     assert not Patient.objects.get(pk=duplicate.pk).is_merged
 
 
-def test_the_api_merge_for_a_member_of_the_cell(cast, duplicate, client):
-    from access.models import StaffProfile
-    from access.policy import Role
-
-    app, token = make_api_client()
-    StaffProfile.objects.filter(user=app.user).update(role=Role.RECEPTION.value)
-    _vigilance(app.user)
+def test_the_api_merge_for_a_member_of_the_cell(cast, duplicate):
+    # In the member's own verified session: a token is nobody's second factor (merges are never made by a
+    # client, even one whose service account would be given the group).
+    _vigilance(cast.reception)
+    client = verified_client(cast.reception)
     response = post_json(client, f"/api/patients/{cast.patient.pk}/merge/",
-                         {"merged": duplicate.pk, "reason": "doublon"}, **bearer(token))
+                         {"merged": duplicate.pk, "reason": "doublon"})
     assert response.status_code == 200, response.content
     assert response.json()["kept"] == cast.patient.pk
-    assert client.get(f"/api/patients/{duplicate.pk}/", headers=bearer(token)).json()["merged_into"] == \
-        cast.patient.ipp
+    assert client.get(f"/api/patients/{duplicate.pk}/").json()["merged_into"] == cast.patient.ipp

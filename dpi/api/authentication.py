@@ -126,9 +126,10 @@ class ApiTokenAuthentication(BaseAuthentication):
             )
             raise exceptions.PermissionDenied("this client may not act on behalf of a user")
         user = User.objects.filter(username=username[:150], is_active=True).first()
-        if user is None or gate.profile_of(user) is None or hasattr(user, "api_client"):
-            # Same answer for an unknown account and one that cannot be represented (no care role, or another
-            # client's service account).
+        if (user is None or gate.profile_of(user) is None or hasattr(user, "api_client")
+                or not gate.may_be_represented(user)):
+            # Same answer for an unknown account and one that cannot be represented (no care role, another
+            # client's service account, or a privileged principal: they act with their own second factor only).
             _refuse(
                 actor=service_user,
                 basis="deny:on_behalf_of",

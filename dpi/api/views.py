@@ -20,7 +20,7 @@ from rest_framework.parsers import MultiPartParser
 from access import gate
 from access import services as access_services
 from access.models import CareTeamMembership
-from access.policy import CARE_STAFF_ROLES, Action, Category, Role, may_manage_identities
+from access.policy import CARE_STAFF_ROLES, Action, Category, Role
 from access.unit_history import limit_unit_history
 from audit.models import AccessEvent
 from audit.services import event_record
@@ -217,7 +217,7 @@ class PatientViewSet(_Base):
         body = s.MergeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         role = gate.role_of(request.user)
-        if not may_manage_identities(role, set(request.user.groups.values_list("name", flat=True))):
+        if not gate.may_manage_identities(request.user):
             event_record(action="amend", outcome="denied", actor=request.user, actor_role=str(role or ""),
                          patient_id=pk, category=self.category, resource_type="identitymerge",
                          basis="deny:identity_vigilance", reason="merge needs the identity-vigilance group")

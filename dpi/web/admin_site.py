@@ -27,15 +27,15 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.db.models.base import ModelBase
-from django.shortcuts import render
-from django.urls import reverse
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from access import gate
 from access.policy import CLINICAL_ROLES, Action, Category, allowed_by_matrix
-from access.policy import may_manage_identities as policy_may_manage_identities
 from access.unit_history import limit_unit_history, may_read_unit_history
 from dpi.converters import parse_id
 from dpi.web.permissions import ADMIN_SITE_ROLES, is_verified, record_refusal
@@ -114,6 +114,43 @@ class ReceptionAdminSite(admin.AdminSite):
             for model in app["models"]:
                 model["name"] = self.model_labels.get(model["object_name"].lower(), model["name"])
         return apps
+
+    def password_change(self, request, extra_context=None):
+        """One password-change page (/accounts/password/change/): its wrong current passwords count towards the
+        account's lock and are recorded; Django's admin form would let a borrowed session guess it freely."""
+        return redirect(reverse("password_change"))
+
+    def password_change_done(self, request, extra_context=None):
+        return redirect(reverse("password_change"))
+
+    def get_urls(self):
+        # Django's "view on site" (/admin/r/<content type>/<id>/) loads any object of any model by id, outside
+        # the gate; no model here has a page of its own, so it answers "not found", recorded.
+        urls = super().get_urls()
+        return [path("r/<path:content_type_id>/<path:object_id>/", self.admin_view(self.view_on_site),
+                     name="view_on_site") if getattr(u, "name", None) == "view_on_site" else u for u in urls]
+
+    def view_on_site(self, request, content_type_id, object_id):
+        from django.contrib.contenttypes.models import ContentType
+
+        pk = _int_id(content_type_id)
+        content_type = ContentType.objects.filter(pk=pk).first() if pk else None
+        model = content_type.model_class() if content_type is not None else None
+        model_admin = self._registry.get(model) if model is not None else None
+        if isinstance(model_admin, GatedAdmin):
+            oid = _int_id(object_id)
+            owner = None
+            if oid is not None:
+                column = "pk" if model is Patient else "patient_id"
+                owner = model.objects.filter(pk=oid).values_list(column, flat=True).first()
+            model_admin.record_masked(request, owner, model._meta.model_name, object_id)
+        else:
+            from access.decorators import refusal_record
+
+            refusal_record(request, basis="deny:not_found", reason="no page for this object",
+                           resource_type=model._meta.model_name if model is not None else "admin",
+                           resource_id=object_id)
+        raise Http404("no page for this object")
 
     def autocomplete_view(self, request):
         return IdentityAutocompleteView.as_view(admin_site=self)(request)
@@ -195,17 +232,20 @@ class GatedAdmin(admin.ModelAdmin):
     def record_masked(self, request, patient_id: int | None, resource_type: str, resource_id: Any) -> None:
         """An object opened by id that the list masks (restricted patient) or that does not exist: the
         same answer as Django's "does not exist", and a recorded refusal naming what was asked for."""
+        # One denied event: the gate's refusal when there is one (a masked patient), else "not found" (nothing
+        # was shown, so no allowed view is recorded even when the patient itself is visible).
+        decision = None
         if patient_id is not None:
-            decision = gate.authorize(request.user, patient_id=patient_id, category=A, action=Action.VIEW,
-                                      resource_type=resource_type, resource_id=str(resource_id)[:64])
-            if not decision.allowed:
-                return
+            decision = gate.decide(request.user, patient_id=patient_id, category=A, action=Action.VIEW)
+        refused = decision is not None and not decision.allowed
         from audit.services import event_record
 
         event_record(actor=request.user, actor_role=str(gate.role_of(request.user) or ""),
                      actor_unit=gate.unit_of(request.user), patient_id=patient_id, category=A,
-                     action=Action.VIEW, outcome="denied", basis="deny:not_found", reason="no such object",
-                     resource_type=resource_type, resource_id=str(resource_id)[:64])
+                     action=Action.VIEW, outcome="denied", basis=decision.basis if refused else "deny:not_found",
+                     reason=decision.reason if refused else "no such object", resource_type=resource_type,
+                     resource_id=str(resource_id)[:64],
+                     details={"flags": list(decision.flags)} if refused and decision.flags else {})
 
     def gate_object(self, request, patient_id: int, resource_type: str, resource_id: Any) -> None:
         action = Action.VIEW if request.method in {"GET", "HEAD"} else Action.AMEND
@@ -224,8 +264,7 @@ def identity_label(patient: Patient) -> str:
 
 
 def may_manage_identities(request) -> bool:
-    user = request.user
-    return policy_may_manage_identities(gate.role_of(user), set(user.groups.values_list("name", flat=True)))
+    return gate.may_manage_identities(request.user)
 
 
 IDENTIFIER_WIDGET = forms.TextInput(attrs={"size": 17, "maxlength": 21, "autocomplete": "off",
