@@ -67,3 +67,34 @@ def test_reception_never_reads_the_appointment_reason(cast, history):
     assert REASON not in change.content.decode()
     # Booking still takes a reason (what the patient says at the desk).
     assert "reason" in reception.get("/admin/patients/appointment/add/").content.decode()
+
+
+def test_clinicians_outside_the_care_team_never_list_the_old_psychiatry_stay(cast, history):
+    """Reading medical data *somewhere* is no reason to read a stranger's unit history: another unit's physician,
+    a pharmacist, another unit's secretary and a physician the patient objected to see the open stay only."""
+    from access.models import PatientObjection
+    from access.policy import Role
+    from tests.personas import make_user
+
+    objected = make_user("dr.objected", Role.PHYSICIAN, [cast.cardio])
+    PatientObjection.objects.create(patient=cast.patient, professional=objected, reason="voisin")
+    for user in (cast.other_physician, make_user("pharma.zz", Role.PHARMACIST),
+                 make_user("sec.zz", Role.MEDICAL_SECRETARY, [cast.other_unit]), objected):
+        client = verified_client(user)
+        for url in (f"/api/encounters/?patient={cast.patient.pk}", f"/fhir/Encounter?patient={cast.patient.pk}"):
+            body = _api(client, url)
+            assert PSY not in body and "psy-zz" not in body, (user.username, url)
+            assert cast.cardio.code in body
+        assert client.get(f"/api/encounters/{history.pk}/", HTTP_ACCEPT="application/json").status_code == 404
+        assert client.get(f"/fhir/Encounter/{history.pk}").status_code == 404
+    secretary = verified_client(make_user("sec.zz2", Role.MEDICAL_SECRETARY, [cast.other_unit]))
+    appointment = cast.patient.appointments.get()
+    for url in ("/admin/patients/appointment/", f"/admin/patients/appointment/{appointment.pk}/change/"):
+        response = secretary.get(url)
+        assert response.status_code == 200
+        assert REASON not in response.content.decode(), url
+    listing = secretary.get("/admin/patients/encounter/").content.decode()
+    assert f"/admin/patients/encounter/{history.pk}/change/" not in listing  # (the unit filter lists every unit)
+    # the unit's own secretary, in the care team, reads the reason
+    own = verified_client(make_user("sec.cardio.zz", Role.MEDICAL_SECRETARY, [cast.cardio]))
+    assert REASON in own.get("/admin/patients/appointment/").content.decode()

@@ -36,7 +36,12 @@ from django.utils.translation import gettext_lazy as _
 
 from access import gate
 from access.policy import CLINICAL_ROLES, Action, Category, allowed_by_matrix
-from access.unit_history import limit_unit_history, may_read_unit_history
+from access.unit_history import (
+    annotate_medical_access,
+    limit_unit_history,
+    may_read_appointment_reason,
+    may_read_unit_history,
+)
 from dpi.converters import parse_id
 from dpi.web.permissions import ADMIN_SITE_ROLES, is_verified, record_refusal
 from dpi.web.selectors import patient_filter
@@ -671,23 +676,29 @@ class AppointmentForm(forms.ModelForm):
 class AppointmentAdmin(PatientScopedAdmin):
     resource_type = "appointment"
     form = AppointmentForm
-    list_display = ("patient_name", "unit", "practitioner", "start", "end", "status", "reason")
+    list_display = ("patient_name", "unit", "practitioner", "start", "end", "status", "reason_shown")
     list_filter = ("status", "unit")
     ordering = ("start",)
     actions = ("cancel",)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("practitioner")
+        return annotate_medical_access(super().get_queryset(request).select_related("practitioner"),
+                                       user=request.user)
 
-    # Why the patient comes is health data: shown to roles that read medical data only. Reception may still
-    # write it when booking (what the patient says at the desk), never read it back.
+    # Why the patient comes is health data: shown to roles that read medical data, on the patients whose record
+    # the gate opens to them (access.unit_history). Reception may still write it when booking (what the patient
+    # says at the desk), never read it back.
     def get_list_display(self, request):
         shown = super().get_list_display(request)
-        return shown if may_read_unit_history(request.user) else [f for f in shown if f != "reason"]
+        return shown if may_read_unit_history(request.user) else [f for f in shown if f != "reason_shown"]
+
+    @admin.display(description=_("reason"))
+    def reason_shown(self, obj) -> str:
+        return obj.reason if getattr(obj, "medical_access", False) else "—"
 
     def get_fields(self, request, obj=None):
         fields = list(super().get_fields(request, obj))
-        if obj is not None and not may_read_unit_history(request.user):
+        if obj is not None and not may_read_appointment_reason(request.user, obj):
             fields = [f for f in fields if f != "reason"]
         return fields
 
