@@ -46,7 +46,11 @@ Every read or write of patient data goes through one function, `access.gate` (`a
 4. for categories marked "care relationship needed", the professional is in the patient's **care team** now
    (or holds an active **break-the-glass** access), through a relationship that was not **self-declared**
    (see provenance below);
-5. the patient has not **objected** to this professional (break-the-glass stays possible, and is flagged).
+5. the patient has not **objected** to this professional (break-the-glass stays possible, and is flagged);
+6. the patient is not the user: a professional account never opens its holder's **own file**, even when
+   their own unit treats them (`deny:own_record`); staff treated here use the patient's right of access. A
+   colleague's file is best marked restricted (reason "staff member treated as patient"), and detection scores
+   any reading of it.
 
 Each decision, allowed or denied, is an audit event (see `docs/audit.md`), including refusals made before
 the gate (anonymous requests, 401s, second factor owed, role-only pages, invalid break-the-glass forms).

@@ -19,7 +19,10 @@ Patient-level rules, in order:
 4. for medical and restricted categories, the role needs a care relationship (CareGrant valid now), or an
    active break-the-glass;
 5. a patient's objection to this professional denies even with a care relationship (break-the-glass
-   remains possible and is flagged).
+   remains possible and is flagged);
+6. (checked right after the matrix) nobody opens their own patient file through their professional account
+   (``deny:own_record``), whatever their role and care relationships: staff treated here read their file
+   through the patient's right of access.
 """
 
 from __future__ import annotations
@@ -207,6 +210,11 @@ def decide(
         return Decision(True, "role", role=role.value)
     if not 1 <= int(patient_id) <= MAX_ID:
         return Decision(False, "deny:not_found", "no such patient", role=role.value)
+    if getattr(profile_of(user), "patient_id", None) == int(patient_id):
+        # A professional account is not the way to one's own file, even when one's own unit treats one: the
+        # patient's right of access goes through the hospital's request procedure (detection: self_access).
+        return Decision(False, "deny:own_record", "a professional account does not open its holder's own file",
+                        role=role.value)
     facts = _patient_facts(user.pk, patient_id, now)
     if facts is None:
         return Decision(False, "deny:not_found", "no such patient", role=role.value)

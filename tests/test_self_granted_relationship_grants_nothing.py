@@ -15,7 +15,7 @@ from access import gate
 from access import services as access_services
 from access.models import CareGrant
 from access.policy import Action, Category, Role
-from dpi.api.testing import bearer, make_api_client, post_json, verified_login
+from dpi.api.testing import bearer, make_api_client, post_json, request_id, verified_login
 from patients import services as patient_services
 from patients.models import Appointment, Encounter
 from tests.helpers import audit_events
@@ -126,3 +126,25 @@ def test_nobody_changes_their_own_role(cast):
     with pytest.raises(PermissionDenied):
         access_services.staff_role_set(actor=admin, user=admin, role=Role.PHYSICIAN, units=[cast.cardio])
     assert gate.role_of(admin) == Role.IT_ADMIN
+
+
+def test_a_professional_treated_in_her_own_unit_does_not_open_her_own_file(cast):
+    """Staff as patient: her unit's encounter (entered by reception) puts her in her own care team, but a
+    professional account never opens its holder's own file, on any channel; her colleagues treating her do."""
+    from access.models import StaffProfile
+    from dpi import services as dpi_services
+
+    patient = make_patient(confidentiality="restricted", restriction_reason="staff")
+    StaffProfile.objects.filter(user=cast.nurse).update(patient=patient)
+    patient_services.encounter_admit(patient=patient, unit=cast.cardio, actor=cast.reception, source="staff")
+    note = dpi_services.note_create(patient=patient, author=cast.physician, encounter=None, body="bilan",
+                                    title="Entrée", kind="progress", sensitive=False)
+    client = _client(cast.nurse)
+    for path in (f"/patients/{patient.pk}/", f"/patients/{patient.pk}/notes/{note.pk}/",
+                 f"/api/observations/?patient={patient.pk}", f"/api/patients/{patient.pk}/",
+                 f"/fhir/Patient/{patient.pk}", f"/fhir/Observation?patient={patient.pk}"):
+        rid = request_id()
+        response = client.get(path, HTTP_X_REQUEST_ID=rid)
+        assert response.status_code in (403, 404), (path, response.status_code)
+        assert "deny:own_record" in [e.basis for e in audit_events(request_id=rid, outcome="denied")], path
+    assert _reads_chart(cast.physician, patient)
