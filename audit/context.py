@@ -44,3 +44,24 @@ def access_context(**changes: str | None) -> Iterator[AccessContext]:
 
 def channel_context(channel: str) -> contextmanager:
     return access_context(channel=channel)
+
+
+# Denied events recorded during the current request (a one-item list per request, set by the middleware), so
+# that a refusal no view recorded itself (a 401 or 403 from a library, a decorator) still gets its event.
+_denied: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("dpi_denied_events", default=None)
+
+
+@contextmanager
+def refusal_tracking() -> Iterator[list[int]]:
+    seen = [0]
+    token = _denied.set(seen)
+    try:
+        yield seen
+    finally:
+        _denied.reset(token)
+
+
+def denied_noted() -> None:
+    seen = _denied.get()
+    if seen is not None:
+        seen[0] += 1

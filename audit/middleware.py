@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 import uuid
 
-from audit.context import access_context
+from audit.context import access_context, refusal_tracking
+
+# Answers that refuse the request: each one has a denied access event naming what was asked for.
+REFUSAL_STATUSES = frozenset({401, 403})
 
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -34,7 +37,28 @@ class RequestContextMiddleware:
             request_id=request_id,
             ip=ip,
             user_agent=request.headers.get("User-Agent", "")[:300],
-        ):
+        ), refusal_tracking() as denied:
             response = self.get_response(request)
+            if response.status_code in REFUSAL_STATUSES and not denied[0]:
+                _refusal_record(request, response.status_code)
         response["X-Request-ID"] = request_id
         return response
+
+
+def _refusal_record(request, status: int) -> None:
+    """A refusal that no view or decorator recorded (a library's 401 or 403: CSRF, passkey ceremony, a view of
+    a dependency): the same denied event as any other, naming the path asked for."""
+    from audit.services import event_record
+
+    user = getattr(request, "user", None)
+    known = user is not None and getattr(user, "is_authenticated", False)
+    event_record(
+        actor=user if known else None,
+        action="view" if request.method in {"GET", "HEAD"} else "other",
+        outcome="denied",
+        basis="deny:refused" if known else "deny:anonymous",
+        reason=f"HTTP {status}",
+        resource_type="page",
+        resource_id=request.path[:64],
+        details={"path": request.path[:200], "status": status},
+    )

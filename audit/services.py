@@ -44,6 +44,8 @@ def event_record(
 ) -> AccessEvent:
     """Write one event. ``independent`` (default: True when denied) writes it outside the current transaction."""
     ctx = context.current()
+    if outcome == AccessEvent.Outcome.DENIED:
+        context.denied_noted()
     if independent is None:
         independent = outcome == AccessEvent.Outcome.DENIED
     alias = "audit" if independent else "default"

@@ -112,3 +112,20 @@ def test_the_admin_sites_view_on_site_is_a_recorded_not_found(cast):
         assert response.status_code == 404 and "VUESURSITE" not in response.content.decode()
         assert [(e.outcome, e.resource_type, e.resource_id, e.basis) for e in audit_events(request_id=rid)] == [
             ("denied", model._meta.model_name, str(pk), basis)]
+
+
+def test_a_refusal_no_view_recorded_is_recorded_by_the_middleware(cast):
+    """401s and 403s answered outside the gate and the decorators (retention JSON views, the API schema,
+    detection pages, the session ping, the passkey ceremony) each leave one denied event naming the path."""
+    nurse = verified_client(cast.nurse)
+    for client, method, path in ((Client(), "get", "/retention/status"), (Client(), "post", "/retention/legal-holds"),
+                                 (Client(), "post", "/retention/restore-requests/1/approve"),
+                                 (Client(), "get", "/api/schema/"), (Client(), "get", "/dpo/alerts/"),
+                                 (Client(), "post", "/session/ping/"),
+                                 (Client(), "post", "/accounts/passkeys/registration/begin/"),
+                                 (nurse, "get", "/retention/status")):  # recorded once, by its decorator
+        rid = request_id()
+        response = getattr(client, method)(path, HTTP_X_REQUEST_ID=rid)
+        assert response.status_code in (401, 403), (path, response.status_code)
+        events = _denied(rid)
+        assert len(events) == 1 and path.startswith("/" + events[0].resource_id.lstrip("/")[:10]), (path, events)
