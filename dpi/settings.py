@@ -77,6 +77,10 @@ def database_from_url(url: str) -> dict:
         "OPTIONS": query,
         "CONN_MAX_AGE": env_int("DPI_DB_CONN_MAX_AGE", 60, minimum=0),
         "CONN_HEALTH_CHECKS": True,
+        # Behind PgBouncer in transaction mode a server-side cursor opened outside a transaction (Django's
+        # ``.iterator()``: WITH HOLD) may be fetched from another server connection: turn them off there
+        # (docs/deployment.md, "PgBouncer").
+        "DISABLE_SERVER_SIDE_CURSORS": env_bool("DPI_DB_DISABLE_SERVER_SIDE_CURSORS", False),
     }
 
 

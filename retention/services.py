@@ -127,7 +127,14 @@ def retention_run(*, today: date | None = None, limit: int | None = None, progre
         run.refresh_from_db()
         return run
     finally:
-        lock.close()
+        _run_unlock(lock)
+
+
+def _run_unlock(lock_conn) -> None:
+    try:
+        lock_conn.execute("ROLLBACK")  # ends the lock's transaction now (closing alone ends it when the server notices)
+    finally:
+        lock_conn.close()
 
 
 def _run_lock():
