@@ -15,7 +15,8 @@ CLIENT = "198.51.100.7"
 def _recorded_ip(client, cast, token) -> str:
     rid = request_id()
     response = client.get(f"/api/patients/{cast.patient.pk}/", REMOTE_ADDR=BALANCER,
-                          HTTP_X_FORWARDED_FOR=f"203.0.113.99, {CLIENT}", headers=bearer(token, **{"X-Request-ID": rid}))
+                          HTTP_X_FORWARDED_FOR=f"203.0.113.99, {CLIENT}",
+                          headers=bearer(token, **{"X-Request-ID": rid}))
     assert response.status_code == 200
     [event] = audit_events(request_id=rid)
     return event.ip
