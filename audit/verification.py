@@ -344,6 +344,10 @@ def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_fi
         _check_freshness(result, trusted, now, first_link_at)
         scan = _scan(result, by_seq, retention, first, batch, snapshot)
         _explain(result, scan, pending, purged_before, quarantined, by_seq)
+        if scan.rewritten:
+            from audit.forensics import localize
+
+            localize(result, scan, trusted, first, last)
 
     if last is None:
         for cp in trusted:
@@ -387,6 +391,7 @@ class _Scan:
     duplicates: dict = field(default_factory=dict)    # event id -> [canonical, ...] (two rows or more)
     linked_copy: dict = field(default_factory=dict)   # event id -> (seq, occurred micros of the linked copy)
     rewritten: list = field(default_factory=list)     # (from seq, checkpoint) segments contradicting a signature
+    forged: dict = field(default_factory=dict)        # seq -> date of the genuine row (the link covers a forged copy)
 
 
 class _EventStream:
@@ -588,6 +593,7 @@ def _explain(result: Result, scan: _Scan, pending: set[int], purged_before: date
             for at in rows:
                 if at != linked_at and _segment_matches(seq, event_id, at, rewritten_by_seq):
                     genuine_at, forged_link = at, True
+                    scan.forged[seq] = at
                     break
         for at in rows:
             if at == genuine_at:
