@@ -6,6 +6,7 @@ DPO dashboard keeps working, and verify_audit names both inserted rows."""
 import pytest
 from django.db import connection
 
+from audit import selectors
 from audit.models import AccessEvent, ChainQuarantine
 from audit.services import chain_seal, checkpoint_sign
 from audit.verification import chain_verify
@@ -62,6 +63,10 @@ def test_a_reused_id_is_quarantined_the_app_keeps_serving_and_the_verifier_names
 
         chain_seal()
         assert sorted(ChainQuarantine.objects.values_list("event_id", flat=True)) == [first, second]
+        # Before any verification, the patient's access report already flags the quarantined rows, not the genuine.
+        rows = list(AccessEvent.objects.filter(id__in=[first, second]))
+        assert len(rows) == 4
+        assert selectors.integrity_flags(rows) == {(event_id, at): "quarantined" for event_id, at in forged}
         checkpoint_sign()
         run = chain_verify(alert=False)
         assert not run.ok and run.completed
