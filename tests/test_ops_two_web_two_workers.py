@@ -2,7 +2,8 @@
 Celery workers and two beats (a leader and a standby, dpi/beat.py) driven at once.
 
 - Reads and writes go through both web servers concurrently: every access leaves its event and the hash chain
-  verifies intact afterwards (``verify_audit``), checkpoints signed by either worker included.
+  verifies intact afterwards (``verify_audit``), checkpoints signed by either worker included; one idempotent
+  write sent to both servers at once creates one record.
 - Detection passes run on both workers at once (two replays of yesterday, incremental passes from beat and by
   hand): every pass succeeds and the snooping is one alert, not one per worker.
 - The retention run is started on both workers at once, twice each: each due patient is archived exactly once
@@ -23,7 +24,7 @@ import sys
 import threading
 import time
 import urllib.request
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ from audit.detection.models import Alert, DetectionRun
 from audit.models import AccessEvent, AuditCheckpoint
 from audit.verification import chain_verify
 from dpi.api.testing import bearer, make_api_client, request_id
+from dpi.models import Observation
 from retention.models import ArchivedPatient, RetentionRun
 from retention.testing import age, where_is
 from tests.detection_support import day_ago, ev, local
@@ -46,7 +48,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 PERIOD = 2.0  # seconds between two sends of each fast periodic task (tests/fast_beat.py)
 DUE = 6  # patients past their retention period
-REQUESTS_PER_THREAD = 8
+REQUESTS_PER_THREAD = 6
 
 
 @pytest.fixture(autouse=True)
@@ -116,10 +118,6 @@ def _snooping_yesterday(cast):
 
 def test_two_web_servers_and_two_workers_share_one_database_safely(cast, tmp_path, settings):
     settings.DPI_ARCHIVE_DIR = tmp_path / "archive"
-    sister = _snooping_yesterday(cast)
-    due = [make_patient() for _ in range(DUE)]
-    age([p.pk for p in due], last_activity=timezone.now() - timedelta(days=365 * 6))
-    _, token = make_api_client()
     started_at = timezone.now()
 
     redis = ScratchRedis(tmp_path).start()
@@ -138,6 +136,11 @@ def test_two_web_servers_and_two_workers_share_one_database_safely(cast, tmp_pat
         for beat in ("beat_1", "beat_2"):
             processes[beat] = _celery(env, logs[beat], "-A", "tests.fast_beat", "beat", "--schedule",
                                       str(tmp_path / f"{beat}-schedule"))
+        # The data, committed while the processes start (nothing is sent to them before it exists).
+        sister = _snooping_yesterday(cast)
+        due = [make_patient() for _ in range(DUE)]
+        age([p.pk for p in due], last_activity=timezone.now() - timedelta(days=365 * 6))
+        _, token = make_api_client()
         with gunicorn(env) as web_a, gunicorn(env) as web_b:
             for node in ("node_a", "node_b"):
                 wait_for(lambda node=node: " ready." in logs[node].read_text(), timeout=60, interval=0.3,
@@ -168,13 +171,22 @@ def test_two_web_servers_and_two_workers_share_one_database_safely(cast, tmp_pat
                                           timeout=30)[0]
                     answers.append((base, status))
 
+            retried: list[int] = []
+
+            def retry(base: str) -> None:  # the same idempotent write sent to both web servers at once
+                retried.append(_post_json(f"{base}/api/observations/", {
+                    "patient": cast.patient.pk, "label": "Glucose", "loinc": "2345-7", "value": "7.7",
+                    "unit": "mmol/L", "effective_at": "2026-03-02T08:00:00Z"}, bearer(token, **{
+                        "Idempotency-Key": "multi-node-retry-1"})))
+
             threads = [threading.Thread(target=client, args=(base,)) for base in (web_a, web_b, web_a, web_b)]
+            threads += [threading.Thread(target=retry, args=(base,)) for base in (web_a, web_b)]
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join(120)
             results = [task.get(timeout=90, propagate=False) for task in tasks]
-            time.sleep(3 * PERIOD)  # a few more periods of beat with both beats alive
+            time.sleep(PERIOD)  # one more period of beat with both beats alive
         for beat in ("beat_1", "beat_2"):
             _stop(processes.pop(beat))
     finally:
@@ -189,6 +201,10 @@ def test_two_web_servers_and_two_workers_share_one_database_safely(cast, tmp_pat
     recorded = AccessEvent.objects.filter(request_id__in=rids)
     assert recorded.count() == len(rids) == 4 * REQUESTS_PER_THREAD
     assert set(recorded.values_list("outcome", flat=True)) == {"allowed"}
+
+    # The idempotent write sent to both servers at once created one observation; both got its answer.
+    assert retried == [201, 201]
+    assert Observation.objects.filter(patient=cast.patient, effective_at__date=date(2026, 3, 2)).count() == 1
 
     # Every background task succeeded on both workers (no unique-key error, no lock error).
     assert all(task.successful() for task in tasks), results
