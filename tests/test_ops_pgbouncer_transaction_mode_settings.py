@@ -46,8 +46,9 @@ def test_the_retention_run_leaves_no_session_level_lock_behind(settings, tmp_pat
     settings.DPI_ARCHIVE_DIR = tmp_path / "archive"
     assert services.retention_run().status == "finished"
     with connection.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
-                    "(SELECT oid FROM pg_database WHERE datname = current_database())")
+        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND classid = 0 "
+                    "AND objid = %s AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    [services.ADVISORY_LOCK])
         held = cur.fetchone()[0]
         assert held == 0
     assert services.retention_run().status == "finished"  # the lock was released: the next run is not skipped
