@@ -371,6 +371,7 @@ def _read_floor() -> int:
         with connection.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             cur.execute("SET LOCAL client_encoding = 'UTF8'")
+            cur.execute("SET LOCAL enable_sort = off")  # as the verifier does
         for name, query in (("floor_links", "SELECT seq, event_id, prev_hash, hash FROM audit_chainlink ORDER BY seq"),
                             ("floor_events", f"SELECT e.id, {CANONICAL_SQL} FROM audit_accessevent e "  # noqa: S608
                                              "ORDER BY e.id, e.occurred_at")):
