@@ -16,8 +16,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from access.authn.credentials import credentials_changed
 from access import gate
+from access.authn.credentials import credentials_changed
 from access.models import (
     AccessReviewCampaign,
     AccessReviewItem,

@@ -29,7 +29,6 @@ import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -296,7 +295,7 @@ def _measure(host: str, port: int, env: dict, var: Path, token: str, web_pid: in
     if SCENARIOS:
         scenarios = {k: v for k, v in scenarios.items() if k in SCENARIOS or k == "floor"}
     cpu = ServerCpu(web_pid, redis_pid, env["DATABASE_URL"])
-    for name, (_, pick) in scenarios.items():  # warm up every worker, check every scenario answers 200
+    for _label, pick in scenarios.values():  # warm up every worker, check every scenario answers 200
         _drive(host, port, pick, 4, 0.5, cpu)
     results: dict[str, dict[int, dict]] = {name: {} for name in scenarios}
     for clients in LEVELS:

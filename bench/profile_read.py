@@ -27,13 +27,11 @@ def main(argv: list[str]) -> int:
     from django.test.utils import CaptureQueriesContext
     from redis.connection import Connection
 
-    from dpi.api.models import ApiClient
     from dpi.api.testing import make_api_client, verified_login
     from patients.models import Patient
 
     what = argv[0] if argv else "fhir"
     n = int(argv[1]) if len(argv) > 1 else 300
-    ApiClient.objects.filter(name="profile-read").delete() if False else None
     _, token = make_api_client(name=f"profile-read-{int(time.time())}", rate_per_minute=10**9)
     ids = list(Patient.objects.filter(confidentiality="normal").values_list("pk", flat=True)[:100])
     http = Client()

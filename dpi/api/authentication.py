@@ -28,8 +28,8 @@ from rest_framework.authentication import BaseAuthentication, SessionAuthenticat
 from access import gate
 from access.authn.credentials import current_generation, generation_key
 from audit.services import event_record
-from dpi.api.models import ApiClient, ApiToken
 from dpi import redis_client
+from dpi.api.models import ApiClient, ApiToken
 from dpi.api.services import token_matches, token_split
 
 ON_BEHALF_HEADER = "X-On-Behalf-Of"
