@@ -118,6 +118,10 @@ class VerifiedTokens:
                 self._entries.clear()
             self._entries[self._key(raw)] = entry
 
+    def holds(self, raw: str) -> bool:
+        """Whether this process keeps a verified entry for this bearer string (tests, diagnostics)."""
+        return self._key(raw) in self._entries
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
