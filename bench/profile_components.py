@@ -45,12 +45,10 @@ def main(argv: list[str]) -> int:
         t = backend.cpu_times()
         return t.user + t.system
 
+    from django.test import RequestFactory
     from rest_framework.request import Request
 
-    def rf_request():
-        from django.test import RequestFactory
-
-        return Request(RequestFactory().get("/fhir/Patient/1", HTTP_AUTHORIZATION=f"Bearer {token}"))
+    token_request = Request(RequestFactory().get("/fhir/Patient/1", HTTP_AUTHORIZATION=f"Bearer {token}"))
 
     user = api.user
     gate.mark_token_principal(user)
@@ -63,7 +61,7 @@ def main(argv: list[str]) -> int:
             lambda i: http.get(f"/fhir/Patient/{ids[i % 100]}", headers=headers),
         "middleware stack alone (`/healthz`, test client)": lambda i: http.get("/healthz"),
         "token authentication (cached) + scope + rate limit (1 Redis round trip)":
-            lambda i: auth.authenticate(rf_request()),
+            lambda i: auth.authenticate(token_request),
         "gate decision (facts query, prepared)":
             lambda i: gate.decide(user, patient_id=ids[i % 100], category="administrative", action="view"),
         "audit event INSERT + COMMIT (chain link at commit)":
