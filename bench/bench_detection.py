@@ -92,7 +92,7 @@ def draw_hospital(seed: int, *, large: bool = False) -> dict:
     """One hospital's parameters, drawn from wide ranges (the numbers a real hospital would differ on)."""
     r = random.Random(seed * 7919)
     u = r.uniform
-    p = {
+    return {
         "seed": seed,
         "units": r.randint(30, 36) if large else r.randint(12, 24),
         "physicians": (r.randint(2, 4), r.randint(5, 9)),  # per unit, min-max
@@ -124,7 +124,6 @@ def draw_hospital(seed: int, *, large: bool = False) -> dict:
         "vip_admissions": r.randint(1, 4),
         "abbreviated": u(0.2, 0.6),  # share of addresses written with an abbreviation
     }
-    return p
 
 
 def _fresh_database(template: str | None = None) -> None:
@@ -574,8 +573,8 @@ class _Injector:
             "SELECT uid, role, unit_id, shift, end_day, dormant, address, postal, floater FROM bench.staff")}
         self.shifts = defaultdict(list)  # day -> [(uid, s, e)]
         self.user_days: dict[int, dict[date, tuple]] = defaultdict(dict)
-        for uid, day, s, e, unit in q("SELECT uid, day, s, e, unit_id FROM bench.shift WHERE day >= %s",
-                                      [b0 + timedelta(WARMUP)]):
+        for uid, day, s, e in q("SELECT uid, day, s, e FROM bench.shift WHERE day >= %s",
+                                [b0 + timedelta(WARMUP)]):
             self.shifts[day].append((uid, s, e))
             self.user_days[uid][day] = (s, e)
         self.census = defaultdict(list)

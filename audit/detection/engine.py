@@ -159,28 +159,43 @@ WHERE e.occurred_at >= %(denied_from)s AND e.occurred_at < %(t_end)s
   AND e.actor_id IN (SELECT DISTINCT actor_id FROM det_raw)
 """
 
+# Links that explain an access, with who created them (``creator``): a link the user made themself explains
+# nothing on its own (the "covering" appointment or visit), see _GRP.
 _LINKS = """
 CREATE TEMP TABLE det_links ON COMMIT DROP AS
 WITH pats AS (SELECT DISTINCT patient_id FROM det_raw WHERE patient_id IS NOT NULL)
 SELECT e.patient_id, e.unit_id::bigint AS unit_id, NULL::bigint AS user_id, 1 AS prio,
-       e.start AS vf, e."end" AS ve
+       e.start AS vf, e."end" AS ve, e.created_by_id::bigint AS creator
 FROM patients_encounter e JOIN pats USING (patient_id)
 WHERE e.start < %(links_to)s AND (e."end" IS NULL OR e."end" >= %(links_from)s)
 UNION ALL
-SELECT a.patient_id, a.unit_id, a.practitioner_id, 2, a.start, a."end"
+SELECT a.patient_id, a.unit_id, a.practitioner_id, 2, a.start, a."end", a.created_by_id
 FROM patients_appointment a JOIN pats USING (patient_id)
-WHERE a.status <> 'cancelled' AND a.start < %(links_to)s AND a."end" >= %(links_from)s
+WHERE a.status <> 'cancelled' AND a.start < %(links_to_calls)s AND a."end" >= %(links_from)s
 UNION ALL
-SELECT m.patient_id, NULL, m.user_id, 3, m.start, m."end"
+SELECT m.patient_id, NULL, m.user_id, 3, m.start, m."end", m.granted_by_id
 FROM access_careteammembership m JOIN pats USING (patient_id)
 WHERE m.start < %(links_to)s AND m."end" >= %(links_from)s
 UNION ALL
-SELECT o.patient_id, enc.unit_id, o.author_id, 4, o.created_at, o.created_at
+SELECT o.patient_id, enc.unit_id, o.author_id, 4, o.created_at, o.created_at, NULL::bigint
 FROM dpi_prescription o JOIN pats USING (patient_id)
 LEFT JOIN patients_encounter enc ON enc.id = o.encounter_id
 WHERE o.created_at < %(links_to)s AND o.created_at >= %(links_from)s
 """
 
+# Explanation by the right kind of path:
+# - strong: a link to the user or one of their units near the access, not created by the user themself;
+# - own_link: only a link the user created themself (appointment booked, visit registered, membership
+#   self-granted). It explains the access only for a former patient of the user's units (a follow-up booked by
+#   the physician) or a patient in the hospital elsewhere (a self-registered consultation); otherwise it is the
+#   "covering" relationship (rule covering);
+# - coding: for the medical information department (DIM), any stay of the patient that ended within
+#   dim_coding_days (coding and quality audits);
+# - appointment_call: an appointment of the user's unit up to appointment_call_days ahead explains an
+#   administrative access (the secretary phoning the patient), never a clinical read;
+# - hospital_wide: for hospital-wide roles, any unit's stay or appointment near then; for the roles of
+#   administrative_roles (reception) only an administrative access: an administrative touch never explains a
+#   clinical read.
 _GRP = """
 CREATE TEMP TABLE det_grp ON COMMIT DROP AS
 WITH g AS (
@@ -191,13 +206,22 @@ WITH g AS (
     FROM det_raw r LEFT JOIN det_units u ON u.actor_id = r.actor_id AND u.unit = r.unit
 ), m AS (
     SELECT j.actor_id, j.patient_id, j.day,
-           min(j.prio) FILTER (WHERE j.strong AND j.near) AS strong_prio,
-           bool_or(NOT j.strong AND j.near AND j.hospital_wide AND j.prio <= 2) AS weak,
-           bool_or(j.strong AND j.ended) AS ended,
-           bool_or(j.present AND j.prio <= 2) AS in_hospital
+           min(j.prio) FILTER (WHERE j.strong AND j.near AND NOT j.own) AS strong_prio,
+           bool_or(j.strong AND j.near AND NOT j.own AND j.personal) AS personal,
+           bool_or(j.strong AND j.near AND j.own) AS own_link,
+           bool_or(NOT j.strong AND j.near AND j.hospital_wide AND j.prio <= 2 AND NOT j.own) AS weak,
+           bool_or(j.strong AND j.ended AND NOT j.own) AS ended,
+           bool_or(j.present AND j.prio <= 2 AND NOT j.own) AS in_hospital,
+           bool_or(j.prio = 1 AND j.vf <= j.day_end
+                   AND coalesce(j.ve, 'infinity') >= j.day_start - make_interval(days => %(dim_coding_days)s))
+             AS coding,
+           bool_or(j.strong AND j.prio = 2 AND NOT j.own AND j.vf > j.day_start
+                   AND j.vf <= j.day_end + make_interval(days => %(appointment_call_days)s)) AS call
     FROM (
-        SELECT g.actor_id, g.patient_id, g.day, g.hospital_wide, l.prio,
+        SELECT g.actor_id, g.patient_id, g.day, g.hospital_wide, g.day_start, g.day_end, l.prio, l.vf, l.ve,
                coalesce(l.user_id = g.actor_id, false) OR coalesce(l.unit_id = ANY(g.unit_ids), false) AS strong,
+               coalesce(l.user_id = g.actor_id, false) AS personal,
+               coalesce(l.creator = g.actor_id, false) AS own,
                l.vf - make_interval(days => %(explain_lead_days)s) <= g.day_end
                  AND coalesce(l.ve, 'infinity') + make_interval(days => %(explain_after_days)s) >= g.day_start
                  AS near,
@@ -209,10 +233,31 @@ WITH g AS (
 )
 SELECT g.*,
        CASE m.strong_prio WHEN 1 THEN 'encounter' WHEN 2 THEN 'appointment' WHEN 3 THEN 'membership'
-            WHEN 4 THEN 'order' ELSE CASE WHEN m.weak THEN 'hospital_wide' END END AS explained_by,
+            WHEN 4 THEN 'order' ELSE
+            CASE WHEN m.own_link AND (m.ended OR m.in_hospital) THEN 'own_link'
+                 WHEN g.role = ANY(%(coding_roles)s::text[]) AND m.coding THEN 'coding'
+                 WHEN m.call AND g.n_medical = 0 THEN 'appointment_call'
+                 WHEN m.weak AND (g.n_medical = 0 OR g.role <> ALL(%(administrative_roles)s::text[]))
+                   THEN 'hospital_wide' END END AS explained_by,
        coalesce(m.strong_prio IS NULL AND m.ended, false) AS past_link,
-       coalesce(m.in_hospital, false) AS in_hospital
+       coalesce(m.in_hospital, false) AS in_hospital,
+       coalesce(m.own_link, false) AS own_link,
+       coalesce(m.personal, false) AS personal
 FROM g LEFT JOIN m ON m.actor_id = g.actor_id AND m.patient_id = g.patient_id AND m.day = g.day
+"""
+
+# The memory of unexplained accesses (detection_unexplainedaccess), rewritten for the analysed days and users:
+# the rules that look over weeks read it (repeated, slow_and_low, crowd).
+_UNEXPLAINED_DELETE = """
+DELETE FROM detection_unexplainedaccess x
+WHERE x.day BETWEEN %(d_from)s AND %(d_to)s AND (%(all_actors)s OR x.user_id = ANY(%(actors)s::bigint[]))
+"""
+_UNEXPLAINED_INSERT = """
+INSERT INTO detection_unexplainedaccess (user_id, patient_id, day, cold, view_only)
+SELECT actor_id, patient_id, day, NOT in_hospital AND NOT past_link AND NOT own_link,
+       n_clinical = 0 AND n_export = 0
+FROM det_grp WHERE patient_id IS NOT NULL AND explained_by IS NULL
+ON CONFLICT (user_id, patient_id, day) DO UPDATE SET cold = EXCLUDED.cold, view_only = EXCLUDED.view_only
 """
 
 _UD = f"""
@@ -433,6 +478,7 @@ def analyse_days(
         "actors": list(actors or []),
         "links_from": t_start - timedelta(days=conf["past_link_lookback_days"] + conf["explain_after_days"]),
         "links_to": t_end + timedelta(days=conf["explain_lead_days"]),
+        "links_to_calls": t_end + timedelta(days=max(conf["explain_lead_days"], conf["appointment_call_days"])),
         "history_from": history_from,
         "denied_from": t_start - timedelta(days=max(conf["denied_window_days"], conf["denied_then_granted_days"])),
         "now": now,
@@ -453,6 +499,8 @@ def analyse_days(
         step("denied", _DENIED)
         step("explain", _GRP)
         cur.execute("ANALYZE det_grp")
+        step("unexplained", _UNEXPLAINED_DELETE)
+        step("unexplained", _UNEXPLAINED_INSERT)
         bg_reasons_judge(cur, conf)
         step("userday", _UD)
         step("userday", _UD_UPSERT)
