@@ -133,6 +133,10 @@ DEFAULTS: dict[str, Any] = {
     "slow_days": 28,
     "slow_min_patients": 7,
     "slow_min_days": 5,
+    # --- the DPO's verdicts (labels) --------------------------------------------------------------------------
+    "dpo_verdict_days": 180,  # how long a closed alert weighs on the next scores
+    "dpo_justified_points": 40,  # subtracted when a similar alert was judged justified
+    "dpo_violation_points": 20,  # added to any new signal on a user with a violation
     # --- evidence and runs ----------------------------------------------------------------------------------
     "evidence_max_events": 50,  # event ids kept per alert
     "evidence_max_patients": 50,  # patient ids kept in a user-level alert

@@ -369,28 +369,126 @@ WITH s AS (
     FROM ug CROSS JOIN LATERAL unnest(ug.ids[1:5]) i
     WHERE ug.rn <= %(evidence_max_patients)s
     GROUP BY ug.actor_id, ug.day
+), bl AS (
+    -- The user's own baseline (previous volume_baseline_days) and their peers' (same role and unit) that day.
+    SELECT k.actor_id, k.day, o.n, o.med_unexplained, o.med_patients, pe.n AS n_peers, pe.med AS peer_patients
+    FROM (SELECT DISTINCT actor_id, day FROM s) k
+    JOIN det_ud d ON d.actor_id = k.actor_id AND d.day = k.day
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY b.n_unexplained_patients) AS med_unexplained,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY b.n_patients) AS med_patients
+        FROM detection_userday b WHERE b.user_id = k.actor_id AND b.day < k.day
+          AND b.day >= k.day - %(volume_baseline_days)s
+    ) o
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY b.n_patients) AS med
+        FROM detection_userday b WHERE b.role = d.role AND b.unit = d.unit AND b.day = k.day
+          AND b.user_id <> k.actor_id
+    ) pe
 ), ev AS (
-    SELECT s.*, g.ids AS event_ids, '{}'::bigint[] AS patient_ids, g.n AS n_events
+    SELECT s.*, g.ids AS event_ids, '{}'::bigint[] AS patient_ids, g.n AS n_events,
+           jsonb_build_object(
+             'fr', 'Consulté : ' || g.n || ' accès au dossier du patient n° ' || g.patient_id
+                   || CASE WHEN g.n_medical > 0 THEN ', dont ' || g.n_medical || ' aux données médicales'
+                           ELSE ', identité et données administratives seulement' END
+                   || CASE WHEN g.n_denied > 0 THEN ' (' || g.n_denied || ' refusé(s) par le contrôle d''accès)'
+                           ELSE '' END
+                   || CASE WHEN g.break_glass THEN ', par bris de glace' ELSE '' END || '. '
+                   || 'Explications recherchées : séjour ou consultation dans son service, rendez-vous avec lui ou '
+                   || 'son service, place dans l''équipe de soins, prescription de sa main, hospitalisation en '
+                   || 'cours dans un autre service, ancien patient de son service'
+                   || CASE WHEN g.hospital_wide THEN ', passage dans n''importe quel service (fonction transversale)'
+                           ELSE '' END || '. Trouvé : '
+                   || CASE g.explained_by WHEN 'encounter' THEN 'un séjour ou une consultation dans son service'
+                        WHEN 'appointment' THEN 'un rendez-vous'
+                        WHEN 'membership' THEN 'une place dans l''équipe de soins'
+                        WHEN 'order' THEN 'une prescription de sa main'
+                        WHEN 'own_link'
+                          THEN 'un lien qu''il a créé lui-même, pour un ancien patient ou un patient hospitalisé'
+                        WHEN 'coding' THEN 'un séjour à coder ou auditer (DIM)'
+                        WHEN 'appointment_call' THEN 'un rendez-vous à venir (appel administratif)'
+                        WHEN 'hospital_wide' THEN 'un passage dans un service (explication faible)' ELSE 'aucune' END
+                   || CASE WHEN g.own_link AND g.explained_by IS NULL
+                           THEN ' (un rendez-vous ou une venue créé par lui-même ne compte pas)' ELSE '' END
+                   || CASE WHEN g.past_link THEN ' ; ancien patient de son service, prise en charge terminée depuis '
+                                                 || 'plus de ' || %(explain_after_days)s || ' jours' ELSE '' END
+                   || CASE WHEN g.in_hospital AND g.explained_by IS NULL
+                           THEN ' ; le patient est hospitalisé dans un autre service' ELSE '' END
+                   || '. Par rapport à d''habitude : '
+                   || CASE WHEN bl.n >= 5 THEN 'il ouvre d''ordinaire ' || round(bl.med_unexplained::numeric, 1)
+                                               || ' dossier(s) sans lien de soins par jour (médiane des '
+                                               || %(volume_baseline_days)s || ' jours précédents) ; ce jour-là '
+                                               || d.n_unexplained_patients
+                           ELSE 'historique insuffisant (moins de 5 jours d''activité connus)' END || '.',
+             'en', 'Accessed: ' || g.n || ' access(es) to the record of patient #' || g.patient_id
+                   || CASE WHEN g.n_medical > 0 THEN ', ' || g.n_medical || ' to medical data'
+                           ELSE ', identity and administrative data only' END
+                   || CASE WHEN g.n_denied > 0 THEN ' (' || g.n_denied || ' refused by access control)' ELSE '' END
+                   || CASE WHEN g.break_glass THEN ', by break-the-glass' ELSE '' END || '. '
+                   || 'Explanations looked for: a stay or consultation in their unit, an appointment with them or '
+                   || 'their unit, a care-team place, an order they wrote, a current stay in another unit, a former '
+                   || 'patient of their unit'
+                   || CASE WHEN g.hospital_wide THEN ', any unit''s visit (hospital-wide role)' ELSE '' END
+                   || '. Found: '
+                   || coalesce(g.explained_by, 'none')
+                   || CASE WHEN g.own_link AND g.explained_by IS NULL
+                           THEN ' (an appointment or visit they created themself does not count)' ELSE '' END
+                   || CASE WHEN g.past_link THEN '; former patient of their unit' ELSE '' END
+                   || CASE WHEN g.in_hospital AND g.explained_by IS NULL THEN '; in hospital in another unit'
+                           ELSE '' END
+                   || '. Against their usual: '
+                   || CASE WHEN bl.n >= 5 THEN round(bl.med_unexplained::numeric, 1)
+                                               || ' unexplained record(s) a day usually; ' || d.n_unexplained_patients
+                                               || ' that day'
+                           ELSE 'not enough history' END || '.') AS context
     FROM s JOIN det_grp g ON g.actor_id = s.actor_id AND g.patient_id = s.patient_id AND g.day = s.day
+    JOIN det_ud d ON d.actor_id = s.actor_id AND d.day = s.day
+    JOIN bl ON bl.actor_id = s.actor_id AND bl.day = s.day
     UNION ALL
-    SELECT s.*, u.event_ids, u.patient_ids, d.n_events
+    SELECT s.*, u.event_ids, u.patient_ids, d.n_events,
+           jsonb_build_object(
+             'fr', 'Consulté : ' || d.n_patients || ' patients distincts, dont ' || d.n_unexplained_patients
+                   || ' sans lien de soins trouvé, ' || d.n_searches || ' recherche(s), ' || d.n_export_patients
+                   || ' patient(s) exporté(s) ou imprimé(s). Par rapport à d''habitude : '
+                   || CASE WHEN bl.n >= 5 THEN 'médiane de ' || round(bl.med_patients::numeric, 1)
+                                               || ' patients dont ' || round(bl.med_unexplained::numeric, 1)
+                                               || ' sans lien par jour sur les ' || %(volume_baseline_days)s
+                                               || ' jours précédents'
+                           ELSE 'historique insuffisant (moins de 5 jours d''activité connus)' END
+                   || CASE WHEN bl.n_peers >= 1 THEN ' ; ses pairs (même rôle, même service) ce jour-là : médiane de '
+                                                     || round(bl.peer_patients::numeric, 1) || ' patients'
+                           ELSE '' END
+                   || '. Explications recherchées pour chaque dossier : séjour ou consultation dans son service, '
+                   || 'rendez-vous, équipe de soins, prescription, hospitalisation ailleurs, ancien patient.',
+             'en', 'Accessed: ' || d.n_patients || ' distinct patients, ' || d.n_unexplained_patients
+                   || ' with no care relationship found, ' || d.n_searches || ' search(es), ' || d.n_export_patients
+                   || ' exported or printed. Against their usual: '
+                   || CASE WHEN bl.n >= 5 THEN 'median ' || round(bl.med_patients::numeric, 1) || ' patients, '
+                                               || round(bl.med_unexplained::numeric, 1) || ' unexplained a day'
+                           ELSE 'not enough history' END
+                   || CASE WHEN bl.n_peers >= 1 THEN '; peers (same role and unit) that day: median '
+                                                     || round(bl.peer_patients::numeric, 1) || ' patients'
+                           ELSE '' END || '.') AS context
     FROM s JOIN uev u ON u.actor_id = s.actor_id AND u.day = s.day
     JOIN det_ud d ON d.actor_id = s.actor_id AND d.day = s.day
+    JOIN bl ON bl.actor_id = s.actor_id AND bl.day = s.day
     WHERE s.patient_id IS NULL
 )
 INSERT INTO detection_alert AS a (
     user_id, patient_id, day, score, severity, rules, hits, event_ids, patient_ids, n_events,
-    reason_fr, reason_en, status, comment, created_at, updated_at)
+    reason_fr, reason_en, context, status, comment, created_at, updated_at)
 SELECT ev.actor_id, ev.patient_id, ev.day, ev.score,
        CASE WHEN ev.score >= %(high_score)s THEN 'high' WHEN ev.score >= %(medium_score)s THEN 'medium'
             ELSE 'low' END,
        ev.rules, ev.hits, ev.event_ids, coalesce(ev.patient_ids, '{}'), coalesce(ev.n_events, 0),
-       ev.reason_fr, ev.reason_en, 'new', '', %(now)s, %(now)s
+       ev.reason_fr, ev.reason_en, ev.context, 'new', '', %(now)s, %(now)s
 FROM ev JOIN auth_user u ON u.id = ev.actor_id
 ON CONFLICT (user_id, patient_id, day) DO UPDATE SET
     score = EXCLUDED.score, severity = EXCLUDED.severity, rules = EXCLUDED.rules, hits = EXCLUDED.hits,
     event_ids = EXCLUDED.event_ids, patient_ids = EXCLUDED.patient_ids, n_events = EXCLUDED.n_events,
-    reason_fr = EXCLUDED.reason_fr, reason_en = EXCLUDED.reason_en, updated_at = EXCLUDED.updated_at
+    reason_fr = EXCLUDED.reason_fr, reason_en = EXCLUDED.reason_en, context = EXCLUDED.context,
+    updated_at = EXCLUDED.updated_at
 WHERE a.status IN ('new', 'in_review')
   AND (a.score, a.rules, a.n_events, a.event_ids) IS DISTINCT FROM
       (EXCLUDED.score, EXCLUDED.rules, EXCLUDED.n_events, EXCLUDED.event_ids)

@@ -41,6 +41,8 @@ class Alert(models.Model):
     n_events = models.IntegerField(default=0)
     reason_fr = models.TextField(blank=True, default="")
     reason_en = models.TextField(blank=True, default="")
+    # {"fr": ..., "en": ...}: what was accessed, the explanations looked for and found, the user's baseline.
+    context = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.NEW)
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="+")

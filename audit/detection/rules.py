@@ -591,9 +591,55 @@ RESTRICTED_DAY_OFF = Rule(
     """,
 )
 
+# --- the DPO's verdicts as labels: a closed alert changes the next scores -------------------------------------
+# These two read the hits of the other rules (they run last) and add a signed adjustment to their keys.
+_KEYS = "(SELECT actor_id, patient_id, day, array_agg(rule) AS rules FROM det_hits GROUP BY 1, 2, 3)"
+
+DPO_JUSTIFIED = Rule(
+    "dpo_justified", PATIENT, "Jugé justifié par le DPO", "Judged justified by the DPO",
+    "The DPO closed as justified an alert on the same user and patient (for a user-level alert: the same user "
+    "and a rule in common) within dpo_verdict_days before: the same situation scores dpo_justified_points less, "
+    "so a known, legitimate pattern stops alerting while something new on top of it still does.",
+    f"""
+    SELECT k.actor_id, k.patient_id, k.day, -%(dpo_justified_points)s,
+           jsonb_build_object('alert', a.id, 'alert_day', a.day),
+           'Une alerte semblable (n° ' || a.id || ' du ' || to_char(a.day, 'DD/MM/YYYY')
+             || ') a été jugée justifiée par le DPO',
+           'A similar alert (#' || a.id || ' of ' || a.day || ') was judged justified by the DPO'
+    FROM {_KEYS} k CROSS JOIN LATERAL (
+        SELECT a.id, a.day FROM detection_alert a
+        WHERE a.user_id = k.actor_id AND a.status = 'justified' AND a.day < k.day
+          AND a.day >= k.day - %(dpo_verdict_days)s
+          AND ((k.patient_id IS NOT NULL AND a.patient_id = k.patient_id)
+               OR (k.patient_id IS NULL AND a.patient_id IS NULL AND a.rules::text[] && k.rules))
+        ORDER BY a.day DESC LIMIT 1
+    ) a
+    """,  # noqa: S608 (constant SQL, values bound)
+)
+
+DPO_VIOLATION = Rule(
+    "dpo_violation", PATIENT, "Antécédent de violation", "Earlier violation",
+    "The DPO closed an alert on this user as a violation within dpo_verdict_days before: any new signal about "
+    "them weighs dpo_violation_points more.",
+    f"""
+    SELECT k.actor_id, k.patient_id, k.day, %(dpo_violation_points)s,
+           jsonb_build_object('alert', a.id, 'alert_day', a.day),
+           'Le DPO a déjà qualifié de violation une alerte sur ce professionnel (n° ' || a.id || ' du '
+             || to_char(a.day, 'DD/MM/YYYY') || ')',
+           'The DPO already judged an alert on this user a violation (#' || a.id || ' of ' || a.day || ')'
+    FROM {_KEYS} k CROSS JOIN LATERAL (
+        SELECT a.id, a.day FROM detection_alert a
+        WHERE a.user_id = k.actor_id AND a.status = 'violation' AND a.day < k.day
+          AND a.day >= k.day - %(dpo_verdict_days)s
+        ORDER BY a.day DESC LIMIT 1
+    ) a
+    """,  # noqa: S608 (constant SQL, values bound)
+)
+
 RULES: tuple[Rule, ...] = (
     SELF_ACCESS, SAME_NAME, SAME_ADDRESS, NEIGHBOUR, COWORKER, RESTRICTED, BREAK_GLASS, DENIED_THEN_GRANTED,
     RELATIONSHIP_ENDED, DECEASED, UNUSUAL_HOUR, VOLUME, BROWSING, DORMANT, BULK_EXPORT, AFTER_END_DATE,
     DENIED_CLINICAL, COVERING, REPEATED, SLOW_AND_LOW, CROWD, RESTRICTED_DAY_OFF,
+    DPO_JUSTIFIED, DPO_VIOLATION,  # last: they adjust the hits of the others
 )
 RULES_BY_CODE: dict[str, Rule] = {r.code: r for r in RULES}
