@@ -23,6 +23,7 @@ comes from one large hospital (``LARGE_SEED``, at least 1 M events).
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import statistics
@@ -34,7 +35,8 @@ from zoneinfo import ZoneInfo
 
 from bench.common import setup_django
 
-DB = "dpi_bench_detection"
+DB = os.environ.get("DPI_BENCH_DETECTION_DB", "dpi_bench_detection")  # another name: runs side by side
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "var", "bench_detection")
 DAYS = 42
 WARMUP = 14
 PARIS = ZoneInfo("Europe/Paris")
@@ -1164,6 +1166,21 @@ def report(results: list[dict], large: dict | None, *, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _save(result: dict) -> None:
+    """Each seed's figures as JSON under var/bench_detection/, so that seeds run apart can be reported together."""
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, f"{result['seed']}.json"), "w") as f:
+        json.dump(result, f, default=str)
+
+
+def _load(seed: int) -> dict:
+    with open(os.path.join(RESULTS, f"{seed}.json")) as f:
+        result = json.load(f)
+    result["by_kind"] = {k: tuple(v) for k, v in result["by_kind"].items()}
+    result["rule_prec"] = {k: tuple(v) for k, v in result["rule_prec"].items()}
+    return result
+
+
 def run(seeds: list[int], *, large_seed: int | None, title: str) -> str:
     _fresh_database()
     setup_django(DB)
@@ -1172,11 +1189,13 @@ def run(seeds: list[int], *, large_seed: int | None, title: str) -> str:
     for seed in seeds:
         t0 = time.perf_counter()
         results.append(run_seed(seed, template=template))
+        _save(results[-1])
         r = results[-1]
         print(f"seed {seed}: recall {r['recall']:.2f} precision {r['precision']:.2f} fa/k {r['fa_per_k']:.2f} "
               f"({r['events']:,} events, {time.perf_counter() - t0:.0f} s)", flush=True)
     large = run_seed(large_seed, large=True, template=template) if large_seed else None
     if large:
+        _save(large)
         print(f"large {large_seed}: {large['dirty_events']:,} events in {large['dirty_s']:.1f} s", flush=True)
     return report(results + ([large] if large else []), large, title=title)
 
@@ -1205,6 +1224,13 @@ def main(argv: list[str] | None = None) -> str:
         return run(list(TUNING_SEEDS), large_seed=None, title="tuning seeds")
     if argv[:1] == ["seeds"]:
         return run([int(a) for a in argv[1:]], large_seed=None, title="chosen seeds")
+    if argv[:1] == ["report"]:  # figures saved by earlier runs: report SEED... [large SEED]
+        seeds = [int(a) for a in argv[1:] if a.isdigit()]
+        large_seed = int(argv[argv.index("large") + 1]) if "large" in argv else None
+        seeds = [s for s in seeds if s != large_seed]
+        large = _load(large_seed) if large_seed else None
+        return report([_load(s) for s in seeds] + ([large] if large else []), large,
+                      title="test seeds, never used while tuning")
     if argv[:1] == ["large"]:
         return run([], large_seed=LARGE_SEED, title="large run")
     return run(list(TEST_SEEDS), large_seed=LARGE_SEED, title="test seeds, never used while tuning")

@@ -77,7 +77,10 @@ DEFAULTS: dict[str, Any] = {
     "break_glass_absent_points": 20,  # the patient was neither in the hospital nor expected (no stay, no appointment)
     "relationship_ended_points": 30,
     "relationship_ended_view_only_points": 15,
-    "relationship_ended_medical_points": 15,  # extra when medical data was sought (read, or refused by the gate)
+    # Extra when medical data was sought (read, or refused by the gate). 0 since issue #20: a physician's follow-up of
+    # a former patient (identity, then a refused chart read) looks exactly the same and is routine; the rule no
+    # longer alerts alone (30 + 15 = 45) and weighs with the others.
+    "relationship_ended_medical_points": 0,
     # Refusals are signals: the gate's denials of clinical (medical or restricted) data, over denied_window_days.
     "denied_clinical_points": 60,
     "denied_window_days": 7,
