@@ -7,7 +7,9 @@ and a named prepared statement per connection (psycopg prepares it on first use)
 error-wrapped by Django like any other query. ``ByIdReader`` compiles a by-id ``SELECT`` once per model and
 builds the instance with the fields' own converters (decryption included), as the ORM would.
 
-With PgBouncer in transaction mode, prepared statements need PgBouncer 1.21+ (``max_prepared_statements``).
+Behind PgBouncer in transaction mode a named prepared statement may not exist on the next server connection:
+``DPI_DB_DISABLE_SERVER_SIDE_CURSORS=1`` (the setting docs/deployment.md asks for there) turns them off too, and
+these statements then go through Django's ordinary cursor.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class _PreparedCursor(ServerBindingCursor):
 def prepared_cursor(alias: str = "default"):
     """A Django cursor (logged, errors wrapped) whose statements are prepared on this connection."""
     conn = connections[alias]
+    if conn.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):
+        return conn.cursor()  # behind a transaction pooler: nothing kept on the server connection
     conn.ensure_connection()
     with conn.wrap_database_errors:
         raw = _PreparedCursor(conn.connection)

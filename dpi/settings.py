@@ -77,6 +77,10 @@ def database_from_url(url: str) -> dict:
         "OPTIONS": query,
         "CONN_MAX_AGE": env_int("DPI_DB_CONN_MAX_AGE", 60, minimum=0),
         "CONN_HEALTH_CHECKS": True,
+        # Behind PgBouncer in transaction mode a server-side cursor opened outside a transaction (Django's
+        # ``.iterator()``: WITH HOLD) may be fetched from another server connection: turn them off there
+        # (docs/deployment.md, "PgBouncer").
+        "DISABLE_SERVER_SIDE_CURSORS": env_bool("DPI_DB_DISABLE_SERVER_SIDE_CURSORS", False),
     }
 
 
@@ -248,6 +252,10 @@ DPI_JOB_STALE_SECONDS = env_int("DPI_JOB_STALE_SECONDS", 180, minimum=3)
 if DPI_JOB_STALE_SECONDS < 2 * DPI_JOB_HEARTBEAT_SECONDS:
     raise ImproperlyConfigured("DPI_JOB_STALE_SECONDS must be at least twice DPI_JOB_HEARTBEAT_SECONDS")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat takes a leader lease in Redis before sending anything (dpi/beat.py): a second beat is a standby, not a
+# second sender. It takes over within DPI_BEAT_LEASE_SECONDS of the leader's crash (at once after a clean stop).
+CELERY_BEAT_SCHEDULER = "dpi.beat:LeaderScheduler"
+DPI_BEAT_LEASE_SECONDS = env_int("DPI_BEAT_LEASE_SECONDS", 30, minimum=2)
 CELERY_TIMEZONE = "Europe/Paris"
 
 # --- authentication ---------------------------------------------------------------------------------------
@@ -350,6 +358,8 @@ DPI_RETENTION_ACTIVE_YEARS = env_int("DPI_RETENTION_ACTIVE_YEARS", 5, minimum=1,
 # --- audit ------------------------------------------------------------------------------------------------
 DPI_AUDIT_CHECKPOINT_SECONDS = env_int("DPI_AUDIT_CHECKPOINT_SECONDS", 300, minimum=10)
 DPI_AUDIT_RETENTION_MONTHS = env_int("DPI_AUDIT_RETENTION_MONTHS", 12, minimum=6, maximum=120)
+# verify_audit: connections serialising the events at the same time (the database's part of the work; docs/audit.md)
+DPI_AUDIT_VERIFY_STREAMS = env_int("DPI_AUDIT_VERIFY_STREAMS", 2, minimum=1, maximum=16)
 # Witnesses of the signed checkpoints outside the database (docs/audit.md, "Threat model"): an append-only
 # file on the archive storage, syslog RFC 5424 to a collector (udp://host:514 or tcp://host:601; empty: off),
 # and an RFC 3161 time-stamping authority (URL; empty: off).

@@ -46,3 +46,18 @@ def test_a_cached_token_read_is_three_statements_and_one_redis_round_trip(cast, 
     # The one access event of the read, on the request's own connection.
     [event] = AccessEvent.objects.filter(request_id=rid)
     assert (event.action, event.outcome, event.patient_id) == ("view", "allowed", cast.patient.pk)
+
+
+def test_behind_a_transaction_pooler_the_read_prepares_nothing(cast, client, monkeypatch):
+    # DPI_DB_DISABLE_SERVER_SIDE_CURSORS=1 (PgBouncer in transaction mode): the hot statements use Django's
+    # ordinary client-side cursor, and the read still answers with its access event.
+    from dpi.prepared import _PreparedCursor, prepared_cursor
+
+    monkeypatch.setitem(connections["default"].settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    with prepared_cursor() as cur:
+        assert not isinstance(cur.cursor, _PreparedCursor)
+    _, token = make_api_client()
+    rid = request_id()
+    response = client.get(f"/fhir/Patient/{cast.patient.pk}", headers=bearer(token, **{"X-Request-ID": rid}))
+    assert response.status_code == 200
+    assert AccessEvent.objects.filter(request_id=rid, outcome="allowed").count() == 1
