@@ -92,8 +92,9 @@ class VerifiedTokens:
     def _key(raw: str) -> tuple[str, str]:
         return connection.settings_dict["NAME"], hashlib.sha256(raw.encode()).hexdigest()
 
-    def lookup(self, raw: str) -> tuple[VerifiedToken | None, tuple[int, int] | None]:
-        """(the entry if still valid, the rate count made with the check); (None, None) on a miss."""
+    def lookup(self, raw: str) -> tuple[VerifiedToken | None, tuple[int, int] | None | bool]:
+        """(the entry if still valid, the (count, window) made with the check); (None, None) on a miss, (None,
+        False) when Redis could not be reached (the caller then does not try it again)."""
         key = self._key(raw)
         entry = self._entries.get(key)
         if entry is None or time.monotonic() - entry.loaded_at > self.CACHE_SECONDS:
@@ -104,7 +105,7 @@ class VerifiedTokens:
                 rate_key(f"client:{entry.token.client.uid}", window), RATE_KEY_SECONDS, generation_key()
             )
         except (RedisError, OSError):
-            return None, None  # the throttle counts in this process, and the database is read again
+            return None, False  # the throttle counts in this process, and the database is read again
         if generation != entry.generation:
             with self._lock:
                 self._entries.pop(key, None)
@@ -166,7 +167,8 @@ class ApiTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("invalid token") from exc
         verified, rate = verified_tokens.lookup(raw)
         if verified is None:
-            verified = self._verify(raw)
+            # Redis unreachable a moment ago: do not wait for it a second time (its timeout) to read the counter.
+            verified = self._verify(raw, cacheable=rate is not False)
         token, service_user = verified.token, copy.copy(verified.token.client.user)
         client = token.client
         if not token.is_usable or not client.is_active or not service_user.is_active:
@@ -191,17 +193,19 @@ class ApiTokenAuthentication(BaseAuthentication):
             service_user=service_user,
             on_behalf_of=represented,
             scopes=verified.scopes,
-            rate=rate,
+            rate=rate if isinstance(rate, tuple) else None,
         )
         return (represented or service_user, principal)
 
     @staticmethod
-    def _verify(raw: str) -> VerifiedToken:
+    def _verify(raw: str, *, cacheable: bool = True) -> VerifiedToken:
         """Read the token from the database and check its secret (a cache miss)."""
-        try:
-            generation = current_generation()
-        except (RedisError, OSError):
-            generation = None  # Redis unreachable: nothing can be cached safely
+        generation = None  # Redis unreachable: nothing can be cached safely
+        if cacheable:
+            try:
+                generation = current_generation()
+            except (RedisError, OSError):
+                generation = None
         parts = token_split(raw)
         token = None
         if parts is not None:
