@@ -586,7 +586,11 @@ def _move_rows(*, source_id: int, target_id: int, only: dict[str, list[int]] | N
     return moved
 
 
-def _moved_back(moved: dict[str, list[int]], *, source_id: int, target_id: int) -> None:
+# In ``IdentityMerge.moved``: the kept file's confidentiality before a restricted file was merged into it.
+_KEPT_CONFIDENTIALITY = "_kept_confidentiality"
+
+
+def _moved_back(moved: dict[str, Any], *, source_id: int, target_id: int) -> None:
     by_key = {f"{m._meta.label_lower}.{f.name}": (m, f) for m, f in _patient_relations()}
     for key, ids in moved.items():
         if key not in by_key:
@@ -632,7 +636,13 @@ def patient_merge(*, actor: Any, kept: Patient, merged: Patient, reason: str, sy
     if kept.pk and Encounter.objects.filter(patient_id=kept.pk, end__isnull=True).exists() \
             and Encounter.objects.filter(patient_id=merged.pk, end__isnull=True).exists():
         raise ValidationError({"merged": [_("Both files have a stay in progress: discharge one first.")]})
-    moved = _move_rows(source_id=merged.pk, target_id=kept.pk)
+    moved: dict[str, Any] = _move_rows(source_id=merged.pk, target_id=kept.pk)
+    if merged.is_restricted and not kept.is_restricted:
+        # The stricter confidentiality follows the data: a restricted person's record does not become findable
+        # by everyone by joining a normal file. Put back by an unmerge.
+        moved[_KEPT_CONFIDENTIALITY] = [kept.confidentiality, kept.restriction_reason]
+        kept.confidentiality, kept.restriction_reason = merged.confidentiality, merged.restriction_reason
+        kept.save(update_fields=["confidentiality", "restriction_reason", "updated_at"])
     merged.is_merged = True
     merged.save(update_fields=["is_merged", "updated_at"])
     if merged.last_activity_at and (not kept.last_activity_at or merged.last_activity_at > kept.last_activity_at):
@@ -643,12 +653,14 @@ def patient_merge(*, actor: Any, kept: Patient, merged: Patient, reason: str, sy
     record.save(force_insert=True)
     DuplicateSuspicion.objects.filter(patient_id__in=[kept.pk, merged.pk], candidate_id__in=[kept.pk, merged.pk],
                                       resolved_at__isnull=True).update(resolved_at=timezone.now())
-    counts = {k: len(v) for k, v in moved.items()}
+    counts = {k: len(v) for k, v in moved.items() if not k.startswith("_")}
     for pid, role in ((kept.pk, "kept"), (merged.pk, "merged")):
         _audit(actor=actor, action="amend", patient_id=pid, basis=f"identity:merge_{role}", system_task=system_task,
                resource_type="identitymerge", resource_id=record.pk,
                details={"kept": kept.pk, "kept_ipp": kept.ipp, "merged": merged.pk, "merged_ipp": merged.ipp,
-                        "moved": counts, "reason": reason[:300]})
+                        "moved": counts, "reason": reason[:300],
+                        "confidentiality": [moved[_KEPT_CONFIDENTIALITY][0], kept.confidentiality]
+                        if _KEPT_CONFIDENTIALITY in moved else None})
     patient_records_moved.send(sender=IdentityMerge, patient_ids=[kept.pk, merged.pk])
     return record
 
@@ -671,6 +683,10 @@ def patient_unmerge(*, actor: Any, merge: IdentityMerge, reason: str, system_tas
         raise ValidationError({"reason": [_("Give the reason for undoing the merge.")]})
     merged = Patient.objects.select_for_update().get(pk=merge.merged_id)
     _moved_back(merge.moved, source_id=merge.kept_patient_id, target_id=merged.pk)
+    if _KEPT_CONFIDENTIALITY in merge.moved:
+        kept = Patient.objects.select_for_update().get(pk=merge.kept_patient_id)
+        kept.confidentiality, kept.restriction_reason = merge.moved[_KEPT_CONFIDENTIALITY]
+        kept.save(update_fields=["confidentiality", "restriction_reason", "updated_at"])
     merged.is_merged = False
     merged.save(update_fields=["is_merged", "updated_at"])
     merge.undone_at, merge.undone_by, merge.undo_reason = timezone.now(), actor, reason[:300]
