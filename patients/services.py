@@ -31,6 +31,7 @@ from patients.models import (
     CareUnit,
     DuplicateSuspicion,
     Encounter,
+    IdentityFlag,
     IdentityMerge,
     InsiQuery,
     Patient,
@@ -126,6 +127,16 @@ def _check_ins_unique(patient: Patient) -> None:
         raise ValidationError({"ins": [_("This INS is already registered on file %(ipp)s: the same person "
                                          "cannot have two files (ask identity vigilance to merge them).")
                                        % {"ipp": other}]}, code="duplicate_ins")
+
+
+def _flags_resolve(patient: Patient) -> None:
+    """The identity just passed the rules (``full_clean``, unique INS): what was flagged on its traits and INS
+    (migration 0007, ``patients.legacy``) is resolved; a corrected status once evidence is recorded again."""
+    kinds = [k for k in IdentityFlag.Kind.values if k != IdentityFlag.Kind.STATUS_CORRECTED]
+    if patient.identity_status != Patient.IdentityStatus.PROVISIONAL:
+        kinds.append(IdentityFlag.Kind.STATUS_CORRECTED)
+    IdentityFlag.objects.filter(patient_id=patient.pk, resolved_at__isnull=True, kind__in=kinds).update(
+        resolved_at=timezone.now())
 
 
 def _apply_status(patient: Patient, requested: str | None) -> None:
@@ -285,6 +296,7 @@ def patient_update(
     saved = {*diff.keys(), *STRICT_TRAITS}
     patient.save(update_fields=sorted({("validated_by" if n == "validated_by" else n) for n in saved}
                                       | {"ins_bidx", "updated_at"}))
+    _flags_resolve(patient)
     if "identity_status" in downgrade or trait_changed:
         _audit(actor=actor, action="amend", patient_id=patient.pk, basis="identity:update",
                details={"fields": sorted(diff), "traits_changed": trait_changed,
@@ -357,6 +369,7 @@ def patient_insi_apply(*, actor: Any, patient: Patient, answer: InsiQuery) -> Pa
     patient.save(update_fields=["ins", "ins_bidx", "birth_name", "first_name", "first_names", "sex", "birth_date",
                                 "birthplace_insee", "insi_date", "identity_status", "updated_at"])
     InsiQuery.objects.filter(pk=answer.pk).update(patient=patient)
+    _flags_resolve(patient)
     _audit(actor=actor, action="amend", patient_id=patient.pk, basis="identity:insi_applied",
            details={"status": [old, patient.identity_status], "insi_query": answer.pk})
     return patient
@@ -531,7 +544,7 @@ def appointment_cancel(*, appointment: Appointment) -> Appointment:
 # --- merge, unmerge, split (identity vigilance) -------------------------------------------------------------
 # Relations not moved by a merge: the merge's own bookkeeping, the traces of INSi calls (they belong to the
 # file they were made for), duplicate flags, and derived care grants (recomputed by ``access``).
-_NOT_MOVED = {"patients.identitymerge", "patients.insiquery", "patients.duplicatesuspicion",
+_NOT_MOVED = {"patients.identitymerge", "patients.insiquery", "patients.duplicatesuspicion", "patients.identityflag",
               "access.caregrant", "access.patientgroupobjectpermission"}
 
 
@@ -653,6 +666,8 @@ def patient_merge(*, actor: Any, kept: Patient, merged: Patient, reason: str, sy
     record.save(force_insert=True)
     DuplicateSuspicion.objects.filter(patient_id__in=[kept.pk, merged.pk], candidate_id__in=[kept.pk, merged.pk],
                                       resolved_at__isnull=True).update(resolved_at=timezone.now())
+    IdentityFlag.objects.filter(patient_id__in=[kept.pk, merged.pk], kind=IdentityFlag.Kind.SAME_INS,
+                                resolved_at__isnull=True).update(resolved_at=timezone.now())
     counts = {k: len(v) for k, v in moved.items() if not k.startswith("_")}
     for pid, role in ((kept.pk, "kept"), (merged.pk, "merged")):
         _audit(actor=actor, action="amend", patient_id=pid, basis=f"identity:merge_{role}", system_task=system_task,
