@@ -265,6 +265,11 @@ def patient_update(
             {"confidentiality": ["Lowering confidentiality is a separate, audited act (DPO), not an update."]}
         )
     requested = changes.pop("identity_status", None) or None
+    if changes.get("identity_attribute") in {Patient.Attribute.DOUBTFUL, Patient.Attribute.FICTITIOUS}:
+        # A doubtful or fictitious identity stays provisional and never sends an INS (RNIV): its INS and its
+        # evidence go with the flag, whatever the channel that sets it.
+        changes.update(ins="", validation_mode="", validation_date=None, validated_by=None, validated_by_name="",
+                       insi_date=None)
     before = {name: getattr(patient, name) for name in (*STRICT_TRAITS, "ins")}
     diff = _diff(patient, changes)
     if not diff and (requested is None or requested == patient.identity_status):
@@ -322,12 +327,7 @@ def patient_document_record(*, actor: Any, patient: Patient, mode: str, checked_
 @transaction.atomic
 def patient_attribute_set(*, actor: Any, patient: Patient, attribute: str) -> Patient:
     """Flag an identity doubtful or fictitious (it returns to provisional: evidence and INS dropped), or homonym."""
-    patient = Patient.objects.select_for_update().get(pk=patient.pk)
-    changes: dict[str, Any] = {"identity_attribute": attribute}
-    if attribute in {Patient.Attribute.DOUBTFUL, Patient.Attribute.FICTITIOUS}:
-        changes.update(ins="", validation_mode="", validation_date=None, validated_by=None, validated_by_name="",
-                       insi_date=None)
-    patient_update(patient=patient, actor=actor, **changes)
+    patient_update(patient=patient, actor=actor, identity_attribute=attribute)
     return Patient.objects.get(pk=patient.pk)
 
 

@@ -18,6 +18,11 @@ from tests.ui_support import verified_client
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _cheap_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # the cast signs in nowhere
+
+
 @pytest.fixture
 def duplicate(cast):
     dup = make_patient(birth_name=cast.patient.birth_name, first_name="Jean", birth_date=cast.patient.birth_date,

@@ -279,7 +279,14 @@ class PatientForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        if data.get("validation_mode") and not (self.instance.validated_by_id or self.instance.validated_by_name):
+        if self.instance.pk and data.get("identity_attribute") in {Patient.Attribute.DOUBTFUL,
+                                                                    Patient.Attribute.FICTITIOUS}:
+            # Doubtful or fictitious: provisional, no INS, no evidence (patient_update drops them; the INS of
+            # a recovered identity is read-only here, so it is dropped on the instance too).
+            data["validation_mode"], data["validation_date"], data["ins"] = "", None, ""
+            self.instance.ins, self.instance.insi_date = "", None
+            self.instance.validated_by, self.instance.validated_by_name = None, ""
+        elif data.get("validation_mode") and not (self.instance.validated_by_id or self.instance.validated_by_name):
             self.instance.validated_by = self.current_user
         return data
 
