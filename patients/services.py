@@ -117,7 +117,7 @@ def patient_by_ipp(ipp: str) -> Patient | None:
     return patient
 
 
-def _check_ins_unique(patient: Patient) -> None:
+def check_ins_unique(patient: Patient) -> None:
     """The same INS on two files is refused (one person, one file): name the file to merge with instead."""
     if not patient.ins:
         return
@@ -191,7 +191,7 @@ def patient_create(*, actor: Any = None, insi: InsiQuery | None = None, **fields
         _take_insi_answer(patient, insi)
     _apply_status(patient, requested)
     patient.full_clean()
-    _check_ins_unique(patient)
+    check_ins_unique(patient)
     patient.ins_bidx = ins_blind_index(patient.ins)
     patient.save(force_insert=True)
     if insi is not None:
@@ -296,7 +296,7 @@ def patient_update(
         downgrade["identity_status"] = (old_status, patient.identity_status)
     diff.update(downgrade)
     patient.full_clean()
-    _check_ins_unique(patient)
+    check_ins_unique(patient)
     patient.ins_bidx = ins_blind_index(patient.ins)
     saved = {*diff.keys(), *STRICT_TRAITS}
     patient.save(update_fields=sorted({("validated_by" if n == "validated_by" else n) for n in saved}
@@ -364,7 +364,7 @@ def patient_insi_apply(*, actor: Any, patient: Patient, answer: InsiQuery) -> Pa
     _take_insi_answer(patient, answer)
     _apply_status(patient, None)
     patient.full_clean()
-    _check_ins_unique(patient)
+    check_ins_unique(patient)
     patient.ins_bidx = ins_blind_index(patient.ins)
     patient.save(update_fields=["ins", "ins_bidx", "birth_name", "first_name", "first_names", "sex", "birth_date",
                                 "birthplace_insee", "insi_date", "identity_status", "updated_at"])

@@ -277,6 +277,15 @@ class PatientForm(forms.ModelForm):
         # The status follows the evidence: computed, never typed.
         self.instance._status_follows_evidence = True
 
+    def _post_clean(self):
+        super()._post_clean()
+        # The same INS on another file: said on the form, like every other rule (the service refuses it too).
+        if not self.errors.get("ins"):
+            try:
+                patient_services.check_ins_unique(self.instance)
+            except ValidationError as exc:
+                self._update_errors(exc)
+
     def clean(self):
         data = super().clean()
         if self.instance.pk and data.get("identity_attribute") in {Patient.Attribute.DOUBTFUL,
