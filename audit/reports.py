@@ -15,12 +15,32 @@ from datetime import UTC, datetime
 
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from audit import labels
 from audit.models import AccessEvent
 
 COLUMNS = ("event", "when", "who", "user_id", "role", "unit", "action", "data", "item", "outcome", "basis",
-           "channel", "reason")
+           "channel", "reason", "integrity")
+
+# Why verify_audit found a row not genuine (audit.selectors.integrity_flags): the report marks it, never shows it
+# as a genuine access.
+INTEGRITY = {
+    "duplicate_id": gettext_lazy("inserted reusing the number of a genuine trace"),
+    "quarantined": gettext_lazy("inserted reusing the number of a genuine trace"),
+    "event_inserted": gettext_lazy("inserted outside the hash chain"),
+    "link_inserted": gettext_lazy("inserted into the hash chain after the fact"),
+    "event_altered": gettext_lazy("altered after it was recorded"),
+}
+Flags = dict[tuple[int, datetime], str]
+
+
+def integrity_label(event: AccessEvent, flags: Flags | None) -> str:
+    """"" for a genuine row; "NOT GENUINE: why" for a row the integrity check named."""
+    kind = (flags or {}).get((event.id, event.occurred_at))
+    if kind is None:
+        return ""
+    return _("NOT GENUINE: %(why)s") % {"why": INTEGRITY.get(kind, kind)}
 
 
 def basis_label(basis: str) -> str:
@@ -28,7 +48,7 @@ def basis_label(basis: str) -> str:
     return labels.basis_label(basis)
 
 
-def row(event: AccessEvent) -> dict[str, str]:
+def row(event: AccessEvent, flags: Flags | None = None) -> dict[str, str]:
     when = timezone.localtime(event.occurred_at)
     return {
         "event": str(event.id),
@@ -44,6 +64,7 @@ def row(event: AccessEvent) -> dict[str, str]:
         "basis": basis_label(event.basis),
         "channel": event.channel,
         "reason": event.reason,
+        "integrity": integrity_label(event, flags),
     }
 
 
@@ -52,12 +73,12 @@ def _cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def to_csv(events: Iterable[AccessEvent]) -> str:
+def to_csv(events: Iterable[AccessEvent], *, flags: Flags | None = None) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for event in events:
-        r = row(event)
+        r = row(event, flags)
         writer.writerow([_cell(r[c]) for c in COLUMNS])
     return out.getvalue()
 
@@ -96,7 +117,8 @@ def _who(event: AccessEvent, names: dict[int, str]) -> str:
     return event.actor_username or "-"
 
 
-def to_pdf(events: list[AccessEvent], *, patient_id: int, chain_note: str = "", printed_by: str = "") -> bytes:
+def to_pdf(events: list[AccessEvent], *, patient_id: int, chain_note: str = "", printed_by: str = "",
+           flags: Flags | None = None) -> bytes:
     """The report handed to the patient: one language (the active one), names and functions, not codes."""
     from reportlab.lib import colors
     from reportlab.lib.units import mm
@@ -116,10 +138,17 @@ def to_pdf(events: list[AccessEvent], *, patient_id: int, chain_note: str = "", 
                                  "automated tasks.") % {"n": len(events)}), styles["body"])
         if chain_note:
             yield Paragraph(escape(chain_note), small)
+        flagged = sum(1 for e in events if integrity_label(e, flags))
+        if flagged:
+            yield Paragraph("<b>" + escape(_(
+                "%(n)s of these traces are not genuine according to the integrity check (marked NOT GENUINE): they "
+                "were forged or altered after the fact and must not be read as genuine accesses; they are kept for "
+                "the investigation.") % {"n": flagged}) + "</b>", styles["body"])
         yield Spacer(1, 4 * mm)
         header = [_("When"), _("Who"), _("Function"), _("Unit"), _("Action"), _("Data"), _("Outcome"),
                   _("Basis"), _("Channel")]
         data = [[Paragraph(escape(h), small) for h in header]]
+        marked: list[int] = []
         for event in events:
             when = formats.date_format(timezone.localtime(event.occurred_at), "d/m/Y H:i:s")
             action = labels.action_label(event.action)
@@ -129,6 +158,10 @@ def to_pdf(events: list[AccessEvent], *, patient_id: int, chain_note: str = "", 
             reason = labels.reason_label(event.reason)
             if reason and reason not in basis:
                 basis = f"{basis} — {reason}"
+            not_genuine = integrity_label(event, flags)
+            if not_genuine:
+                basis = f"{not_genuine} — {basis}"
+                marked.append(len(data))
             cells = (when, _who(event, names), labels.role_label(event.actor_role), _unit(event, units), action,
                      labels.category_label(event.category), labels.outcome_label(event.outcome), basis,
                      labels.channel_label(event.channel))
@@ -141,6 +174,7 @@ def to_pdf(events: list[AccessEvent], *, patient_id: int, chain_note: str = "", 
             ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde4ee")),
             ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            *(("BACKGROUND", (0, i), (-1, i), colors.HexColor("#f6d5d5")) for i in marked),
         ]))
         yield table
 
@@ -167,6 +201,7 @@ _PURPOSE = {  # recorded basis -> HL7 v3 PurposeOfUse
 }
 
 
+INTEGRITY_SYSTEM = "urn:dpi:audit-integrity"  # meta.tag of an AuditEvent the integrity check found not genuine
 _NAMESPACE = uuid.UUID("6b0c2f0e-3c1a-5d7e-9a8b-2f4d1c0e9a31")  # dpi access events
 
 
@@ -204,7 +239,7 @@ def fhir_subtype(action: str) -> tuple[str, str]:
     return "urn:dpi:audit-action", action
 
 
-def to_fhir_audit_event(event: AccessEvent) -> dict:
+def to_fhir_audit_event(event: AccessEvent, flags: Flags | None = None) -> dict:
     """The one FHIR shape of an access event (IHE BALP), used by /fhir/AuditEvent and the access report."""
     profile, interaction, action = _INTERACTION.get(event.action, (None, None, "E"))
     security = _SECURITY_TYPE.get(event.action)
@@ -234,6 +269,10 @@ def to_fhir_audit_event(event: AccessEvent) -> dict:
         })
     if profile and event.patient_id:
         resource["meta"] = {"profile": [BALP + profile]}
+    not_genuine = integrity_label(event, flags)
+    if not_genuine:
+        resource.setdefault("meta", {})["tag"] = [{"system": INTEGRITY_SYSTEM, "code": "not-genuine",
+                                                   "display": not_genuine}]
     sub_system, sub_code = fhir_subtype(event.action)
     resource["subtype"] = [{"system": sub_system, "code": sub_code}]
     if event.outcome != AccessEvent.Outcome.ALLOWED:
@@ -286,9 +325,11 @@ def to_fhir_audit_event(event: AccessEvent) -> dict:
     return resource
 
 
-def to_fhir_bundle(events: Iterable[AccessEvent], *, patient_id: int) -> dict:
-    entries = [{"fullUrl": f"urn:uuid:{uuid.uuid5(_NAMESPACE, str(e.id))}", "resource": to_fhir_audit_event(e)}
-               for e in events]
+def to_fhir_bundle(events: Iterable[AccessEvent], *, patient_id: int, flags: Flags | None = None) -> dict:
+    # A forged row reusing an id gets its own fullUrl (bundle entries must not share one).
+    entries = [{"fullUrl": "urn:uuid:" + str(uuid.uuid5(_NAMESPACE, f"{e.id}/{e.occurred_at.isoformat()}"
+                                                         if integrity_label(e, flags) else str(e.id))),
+                "resource": to_fhir_audit_event(e, flags)} for e in events]
     return {
         "resourceType": "Bundle",
         "id": f"dpi-access-report-{patient_id}",

@@ -7,7 +7,10 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
-from audit.models import AccessEvent, AuditCheckpoint, VerificationRun
+from audit.models import AccessEvent, AuditCheckpoint, ChainQuarantine, VerificationRun
+
+# Problems of the latest verification that name one row (id and date) as not genuine.
+NOT_GENUINE_KINDS = frozenset({"duplicate_id", "quarantined", "event_inserted", "link_inserted", "event_altered"})
 
 # The files whose traces belong in one patient's report besides its own, as (patient id, from, until) windows:
 # identity vigilance merges two files of one person (``patients.selectors.person_files``). Filled by the app that
@@ -53,6 +56,26 @@ def patient_access_report(
     if until is not None:
         qs = qs.filter(occurred_at__lt=until)
     return list(qs.order_by("occurred_at", "id"))
+
+
+def integrity_flags(events: list[AccessEvent]) -> dict[tuple[int, datetime], str]:
+    """Rows of ``events`` that are not genuine, by (id, date): what the latest ``verify_audit`` named (an
+    insertion reusing an id, a row outside the chain, an altered row...) and what the chain quarantined at commit
+    (known before any verification); the value is the problem's kind. The access report flags them instead of
+    showing them as genuine."""
+    ids = {e.id for e in events}
+    flags: dict[tuple[int, datetime], str] = {}
+    if not ids:
+        return flags
+    for event_id, at in ChainQuarantine.objects.filter(event_id__in=ids).values_list("event_id", "event_occurred_at"):
+        flags[(event_id, at)] = "quarantined"
+    run = last_verification()
+    for problem in (run.problems if run is not None else []):
+        kind = problem.get("kind", "")
+        event_id, at = problem.get("event_id"), problem.get("occurred_at")
+        if kind in NOT_GENUINE_KINDS and event_id in ids and at:
+            flags.setdefault((event_id, datetime.fromisoformat(at)), kind)
+    return {(e.id, e.occurred_at): flags[(e.id, e.occurred_at)] for e in events if (e.id, e.occurred_at) in flags}
 
 
 def last_witness() -> datetime | None:

@@ -344,6 +344,10 @@ def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_fi
         _check_freshness(result, trusted, now, first_link_at)
         scan = _scan(result, by_seq, retention, first, batch, snapshot)
         _explain(result, scan, pending, purged_before, quarantined, by_seq)
+        if scan.rewritten:
+            from audit.forensics import localize
+
+            localize(result, scan, trusted, first, last)
 
     if last is None:
         for cp in trusted:
@@ -387,52 +391,39 @@ class _Scan:
     duplicates: dict = field(default_factory=dict)    # event id -> [canonical, ...] (two rows or more)
     linked_copy: dict = field(default_factory=dict)   # event id -> (seq, occurred micros of the linked copy)
     rewritten: list = field(default_factory=list)     # (from seq, checkpoint) segments contradicting a signature
+    forged: dict = field(default_factory=dict)        # seq -> date of the genuine row (the link covers a forged copy)
 
 
-class _EventStream:
-    """Events in id order with their canonical bytes, fetched in batches by a background thread so that the
-    database serialises the next batch while this process hashes the current one.
+class _Producer:
+    """Rows fetched by a background thread into a bounded queue, so that the database serialises the next batch
+    while this process hashes the current one (psycopg releases the GIL while it waits for the server)."""
 
-    Outside a caller's transaction the events are read on a second connection sharing the verifier's
-    snapshot (``pg_export_snapshot``), so links and events are produced by two server processes at once.
-    """
-
-    def __init__(self, batch: int, snapshot: str | None):
-        self.batch = batch
-        self.queue: queue.Queue = queue.Queue(maxsize=4)
+    def __init__(self, name: str, work):
+        self.queue: queue.Queue = queue.Queue(maxsize=3)
         self.stop = threading.Event()
-        self.own_conn = None
-        if snapshot is not None:
-            self.own_conn = connection.get_new_connection(connection.get_connection_params())
-            self.own_conn.autocommit = True  # the explicit BEGIN below opens the (only) transaction
-            self.own_conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            self.own_conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            self.own_conn.execute("SET client_encoding = 'UTF8'")
-        raw = self.own_conn or connection.connection
-        self.cursor = raw.cursor("audit_verify_events", binary=True)
-        self.cursor.execute(f"SELECT e.id, {CANONICAL_SQL} FROM audit_accessevent e ORDER BY e.id, e.occurred_at")  # noqa: S608
-        self.thread = threading.Thread(target=self._produce, name="audit-verify-events", daemon=True)
+        self.work = work
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
-    def _produce(self) -> None:
+    def _run(self) -> None:
         try:
-            while not self.stop.is_set():
-                rows = self.cursor.fetchmany(self.batch)
-                self._put(rows or None)
-                if not rows:
+            for item in self.work():
+                if not self._put(item):
                     return
+            self._put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
             self._put(exc)
 
-    def _put(self, item) -> None:
+    def _put(self, item) -> bool:
         while not self.stop.is_set():
             try:
                 self.queue.put(item, timeout=0.5)
-                return
+                return True
             except queue.Full:
                 continue
+        return False
 
-    def next_batch(self) -> list | None:
+    def get(self):
         item = self.queue.get()
         if isinstance(item, BaseException):
             raise item
@@ -441,11 +432,113 @@ class _EventStream:
     def close(self) -> None:
         self.stop.set()
         self.thread.join()
-        try:
-            self.cursor.close()
-        finally:
-            if self.own_conn is not None:
-                self.own_conn.close()
+
+
+def _snapshot_connection(snapshot: str):
+    """A second connection reading the verifier's snapshot (``pg_export_snapshot``)."""
+    import psycopg
+
+    conn = connection.get_new_connection(connection.get_connection_params())
+    conn.cursor_factory = psycopg.Cursor  # server-side binding and binary results (Django sets ClientCursor)
+    conn.autocommit = True  # the explicit BEGIN below opens the (only) transaction
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+    conn.execute("SET client_encoding = 'UTF8'")
+    return conn
+
+
+class _EventStream:
+    """Events in id order with their canonical bytes, in batches.
+
+    Inside a caller's transaction (tests): one server-side cursor on the verifier's connection. Otherwise the
+    events are read by ``streams`` connections sharing the verifier's snapshot, each serialising every
+    ``streams``-th slice of ids (``batch`` ids wide) at the same time as the others: the database's work, the
+    larger part of a verification, is spread over that many server processes (cores), and the slices are
+    consumed here in id order. A slice holds every row of its ids, so the rows of a reused id stay together.
+    """
+
+    def __init__(self, batch: int, snapshot: str | None, streams: int = 1):
+        self.batch = batch
+        events_sql = f"SELECT e.id, {CANONICAL_SQL} FROM audit_accessevent e"  # noqa: S608
+        self.conns: list = []
+        self.producers: list[_Producer] = []
+        self.index = 0
+        if snapshot is None or streams < 1:
+            cursor = connection.connection.cursor("audit_verify_events", binary=True)
+            cursor.execute(f"{events_sql} ORDER BY e.id, e.occurred_at")
+
+            def one():
+                try:
+                    while rows := cursor.fetchmany(batch):
+                        yield rows
+                finally:
+                    cursor.close()
+
+            self.slices = None
+            self.producers.append(_Producer("audit-verify-events", one))
+            return
+        self.conns = [_snapshot_connection(snapshot) for _ in range(streams)]
+        low, high = self.conns[0].execute("SELECT min(id), max(id) FROM audit_accessevent").fetchone()
+        bounds = list(range(low, high + 1, batch)) if low is not None else [0]
+        self.slices = len(bounds)
+
+        def slices(k: int, conn):
+            cur = conn.cursor(binary=True)
+            for i in range(k, len(bounds), streams):
+                if i + 1 < len(bounds):
+                    where, params = ("e.id >= %s AND e.id < %s", [bounds[i], bounds[i + 1]]) if i else (
+                        "e.id < %s", [bounds[1]])
+                else:
+                    where, params = ("e.id >= %s", [bounds[i]]) if i else ("true", [])
+                cur.execute(f"{events_sql} WHERE {where} ORDER BY e.id, e.occurred_at", params)  # noqa: S608
+                yield cur.fetchall()
+
+        for k, conn in enumerate(self.conns):
+            self.producers.append(_Producer(f"audit-verify-events-{k}", lambda k=k, conn=conn: slices(k, conn)))
+
+    def next_batch(self) -> list | None:
+        """The next rows in id order (never an empty list), or None at the end."""
+        while True:
+            if self.slices is None:
+                return self.producers[0].get()
+            if self.index >= self.slices:
+                return None
+            rows = self.producers[self.index % len(self.producers)].get()
+            self.index += 1
+            if rows:
+                return rows
+
+    def close(self) -> None:
+        for producer in self.producers:
+            producer.close()
+        for conn in self.conns:
+            conn.close()
+
+
+class _LinkStream:
+    """Links in seq order: fetched by a background thread when the verifier owns its connection."""
+
+    def __init__(self, batch: int, background: bool):
+        self.cursor = connection.connection.cursor("audit_verify_links", binary=True)
+        self.cursor.execute("SELECT seq, event_id, prev_hash, hash FROM audit_chainlink ORDER BY seq")
+        self.batch = batch
+        self.producer = None
+        if background:
+            def work():
+                while rows := self.cursor.fetchmany(batch):
+                    yield rows
+
+            self.producer = _Producer("audit-verify-links", work)
+
+    def next_batch(self) -> list | None:
+        if self.producer is None:
+            return self.cursor.fetchmany(self.batch) or None
+        return self.producer.get()
+
+    def close(self) -> None:
+        if self.producer is not None:
+            self.producer.close()
+        self.cursor.close()
 
 
 def _link_micros(seq: int) -> int:
@@ -458,10 +551,9 @@ def _scan(result: Result, by_seq, retention: list, first: int | None, batch: int
     """Merge links (by seq) with events (by id)."""
     scan = _Scan()
     expected_prev = GENESIS if first is None else _anchor(result, retention, first)
-    links = connection.connection.cursor("audit_verify_links", binary=True)
-    links.execute("SELECT seq, event_id, prev_hash, hash FROM audit_chainlink ORDER BY seq")
-    events = _EventStream(batch, snapshot)
-    sha256 = hashlib.sha256
+    links = _LinkStream(batch, background=snapshot is not None)
+    events = _EventStream(batch, snapshot, settings.DPI_AUDIT_VERIFY_STREAMS)
+    new_sha256 = hashlib.sha256().copy  # copying a fresh hasher costs less than creating one (OpenSSL 3)
     ahead: dict[int, bytes] = {}
     pop = ahead.pop
     dups = scan.duplicates
@@ -492,7 +584,7 @@ def _scan(result: Result, by_seq, retention: list, first: int | None, batch: int
 
     try:
         while True:
-            rows = links.fetchmany(batch)
+            rows = links.next_batch()
             if not rows:
                 break
             for seq, event_id, prev, digest in rows:
@@ -518,9 +610,13 @@ def _scan(result: Result, by_seq, retention: list, first: int | None, batch: int
                     scan.linked_copy[event_id] = (seq, want)
                 if canonical is None:
                     scan.missing.append((seq, event_id))
-                elif sha256(prev + canonical).digest() != digest:
-                    result.add(seq, event_id, f"event {event_id} (link {seq}) was altered after it was recorded",
-                               kind="event_altered", occurred_at=_from_micros(occurred_micros(canonical)))
+                else:
+                    h = new_sha256()
+                    h.update(prev)
+                    h.update(canonical)
+                    if h.digest() != digest:
+                        result.add(seq, event_id, f"event {event_id} (link {seq}) was altered after it was recorded",
+                                   kind="event_altered", occurred_at=_from_micros(occurred_micros(canonical)))
                 if seq in checkpoint_seqs:
                     for cp in by_seq[seq]:
                         if bytes(cp.head_hash) != digest:
@@ -588,6 +684,7 @@ def _explain(result: Result, scan: _Scan, pending: set[int], purged_before: date
             for at in rows:
                 if at != linked_at and _segment_matches(seq, event_id, at, rewritten_by_seq):
                     genuine_at, forged_link = at, True
+                    scan.forged[seq] = at
                     break
         for at in rows:
             if at == genuine_at:

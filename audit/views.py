@@ -62,13 +62,14 @@ def _report(request, pid: int, fmt: str, role_name: str):
         # fails to render leaves no trace of a download that did not happen.
         _record(request, patient_id=pid, fmt=fmt, allowed=True, role=role_name)
         events = selectors.patient_access_report(patient_id=pid)
+        flags = selectors.integrity_flags(events)  # rows the integrity check found forged: marked, not shown as genuine
         if fmt == "csv":
-            body: bytes = reports.to_csv(events).encode("utf-8-sig")  # BOM: spreadsheets read UTF-8
+            body: bytes = reports.to_csv(events, flags=flags).encode("utf-8-sig")  # BOM: spreadsheets read UTF-8
         elif fmt == "pdf":
-            body = reports.to_pdf(events, patient_id=pid, chain_note=_chain_note(),
+            body = reports.to_pdf(events, patient_id=pid, chain_note=_chain_note(), flags=flags,
                                   printed_by=request.user.get_full_name() or request.user.get_username())
         else:
-            body = json.dumps(reports.to_fhir_bundle(events, patient_id=pid), ensure_ascii=False).encode()
+            body = json.dumps(reports.to_fhir_bundle(events, patient_id=pid, flags=flags), ensure_ascii=False).encode()
     response = HttpResponse(body, content_type=CONTENT_TYPES[fmt])
     response["Content-Disposition"] = f'attachment; filename="access-report-patient-{pid}.{fmt}"'
     response["Cache-Control"] = "no-store"

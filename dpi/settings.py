@@ -350,6 +350,8 @@ DPI_RETENTION_ACTIVE_YEARS = env_int("DPI_RETENTION_ACTIVE_YEARS", 5, minimum=1,
 # --- audit ------------------------------------------------------------------------------------------------
 DPI_AUDIT_CHECKPOINT_SECONDS = env_int("DPI_AUDIT_CHECKPOINT_SECONDS", 300, minimum=10)
 DPI_AUDIT_RETENTION_MONTHS = env_int("DPI_AUDIT_RETENTION_MONTHS", 12, minimum=6, maximum=120)
+# verify_audit: connections serialising the events at the same time (the database's part of the work; docs/audit.md)
+DPI_AUDIT_VERIFY_STREAMS = env_int("DPI_AUDIT_VERIFY_STREAMS", 2, minimum=1, maximum=16)
 # Witnesses of the signed checkpoints outside the database (docs/audit.md, "Threat model"): an append-only
 # file on the archive storage, syslog RFC 5424 to a collector (udp://host:514 or tcp://host:601; empty: off),
 # and an RFC 3161 time-stamping authority (URL; empty: off).

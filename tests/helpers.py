@@ -12,3 +12,9 @@ def audit_events(**filters) -> list[AccessEvent]:
         for event in AccessEvent.objects.using(alias).filter(**filters).order_by("id"):
             seen[event.id] = event
     return [seen[k] for k in sorted(seen)]
+
+
+def page_queries(ctx) -> int:
+    """Queries a page made, less the session's activity stamp (written at most once a minute, whenever that
+    falls: not the page's doing) and savepoints."""
+    return len([q for q in ctx.captured_queries if "django_session" not in q["sql"] and "SAVEPOINT" not in q["sql"]])

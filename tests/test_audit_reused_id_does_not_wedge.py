@@ -6,6 +6,7 @@ DPO dashboard keeps working, and verify_audit names both inserted rows."""
 import pytest
 from django.db import connection
 
+from audit import selectors
 from audit.models import AccessEvent, ChainQuarantine
 from audit.services import chain_seal, checkpoint_sign
 from audit.verification import chain_verify
@@ -14,6 +15,12 @@ from tests.test_audit_support import verified_client
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHAIN_LOCK = 7391004412  # migration 0003
+
+
+def sql_count(query: str) -> int:
+    with connection.cursor() as cur:
+        cur.execute(query)
+        return int(cur.fetchone()[0])
 
 
 def _app_role_connection():
@@ -62,13 +69,21 @@ def test_a_reused_id_is_quarantined_the_app_keeps_serving_and_the_verifier_names
 
         chain_seal()
         assert sorted(ChainQuarantine.objects.values_list("event_id", flat=True)) == [first, second]
+        # Before any verification, the patient's access report already flags the quarantined rows, not the genuine.
+        rows = list(AccessEvent.objects.filter(id__in=[first, second]))
+        assert len(rows) == 4
+        assert selectors.integrity_flags(rows) == {(event_id, at): "quarantined" for event_id, at in forged}
         checkpoint_sign()
-        run = chain_verify(alert=False)
-        assert not run.ok and run.completed
-        named = {(p["event_id"], p["occurred_at"]) for p in run.problems if p["kind"] == "duplicate_id"}
-        assert named == {(event_id, at.isoformat()) for event_id, at in forged}
-        assert all("quarantined at commit" in p["reason"] for p in run.problems if p["kind"] == "duplicate_id")
-        assert "dr.forged" not in run.message  # the genuine rows are not the ones blamed
+        # Outside a test transaction the verifier reads the events on DPI_AUDIT_VERIFY_STREAMS connections sharing
+        # its snapshot, slice by slice of ids: with slices of 3 ids, the two streams interleave many slices.
+        for batch in (20_000, 3):
+            run = chain_verify(alert=False, batch=batch)
+            assert not run.ok and run.completed, run.message
+            named = {(p["event_id"], p["occurred_at"]) for p in run.problems if p["kind"] == "duplicate_id"}
+            assert named == {(event_id, at.isoformat()) for event_id, at in forged}, run.problems
+            assert all("quarantined at commit" in p["reason"] for p in run.problems if p["kind"] == "duplicate_id")
+            assert "dr.forged" not in run.message  # the genuine rows are not the ones blamed
+            assert run.events_checked == sql_count("SELECT count(*) FROM audit_chainlink")
     finally:  # committed rows outlive this test: put the trail back as it was for the next ones
         with connection.cursor() as cur:
             cur.execute("SET session_replication_role = replica")

@@ -81,20 +81,40 @@ def forged_copy(event_id: int, occurred_at: datetime, who: str = "dr.forged") ->
 
 
 # --- attacks on the chain ---------------------------------------------------------------------------------------
+# Each returns what the verifier must say: the problem kinds, texts that must appear, and ``exact``: problems
+# (kind, link, event id) naming the affected rows precisely.
 def edit(t: Trail) -> dict:
     event_id, _ = t.event_at(8)
     sql("UPDATE audit_accessevent SET actor_username = 'someone.else' WHERE id = %s", [event_id])
     recompute(8)
-    return {"kinds": {"chain_rewritten"}, "says": "between links 5 and 10"}
+    # Which row changed cannot be told from a hash: the segment is named, and that the count of links is unchanged.
+    return {"kinds": {"chain_rewritten", "segment_altered"},
+            "says": ["between links 5 and 10", "an event among links 5 to 10 was altered"],
+            "exact": [("segment_altered", 5, None)]}
 
 
 def delete(t: Trail) -> dict:
+    event_id, _ = t.event_at(8)
+    sql("DELETE FROM audit_accessevent WHERE id = %s", [event_id])
+    sql("DELETE FROM audit_chainlink WHERE seq = 8")
+    renumber(8, -1)
+    recompute(8)
+    return {"kinds": {"chain_rewritten", "links_deleted"},
+            "says": ["1 link(s) were deleted from links 5 to 10", f"the deleted event(s): id {event_id} (link 8)",
+                     "links 11 to 16 (now 10 to 15, renumbered by -1) are intact"],
+            "exact": [("links_deleted", 5, None)]}
+
+
+def delete_in_the_last_signed_segment(t: Trail) -> dict:
+    """No later signed head measures the shift: the missing id is named as what was deleted."""
     event_id, _ = t.event_at(12)
     sql("DELETE FROM audit_accessevent WHERE id = %s", [event_id])
     sql("DELETE FROM audit_chainlink WHERE seq = 12")
     renumber(12, -1)
     recompute(12)
-    return {"kinds": {"chain_rewritten"}, "says": "between links 11 and 16"}
+    return {"kinds": {"chain_rewritten", "links_deleted"},
+            "says": ["between links 11 and 16", f"event id(s) {event_id} are missing from that range"],
+            "exact": [("links_deleted", 11, None)]}
 
 
 def swap(t: Trail) -> dict:
@@ -103,7 +123,8 @@ def swap(t: Trail) -> dict:
     sql("UPDATE audit_chainlink SET event_id = %s, event_occurred_at = %s WHERE seq = 7", [a, a_at])
     sql("UPDATE audit_chainlink SET event_id = %s, event_occurred_at = %s WHERE seq = 6", [b, b_at])
     recompute(6)
-    return {"kinds": {"chain_rewritten"}, "says": "between links 5 and 10"}
+    return {"kinds": {"chain_rewritten", "links_swapped"},
+            "says": [f"events {b} and {a} (links 6 and 7) were swapped"], "exact": [("links_swapped", 6, b)]}
 
 
 def insert(t: Trail) -> dict:
@@ -112,7 +133,11 @@ def insert(t: Trail) -> dict:
     renumber(7, 1)
     sql("INSERT INTO audit_chainlink VALUES (8, %s, %s, %s, %s)", [new_id, at, bytes(32), bytes(32)])
     recompute(8)
-    return {"kinds": {"chain_rewritten"}, "says": "between links 5 and 10"}
+    # The later segment (links 11 to 16, now 12 to 17) is intact: said so, not blamed.
+    return {"kinds": {"chain_rewritten", "link_inserted"},
+            "says": [f"event {new_id} (link 8) was inserted",
+                     "links 11 to 16 (now 12 to 17, renumbered by +1) are intact"],
+            "exact": [("link_inserted", 8, new_id)]}
 
 
 def _duplicate(t: Trail, offset: timedelta) -> dict:
@@ -122,7 +147,8 @@ def _duplicate(t: Trail, offset: timedelta) -> dict:
     # The attacker points the link at the forged row and recomputes: the chain now "covers" the forgery.
     sql("UPDATE audit_chainlink SET event_occurred_at = %s WHERE seq = 9", [forged_at])
     recompute(9)
-    return {"kinds": {"chain_rewritten", "duplicate_id"}, "named": (event_id, forged_at), "genuine": genuine_at}
+    return {"kinds": {"chain_rewritten", "duplicate_id"}, "named": (event_id, forged_at), "genuine": genuine_at,
+            "says": ["pointed back at the genuine row of its event id, link(s) 9"]}
 
 
 def duplicate_id_earlier(t: Trail) -> dict:
@@ -136,13 +162,13 @@ def duplicate_id_later(t: Trail) -> dict:
 def tail_cut(t: Trail) -> dict:
     sql("DELETE FROM audit_accessevent WHERE id IN (SELECT event_id FROM audit_chainlink WHERE seq > 10)")
     sql("DELETE FROM audit_chainlink WHERE seq > 10")
-    return {"kinds": {"tail_cut"}, "says": "links 11 to 16 were cut off"}
+    return {"kinds": {"tail_cut"}, "says": ["links 11 to 16 were cut off"], "exact": [("tail_cut", 11, None)]}
 
 
 def head_cut_to_a_periodic_checkpoint(t: Trail) -> dict:
     sql("DELETE FROM audit_accessevent WHERE id IN (SELECT event_id FROM audit_chainlink WHERE seq <= 4)")
     sql("DELETE FROM audit_chainlink WHERE seq <= 4")
-    return {"kinds": {"head_cut"}, "says": "removed links 1 to 4"}
+    return {"kinds": {"head_cut"}, "says": ["removed links 1 to 4"], "exact": [("head_cut", 5, None)]}
 
 
 def partition_drop_with_renumbering(t: Trail) -> dict:
@@ -151,11 +177,13 @@ def partition_drop_with_renumbering(t: Trail) -> dict:
     sql("DELETE FROM audit_chainlink WHERE seq <= 4")
     renumber(4, -4)
     recompute(1)
-    return {"kinds": {"chain_rewritten"}, "says": "rewritten after checkpoint"}
+    return {"kinds": {"chain_rewritten", "links_deleted"},
+            "says": ["rewritten after checkpoint", "links 1 to 4 (all 4) were deleted"],
+            "exact": [("links_deleted", 1, None)]}
 
 
-CHAIN_ATTACKS = [edit, delete, swap, insert, duplicate_id_earlier, duplicate_id_later, tail_cut,
-                 head_cut_to_a_periodic_checkpoint, partition_drop_with_renumbering]
+CHAIN_ATTACKS = [edit, delete, delete_in_the_last_signed_segment, swap, insert, duplicate_id_earlier,
+                 duplicate_id_later, tail_cut, head_cut_to_a_periodic_checkpoint, partition_drop_with_renumbering]
 
 
 @pytest.fixture
@@ -182,8 +210,10 @@ def test_a_rewritten_trail_is_detected_and_named(trail, attack, cover_up):
     problems = _problems(run)
     assert not run.ok and run.completed, run.message
     assert expected["kinds"] <= problems.keys(), (run.message, run.problems)
-    if "says" in expected:
-        assert any(expected["says"] in p["reason"] for p in run.problems), run.problems
+    for text in expected.get("says", []):
+        assert any(text in p["reason"] for p in run.problems), (text, run.problems)
+    for kind, seq, event_id in expected.get("exact", []):
+        assert [(p["seq"], p["event_id"]) for p in problems[kind]] == [(seq, event_id)], (kind, run.problems)
     if "named" in expected:  # the inserted row is named by id and date; the genuine row is not blamed
         event_id, forged_at = expected["named"]
         dup = problems["duplicate_id"]

@@ -13,6 +13,7 @@ from django.utils import timezone
 from dpi import services as dpi_services
 from dpi.models import Allergy, Prescription, Problem
 from patients import services as patient_services
+from tests.helpers import page_queries
 from tests.personas import make_patient
 from tests.ui_support import verified_client
 
@@ -40,12 +41,7 @@ def _chart_queries(client, patient) -> int:
     with CaptureQueriesContext(connection) as ctx:
         response = client.get(f"/patients/{patient.pk}/")
     assert response.status_code == 200
-    return _counted(ctx)
-
-
-def _counted(ctx) -> int:
-    # The session's activity stamp is written at most once a minute, whenever that falls: not the page's doing.
-    return len([q for q in ctx.captured_queries if "django_session" not in q["sql"] and "SAVEPOINT" not in q["sql"]])
+    return page_queries(ctx)
 
 
 def test_chart_queries_do_not_grow_with_the_record(cast):
@@ -70,4 +66,4 @@ def test_search_queries_do_not_grow_with_the_results(cast):
     with CaptureQueriesContext(connection) as many:
         response = client.get("/patients/?q=dupont")
     assert response.content.decode().count("/patients/") > 20
-    assert _counted(few) == _counted(many) <= MAX_QUERIES
+    assert page_queries(few) == page_queries(many) <= MAX_QUERIES

@@ -11,7 +11,7 @@ from django.utils import timezone
 from access import services as access_services
 from access.models import AccessReviewItem
 from audit.services import event_record
-from tests.helpers import audit_events
+from tests.helpers import audit_events, page_queries
 from tests.ui_support import verified_client
 
 pytestmark = pytest.mark.django_db
@@ -110,11 +110,7 @@ def test_the_dashboard_costs_the_same_queries_whatever_the_volume(cast):
                      patient_id=cast.patient.pk, category="medical", resource_type="chart", independent=False)
     with CaptureQueriesContext(connection) as many:
         client.get("/dpo/")
-    def counted(ctx) -> int:  # the session's activity stamp (written at most once a minute) is not the page's
-        return len([q for q in ctx.captured_queries
-                    if "django_session" not in q["sql"] and "SAVEPOINT" not in q["sql"]])
-
-    assert counted(few) == counted(many) <= 40
+    assert page_queries(few) == page_queries(many) <= 40
 
 
 def test_the_last_audit_chain_verification_is_shown(cast):

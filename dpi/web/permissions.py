@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 
 from access import gate
 from access.policy import Action, Category, Role, allowed_by_matrix
@@ -104,3 +105,26 @@ def home_for(role: Role | None) -> str:
     if role in (Role.IT_ADMIN, Role.SECURITY_OFFICER):
         return "web:security_home"  # account locks, keyring, audit trail (dpi.web.views.security)
     return ""
+
+
+def _not_under_patient(request, patient_id: int, action: Action, resource_type: str, resource_id: int,
+                       owner_id: int | None):
+    """A note or document asked under another patient (or missing): recorded as a refused request naming the
+    resource actually asked for (and its real patient), never as an allowed view of the patient in the URL."""
+    event_record(
+        actor=request.user, actor_role=str(request.dpi_role or ""), actor_unit=gate.unit_of(request.user),
+        patient_id=owner_id, category=Category.MEDICAL, action=action, outcome="denied", basis="deny:not_found",
+        reason=f"no such {resource_type} for this patient", resource_type=resource_type, resource_id=resource_id,
+        details={"requested_patient_id": patient_id})
+    raise Http404(f"no such {resource_type}")
+
+
+def check_owner(request, patient_id: int, category, action: Action, resource_type: str, resource_id: int,
+                owner_id: int | None) -> None:
+    """Refused on the patient of the URL: the gate's refusal (recorded). Allowed there but the resource is
+    missing or another patient's: a recorded not-found naming the resource. Never an allowed view first."""
+    if not gate.decide(request.user, patient_id=patient_id, category=category, action=action).allowed:
+        gate.require(request.user, patient_id=patient_id, category=category, action=action,
+                     resource_type=resource_type, resource_id=resource_id)
+    if owner_id != patient_id:
+        _not_under_patient(request, patient_id, action, resource_type, resource_id, owner_id)

@@ -29,6 +29,9 @@ class Command(BaseCommand):
         self.stdout.write(f"checked {run.events_checked} events (links {run.first_seq} to {run.last_seq}) and "
                           f"{run.checkpoints_checked} checkpoints in {seconds:.2f} s "
                           f"({run.events_checked / seconds:,.0f} events/s)")
+        if getattr(run, "save_error", None):  # the dashboard would go on showing the previous run: say so, fail
+            raise CommandError(f"the verification ran ({'intact' if run.ok else 'BROKEN: ' + run.message}) but could "
+                               f"not be recorded for the DPO dashboard: {run.save_error}")
         if run.ok:
             self.stdout.write(self.style.SUCCESS("audit trail intact"))
             for note in run.result.notes:
@@ -37,7 +40,10 @@ class Command(BaseCommand):
         self.stdout.write(self.style.ERROR(f"AUDIT TRAIL BROKEN: {run.message}"))
         if run.first_broken_id is not None:
             self.stdout.write(f"first broken event: id={run.first_broken_id} (link {run.first_broken_seq})")
-            event = AccessEvent.objects.filter(id=run.first_broken_id).first()
+            rows = AccessEvent.objects.filter(id=run.first_broken_id)
+            if run.first_broken_occurred_at is not None:  # an id may be used twice: the row named, not its twin
+                rows = rows.filter(occurred_at=run.first_broken_occurred_at)
+            event = rows.first()
             if event is not None:
                 self.stdout.write(f"  as stored now: {event.occurred_at.isoformat()} {event.actor_username or '-'} "
                                   f"({event.actor_role or '-'}) {event.action} {event.outcome} "

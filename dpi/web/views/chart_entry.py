@@ -37,7 +37,7 @@ from dpi.web.forms import (
     ProblemForm,
     VitalsForm,
 )
-from dpi.web.permissions import clinician_required, record_refusal
+from dpi.web.permissions import check_owner, clinician_required, record_refusal
 from patients.models import Patient
 
 M, A = Category.MEDICAL, Category.ADMINISTRATIVE
@@ -184,10 +184,8 @@ def _prescription(patient_id: int, rx_id: int) -> Prescription:
 
 def _prescription_owner_check(request, patient_id: int, rx_id: int, action: Action) -> None:
     """A prescription asked under another patient (or missing): a recorded refusal naming it, then 404."""
-    from dpi.web.views.clinical import _check_owner
-
     owner = Prescription.objects.filter(pk=rx_id).values_list("patient_id", flat=True).first()
-    _check_owner(request, patient_id, M, action, "prescription", rx_id, owner)
+    check_owner(request, patient_id, M, action, "prescription", rx_id, owner)
 
 
 @clinician_required

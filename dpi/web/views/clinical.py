@@ -27,7 +27,7 @@ from dpi.models import ClinicalNote, Document
 from dpi.printing import PageMarks, page_css, printed_at_text
 from dpi.web import selectors
 from dpi.web.forms import BreakGlassForm, NoteAmendForm, NoteForm, PatientSearchForm
-from dpi.web.permissions import clinician_required, may_view_restricted
+from dpi.web.permissions import check_owner, clinician_required, may_view_restricted
 from dpi.web.views.printing import identity_line
 from patients.ages import age_label
 from patients.models import Patient
@@ -199,34 +199,10 @@ def _add_service_errors(form, exc: ValidationError) -> None:
         form.add_error(name if name in form.fields else None, [_(m) for m in messages_])
 
 
-def _not_under_patient(request, patient_id: int, resource_type: str, resource_id: int, owner_id: int | None):
-    """A note or document asked under another patient (or missing): recorded as a refused request naming the
-    resource actually asked for (and its real patient), never as an allowed view of the patient in the URL."""
-    from audit.services import event_record
-
-    event_record(
-        actor=request.user, actor_role=str(request.dpi_role or ""), actor_unit=gate.unit_of(request.user),
-        patient_id=owner_id, category=M, action=Action.VIEW, outcome="denied", basis="deny:not_found",
-        reason=f"no such {resource_type} for this patient", resource_type=resource_type, resource_id=resource_id,
-        details={"requested_patient_id": patient_id})
-    raise Http404(f"no such {resource_type}")
-
-
-def _check_owner(request, patient_id: int, category, action: Action, resource_type: str, resource_id: int,
-                 owner_id: int | None) -> None:
-    """Refused on the patient of the URL: the gate's refusal (recorded). Allowed there but the resource is
-    missing or another patient's: a recorded not-found naming the resource. Never an allowed view first."""
-    if not gate.decide(request.user, patient_id=patient_id, category=category, action=action).allowed:
-        gate.require(request.user, patient_id=patient_id, category=category, action=action,
-                     resource_type=resource_type, resource_id=resource_id)
-    if owner_id != patient_id:
-        _not_under_patient(request, patient_id, resource_type, resource_id, owner_id)
-
-
 def _note_for(request, patient_id: int, note_id: int, action: Action) -> ClinicalNote:
     """The note must belong to the patient of the URL, then the gate (a missing note and a forbidden one look
     the same to outsiders: 404 in both cases, each recorded)."""
-    _check_owner(request, patient_id, M, action, "clinicalnote", note_id,
+    check_owner(request, patient_id, M, action, "clinicalnote", note_id,
                  ClinicalNote.objects.filter(pk=note_id).values_list("patient_id", flat=True).first())
     gate.require(request.user, patient_id=patient_id, category=M, action=action, resource_type="clinicalnote",
                  resource_id=note_id)
@@ -275,7 +251,7 @@ def note_amend(request, patient_id: int, note_id: int):
 
 @clinician_required
 def document_view(request, patient_id: int, document_id: int):
-    _check_owner(request, patient_id, M, Action.VIEW, "document", document_id,
+    check_owner(request, patient_id, M, Action.VIEW, "document", document_id,
                  Document.objects.filter(pk=document_id).values_list("patient_id", flat=True).first())
     gate.require(request.user, patient_id=patient_id, category=M, action=Action.VIEW, resource_type="document",
                  resource_id=document_id)
