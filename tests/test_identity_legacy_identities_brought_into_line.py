@@ -126,3 +126,15 @@ def test_the_migration_is_reversible_and_gives_back_the_old_statuses(legacy):
         cur.execute("SELECT identity_status FROM patients_patient WHERE id = %s", [legacy["qualified_with_ins"]])
         assert cur.fetchone() == ("QUAL",)
     _migrate(AFTER)
+
+
+def test_the_identity_vigilance_cell_finds_them_in_the_reception_site(legacy):
+    from access.policy import Role
+    from tests.personas import make_user
+    from tests.ui_support import verified_client
+
+    client = verified_client(make_user("front.desk", Role.RECEPTION))
+    listed = client.get("/admin/patients/patient/", {"to_review": "1"}).content.decode()
+    assert ">L3<" in listed and ">L6<" not in listed  # the clean file is not on the worklist
+    page = client.get(f"/admin/patients/patient/{legacy['validated_sex_contradicts']}/change/").content.decode()
+    assert "INS en contradiction avec les traits" in page
