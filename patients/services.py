@@ -101,6 +101,11 @@ def check_not_frozen(patient: Patient) -> None:
                                            % {"ipp": kept.ipp if kept else "?"}]}, code="merged")
 
 
+def merge_of(patient: Patient) -> IdentityMerge | None:
+    """The merge (not undone) that made this file an alias, or None."""
+    return IdentityMerge.objects.filter(merged_id=patient.pk, undone_at__isnull=True).first()
+
+
 def merged_into(patient: Patient) -> Patient | None:
     """The file this one was merged into (its IPP is then an alias), or None."""
     merge = IdentityMerge.objects.filter(merged_id=patient.pk, undone_at__isnull=True).first()

@@ -180,6 +180,9 @@ def test_each_care_team_reaches_the_kept_file_and_goes_back_after_an_unmerge(cas
     assert (kept.confidentiality, kept.restriction_reason) == ("restricted", "vip")
     assert "restricted_patient" in gate.decide(cast.physician, patient_id=kept.pk, category=Category.MEDICAL,
                                                action=Action.VIEW).flags
+    from dpi.api.serializers import MergeResultSerializer
+
+    assert set(MergeResultSerializer(merge).data["moved"]) == {k for k in merge.moved if not k.startswith("_")}
     services.patient_unmerge(actor=cast.reception, merge=merge, reason="deux personnes")
     after = {(u, p): _sees(u, p) for u in (cast.physician, cast.other_physician, cast.outsider, cast.nurse)
              for p in (kept, dup)}
