@@ -6,10 +6,14 @@ The web middleware sets it per request; workers and management commands use ``ch
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
+
+from django.conf import settings
 
 
 @dataclass(frozen=True)
@@ -44,3 +48,29 @@ def access_context(**changes: str | None) -> Iterator[AccessContext]:
 
 def channel_context(channel: str) -> contextmanager:
     return access_context(channel=channel)
+
+
+def client_address(request: Any) -> str | None:
+    """The client's IP: REMOTE_ADDR, or the nearest untrusted X-Forwarded-For hop behind the reverse proxies and
+    load balancers listed in ``DPI_TRUSTED_PROXIES`` (behind a load balancer REMOTE_ADDR is the balancer's)."""
+    if request is None:
+        return None
+    remote = _valid_ip(request.META.get("REMOTE_ADDR", ""))
+    trusted = settings.DPI_TRUSTED_PROXIES
+    if remote is None or remote not in trusted:
+        return remote
+    forwarded = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    for hop in reversed(forwarded):
+        ip = _valid_ip(hop)
+        if ip is None:
+            return remote
+        if ip not in trusted:
+            return ip
+    return remote
+
+
+def _valid_ip(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None

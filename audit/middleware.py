@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from audit.context import access_context
+from audit.context import access_context, client_address
 
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -28,7 +28,7 @@ class RequestContextMiddleware:
         if not _REQUEST_ID_RE.fullmatch(request_id):
             request_id = uuid.uuid4().hex
         request.request_id = request_id  # read by dpi.logs for Django's own request log lines
-        ip = request.META.get("REMOTE_ADDR") or None
+        ip = client_address(request)  # behind a load balancer: the client, not the balancer
         with access_context(
             channel=_channel(request.path),
             request_id=request_id,

@@ -77,6 +77,10 @@ def database_from_url(url: str) -> dict:
         "OPTIONS": query,
         "CONN_MAX_AGE": env_int("DPI_DB_CONN_MAX_AGE", 60, minimum=0),
         "CONN_HEALTH_CHECKS": True,
+        # Behind PgBouncer in transaction mode a server-side cursor opened outside a transaction (Django's
+        # ``.iterator()``: WITH HOLD) may be fetched from another server connection: turn them off there
+        # (docs/deployment.md, "PgBouncer").
+        "DISABLE_SERVER_SIDE_CURSORS": env_bool("DPI_DB_DISABLE_SERVER_SIDE_CURSORS", False),
     }
 
 
@@ -248,6 +252,10 @@ DPI_JOB_STALE_SECONDS = env_int("DPI_JOB_STALE_SECONDS", 180, minimum=3)
 if DPI_JOB_STALE_SECONDS < 2 * DPI_JOB_HEARTBEAT_SECONDS:
     raise ImproperlyConfigured("DPI_JOB_STALE_SECONDS must be at least twice DPI_JOB_HEARTBEAT_SECONDS")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat takes a leader lease in Redis before sending anything (dpi/beat.py): a second beat is a standby, not a
+# second sender. It takes over within DPI_BEAT_LEASE_SECONDS of the leader's crash (at once after a clean stop).
+CELERY_BEAT_SCHEDULER = "dpi.beat:LeaderScheduler"
+DPI_BEAT_LEASE_SECONDS = env_int("DPI_BEAT_LEASE_SECONDS", 30, minimum=2)
 CELERY_TIMEZONE = "Europe/Paris"
 
 # --- authentication ---------------------------------------------------------------------------------------

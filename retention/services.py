@@ -72,7 +72,8 @@ def _staff_event(user: Any, role: Role, *, step: str, patient_id: int | None, ac
 
 # --- selection --------------------------------------------------------------------------------------------
 def jobs_select(*, today: date, run: RetentionRun | None = None, limit: int | None = None) -> int:
-    """Create a ``selected`` job for every live patient whose live period has ended: one INSERT ... SELECT."""
+    """Create a ``selected`` job for every live patient whose live period has ended: one INSERT ... SELECT.
+    A patient with an open job keeps it (unique open job per patient): never selected twice."""
     policy = policies.current_policy()
     sql = policies.due_patients_sql(policy) + rec.blockers_sql() + " ORDER BY p.id"
     if limit:
@@ -84,7 +85,8 @@ def jobs_select(*, today: date, run: RetentionRun | None = None, limit: int | No
                     categories, attempts, last_error, run_id, created_at, updated_at)
                 SELECT gen_random_uuid(), d.id, 'selected', d.kept_through, '', '', 0, '', 0, '', %(run)s,
                        %(now)s, %(now)s
-                FROM ({sql}) d""",  # noqa: S608 - policy SQL is built from constants
+                FROM ({sql}) d
+                ON CONFLICT DO NOTHING""",  # noqa: S608 - policy SQL is built from constants
             {"today": today, "tz": settings.TIME_ZONE, "run": run.pk if run else None, "now": now},
         )
         return cur.rowcount
@@ -111,10 +113,8 @@ def retention_run(*, today: date | None = None, limit: int | None = None, progre
     """The daily run: archive due records, finish approved restores, dispose of decided archives, purge care
     sheet copies, drop expired trace partitions, delete orphan files. Resumes whatever a crashed run left."""
     today = today or timezone.localdate()
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK])
-        got = cur.fetchone()[0]
-    if not got:
+    lock = _run_lock()
+    if lock is None:
         return RetentionRun.objects.create(status=RetentionRun.Status.SKIPPED, finished_at=timezone.now(),
                                            profile=settings.DPI_RETENTION_PROFILE)
     try:
@@ -127,8 +127,34 @@ def retention_run(*, today: date | None = None, limit: int | None = None, progre
         run.refresh_from_db()
         return run
     finally:
-        with connection.cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK])
+        _run_unlock(lock)
+
+
+def _run_unlock(lock_conn) -> None:
+    try:
+        lock_conn.execute("ROLLBACK")  # ends the lock's transaction now (closing alone ends it when the server notices)
+    finally:
+        lock_conn.close()
+
+
+def _run_lock():
+    """One retention run at a time across every worker: a transaction-scoped advisory lock held by an open
+    transaction on a connection of its own for the whole run (the run's work commits batch by batch on the
+    usual connection). Transaction-scoped so that it also holds behind PgBouncer in transaction mode, where a
+    session-level lock would stay on whichever server connection took it; it is released when the run ends,
+    or when the worker dies and its connection closes. Returns the open connection, or None if taken."""
+    lock_conn = connection.get_new_connection(connection.get_connection_params())
+    try:
+        lock_conn.autocommit = True
+        lock_conn.execute("BEGIN")
+        got = lock_conn.execute("SELECT pg_try_advisory_xact_lock(%s)", [ADVISORY_LOCK]).fetchone()[0]
+    except BaseException:
+        lock_conn.close()
+        raise
+    if not got:
+        lock_conn.close()
+        return None
+    return lock_conn
 
 
 def _run_steps(run: RetentionRun, *, today: date, limit: int | None, progress: Progress | None, batch: int) -> None:

@@ -37,6 +37,26 @@ def test_app_services_share_an_environment_the_settings_read():
     assert {"DATABASE_URL", "REDIS_URL", "DPI_PRODUCTION"} <= set(envs[0])
 
 
+def test_web_and_worker_scale_out_behind_one_proxy_with_migrations_run_once():
+    """`docker compose up --scale web=N --scale worker=M` (docs/deployment.md): scaled services have no fixed
+    container name or host port, the proxy re-resolves every web replica, migrations run in one one-shot
+    service that every app service waits for, and there is one beat."""
+    services = compose()["services"]
+    for name in ("web", "worker"):
+        assert "container_name" not in services[name], name
+        assert not any(":" in str(port) for port in services[name].get("ports", [])), f"{name} publishes a host port"
+    commands = {name: " ".join(map(str, s.get("command", []))) for name, s in services.items()}
+    assert [name for name, command in commands.items() if "migrate" in command] == ["migrate"]
+    for name in ("web", "worker", "beat", "hl7"):
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+    assert services["beat"].get("deploy", {}).get("replicas", 1) == 1
+    assert services["proxy"]["ports"] == ["8000:8000"]
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert "resolver 127.0.0.11" in nginx and "set $web http://web:8000;" in nginx and "proxy_pass $web;" in nginx
+    proxy_ip = services["proxy"]["networks"]["default"]["ipv4_address"]
+    assert proxy_ip in _compose_value(services["web"]["environment"]["DPI_TRUSTED_PROXIES"]).split(",")
+
+
 def test_every_setting_variable_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     missing = sorted(v for v in settings_variables() if f"`{v}`" not in readme)

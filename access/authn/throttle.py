@@ -17,7 +17,6 @@ Unknown account names have counters too: the answers never tell whether an accou
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +27,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from access.authn.models import LoginThrottle
+from audit.context import client_address  # noqa: F401 - the callers of authn read it here
 from audit.services import event_record
 
 Scope = LoginThrottle.Scope
@@ -39,31 +39,6 @@ ACCOUNT_FAILURES_FORGOTTEN_AFTER = timedelta(hours=24)
 def fingerprint(username: str) -> str:
     """A keyed fingerprint of an account name: counters and traces never hold what was typed as a name."""
     return salted_hmac("dpi.authn.login-name", (username or "").strip().casefold(), algorithm="sha256").hexdigest()
-
-
-def client_address(request: Any) -> str | None:
-    """The client's IP: REMOTE_ADDR, or the nearest untrusted X-Forwarded-For hop behind trusted proxies."""
-    if request is None:
-        return None
-    remote = _valid_ip(request.META.get("REMOTE_ADDR", ""))
-    trusted = set(settings.DPI_TRUSTED_PROXIES)
-    if remote is None or remote not in trusted:
-        return remote
-    forwarded = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-    for hop in reversed(forwarded):
-        ip = _valid_ip(hop)
-        if ip is None:
-            return remote
-        if ip not in trusted:
-            return ip
-    return remote
-
-
-def _valid_ip(value: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
