@@ -133,3 +133,21 @@ def test_the_cell_splits_a_collision_through_the_api(cast, duplicate, client):
     assert (other.birth_name, other.identity_status) == ("AUTRE", "PROV")
     assert list(Encounter.objects.filter(patient=other)) == [stay]
     assert audit_events(patient_id=duplicate.pk, basis="identity:split")
+
+
+def test_the_cell_undoes_a_merge_in_the_admin(cast, duplicate):
+    services.patient_merge(actor=cast.reception, kept=cast.patient, merged=duplicate, reason="doublon")
+    form = {"action": "unmerge", "_selected_action": [duplicate.pk]}
+    refused = verified_client(cast.reception).post("/admin/patients/patient/", {**form, "apply": "1",
+                                                                                "reason": "erreur"}, follow=True)
+    assert "Seule la cellule d’identitovigilance" in refused.content.decode()
+    assert Patient.objects.get(pk=duplicate.pk).is_merged
+    _vigilance(cast.reception)
+    client = verified_client(cast.reception)
+    page = client.post("/admin/patients/patient/", form)
+    assert page.status_code == 200 and "Annuler la fusion" in page.content.decode()
+    done = client.post("/admin/patients/patient/", {**form, "apply": "1", "reason": "deux personnes"}, follow=True)
+    assert done.status_code == 200
+    assert not Patient.objects.get(pk=duplicate.pk).is_merged
+    assert IdentityMerge.objects.get().undone_by == cast.reception
+    assert Encounter.objects.filter(patient=duplicate).count() == 1

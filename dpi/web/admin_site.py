@@ -308,7 +308,7 @@ class PatientAdmin(GatedAdmin):
     search_help_text = _("Name, date of birth (dd/mm/yyyy), IPP or INS.")
     ordering = ("birth_name", "first_name", "pk")
     readonly_fields = ("ipp", "identity_status", "insi_date", "validated_by_label", "merge_note", "to_review")
-    actions = ("insi_check", "merge")
+    actions = ("insi_check", "merge", "unmerge")
     fieldsets = (
         (_("Strict traits (INS referential)"), {"fields": ("ipp", "birth_name", "first_names", "first_name", "sex",
                                                             "birth_date", "birthplace_insee")}),
@@ -458,6 +458,43 @@ class PatientAdmin(GatedAdmin):
             "files": [(p, identity_label(p)) for p in chosen], "form": form, "opts": self.model._meta,
             "action_checkbox_name": ACTION_CHECKBOX_NAME,
         })
+
+    @admin.action(description=_("Undo the merge of the selected (merged) file (identity vigilance)"),
+                  permissions=("change",))
+    def unmerge(self, request, queryset):
+        if not may_manage_identities(request):
+            record_refusal(request, gate.role_of(request.user), "unmerge needs the identity-vigilance group", {})
+            self.message_user(request, gettext("Only the identity-vigilance cell may undo a merge."), messages.ERROR)
+            return None
+        chosen = list(queryset.order_by("pk")[:2])
+        record = patient_services.merge_of(chosen[0]) if len(chosen) == 1 else None
+        if record is None:
+            self.message_user(request, gettext("Select one merged file."), messages.ERROR)
+            return None
+        form = UnmergeForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            try:
+                with transaction.atomic():
+                    for pid in (record.merged_id, record.kept_patient_id):
+                        gate.require(request.user, patient_id=pid, category=A, action=Action.AMEND,
+                                     resource_type="patient", resource_id=pid)
+                    patient_services.patient_unmerge(actor=request.user, merge=record,
+                                                     reason=form.cleaned_data["reason"])
+            except ValidationError as exc:
+                self.message_user(request, " ".join(str(m) for m in exc.messages), messages.ERROR)
+                return None
+            self.message_user(request, gettext("Merge undone: file %(ipp)s is separate again.") % {
+                "ipp": chosen[0].ipp}, messages.SUCCESS)
+            return None
+        return render(request, "admin/patients/patient/unmerge.html", {
+            **self.admin_site.each_context(request), "title": gettext("Undo a merge"),
+            "patient": chosen[0], "label": identity_label(chosen[0]), "form": form, "opts": self.model._meta,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        })
+
+
+class UnmergeForm(forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=300)
 
 
 class MergeForm(forms.Form):
