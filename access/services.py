@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -627,11 +627,25 @@ def _membership_close(*, actor: User, membership: CareTeamMembership) -> None:
                    details={"membership_id": membership.pk, "user_id": membership.user_id, "via": "review"})
 
 
+# The weekly reminder task may be sent twice (a beat takeover, a redelivered task): one reminder a day at most.
+REVIEW_REMIND_GAP = timedelta(hours=20)
+
+
+@transaction.atomic
 def review_remind(*, campaign: AccessReviewCampaign) -> int:
     """E-mail every person who may decide (DPO, security officer, IT admin) what is still pending.
-    Returns the number of pending items (nothing is sent when none is)."""
+    Returns the number of pending items reminded (0: nothing pending, or a reminder was sent in the last
+    ``REVIEW_REMIND_GAP``: its trace is the claim, taken under a lock so two workers never both send)."""
+    from audit.models import AccessEvent
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"dpi:review_remind:{campaign.pk}"])
     pending = campaign.items.filter(decision=AccessReviewItem.Decision.PENDING).count()
     if not pending or campaign.closed_at:
+        return 0
+    if AccessEvent.objects.filter(action="permission_change", basis="review_remind",
+                                  occurred_at__gte=timezone.now() - REVIEW_REMIND_GAP,
+                                  details__campaign_id=campaign.pk).exists():
         return 0
     recipients = list(
         User.objects.filter(is_active=True, staff__role__in=[r.value for r in REVIEW_DECIDERS])
