@@ -122,6 +122,8 @@ class PatientViewSet(_Base):
         "partial_update": Action.AMEND,
         "insi": Action.AMEND,
         "merge": Action.AMEND,
+        "unmerge": Action.AMEND,
+        "split": Action.AMEND,
     }
     serializer_class = s.PatientSerializer
     queryset = Patient.objects.none()
@@ -219,12 +221,7 @@ class PatientViewSet(_Base):
         pk = parse_id(pk)
         body = s.MergeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        role = gate.role_of(request.user)
-        if not may_manage_identities(role, set(request.user.groups.values_list("name", flat=True))):
-            event_record(action="amend", outcome="denied", actor=request.user, actor_role=str(role or ""),
-                         patient_id=pk, category=self.category, resource_type="identitymerge",
-                         basis="deny:identity_vigilance", reason="merge needs the identity-vigilance group")
-            raise exceptions.PermissionDenied("Only the identity-vigilance cell may merge files.")
+        self._identity_vigilance_only(request, pk, "merge")
         with transaction.atomic():
             merged_id = body.validated_data["merged"]
             for patient_id in (pk, merged_id):
@@ -235,6 +232,55 @@ class PatientViewSet(_Base):
                                                     reason=body.validated_data["reason"])
             self.written = (kept.pk, self.category, "identitymerge", record.pk)
         return JsonResponse(s.MergeResultSerializer(record).data)
+
+    def _identity_vigilance_only(self, request, pk: int | None, what: str) -> None:
+        role = gate.role_of(request.user)
+        if not may_manage_identities(role, set(request.user.groups.values_list("name", flat=True))):
+            event_record(action="amend", outcome="denied", actor=request.user, actor_role=str(role or ""),
+                         patient_id=pk, category=self.category, resource_type="identitymerge",
+                         basis="deny:identity_vigilance", reason=f"{what} needs the identity-vigilance group")
+            raise exceptions.PermissionDenied(f"Only the identity-vigilance cell may {what} files.")
+
+    @extend_schema(summary="Undo the merge of this (merged) file, within the period allowed (identity vigilance "
+                           "only)", request=s.UnmergeSerializer, responses=s.MergeResultSerializer)
+    @action(detail=True, methods=["post"])
+    def unmerge(self, request, pk=None):
+        pk = parse_id(pk)
+        body = s.UnmergeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        self._identity_vigilance_only(request, pk, "unmerge")
+        with transaction.atomic():
+            self.gate(patient_id=pk, action=Action.AMEND, resource_id=pk)
+            merged = _get_or_404(Patient.objects.all(), pk)
+            record = patient_services.merge_of(merged)
+            if record is None:
+                raise exceptions.ValidationError({"merge": ["This file is not merged into another one."]})
+            self.gate(patient_id=record.kept_patient_id, action=Action.AMEND, resource_id=record.kept_patient_id)
+            record = patient_services.patient_unmerge(actor=request.user, merge=record,
+                                                      reason=body.validated_data["reason"])
+            self.written = (pk, self.category, "identitymerge", record.pk)
+        return JsonResponse(s.MergeResultSerializer(record).data)
+
+    @extend_schema(summary="Split a collision (one file holding two people): a new file for the other person with "
+                           "the stays and appointments given (identity vigilance only)",
+                   request=s.SplitSerializer, responses={201: s.PatientSerializer})
+    @action(detail=True, methods=["post"])
+    def split(self, request, pk=None):
+        pk = parse_id(pk)
+        body = s.SplitSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        self._identity_vigilance_only(request, pk, "split")
+        data = body.validated_data
+        with transaction.atomic():
+            self.gate(patient_id=pk, action=Action.AMEND, resource_id=pk)
+            self.gate(patient_id=None, action=Action.CREATE)
+            source = _get_or_404(Patient.objects.all(), pk)
+            other = patient_services.patient_split(
+                actor=request.user, patient=source, identity=data["identity"], encounters=data.get("encounters", []),
+                appointments=data.get("appointments", []), reason=data["reason"])
+            self.written = (other.pk, self.category, self.resource_type, other.pk)
+        return etag_response(s.PatientSerializer(other).data, other, status_code=201,
+                             headers=_location("patients", other.pk))
 
 
 # --- encounters -------------------------------------------------------------------------------------------
