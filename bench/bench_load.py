@@ -106,7 +106,7 @@ class ServerCpu:
 class Client:
     def __init__(self, host: str, port: int, headers: dict[str, str]):
         self.host, self.port, self.headers = host, port, headers
-        self.conn = http.client.HTTPConnection(host, port, timeout=60)
+        self.conn = http.client.HTTPConnection(host, port, timeout=180)
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:
@@ -115,7 +115,7 @@ class Client:
             body = r.read()
         except (http.client.HTTPException, OSError):
             self.conn.close()
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=180)
             self.conn.request("GET", path, headers=self.headers)
             r = self.conn.getresponse()
             body = r.read()
