@@ -149,8 +149,8 @@ detection rules raise as an alert (see "Identity visibility" above for who may k
   roles {_names(PRIVILEGED_ROLES)} and superusers (and reception when `DPI_RECEPTION_REQUIRES_OTP` is on, the
   default).
 - A client's token is nobody's second factor: an API client may not act **on behalf of** a privileged
-  principal (`X-On-Behalf-Of` naming one is refused, `deny:on_behalf_of`), and merges, unmerges and splits of
-  patient files are made by the identity-vigilance cell in its own session only (`access.gate.may_be_represented`,
+  principal (`X-On-Behalf-Of` naming one is refused, `deny:on_behalf_of`), and never merges, unmerges or
+  splits patient files on behalf of a member of the identity-vigilance cell (`access.gate.may_be_represented`,
   `access.gate.may_manage_identities`).
 - Every export of patient data (access reports CSV/PDF/JSON) asks a **fresh** one-time code
   (`DPI_FRESH_OTP_SECONDS`).

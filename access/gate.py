@@ -33,7 +33,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -53,6 +52,7 @@ from access.policy import (
 )
 from audit.services import event_record
 from dpi import metrics
+from dpi.prepared import prepared_cursor
 
 
 @dataclass(frozen=True)
@@ -183,8 +183,9 @@ FROM patients_patient p WHERE p.id = %(p)s
 
 
 def _patient_facts(user_id: int, patient_id: int, now: datetime) -> tuple[str, str | None, bool, int | None] | None:
-    """One indexed round trip: confidentiality, care basis, objection, active break-the-glass."""
-    with connection.cursor() as cur:
+    """One indexed round trip: confidentiality, care basis, objection, active break-the-glass (a prepared
+    statement: planned once per connection)."""
+    with prepared_cursor() as cur:
         cur.execute(_PATIENT_FACTS, {"u": user_id, "p": patient_id, "now": now})
         return cur.fetchone()
 
@@ -469,11 +470,11 @@ def may_be_represented(user: Any) -> bool:
     return not is_privileged(user)
 
 
-def may_manage_identities(user: Any) -> bool:
-    """Merges, unmerges and splits of patient files (identity vigilance): the cell's members, in their own
-    session (a client acting on behalf of them has not checked their second factor)."""
+def may_manage_identities(user: Any, *, represented: bool = False) -> bool:
+    """Merges, unmerges and splits of patient files (identity vigilance): the cell's members, never through a
+    client acting on behalf of them (``represented``: the client has not checked their second factor)."""
     from access.policy import may_manage_identities as by_role_and_group
 
-    if getattr(user, TOKEN_ATTR, False):
+    if represented:
         return False
     return by_role_and_group(role_of(user), set(user.groups.values_list("name", flat=True)))

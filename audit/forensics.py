@@ -61,7 +61,7 @@ class _Links:
             for seq, event_id, at, canonical in cur.fetchall():
                 self.rows[seq] = (event_id, at, bytes(canonical) if canonical is not None else None)
             for seq, genuine_at in self.forged.items():
-                if lo <= seq <= hi:
+                if lo <= seq <= hi and seq in self.rows:
                     event_id = self.rows[seq][0]
                     cur.execute(f"SELECT {CANONICAL_SQL} FROM audit_accessevent e "  # noqa: S608
                                 "WHERE e.id = %s AND e.occurred_at = %s", [event_id, genuine_at])

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+
+from django.db.models import Q, QuerySet
 
 from audit.models import AccessEvent, AuditCheckpoint, ChainQuarantine, VerificationRun
 
 # Problems of the latest verification that name one row (id and date) as not genuine.
 NOT_GENUINE_KINDS = frozenset({"duplicate_id", "quarantined", "event_inserted", "link_inserted", "event_altered"})
+
+# The files whose traces belong in one patient's report besides its own, as (patient id, from, until) windows:
+# identity vigilance merges two files of one person (``patients.selectors.person_files``). Filled by the app that
+# knows merges when it starts, so that audit stays below it.
+person_files: list[Callable[[int], list[tuple[int, datetime | None, datetime | None]]]] = []
 
 
 def last_verification() -> VerificationRun | None:
@@ -19,14 +27,30 @@ def last_checkpoint() -> AuditCheckpoint | None:
     return AuditCheckpoint.objects.order_by("-signed_at", "-id").first()
 
 
+def patient_events(patient_id: int) -> QuerySet[AccessEvent]:
+    """Every event recorded about this patient: under its own id and under the files merged with it (each event
+    keeps the id it was written with; see ``person_files``)."""
+    condition = Q(patient_id=patient_id)
+    for provider in person_files:
+        for pid, start, end in provider(patient_id):
+            window = Q(patient_id=pid)
+            if start is not None:
+                window &= Q(occurred_at__gte=start)
+            if end is not None:
+                window &= Q(occurred_at__lt=end)
+            condition |= window
+    return AccessEvent.objects.filter(condition)
+
+
 def patient_access_report(
     *, patient_id: int, since: datetime | None = None, until: datetime | None = None,
 ) -> list[AccessEvent]:
     """Every recorded access to one patient's file, oldest first: who, when, role, unit, basis, action, outcome.
 
-    Includes refused attempts and automated tasks (archiving, backups) so the patient sees the whole picture.
+    Includes refused attempts and automated tasks (archiving, backups) so the patient sees the whole picture,
+    and the traces of the files merged with this one (identity vigilance), before and after the merge.
     """
-    qs = AccessEvent.objects.filter(patient_id=patient_id)
+    qs = patient_events(patient_id)
     if since is not None:
         qs = qs.filter(occurred_at__gte=since)
     if until is not None:

@@ -351,7 +351,11 @@ def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_fi
         if scan.rewritten:
             from audit.forensics import localize
 
-            localize(result, scan, trusted, first, last)
+            try:
+                localize(result, scan, trusted, first, last)
+            except Exception as exc:  # noqa: BLE001 - naming the rows is a refinement: the breaks above stand
+                log.exception("audit verification: the rewritten rows could not be named")
+                result.notes.append(f"the rewritten rows could not be named: {exc.__class__.__name__}: {exc}")
 
     if last is None:
         for cp in trusted:

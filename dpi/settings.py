@@ -528,6 +528,7 @@ if DPI_INSI_BACKEND not in {"simulator", "national"}:
 DPI_INSI_ENDPOINT = env_str("DPI_INSI_ENDPOINT", "")
 DPI_INSI_CERT_FILE = env_str("DPI_INSI_CERT_FILE", "")
 DPI_INSI_KEY_FILE = env_str("DPI_INSI_KEY_FILE", "")
+DPI_INSI_CA_FILE = env_str("DPI_INSI_CA_FILE", "")  # the national service's CA bundle (default: the system's)
 DPI_INSI_SIMULATOR_FILE = env_str("DPI_INSI_SIMULATOR_FILE", "")
 # Reference list of INSEE birth places (communes and countries); empty: the bundled subset of the COG.
 DPI_INSEE_PLACES_FILE = env_str("DPI_INSEE_PLACES_FILE", "")

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class PatientsConfig(AppConfig):
     name = "patients"
     verbose_name = "Patients (administrative data)"
+
+    def ready(self) -> None:
+        # A merged file's access traces belong in the kept file's access report (and back after an unmerge).
+        from audit import selectors as audit_selectors
+        from patients.selectors import person_files
+
+        if person_files not in audit_selectors.person_files:
+            audit_selectors.person_files.append(person_files)

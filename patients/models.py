@@ -37,6 +37,13 @@ class CareUnit(models.Model):
         return self.name
 
 
+def status_from_evidence(*, insi: bool, document: bool, doubtful_or_fictitious: bool) -> str:
+    """RNIV status = INSi retrieval x high-trust document check; a doubtful or fictitious identity stays PROV."""
+    if doubtful_or_fictitious:
+        return "PROV"
+    return {(True, True): "QUAL", (True, False): "RECUP", (False, True): "VALI"}.get((insi, document), "PROV")
+
+
 class Patient(models.Model):
     class Sex(models.TextChoices):
         MALE = "M", _("male")
@@ -178,16 +185,8 @@ class Patient(models.Model):
 
     def evidence_status(self) -> str:
         """RNIV status = INSi retrieval x high-trust document check (doubtful or fictitious: provisional)."""
-        if self.is_doubtful_or_fictitious:
-            return self.IdentityStatus.PROVISIONAL
-        insi, document = self.has_insi_result, self.has_document_check
-        if insi and document:
-            return self.IdentityStatus.QUALIFIED
-        if insi:
-            return self.IdentityStatus.RECOVERED
-        if document:
-            return self.IdentityStatus.VALIDATED
-        return self.IdentityStatus.PROVISIONAL
+        return status_from_evidence(insi=self.has_insi_result, document=self.has_document_check,
+                                    doubtful_or_fictitious=self.is_doubtful_or_fictitious)
 
     def normalise_traits(self) -> None:
         """Strict traits as the INS referential writes them: upper case, no diacritics."""
@@ -357,6 +356,33 @@ class IdentityMerge(models.Model):
 
     def __str__(self) -> str:
         return f"{self.merged_id} -> {self.kept_patient_id}"
+
+
+class IdentityFlag(models.Model):
+    """Something in an identity for the identity-vigilance cell to look at (worklist): found on identities
+    recorded before the rules (migration ``0007_identities_brought_into_line``), resolved when the identity is
+    next saved through the rules (or, for a status, when its evidence is recorded)."""
+
+    class Kind(models.TextChoices):
+        STATUS_CORRECTED = "status_corrected", _("status resting on no recorded evidence: corrected")
+        INS_INVALID = "ins_invalid", _("INS malformed or with a wrong key")
+        INS_INCOHERENT = "ins_incoherent", _("INS contradicting the traits")
+        TRAIT_INVALID = "trait_invalid", _("strict trait not as the INS referential writes it")
+        BIRTHPLACE = "birthplace", _("birth place not a known INSEE code")
+        SAME_INS = "same_ins", _("same INS on another file")
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="identity_flags")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    fields = models.JSONField(default=list, blank=True)  # the fields concerned (names, never values)
+    previous_status = models.CharField(max_length=5, blank=True, default="")
+    flagged_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["flagged_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} {self.kind}"
 
 
 class DuplicateSuspicion(models.Model):

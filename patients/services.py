@@ -31,6 +31,7 @@ from patients.models import (
     CareUnit,
     DuplicateSuspicion,
     Encounter,
+    IdentityFlag,
     IdentityMerge,
     InsiQuery,
     Patient,
@@ -100,6 +101,11 @@ def check_not_frozen(patient: Patient) -> None:
                                            % {"ipp": kept.ipp if kept else "?"}]}, code="merged")
 
 
+def merge_of(patient: Patient) -> IdentityMerge | None:
+    """The merge (not undone) that made this file an alias, or None."""
+    return IdentityMerge.objects.filter(merged_id=patient.pk, undone_at__isnull=True).first()
+
+
 def merged_into(patient: Patient) -> Patient | None:
     """The file this one was merged into (its IPP is then an alias), or None."""
     merge = IdentityMerge.objects.filter(merged_id=patient.pk, undone_at__isnull=True).first()
@@ -116,7 +122,7 @@ def patient_by_ipp(ipp: str) -> Patient | None:
     return patient
 
 
-def _check_ins_unique(patient: Patient) -> None:
+def check_ins_unique(patient: Patient) -> None:
     """The same INS on two files is refused (one person, one file): name the file to merge with instead."""
     if not patient.ins:
         return
@@ -126,6 +132,16 @@ def _check_ins_unique(patient: Patient) -> None:
         raise ValidationError({"ins": [_("This INS is already registered on file %(ipp)s: the same person "
                                          "cannot have two files (ask identity vigilance to merge them).")
                                        % {"ipp": other}]}, code="duplicate_ins")
+
+
+def _flags_resolve(patient: Patient) -> None:
+    """The identity just passed the rules (``full_clean``, unique INS): what was flagged on its traits and INS
+    (migration 0007, ``patients.legacy``) is resolved; a corrected status once evidence is recorded again."""
+    kinds = [k for k in IdentityFlag.Kind.values if k != IdentityFlag.Kind.STATUS_CORRECTED]
+    if patient.identity_status != Patient.IdentityStatus.PROVISIONAL:
+        kinds.append(IdentityFlag.Kind.STATUS_CORRECTED)
+    IdentityFlag.objects.filter(patient_id=patient.pk, resolved_at__isnull=True, kind__in=kinds).update(
+        resolved_at=timezone.now())
 
 
 def _apply_status(patient: Patient, requested: str | None) -> None:
@@ -180,7 +196,7 @@ def patient_create(*, actor: Any = None, insi: InsiQuery | None = None, **fields
         _take_insi_answer(patient, insi)
     _apply_status(patient, requested)
     patient.full_clean()
-    _check_ins_unique(patient)
+    check_ins_unique(patient)
     patient.ins_bidx = ins_blind_index(patient.ins)
     patient.save(force_insert=True)
     if insi is not None:
@@ -254,6 +270,11 @@ def patient_update(
             {"confidentiality": ["Lowering confidentiality is a separate, audited act (DPO), not an update."]}
         )
     requested = changes.pop("identity_status", None) or None
+    if changes.get("identity_attribute") in {Patient.Attribute.DOUBTFUL, Patient.Attribute.FICTITIOUS}:
+        # A doubtful or fictitious identity stays provisional and never sends an INS (RNIV): its INS and its
+        # evidence go with the flag, whatever the channel that sets it.
+        changes.update(ins="", validation_mode="", validation_date=None, validated_by=None, validated_by_name="",
+                       insi_date=None)
     before = {name: getattr(patient, name) for name in (*STRICT_TRAITS, "ins")}
     diff = _diff(patient, changes)
     if not diff and (requested is None or requested == patient.identity_status):
@@ -280,11 +301,12 @@ def patient_update(
         downgrade["identity_status"] = (old_status, patient.identity_status)
     diff.update(downgrade)
     patient.full_clean()
-    _check_ins_unique(patient)
+    check_ins_unique(patient)
     patient.ins_bidx = ins_blind_index(patient.ins)
     saved = {*diff.keys(), *STRICT_TRAITS}
     patient.save(update_fields=sorted({("validated_by" if n == "validated_by" else n) for n in saved}
                                       | {"ins_bidx", "updated_at"}))
+    _flags_resolve(patient)
     if "identity_status" in downgrade or trait_changed:
         _audit(actor=actor, action="amend", patient_id=patient.pk, basis="identity:update",
                details={"fields": sorted(diff), "traits_changed": trait_changed,
@@ -310,12 +332,7 @@ def patient_document_record(*, actor: Any, patient: Patient, mode: str, checked_
 @transaction.atomic
 def patient_attribute_set(*, actor: Any, patient: Patient, attribute: str) -> Patient:
     """Flag an identity doubtful or fictitious (it returns to provisional: evidence and INS dropped), or homonym."""
-    patient = Patient.objects.select_for_update().get(pk=patient.pk)
-    changes: dict[str, Any] = {"identity_attribute": attribute}
-    if attribute in {Patient.Attribute.DOUBTFUL, Patient.Attribute.FICTITIOUS}:
-        changes.update(ins="", validation_mode="", validation_date=None, validated_by=None, validated_by_name="",
-                       insi_date=None)
-    patient_update(patient=patient, actor=actor, **changes)
+    patient_update(patient=patient, actor=actor, identity_attribute=attribute)
     return Patient.objects.get(pk=patient.pk)
 
 
@@ -352,11 +369,12 @@ def patient_insi_apply(*, actor: Any, patient: Patient, answer: InsiQuery) -> Pa
     _take_insi_answer(patient, answer)
     _apply_status(patient, None)
     patient.full_clean()
-    _check_ins_unique(patient)
+    check_ins_unique(patient)
     patient.ins_bidx = ins_blind_index(patient.ins)
     patient.save(update_fields=["ins", "ins_bidx", "birth_name", "first_name", "first_names", "sex", "birth_date",
                                 "birthplace_insee", "insi_date", "identity_status", "updated_at"])
     InsiQuery.objects.filter(pk=answer.pk).update(patient=patient)
+    _flags_resolve(patient)
     _audit(actor=actor, action="amend", patient_id=patient.pk, basis="identity:insi_applied",
            details={"status": [old, patient.identity_status], "insi_query": answer.pk})
     return patient
@@ -531,7 +549,7 @@ def appointment_cancel(*, appointment: Appointment) -> Appointment:
 # --- merge, unmerge, split (identity vigilance) -------------------------------------------------------------
 # Relations not moved by a merge: the merge's own bookkeeping, the traces of INSi calls (they belong to the
 # file they were made for), duplicate flags, and derived care grants (recomputed by ``access``).
-_NOT_MOVED = {"patients.identitymerge", "patients.insiquery", "patients.duplicatesuspicion",
+_NOT_MOVED = {"patients.identitymerge", "patients.insiquery", "patients.duplicatesuspicion", "patients.identityflag",
               "access.caregrant", "access.patientgroupobjectpermission"}
 
 
@@ -586,7 +604,11 @@ def _move_rows(*, source_id: int, target_id: int, only: dict[str, list[int]] | N
     return moved
 
 
-def _moved_back(moved: dict[str, list[int]], *, source_id: int, target_id: int) -> None:
+# In ``IdentityMerge.moved``: the kept file's confidentiality before a restricted file was merged into it.
+_KEPT_CONFIDENTIALITY = "_kept_confidentiality"
+
+
+def _moved_back(moved: dict[str, Any], *, source_id: int, target_id: int) -> None:
     by_key = {f"{m._meta.label_lower}.{f.name}": (m, f) for m, f in _patient_relations()}
     for key, ids in moved.items():
         if key not in by_key:
@@ -632,7 +654,13 @@ def patient_merge(*, actor: Any, kept: Patient, merged: Patient, reason: str, sy
     if kept.pk and Encounter.objects.filter(patient_id=kept.pk, end__isnull=True).exists() \
             and Encounter.objects.filter(patient_id=merged.pk, end__isnull=True).exists():
         raise ValidationError({"merged": [_("Both files have a stay in progress: discharge one first.")]})
-    moved = _move_rows(source_id=merged.pk, target_id=kept.pk)
+    moved: dict[str, Any] = _move_rows(source_id=merged.pk, target_id=kept.pk)
+    if merged.is_restricted and not kept.is_restricted:
+        # The stricter confidentiality follows the data: a restricted person's record does not become findable
+        # by everyone by joining a normal file. Put back by an unmerge.
+        moved[_KEPT_CONFIDENTIALITY] = [kept.confidentiality, kept.restriction_reason]
+        kept.confidentiality, kept.restriction_reason = merged.confidentiality, merged.restriction_reason
+        kept.save(update_fields=["confidentiality", "restriction_reason", "updated_at"])
     merged.is_merged = True
     merged.save(update_fields=["is_merged", "updated_at"])
     if merged.last_activity_at and (not kept.last_activity_at or merged.last_activity_at > kept.last_activity_at):
@@ -643,12 +671,16 @@ def patient_merge(*, actor: Any, kept: Patient, merged: Patient, reason: str, sy
     record.save(force_insert=True)
     DuplicateSuspicion.objects.filter(patient_id__in=[kept.pk, merged.pk], candidate_id__in=[kept.pk, merged.pk],
                                       resolved_at__isnull=True).update(resolved_at=timezone.now())
-    counts = {k: len(v) for k, v in moved.items()}
+    IdentityFlag.objects.filter(patient_id__in=[kept.pk, merged.pk], kind=IdentityFlag.Kind.SAME_INS,
+                                resolved_at__isnull=True).update(resolved_at=timezone.now())
+    counts = {k: len(v) for k, v in moved.items() if not k.startswith("_")}
     for pid, role in ((kept.pk, "kept"), (merged.pk, "merged")):
         _audit(actor=actor, action="amend", patient_id=pid, basis=f"identity:merge_{role}", system_task=system_task,
                resource_type="identitymerge", resource_id=record.pk,
                details={"kept": kept.pk, "kept_ipp": kept.ipp, "merged": merged.pk, "merged_ipp": merged.ipp,
-                        "moved": counts, "reason": reason[:300]})
+                        "moved": counts, "reason": reason[:300],
+                        "confidentiality": [moved[_KEPT_CONFIDENTIALITY][0], kept.confidentiality]
+                        if _KEPT_CONFIDENTIALITY in moved else None})
     patient_records_moved.send(sender=IdentityMerge, patient_ids=[kept.pk, merged.pk])
     return record
 
@@ -671,6 +703,10 @@ def patient_unmerge(*, actor: Any, merge: IdentityMerge, reason: str, system_tas
         raise ValidationError({"reason": [_("Give the reason for undoing the merge.")]})
     merged = Patient.objects.select_for_update().get(pk=merge.merged_id)
     _moved_back(merge.moved, source_id=merge.kept_patient_id, target_id=merged.pk)
+    if _KEPT_CONFIDENTIALITY in merge.moved:
+        kept = Patient.objects.select_for_update().get(pk=merge.kept_patient_id)
+        kept.confidentiality, kept.restriction_reason = merge.moved[_KEPT_CONFIDENTIALITY]
+        kept.save(update_fields=["confidentiality", "restriction_reason", "updated_at"])
     merged.is_merged = False
     merged.save(update_fields=["is_merged", "updated_at"])
     merge.undone_at, merge.undone_by, merge.undo_reason = timezone.now(), actor, reason[:300]

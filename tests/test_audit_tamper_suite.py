@@ -389,3 +389,18 @@ def test_a_recomputed_duplicate_is_named_across_batch_boundaries(trail, attack, 
     event_id, forged_at = expected["named"]
     dup = _problems(run)["duplicate_id"]
     assert [(p["event_id"], p["occurred_at"]) for p in dup] == [(event_id, forged_at.isoformat())], run.problems
+
+
+def test_naming_the_rows_is_a_refinement_that_cannot_fail_the_run(trail, monkeypatch):
+    from audit import forensics
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(forensics, "localize", broken)
+    with triggers_off():
+        insert(trail)
+    run = chain_verify(alert=False)
+    assert not run.ok and run.completed
+    assert "chain_rewritten" in _problems(run) and "link_inserted" not in _problems(run)
+    assert any("could not be named: RuntimeError" in note for note in run.result.notes)

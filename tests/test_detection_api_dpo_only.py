@@ -8,6 +8,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from audit.detection.models import Alert
+from audit.detection.rules import RULES
 from tests.detection_support import day_ago, fast_password_hashing  # noqa: F401
 from tests.helpers import audit_events
 
@@ -108,5 +109,6 @@ def test_dashboard_figures(cast, alerts):
 
 def test_rules_are_described(cast):
     rules = client_for(cast.dpo).get("/dpo/alerts/rules/").json()
-    assert len(rules) == 17 and all(r["rationale"] for r in rules)
-    assert {"denied_clinical", "denied_then_granted", "neighbour"} <= {r["rule"] for r in rules}
+    assert len(rules) == len(RULES) and all(r["rationale"] for r in rules)
+    assert {"denied_clinical", "denied_then_granted", "neighbour", "covering", "repeated", "slow_and_low", "crowd",
+            "restricted_day_off", "dpo_justified", "dpo_violation"} <= {r["rule"] for r in rules}

@@ -52,13 +52,14 @@ def _ward(cast, n_peers=6, per_day=5, days=range(4, 12)):
 
 
 def test_volume_spike_against_own_history_and_peers(cast):
-    nurses = _ward(cast)
+    # three weeks of history: enough days of the same kind (weekdays or weekends) as D, whatever today is
+    nurses = _ward(cast, per_day=5, days=range(4, 25))
     for k, nurse in enumerate(nurses[1:]):
         for j in range(5):
             ev(nurse, FAKE + (k + 1) * 100 + j, at=local(D, 9, j))
     for j in range(40):
         ev(nurses[0], FAKE + 10_000 + j, at=local(D, 10, j))
-    found = hits(run(D - timedelta(days=8), D), "volume")
+    found = hits(run(D - timedelta(days=21), D), "volume")
     assert [(h["actor_id"], h["patient_id"]) for h in found] == [(nurses[0].pk, None)]
     assert found[0]["detail"]["patients"] == 40 and found[0]["detail"]["own_median"] == 5
 

@@ -6,7 +6,7 @@ import pytest
 
 from audit.detection.models import Alert
 from patients import services as patient_services
-from patients.models import Patient
+from patients.models import Encounter, Patient
 from tests.detection_support import day_ago, ev, fast_password_hashing, hits, local, run  # noqa: F401
 from tests.personas import make_patient
 
@@ -72,8 +72,11 @@ def test_access_after_the_relationship_ended(cast):
     patient_services.encounter_discharge(encounter=enc2, end=local(D - timedelta(days=10), 9))
     ev(cast.physician, former, at=local(D, 10))  # the chart: medical data sought
     ev(cast.physician, recent, at=local(D, 10))  # within the post-discharge follow-up: explained
-    found = hits(run(D), "relationship_ended")
-    assert [(h["patient_id"], h["points"]) for h in found] == [(former.pk, 30 + 15 + 15)]
+    summary = run(D)
+    found = hits(summary, "relationship_ended")
+    # medical_points is 0 since issue #20: a follow-up with a chart read is routine, the rule alone stays below
+    assert [(h["patient_id"], h["points"]) for h in found] == [(former.pk, 30 + 15)]
+    assert found[0]["detail"]["medical"] is True and not summary.created
 
 
 def test_identity_glance_at_a_former_patient_stays_below_the_alert(cast):
@@ -91,7 +94,14 @@ def test_never_treated_patient_is_not_a_relationship_that_ended(cast):
     assert not hits(run(D), "relationship_ended")
 
 
+def _in_hospital_since(patient, unit, at):
+    """The patient is in the hospital at ``at`` (an emergency has a patient): break-the-glass alone stays low."""
+    if not Encounter.objects.filter(patient=patient).update(start=at - timedelta(days=1)):
+        patient_services.encounter_admit(patient=patient, unit=unit, start=at - timedelta(days=1))
+
+
 def test_single_break_the_glass_is_reviewed_but_does_not_alert_alone(cast):
+    _in_hospital_since(cast.patient, cast.cardio, local(D, 10))
     ev(cast.other_physician, cast.patient, at=local(D, 10), action="break_glass", basis="break_glass",
        details={"patient_objection": False})
     ev(cast.other_physician, cast.patient, at=local(D, 10, 1), basis="break_glass")
@@ -101,6 +111,7 @@ def test_single_break_the_glass_is_reviewed_but_does_not_alert_alone(cast):
 
 
 def test_break_the_glass_despite_an_objection_alerts(cast):
+    _in_hospital_since(cast.patient, cast.cardio, local(D, 10))
     ev(cast.other_physician, cast.patient, at=local(D, 10), basis="break_glass", flags=["patient_objection"])
     run(D)
     alert = Alert.objects.get()
@@ -111,6 +122,7 @@ def test_break_the_glass_despite_an_objection_alerts(cast):
 def test_repeated_break_the_glass_alerts(cast):
     for i in range(3):
         p = make_patient()
+        _in_hospital_since(p, cast.cardio, local(D - timedelta(days=i), 10))
         ev(cast.other_physician, p, at=local(D - timedelta(days=i), 10), basis="break_glass",
            action="break_glass")
     summary = run(D)
@@ -121,3 +133,10 @@ def test_repeated_break_the_glass_alerts(cast):
 def test_ordinary_access_is_not_break_the_glass(cast):
     ev(cast.physician, cast.patient, at=local(D, 10))
     assert not hits(run(D), "break_glass")
+
+
+def test_break_the_glass_on_a_patient_nowhere_in_the_hospital_scores_more(cast):
+    absent = make_patient()
+    ev(cast.other_physician, absent, at=local(D, 10), action="break_glass", basis="break_glass")
+    [hit] = hits(run(D), "break_glass")
+    assert hit["points"] == 35 + 20 and hit["detail"]["in_hospital"] is False

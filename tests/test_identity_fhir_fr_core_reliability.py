@@ -15,6 +15,11 @@ from tests.personas import make_patient
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _cheap_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # the cast signs in nowhere
+
+
 def _reliability(resource):
     [ext] = [e for e in resource["extension"] if e["url"] == mapping.EXT_IDENTITY_RELIABILITY]
     return {e["url"]: e for e in ext["extension"]}

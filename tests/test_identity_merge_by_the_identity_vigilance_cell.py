@@ -18,6 +18,11 @@ from tests.ui_support import verified_client
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _cheap_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # the cast signs in nowhere
+
+
 @pytest.fixture
 def duplicate(cast):
     dup = make_patient(birth_name=cast.patient.birth_name, first_name="Jean", birth_date=cast.patient.birth_date,
@@ -72,8 +77,8 @@ def test_the_api_merges_only_for_the_identity_vigilance_cell(cast, duplicate, cl
 
 
 def test_the_api_merge_for_a_member_of_the_cell(cast, duplicate):
-    # In the member's own verified session: a token is nobody's second factor (merges are never made by a
-    # client, even one whose service account would be given the group).
+    # In the member's own verified session (a client acting on behalf of her is refused: its token is not her
+    # second factor; tests/test_privileged_roles_need_a_second_factor.py).
     _vigilance(cast.reception)
     client = verified_client(cast.reception)
     response = post_json(client, f"/api/patients/{cast.patient.pk}/merge/",
@@ -81,3 +86,65 @@ def test_the_api_merge_for_a_member_of_the_cell(cast, duplicate):
     assert response.status_code == 200, response.content
     assert response.json()["kept"] == cast.patient.pk
     assert client.get(f"/api/patients/{duplicate.pk}/").json()["merged_into"] == cast.patient.ipp
+
+
+def _cell_token():
+    from access.models import StaffProfile
+    from access.policy import Role
+
+    app, token = make_api_client()
+    StaffProfile.objects.filter(user=app.user).update(role=Role.RECEPTION.value)
+    _vigilance(app.user)
+    return token
+
+
+def test_the_cell_undoes_a_merge_through_the_api(cast, duplicate, client):
+    token = _cell_token()
+    merged = post_json(client, f"/api/patients/{cast.patient.pk}/merge/",
+                       {"merged": duplicate.pk, "reason": "doublon"}, **bearer(token))
+    assert merged.status_code == 200, merged.content
+    outsider, other_token = make_api_client()
+    refused = post_json(client, f"/api/patients/{duplicate.pk}/unmerge/", {"reason": "erreur"},
+                        **bearer(other_token))
+    assert refused.status_code == 403
+    undone = post_json(client, f"/api/patients/{duplicate.pk}/unmerge/", {"reason": "deux personnes"},
+                       **bearer(token))
+    assert undone.status_code == 200, undone.content
+    assert undone.json()["undone_at"] and not Patient.objects.get(pk=duplicate.pk).is_merged
+    assert Encounter.objects.filter(patient=duplicate).count() == 1
+    again = post_json(client, f"/api/patients/{duplicate.pk}/unmerge/", {"reason": "encore"}, **bearer(token))
+    assert again.status_code == 400
+
+
+def test_the_cell_splits_a_collision_through_the_api(cast, duplicate, client):
+    token = _cell_token()
+    stay = Encounter.objects.get(patient=duplicate)
+    body = {"reason": "deux personnes dans un dossier", "encounters": [stay.pk],
+            "identity": {"birth_name": "AUTRE", "first_name": "Paul", "sex": "M",
+                         "birth_date": duplicate.birth_date.isoformat()}}
+    _app, other_token = make_api_client()
+    assert post_json(client, f"/api/patients/{duplicate.pk}/split/", body, **bearer(other_token)).status_code == 403
+    response = post_json(client, f"/api/patients/{duplicate.pk}/split/", body, **bearer(token))
+    assert response.status_code == 201, response.content
+    other = Patient.objects.get(pk=response.json()["id"])
+    assert (other.birth_name, other.identity_status) == ("AUTRE", "PROV")
+    assert list(Encounter.objects.filter(patient=other)) == [stay]
+    assert audit_events(patient_id=duplicate.pk, basis="identity:split")
+
+
+def test_the_cell_undoes_a_merge_in_the_admin(cast, duplicate):
+    services.patient_merge(actor=cast.reception, kept=cast.patient, merged=duplicate, reason="doublon")
+    form = {"action": "unmerge", "_selected_action": [duplicate.pk]}
+    refused = verified_client(cast.reception).post("/admin/patients/patient/", {**form, "apply": "1",
+                                                                                "reason": "erreur"}, follow=True)
+    assert "Seule la cellule d’identitovigilance" in refused.content.decode()
+    assert Patient.objects.get(pk=duplicate.pk).is_merged
+    _vigilance(cast.reception)
+    client = verified_client(cast.reception)
+    page = client.post("/admin/patients/patient/", form)
+    assert page.status_code == 200 and "Annuler la fusion" in page.content.decode()
+    done = client.post("/admin/patients/patient/", {**form, "apply": "1", "reason": "deux personnes"}, follow=True)
+    assert done.status_code == 200
+    assert not Patient.objects.get(pk=duplicate.pk).is_merged
+    assert IdentityMerge.objects.get().undone_by == cast.reception
+    assert Encounter.objects.filter(patient=duplicate).count() == 1

@@ -17,6 +17,11 @@ from tests.ui_support import verified_client
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _cheap_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # the cast signs in nowhere
+
 PERSON = {"birth_name": "BERNARD", "first_name": "LUC", "first_names": "LUC HENRI", "sex": "M",
           "birth_date": date(1983, 6, 9), "birthplace_insee": "33063"}
 INS = "183063306300"  # 12 characters; completed below with the order digit and key

@@ -17,6 +17,11 @@ from tests.ui_support import verified_client
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _cheap_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # the cast signs in nowhere
+
+
 def _at(day: date, hour: int = 10):
     return timezone.make_aware(timezone.datetime(day.year, day.month, day.day, hour))
 

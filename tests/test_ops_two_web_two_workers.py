@@ -124,7 +124,7 @@ def test_two_web_servers_and_two_workers_share_one_database_safely(cast, tmp_pat
     env = server_env(tmp_path, DATABASE_URL=url_of_test_database(), REDIS_URL=redis.url,
                      DPI_ARCHIVE_DIR=str(settings.DPI_ARCHIVE_DIR),
                      DPI_AUDIT_WITNESS_FILE=str(settings.DPI_AUDIT_WITNESS_FILE), DPI_AUDIT_SYSLOG="",
-                     DPI_AUDIT_TSA_URL="", DPI_TEST_BEAT_PERIOD=str(PERIOD), DPI_BEAT_LEASE_SECONDS="10")
+                     DPI_AUDIT_TSA_URL="", DPI_TEST_BEAT_PERIOD=str(PERIOD), DPI_BEAT_LEASE_SECONDS="20")
     processes: dict[str, subprocess.Popen] = {}
     logs = {name: tmp_path / f"{name}.log" for name in ("node_a", "node_b", "beat_1", "beat_2")}
     sender = Celery("sender", broker=redis.url, backend=redis.url)
@@ -187,7 +187,9 @@ def test_two_web_servers_and_two_workers_share_one_database_safely(cast, tmp_pat
                 thread.join(120)
             results = [task.get(timeout=90, propagate=False) for task in tasks]
             time.sleep(PERIOD)  # one more period of beat with both beats alive
-        for beat in ("beat_1", "beat_2"):
+        # The standby first: the leader's clean stop releases the lease, which a standby would take at once.
+        standby = "beat_2" if not _sends(logs["beat_2"]) else "beat_1"
+        for beat in (standby, "beat_1" if standby == "beat_2" else "beat_2"):
             _stop(processes.pop(beat))
     finally:
         for process in processes.values():
@@ -232,15 +234,22 @@ def test_two_web_servers_and_two_workers_share_one_database_safely(cast, tmp_pat
 
     # Beat: two beats ran, one sent; each task once per period (no two sends of one task within half a period).
     sends = _sends(logs["beat_1"]) + _sends(logs["beat_2"])
-    assert sends and (not _sends(logs["beat_1"]) or not _sends(logs["beat_2"]))
+    assert sends and not _sends(logs[standby])
     for name in ("audit-chain-seal", "audit-checkpoint-sign", "detection-new-events", "jobs-stale-sweep"):
         times = sorted(at for entry, at in sends if entry == name)
         assert len(times) >= 3, (name, times)
         gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
         assert min(gaps) >= PERIOD / 2, (name, gaps)
-    # One signed checkpoint per send of the checkpoint task (a task run twice would sign twice).
-    signed = AuditCheckpoint.objects.filter(kind="periodic", signed_at__gte=started_at)
-    assert signed.count() == sum(1 for entry, _ in sends if entry == "audit-checkpoint-sign")
+    # Each task sent ran once: no task id received twice (by both workers), and never more checkpoint runs than
+    # sends, one signed checkpoint per run (the last sends may still be queued when the workers stop).
+    received = [entry["message"].split("[")[1].split("]")[0] for node in ("node_a", "node_b")
+                for entry in _log_lines(logs[node]) if " received" in entry.get("message", "")]
+    assert len(received) == len(set(received))
+    checkpoint_runs = sum(1 for node in ("node_a", "node_b") for entry in _log_lines(logs[node])
+                          if entry.get("message", "").startswith("Task audit.tasks.checkpoint_sign[")
+                          and " succeeded" in entry["message"])
+    assert 3 <= checkpoint_runs <= sum(1 for entry, _ in sends if entry == "audit-checkpoint-sign")
+    assert AuditCheckpoint.objects.filter(kind="periodic", signed_at__gte=started_at).count() == checkpoint_runs
 
     # The chain, written by two web servers and two workers at once, verifies intact.
     run = chain_verify(witness_file=settings.DPI_AUDIT_WITNESS_FILE, alert=False)

@@ -25,6 +25,16 @@ DEFAULTS: dict[str, Any] = {
     # Roles that work for the whole hospital rather than one unit: any unit's encounter or appointment with
     # the patient near that time explains their access (front desk, pharmacy, medical information).
     "hospital_wide_roles": ["reception", "pharmacist", "dim"],
+    # An administrative touch never explains a clinical read: for these hospital-wide roles, any unit's stay or
+    # appointment explains only administrative accesses (reception handles identities, not charts).
+    "administrative_roles": ["reception"],
+    # The medical information department codes and audits stays: any stay that ended within this many days
+    # explains their access (explained_by = coding).
+    "coding_roles": ["dim"],
+    "dim_coding_days": 365,
+    # An appointment of the user's unit up to this many days ahead explains an administrative access (the
+    # secretary phoning the patient about it), never a clinical read.
+    "appointment_call_days": 120,
     # Roles not analysed at all: machine accounts whose volume is not a person's behaviour.
     "exempt_roles": ["system", "integration"],
     # --- patient-level rules (points) -------------------------------------------------------------------
@@ -64,9 +74,13 @@ DEFAULTS: dict[str, Any] = {
         "accès urgent", "consultation", "avis", "patient", "continuité des soins", "besoin d'accès au dossier",
         "besoin du dossier", "pour voir", "information", "infos", "ras", "xxx",
     ],
+    "break_glass_absent_points": 20,  # the patient was neither in the hospital nor expected (no stay, no appointment)
     "relationship_ended_points": 30,
     "relationship_ended_view_only_points": 15,
-    "relationship_ended_medical_points": 15,  # extra when medical data was sought (read, or refused by the gate)
+    # Extra when medical data was sought (read, or refused by the gate). 0 since issue #20: a physician's follow-up of
+    # a former patient (identity, then a refused chart read) looks exactly the same and is routine; the rule no
+    # longer alerts alone (30 + 15 = 45) and weighs with the others.
+    "relationship_ended_medical_points": 0,
     # Refusals are signals: the gate's denials of clinical (medical or restricted) data, over denied_window_days.
     "denied_clinical_points": 60,
     "denied_window_days": 7,
@@ -87,6 +101,18 @@ DEFAULTS: dict[str, Any] = {
     "hour_min_history_days": 5,
     "hour_window": 1,  # hours either side of the access looked at in the user's history
     "hour_max_share": 0.01,  # unusual: the window holds less than this share of the user's past events
+    # A clinical read explained only by a link the user created themself, for a patient with no other link.
+    "covering_points": 60,
+    # The same unrelated ("cold": not in the hospital, never treated by the user's units) record on another day.
+    "repeated_points": 50,
+    "repeated_days": 30,
+    # Several staff with no link open the same cold record within crowd_days (an unflagged public figure).
+    "crowd_points": 50,
+    "crowd_days": 3,
+    "crowd_min_users": 3,
+    # A restricted patient of the unit opened on a day the user took care of (almost) nobody else.
+    "restricted_day_off_points": 60,
+    "restricted_day_off_max_patients": 1,
     # --- user-level rules (points, on the user's day: one alert per user and day) --------------------------
     "volume_points": 60,
     "volume_baseline_days": 28,
@@ -105,6 +131,15 @@ DEFAULTS: dict[str, Any] = {
     "bulk_export_min_patients": 15,  # distinct patients exported or printed in one day
     "bulk_export_ratio": 3.0,  # ... and at least this many times the user's usual daily count
     "after_end_date_points": 90,
+    # Slow and low: cold records (see repeated) opened over slow_days, on at least slow_min_days different days.
+    "slow_points": 60,
+    "slow_days": 28,
+    "slow_min_patients": 7,
+    "slow_min_days": 5,
+    # --- the DPO's verdicts (labels) --------------------------------------------------------------------------
+    "dpo_verdict_days": 180,  # how long a closed alert weighs on the next scores
+    "dpo_justified_points": 40,  # subtracted when a similar alert was judged justified
+    "dpo_violation_points": 20,  # added to any new signal on a user with a violation
     # --- evidence and runs ----------------------------------------------------------------------------------
     "evidence_max_events": 50,  # event ids kept per alert
     "evidence_max_patients": 50,  # patient ids kept in a user-level alert

@@ -159,28 +159,43 @@ WHERE e.occurred_at >= %(denied_from)s AND e.occurred_at < %(t_end)s
   AND e.actor_id IN (SELECT DISTINCT actor_id FROM det_raw)
 """
 
+# Links that explain an access, with who created them (``creator``): a link the user made themself explains
+# nothing on its own (the "covering" appointment or visit), see _GRP.
 _LINKS = """
 CREATE TEMP TABLE det_links ON COMMIT DROP AS
 WITH pats AS (SELECT DISTINCT patient_id FROM det_raw WHERE patient_id IS NOT NULL)
 SELECT e.patient_id, e.unit_id::bigint AS unit_id, NULL::bigint AS user_id, 1 AS prio,
-       e.start AS vf, e."end" AS ve
+       e.start AS vf, e."end" AS ve, e.created_by_id::bigint AS creator
 FROM patients_encounter e JOIN pats USING (patient_id)
 WHERE e.start < %(links_to)s AND (e."end" IS NULL OR e."end" >= %(links_from)s)
 UNION ALL
-SELECT a.patient_id, a.unit_id, a.practitioner_id, 2, a.start, a."end"
+SELECT a.patient_id, a.unit_id, a.practitioner_id, 2, a.start, a."end", a.created_by_id
 FROM patients_appointment a JOIN pats USING (patient_id)
-WHERE a.status <> 'cancelled' AND a.start < %(links_to)s AND a."end" >= %(links_from)s
+WHERE a.status <> 'cancelled' AND a.start < %(links_to_calls)s AND a."end" >= %(links_from)s
 UNION ALL
-SELECT m.patient_id, NULL, m.user_id, 3, m.start, m."end"
+SELECT m.patient_id, NULL, m.user_id, 3, m.start, m."end", m.granted_by_id
 FROM access_careteammembership m JOIN pats USING (patient_id)
 WHERE m.start < %(links_to)s AND m."end" >= %(links_from)s
 UNION ALL
-SELECT o.patient_id, enc.unit_id, o.author_id, 4, o.created_at, o.created_at
+SELECT o.patient_id, enc.unit_id, o.author_id, 4, o.created_at, o.created_at, NULL::bigint
 FROM dpi_prescription o JOIN pats USING (patient_id)
 LEFT JOIN patients_encounter enc ON enc.id = o.encounter_id
 WHERE o.created_at < %(links_to)s AND o.created_at >= %(links_from)s
 """
 
+# Explanation by the right kind of path:
+# - strong: a link to the user or one of their units near the access, not created by the user themself;
+# - own_link: only a link the user created themself (appointment booked, visit registered, membership
+#   self-granted). It explains the access only for a former patient of the user's units (a follow-up booked by
+#   the physician) or a patient in the hospital elsewhere (a self-registered consultation); otherwise it is the
+#   "covering" relationship (rule covering);
+# - coding: for the medical information department (DIM), any stay of the patient that ended within
+#   dim_coding_days (coding and quality audits);
+# - appointment_call: an appointment of the user's unit up to appointment_call_days ahead explains an
+#   administrative access (the secretary phoning the patient), never a clinical read;
+# - hospital_wide: for hospital-wide roles, any unit's stay or appointment near then; for the roles of
+#   administrative_roles (reception) only an administrative access: an administrative touch never explains a
+#   clinical read.
 _GRP = """
 CREATE TEMP TABLE det_grp ON COMMIT DROP AS
 WITH g AS (
@@ -191,13 +206,22 @@ WITH g AS (
     FROM det_raw r LEFT JOIN det_units u ON u.actor_id = r.actor_id AND u.unit = r.unit
 ), m AS (
     SELECT j.actor_id, j.patient_id, j.day,
-           min(j.prio) FILTER (WHERE j.strong AND j.near) AS strong_prio,
-           bool_or(NOT j.strong AND j.near AND j.hospital_wide AND j.prio <= 2) AS weak,
-           bool_or(j.strong AND j.ended) AS ended,
-           bool_or(j.present AND j.prio <= 2) AS in_hospital
+           min(j.prio) FILTER (WHERE j.strong AND j.near AND NOT j.own) AS strong_prio,
+           bool_or(j.strong AND j.near AND NOT j.own AND j.personal) AS personal,
+           bool_or(j.strong AND j.near AND j.own) AS own_link,
+           bool_or(NOT j.strong AND j.near AND j.hospital_wide AND j.prio <= 2 AND NOT j.own) AS weak,
+           bool_or(j.strong AND j.ended AND NOT j.own) AS ended,
+           bool_or(j.present AND j.prio <= 2 AND NOT j.own) AS in_hospital,
+           bool_or(j.prio = 1 AND j.vf <= j.day_end
+                   AND coalesce(j.ve, 'infinity') >= j.day_start - make_interval(days => %(dim_coding_days)s))
+             AS coding,
+           bool_or(j.strong AND j.prio = 2 AND NOT j.own AND j.vf > j.day_start
+                   AND j.vf <= j.day_end + make_interval(days => %(appointment_call_days)s)) AS call
     FROM (
-        SELECT g.actor_id, g.patient_id, g.day, g.hospital_wide, l.prio,
+        SELECT g.actor_id, g.patient_id, g.day, g.hospital_wide, g.day_start, g.day_end, l.prio, l.vf, l.ve,
                coalesce(l.user_id = g.actor_id, false) OR coalesce(l.unit_id = ANY(g.unit_ids), false) AS strong,
+               coalesce(l.user_id = g.actor_id, false) AS personal,
+               coalesce(l.creator = g.actor_id, false) AS own,
                l.vf - make_interval(days => %(explain_lead_days)s) <= g.day_end
                  AND coalesce(l.ve, 'infinity') + make_interval(days => %(explain_after_days)s) >= g.day_start
                  AS near,
@@ -209,10 +233,31 @@ WITH g AS (
 )
 SELECT g.*,
        CASE m.strong_prio WHEN 1 THEN 'encounter' WHEN 2 THEN 'appointment' WHEN 3 THEN 'membership'
-            WHEN 4 THEN 'order' ELSE CASE WHEN m.weak THEN 'hospital_wide' END END AS explained_by,
+            WHEN 4 THEN 'order' ELSE
+            CASE WHEN m.own_link AND (m.ended OR m.in_hospital) THEN 'own_link'
+                 WHEN g.role = ANY(%(coding_roles)s::text[]) AND m.coding THEN 'coding'
+                 WHEN m.call AND g.n_medical = 0 THEN 'appointment_call'
+                 WHEN m.weak AND (g.n_medical = 0 OR g.role <> ALL(%(administrative_roles)s::text[]))
+                   THEN 'hospital_wide' END END AS explained_by,
        coalesce(m.strong_prio IS NULL AND m.ended, false) AS past_link,
-       coalesce(m.in_hospital, false) AS in_hospital
+       coalesce(m.in_hospital, false) AS in_hospital,
+       coalesce(m.own_link, false) AS own_link,
+       coalesce(m.personal, false) AS personal
 FROM g LEFT JOIN m ON m.actor_id = g.actor_id AND m.patient_id = g.patient_id AND m.day = g.day
+"""
+
+# The memory of unexplained accesses (detection_unexplainedaccess), rewritten for the analysed days and users:
+# the rules that look over weeks read it (repeated, slow_and_low, crowd).
+_UNEXPLAINED_DELETE = """
+DELETE FROM detection_unexplainedaccess x
+WHERE x.day BETWEEN %(d_from)s AND %(d_to)s AND (%(all_actors)s OR x.user_id = ANY(%(actors)s::bigint[]))
+"""
+_UNEXPLAINED_INSERT = """
+INSERT INTO detection_unexplainedaccess (user_id, patient_id, day, cold, view_only)
+SELECT actor_id, patient_id, day, NOT in_hospital AND NOT past_link AND NOT own_link,
+       n_clinical = 0 AND n_export = 0
+FROM det_grp WHERE patient_id IS NOT NULL AND explained_by IS NULL
+ON CONFLICT (user_id, patient_id, day) DO UPDATE SET cold = EXCLUDED.cold, view_only = EXCLUDED.view_only
 """
 
 _UD = f"""
@@ -324,28 +369,126 @@ WITH s AS (
     FROM ug CROSS JOIN LATERAL unnest(ug.ids[1:5]) i
     WHERE ug.rn <= %(evidence_max_patients)s
     GROUP BY ug.actor_id, ug.day
+), bl AS (
+    -- The user's own baseline (previous volume_baseline_days) and their peers' (same role and unit) that day.
+    SELECT k.actor_id, k.day, o.n, o.med_unexplained, o.med_patients, pe.n AS n_peers, pe.med AS peer_patients
+    FROM (SELECT DISTINCT actor_id, day FROM s) k
+    JOIN det_ud d ON d.actor_id = k.actor_id AND d.day = k.day
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY b.n_unexplained_patients) AS med_unexplained,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY b.n_patients) AS med_patients
+        FROM detection_userday b WHERE b.user_id = k.actor_id AND b.day < k.day
+          AND b.day >= k.day - %(volume_baseline_days)s
+    ) o
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY b.n_patients) AS med
+        FROM detection_userday b WHERE b.role = d.role AND b.unit = d.unit AND b.day = k.day
+          AND b.user_id <> k.actor_id
+    ) pe
 ), ev AS (
-    SELECT s.*, g.ids AS event_ids, '{}'::bigint[] AS patient_ids, g.n AS n_events
+    SELECT s.*, g.ids AS event_ids, '{}'::bigint[] AS patient_ids, g.n AS n_events,
+           jsonb_build_object(
+             'fr', 'Consulté : ' || g.n || ' accès au dossier du patient n° ' || g.patient_id
+                   || CASE WHEN g.n_medical > 0 THEN ', dont ' || g.n_medical || ' aux données médicales'
+                           ELSE ', identité et données administratives seulement' END
+                   || CASE WHEN g.n_denied > 0 THEN ' (' || g.n_denied || ' refusé(s) par le contrôle d''accès)'
+                           ELSE '' END
+                   || CASE WHEN g.break_glass THEN ', par bris de glace' ELSE '' END || '. '
+                   || 'Explications recherchées : séjour ou consultation dans son service, rendez-vous avec lui ou '
+                   || 'son service, place dans l''équipe de soins, prescription de sa main, hospitalisation en '
+                   || 'cours dans un autre service, ancien patient de son service'
+                   || CASE WHEN g.hospital_wide THEN ', passage dans n''importe quel service (fonction transversale)'
+                           ELSE '' END || '. Trouvé : '
+                   || CASE g.explained_by WHEN 'encounter' THEN 'un séjour ou une consultation dans son service'
+                        WHEN 'appointment' THEN 'un rendez-vous'
+                        WHEN 'membership' THEN 'une place dans l''équipe de soins'
+                        WHEN 'order' THEN 'une prescription de sa main'
+                        WHEN 'own_link'
+                          THEN 'un lien qu''il a créé lui-même, pour un ancien patient ou un patient hospitalisé'
+                        WHEN 'coding' THEN 'un séjour à coder ou auditer (DIM)'
+                        WHEN 'appointment_call' THEN 'un rendez-vous à venir (appel administratif)'
+                        WHEN 'hospital_wide' THEN 'un passage dans un service (explication faible)' ELSE 'aucune' END
+                   || CASE WHEN g.own_link AND g.explained_by IS NULL
+                           THEN ' (un rendez-vous ou une venue créé par lui-même ne compte pas)' ELSE '' END
+                   || CASE WHEN g.past_link THEN ' ; ancien patient de son service, prise en charge terminée depuis '
+                                                 || 'plus de ' || %(explain_after_days)s || ' jours' ELSE '' END
+                   || CASE WHEN g.in_hospital AND g.explained_by IS NULL
+                           THEN ' ; le patient est hospitalisé dans un autre service' ELSE '' END
+                   || '. Par rapport à d''habitude : '
+                   || CASE WHEN bl.n >= 5 THEN 'il ouvre d''ordinaire ' || round(bl.med_unexplained::numeric, 1)
+                                               || ' dossier(s) sans lien de soins par jour (médiane des '
+                                               || %(volume_baseline_days)s || ' jours précédents) ; ce jour-là '
+                                               || d.n_unexplained_patients
+                           ELSE 'historique insuffisant (moins de 5 jours d''activité connus)' END || '.',
+             'en', 'Accessed: ' || g.n || ' access(es) to the record of patient #' || g.patient_id
+                   || CASE WHEN g.n_medical > 0 THEN ', ' || g.n_medical || ' to medical data'
+                           ELSE ', identity and administrative data only' END
+                   || CASE WHEN g.n_denied > 0 THEN ' (' || g.n_denied || ' refused by access control)' ELSE '' END
+                   || CASE WHEN g.break_glass THEN ', by break-the-glass' ELSE '' END || '. '
+                   || 'Explanations looked for: a stay or consultation in their unit, an appointment with them or '
+                   || 'their unit, a care-team place, an order they wrote, a current stay in another unit, a former '
+                   || 'patient of their unit'
+                   || CASE WHEN g.hospital_wide THEN ', any unit''s visit (hospital-wide role)' ELSE '' END
+                   || '. Found: '
+                   || coalesce(g.explained_by, 'none')
+                   || CASE WHEN g.own_link AND g.explained_by IS NULL
+                           THEN ' (an appointment or visit they created themself does not count)' ELSE '' END
+                   || CASE WHEN g.past_link THEN '; former patient of their unit' ELSE '' END
+                   || CASE WHEN g.in_hospital AND g.explained_by IS NULL THEN '; in hospital in another unit'
+                           ELSE '' END
+                   || '. Against their usual: '
+                   || CASE WHEN bl.n >= 5 THEN round(bl.med_unexplained::numeric, 1)
+                                               || ' unexplained record(s) a day usually; ' || d.n_unexplained_patients
+                                               || ' that day'
+                           ELSE 'not enough history' END || '.') AS context
     FROM s JOIN det_grp g ON g.actor_id = s.actor_id AND g.patient_id = s.patient_id AND g.day = s.day
+    JOIN det_ud d ON d.actor_id = s.actor_id AND d.day = s.day
+    JOIN bl ON bl.actor_id = s.actor_id AND bl.day = s.day
     UNION ALL
-    SELECT s.*, u.event_ids, u.patient_ids, d.n_events
+    SELECT s.*, u.event_ids, u.patient_ids, d.n_events,
+           jsonb_build_object(
+             'fr', 'Consulté : ' || d.n_patients || ' patients distincts, dont ' || d.n_unexplained_patients
+                   || ' sans lien de soins trouvé, ' || d.n_searches || ' recherche(s), ' || d.n_export_patients
+                   || ' patient(s) exporté(s) ou imprimé(s). Par rapport à d''habitude : '
+                   || CASE WHEN bl.n >= 5 THEN 'médiane de ' || round(bl.med_patients::numeric, 1)
+                                               || ' patients dont ' || round(bl.med_unexplained::numeric, 1)
+                                               || ' sans lien par jour sur les ' || %(volume_baseline_days)s
+                                               || ' jours précédents'
+                           ELSE 'historique insuffisant (moins de 5 jours d''activité connus)' END
+                   || CASE WHEN bl.n_peers >= 1 THEN ' ; ses pairs (même rôle, même service) ce jour-là : médiane de '
+                                                     || round(bl.peer_patients::numeric, 1) || ' patients'
+                           ELSE '' END
+                   || '. Explications recherchées pour chaque dossier : séjour ou consultation dans son service, '
+                   || 'rendez-vous, équipe de soins, prescription, hospitalisation ailleurs, ancien patient.',
+             'en', 'Accessed: ' || d.n_patients || ' distinct patients, ' || d.n_unexplained_patients
+                   || ' with no care relationship found, ' || d.n_searches || ' search(es), ' || d.n_export_patients
+                   || ' exported or printed. Against their usual: '
+                   || CASE WHEN bl.n >= 5 THEN 'median ' || round(bl.med_patients::numeric, 1) || ' patients, '
+                                               || round(bl.med_unexplained::numeric, 1) || ' unexplained a day'
+                           ELSE 'not enough history' END
+                   || CASE WHEN bl.n_peers >= 1 THEN '; peers (same role and unit) that day: median '
+                                                     || round(bl.peer_patients::numeric, 1) || ' patients'
+                           ELSE '' END || '.') AS context
     FROM s JOIN uev u ON u.actor_id = s.actor_id AND u.day = s.day
     JOIN det_ud d ON d.actor_id = s.actor_id AND d.day = s.day
+    JOIN bl ON bl.actor_id = s.actor_id AND bl.day = s.day
     WHERE s.patient_id IS NULL
 )
 INSERT INTO detection_alert AS a (
     user_id, patient_id, day, score, severity, rules, hits, event_ids, patient_ids, n_events,
-    reason_fr, reason_en, status, comment, created_at, updated_at)
+    reason_fr, reason_en, context, status, comment, created_at, updated_at)
 SELECT ev.actor_id, ev.patient_id, ev.day, ev.score,
        CASE WHEN ev.score >= %(high_score)s THEN 'high' WHEN ev.score >= %(medium_score)s THEN 'medium'
             ELSE 'low' END,
        ev.rules, ev.hits, ev.event_ids, coalesce(ev.patient_ids, '{}'), coalesce(ev.n_events, 0),
-       ev.reason_fr, ev.reason_en, 'new', '', %(now)s, %(now)s
+       ev.reason_fr, ev.reason_en, ev.context, 'new', '', %(now)s, %(now)s
 FROM ev JOIN auth_user u ON u.id = ev.actor_id
 ON CONFLICT (user_id, patient_id, day) DO UPDATE SET
     score = EXCLUDED.score, severity = EXCLUDED.severity, rules = EXCLUDED.rules, hits = EXCLUDED.hits,
     event_ids = EXCLUDED.event_ids, patient_ids = EXCLUDED.patient_ids, n_events = EXCLUDED.n_events,
-    reason_fr = EXCLUDED.reason_fr, reason_en = EXCLUDED.reason_en, updated_at = EXCLUDED.updated_at
+    reason_fr = EXCLUDED.reason_fr, reason_en = EXCLUDED.reason_en, context = EXCLUDED.context,
+    updated_at = EXCLUDED.updated_at
 WHERE a.status IN ('new', 'in_review')
   AND (a.score, a.rules, a.n_events, a.event_ids) IS DISTINCT FROM
       (EXCLUDED.score, EXCLUDED.rules, EXCLUDED.n_events, EXCLUDED.event_ids)
@@ -433,6 +576,7 @@ def analyse_days(
         "actors": list(actors or []),
         "links_from": t_start - timedelta(days=conf["past_link_lookback_days"] + conf["explain_after_days"]),
         "links_to": t_end + timedelta(days=conf["explain_lead_days"]),
+        "links_to_calls": t_end + timedelta(days=max(conf["explain_lead_days"], conf["appointment_call_days"])),
         "history_from": history_from,
         "denied_from": t_start - timedelta(days=max(conf["denied_window_days"], conf["denied_then_granted_days"])),
         "now": now,
@@ -453,6 +597,8 @@ def analyse_days(
         step("denied", _DENIED)
         step("explain", _GRP)
         cur.execute("ANALYZE det_grp")
+        step("unexplained", _UNEXPLAINED_DELETE)
+        step("unexplained", _UNEXPLAINED_INSERT)
         bg_reasons_judge(cur, conf)
         step("userday", _UD)
         step("userday", _UD_UPSERT)

@@ -41,6 +41,8 @@ class Alert(models.Model):
     n_events = models.IntegerField(default=0)
     reason_fr = models.TextField(blank=True, default="")
     reason_en = models.TextField(blank=True, default="")
+    # {"fr": ..., "en": ...}: what was accessed, the explanations looked for and found, the user's baseline.
+    context = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.NEW)
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="+")
@@ -129,3 +131,26 @@ class DetectionRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.range_start:%Y-%m-%d %H:%M}..{self.range_end:%Y-%m-%d %H:%M}"
+
+
+class UnexplainedAccess(models.Model):
+    """A (user, patient, local day) that no care relationship explained: the memory of the rules that look
+    over weeks (the same patient on several days, one unrelated chart a day, several staff on one patient).
+
+    ``cold``: the patient was not in the hospital at all then and the user's units had never treated them
+    (no stay, appointment or membership anywhere near that time, no former link): nothing at all connects them.
+    """
+
+    user_id = models.BigIntegerField()
+    patient_id = models.BigIntegerField()
+    day = models.DateField()
+    cold = models.BooleanField(default=False)
+    view_only = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user_id", "patient_id", "day"],
+                                               name="detection_unexplained_unique")]
+        indexes = [models.Index(fields=["patient_id", "day"]), models.Index(fields=["user_id", "day"])]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} patient {self.patient_id} {self.day}"

@@ -165,16 +165,19 @@ BREAK_GLASS = Rule(
     "alert threshold. It becomes an alert when the patient had objected to this professional, when the user "
     "broke the glass on several patients in a few days (a habit, not an emergency) or spread over weeks "
     "(break_glass_long_days), when the reason typed is missing or weak (too short, or a stock phrase such as "
-    "'urgence'), or with any other rule.",
+    "'urgence'), when the patient was neither in the hospital nor expected anywhere then (no stay, no appointment: "
+    "an emergency has a patient), or with any other rule.",
     f"""
     SELECT g.actor_id, g.patient_id, g.day,
            %(break_glass_points)s
            + CASE WHEN g.objection THEN %(break_glass_objection_points)s ELSE 0 END
            + CASE WHEN {_BG_REPEAT} THEN %(break_glass_repeat_points)s ELSE 0 END
            + CASE WHEN {_BG_LONG} THEN %(break_glass_long_points)s ELSE 0 END
-           + CASE WHEN {_WEAK_REASON} THEN %(break_glass_weak_reason_points)s ELSE 0 END,
+           + CASE WHEN {_WEAK_REASON} THEN %(break_glass_weak_reason_points)s ELSE 0 END
+           + CASE WHEN NOT g.in_hospital THEN %(break_glass_absent_points)s ELSE 0 END,
            jsonb_build_object('objection', g.objection, 'recent_patients', r.n, 'long_patients', r.n_long,
-                              'reason_category', ea.reason_category, 'weak_reason', {_WEAK_REASON}),
+                              'reason_category', ea.reason_category, 'weak_reason', {_WEAK_REASON},
+                              'in_hospital', g.in_hospital),
            'Accès par bris de glace'
              || CASE WHEN g.objection THEN ' malgré l''opposition du patient' ELSE '' END
              || CASE WHEN {_BG_REPEAT}
@@ -183,7 +186,8 @@ BREAK_GLASS = Rule(
              || CASE WHEN {_BG_LONG}
                      THEN ' (' || r.n_long || ' patients en bris de glace sur ' || %(break_glass_long_days)s
                           || ' jours)' ELSE '' END
-             || CASE WHEN {_WEAK_REASON} THEN ', motif absent ou insuffisant' ELSE '' END,
+             || CASE WHEN {_WEAK_REASON} THEN ', motif absent ou insuffisant' ELSE '' END
+             || CASE WHEN NOT g.in_hospital THEN ', patient ni hospitalisé ni attendu en consultation' ELSE '' END,
            'Break-the-glass access'
              || CASE WHEN g.objection THEN ' despite the patient''s objection' ELSE '' END
              || CASE WHEN {_BG_REPEAT}
@@ -193,6 +197,7 @@ BREAK_GLASS = Rule(
                      THEN ' (' || r.n_long || ' patients by break-the-glass in ' || %(break_glass_long_days)s
                           || ' days)' ELSE '' END
              || CASE WHEN {_WEAK_REASON} THEN ', reason missing or weak' ELSE '' END
+             || CASE WHEN NOT g.in_hospital THEN ', patient neither in the hospital nor expected' ELSE '' END
     FROM det_grp g
     CROSS JOIN LATERAL (
         SELECT count(DISTINCT e.patient_id) FILTER (
@@ -335,7 +340,8 @@ UNUSUAL_HOUR = Rule(
 
 VOLUME = Rule(
     "volume", USER, "Volume inhabituel", "Unusual volume",
-    "Distinct patients opened in the day against the user's own previous volume_baseline_days AND against "
+    "Distinct patients opened in the day against the user's own previous volume_baseline_days of the same kind "
+    "(weekdays against weekdays, weekends against weekends: weekend rounds cover more patients) AND against "
     "peers of the same role and unit that day, each with a robust z-score (0.6745 (x - median) / MAD, the "
     "MAD floored at max(1, 10 % of the median)). Both must be exceeded (volume_min_z and volume_min_ratio x "
     "the median) when known; a baseline with too little data (volume_min_history_days, volume_min_peers) is "
@@ -358,11 +364,13 @@ VOLUME = Rule(
         SELECT c.actor_id, c.day, o.n, o.med,
                (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(b.n_patients - o.med))
                 FROM detection_userday b WHERE b.user_id = c.actor_id AND b.day < c.day
-                  AND b.day >= c.day - %(volume_baseline_days)s) AS mad
+                  AND b.day >= c.day - %(volume_baseline_days)s
+                  AND (extract(isodow FROM b.day) >= 6) = (extract(isodow FROM c.day) >= 6)) AS mad
         FROM cand c CROSS JOIN LATERAL (
             SELECT count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY b.n_patients) AS med
             FROM detection_userday b WHERE b.user_id = c.actor_id AND b.day < c.day
               AND b.day >= c.day - %(volume_baseline_days)s
+              AND (extract(isodow FROM b.day) >= 6) = (extract(isodow FROM c.day) >= 6)
         ) o
     ), z AS (
         SELECT c.actor_id, c.day, c.n_patients AS x,
@@ -478,9 +486,160 @@ AFTER_END_DATE = Rule(
     """,
 )
 
+
+COVERING = Rule(
+    "covering", PATIENT, "Lien de soins créé par le professionnel lui-même", "Self-made care relationship",
+    "The clinical read is explained only by a link the user created themself (an appointment booked, a visit "
+    "registered, a care-team place self-granted) for a patient who has no other link to the hospital: neither "
+    "in the hospital elsewhere, nor a former patient of the user's units. The 'covering' relationship made to "
+    "open the record. A follow-up booked by the physician for a former patient is explained (own_link).",
+    """
+    SELECT u.actor_id, u.patient_id, u.day, %(covering_points)s,
+           jsonb_build_object('events', u.n, 'medical', u.n_medical),
+           'Lecture clinique expliquée seulement par un rendez-vous ou une venue que le professionnel a créé '
+             || 'lui-même, pour un patient sans autre lien avec l''hôpital',
+           'Clinical read explained only by an appointment or visit the user created themself, for a patient '
+             || 'with no other link to the hospital'
+    FROM det_unx u
+    WHERE u.explained_by IS NULL AND u.own_link AND u.n_medical > 0
+    """,
+)
+
+REPEATED = Rule(
+    "repeated", PATIENT, "Même dossier sans lien, plusieurs jours", "Same unrelated record on several days",
+    "The user opened the record of a patient with whom nothing connects them (not in the hospital, never "
+    "treated by their units) on another day within repeated_days before: one look may be a misclick, coming "
+    "back is interest in that person (an ex-partner, an acquaintance, with no shared name or address).",
+    """
+    SELECT u.actor_id, u.patient_id, u.day, %(repeated_points)s,
+           jsonb_build_object('days', x.n + 1, 'window_days', %(repeated_days)s),
+           'Dossier sans aucun lien avec le professionnel ouvert ' || (x.n + 1) || ' jours différents en '
+             || %(repeated_days)s || ' jours',
+           'Record with no link to the user opened on ' || (x.n + 1) || ' different days in '
+             || %(repeated_days)s || ' days'
+    FROM det_unx u
+    CROSS JOIN LATERAL (
+        SELECT count(*)::int AS n FROM detection_unexplainedaccess x
+        WHERE x.user_id = u.actor_id AND x.patient_id = u.patient_id AND x.cold
+          AND x.day < u.day AND x.day >= u.day - %(repeated_days)s
+    ) x
+    WHERE u.explained_by IS NULL AND NOT u.in_hospital AND NOT u.past_link AND NOT u.own_link AND x.n > 0
+    """,
+)
+
+SLOW_AND_LOW = Rule(
+    "slow_and_low", USER, "Curiosité lente et régulière", "Slow-and-low curiosity",
+    "A few unrelated records every day or so add up: over slow_days the user opened at least slow_min_patients "
+    "records with which nothing connects them (not in the hospital, never treated by their units), today "
+    "included. A misclick now and then stays far below; one chart a day for weeks does not.",
+    """
+    WITH d AS (SELECT DISTINCT actor_id, day FROM det_unx
+               WHERE explained_by IS NULL AND NOT in_hospital AND NOT past_link AND NOT own_link)
+    SELECT d.actor_id, NULL::bigint, d.day, %(slow_points)s,
+           jsonb_build_object('patients', x.n, 'days', x.ndays, 'window_days', %(slow_days)s),
+           x.n || ' dossiers sans aucun lien avec le professionnel ouverts en ' || %(slow_days)s
+             || ' jours (' || x.ndays || ' jours différents)',
+           x.n || ' records with no link to the user opened in ' || %(slow_days)s || ' days ('
+             || x.ndays || ' different days)'
+    FROM d CROSS JOIN LATERAL (
+        SELECT count(DISTINCT x.patient_id)::int AS n, count(DISTINCT x.day)::int AS ndays
+        FROM detection_unexplainedaccess x
+        WHERE x.user_id = d.actor_id AND x.cold AND x.day <= d.day AND x.day > d.day - %(slow_days)s
+    ) x
+    WHERE x.n >= %(slow_min_patients)s AND x.ndays >= %(slow_min_days)s
+    """,
+)
+
+CROWD = Rule(
+    "crowd", PATIENT, "Dossier regardé par plusieurs professionnels sans lien", "Record looked at by several staff",
+    "Several staff with no link at all to the patient (not in the hospital, never treated by their units) open "
+    "the same record within crowd_days: a public figure or a local news story that is not flagged restricted. "
+    "Every such access counts from crowd_min_users users.",
+    """
+    SELECT u.actor_id, u.patient_id, u.day, %(crowd_points)s,
+           jsonb_build_object('users', x.n, 'window_days', %(crowd_days)s),
+           x.n || ' professionnels sans lien avec le patient ont ouvert son dossier en ' || %(crowd_days)s
+             || ' jours',
+           x.n || ' staff with no link to the patient opened the record in ' || %(crowd_days)s || ' days'
+    FROM det_unx u
+    CROSS JOIN LATERAL (
+        SELECT count(DISTINCT x.user_id)::int AS n FROM detection_unexplainedaccess x
+        WHERE x.patient_id = u.patient_id AND x.cold AND x.day <= u.day AND x.day > u.day - %(crowd_days)s
+    ) x
+    WHERE u.explained_by IS NULL AND NOT u.in_hospital AND NOT u.past_link AND NOT u.own_link
+      AND x.n >= %(crowd_min_users)s
+    """,
+)
+
+RESTRICTED_DAY_OFF = Rule(
+    "restricted_day_off", PATIENT, "Patient VIP du service, professionnel sans autre activité",
+    "Restricted patient of the unit, user otherwise idle",
+    "A restricted (VIP) patient of the user's own unit, explained only because they are in the unit (no "
+    "appointment, membership or order of the user's own), opened on a day when the user took care of at most "
+    "restricted_day_off_max_patients other patients: someone of the unit coming in, or logging in from a day "
+    "off, to look at the celebrity.",
+    """
+    SELECT g.actor_id, g.patient_id, g.day, %(restricted_day_off_points)s,
+           jsonb_build_object('events', g.n, 'patients_that_day', d.n_patients),
+           'Patient à confidentialité renforcée du service ouvert un jour où le professionnel n''a pris en charge '
+             || (d.n_patients - 1) || ' autre(s) patient(s)',
+           'Restricted patient of the unit opened on a day the user took care of ' || (d.n_patients - 1)
+             || ' other patient(s)'
+    FROM det_grp g JOIN det_ud d ON d.actor_id = g.actor_id AND d.day = g.day
+    WHERE g.restricted_flag AND g.explained_by = 'encounter' AND NOT g.personal
+      AND d.n_patients <= %(restricted_day_off_max_patients)s + 1
+    """,
+)
+
+# --- the DPO's verdicts as labels: a closed alert changes the next scores -------------------------------------
+# These two read the hits of the other rules (they run last) and add a signed adjustment to their keys.
+_KEYS = "(SELECT actor_id, patient_id, day, array_agg(rule) AS rules FROM det_hits GROUP BY 1, 2, 3)"
+
+DPO_JUSTIFIED = Rule(
+    "dpo_justified", PATIENT, "Jugé justifié par le DPO", "Judged justified by the DPO",
+    "The DPO closed as justified an alert on the same user and patient (for a user-level alert: the same user "
+    "and a rule in common) within dpo_verdict_days before: the same situation scores dpo_justified_points less, "
+    "so a known, legitimate pattern stops alerting while something new on top of it still does.",
+    f"""
+    SELECT k.actor_id, k.patient_id, k.day, -%(dpo_justified_points)s,
+           jsonb_build_object('alert', a.id, 'alert_day', a.day),
+           'Une alerte semblable (n° ' || a.id || ' du ' || to_char(a.day, 'DD/MM/YYYY')
+             || ') a été jugée justifiée par le DPO',
+           'A similar alert (#' || a.id || ' of ' || a.day || ') was judged justified by the DPO'
+    FROM {_KEYS} k CROSS JOIN LATERAL (
+        SELECT a.id, a.day FROM detection_alert a
+        WHERE a.user_id = k.actor_id AND a.status = 'justified' AND a.day < k.day
+          AND a.day >= k.day - %(dpo_verdict_days)s
+          AND ((k.patient_id IS NOT NULL AND a.patient_id = k.patient_id)
+               OR (k.patient_id IS NULL AND a.patient_id IS NULL AND a.rules::text[] && k.rules))
+        ORDER BY a.day DESC LIMIT 1
+    ) a
+    """,  # noqa: S608 (constant SQL, values bound)
+)
+
+DPO_VIOLATION = Rule(
+    "dpo_violation", PATIENT, "Antécédent de violation", "Earlier violation",
+    "The DPO closed an alert on this user as a violation within dpo_verdict_days before: any new signal about "
+    "them weighs dpo_violation_points more.",
+    f"""
+    SELECT k.actor_id, k.patient_id, k.day, %(dpo_violation_points)s,
+           jsonb_build_object('alert', a.id, 'alert_day', a.day),
+           'Le DPO a déjà qualifié de violation une alerte sur ce professionnel (n° ' || a.id || ' du '
+             || to_char(a.day, 'DD/MM/YYYY') || ')',
+           'The DPO already judged an alert on this user a violation (#' || a.id || ' of ' || a.day || ')'
+    FROM {_KEYS} k CROSS JOIN LATERAL (
+        SELECT a.id, a.day FROM detection_alert a
+        WHERE a.user_id = k.actor_id AND a.status = 'violation' AND a.day < k.day
+          AND a.day >= k.day - %(dpo_verdict_days)s
+        ORDER BY a.day DESC LIMIT 1
+    ) a
+    """,  # noqa: S608 (constant SQL, values bound)
+)
+
 RULES: tuple[Rule, ...] = (
     SELF_ACCESS, SAME_NAME, SAME_ADDRESS, NEIGHBOUR, COWORKER, RESTRICTED, BREAK_GLASS, DENIED_THEN_GRANTED,
     RELATIONSHIP_ENDED, DECEASED, UNUSUAL_HOUR, VOLUME, BROWSING, DORMANT, BULK_EXPORT, AFTER_END_DATE,
-    DENIED_CLINICAL,
+    DENIED_CLINICAL, COVERING, REPEATED, SLOW_AND_LOW, CROWD, RESTRICTED_DAY_OFF,
+    DPO_JUSTIFIED, DPO_VIOLATION,  # last: they adjust the hits of the others
 )
 RULES_BY_CODE: dict[str, Rule] = {r.code: r for r in RULES}

@@ -153,7 +153,32 @@ class MergeResultSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     kept = serializers.IntegerField(source="kept_patient_id")
     merged = serializers.IntegerField(source="merged_id")
-    moved = serializers.DictField(child=serializers.ListField(child=serializers.IntegerField()))
+    moved = serializers.SerializerMethodField(help_text="ids of the rows moved, by model and field")
+    undone_at = ApiDateTimeField(allow_null=True)
+
+    def get_moved(self, obj) -> dict[str, list[int]]:
+        return {k: v for k, v in obj.moved.items() if not k.startswith("_")}  # "_..." keys: the merge's own notes
+
+
+class UnmergeSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300)
+
+
+class SplitIdentitySerializer(serializers.Serializer):
+    birth_name = serializers.CharField(max_length=100)
+    first_name = serializers.CharField(max_length=100)
+    first_names = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    sex = serializers.ChoiceField(Patient.Sex.choices)
+    birth_date = serializers.DateField()
+    birthplace_insee = serializers.CharField(max_length=5, required=False, allow_blank=True)
+    used_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+
+
+class SplitSerializer(serializers.Serializer):
+    identity = SplitIdentitySerializer(help_text="the other person's identity (a new, provisional file)")
+    encounters = serializers.ListField(child=_id_field(), required=False, max_length=500)
+    appointments = serializers.ListField(child=_id_field(), required=False, max_length=500)
+    reason = serializers.CharField(max_length=300)
 
 
 class PatientSearchSerializer(serializers.Serializer):

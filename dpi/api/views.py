@@ -26,7 +26,7 @@ from audit.models import AccessEvent
 from audit.services import event_record
 from dpi import services as clinical_services
 from dpi.api import serializers as s
-from dpi.api.authentication import api_details
+from dpi.api.authentication import api_details, principal_of
 from dpi.api.common import (
     ETAG_HEADER,
     IF_MATCH_OPTIONAL,
@@ -40,6 +40,7 @@ from dpi.api.idempotency import idempotent
 from dpi.api.scopes import AUDIT_VIEW
 from dpi.models import Document, Observation
 from patients import ins as ins_rules
+from patients import selectors as patient_selectors
 from patients import services as patient_services
 from patients.models import Encounter, Patient
 
@@ -121,6 +122,8 @@ class PatientViewSet(_Base):
         "partial_update": Action.AMEND,
         "insi": Action.AMEND,
         "merge": Action.AMEND,
+        "unmerge": Action.AMEND,
+        "split": Action.AMEND,
     }
     serializer_class = s.PatientSerializer
     queryset = Patient.objects.none()
@@ -152,7 +155,9 @@ class PatientViewSet(_Base):
     def retrieve(self, request, pk=None):
         pk = parse_id(pk)
         self.gate(patient_id=pk, action=Action.VIEW, resource_id=pk)
-        patient = _get_or_404(Patient.objects.all(), pk)
+        patient = patient_selectors.patient_by_id(pk)
+        if patient is None:
+            raise exceptions.NotFound()
         return etag_response(s.PatientSerializer(patient).data, patient)
 
     def create(self, request):
@@ -216,12 +221,7 @@ class PatientViewSet(_Base):
         pk = parse_id(pk)
         body = s.MergeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        role = gate.role_of(request.user)
-        if not gate.may_manage_identities(request.user):
-            event_record(action="amend", outcome="denied", actor=request.user, actor_role=str(role or ""),
-                         patient_id=pk, category=self.category, resource_type="identitymerge",
-                         basis="deny:identity_vigilance", reason="merge needs the identity-vigilance group")
-            raise exceptions.PermissionDenied("Only the identity-vigilance cell may merge files.")
+        self._identity_vigilance_only(request, pk, "merge")
         with transaction.atomic():
             merged_id = body.validated_data["merged"]
             for patient_id in (pk, merged_id):
@@ -232,6 +232,56 @@ class PatientViewSet(_Base):
                                                     reason=body.validated_data["reason"])
             self.written = (kept.pk, self.category, "identitymerge", record.pk)
         return JsonResponse(s.MergeResultSerializer(record).data)
+
+    def _identity_vigilance_only(self, request, pk: int | None, what: str) -> None:
+        role = gate.role_of(request.user)
+        principal = principal_of(request)
+        if not gate.may_manage_identities(request.user, represented=bool(principal and principal.on_behalf_of)):
+            event_record(action="amend", outcome="denied", actor=request.user, actor_role=str(role or ""),
+                         patient_id=pk, category=self.category, resource_type="identitymerge",
+                         basis="deny:identity_vigilance", reason=f"{what} needs the identity-vigilance group")
+            raise exceptions.PermissionDenied(f"Only the identity-vigilance cell may {what} files.")
+
+    @extend_schema(summary="Undo the merge of this (merged) file, within the period allowed (identity vigilance "
+                           "only)", request=s.UnmergeSerializer, responses=s.MergeResultSerializer)
+    @action(detail=True, methods=["post"])
+    def unmerge(self, request, pk=None):
+        pk = parse_id(pk)
+        body = s.UnmergeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        self._identity_vigilance_only(request, pk, "unmerge")
+        with transaction.atomic():
+            self.gate(patient_id=pk, action=Action.AMEND, resource_id=pk)
+            merged = _get_or_404(Patient.objects.all(), pk)
+            record = patient_services.merge_of(merged)
+            if record is None:
+                raise exceptions.ValidationError({"merge": ["This file is not merged into another one."]})
+            self.gate(patient_id=record.kept_patient_id, action=Action.AMEND, resource_id=record.kept_patient_id)
+            record = patient_services.patient_unmerge(actor=request.user, merge=record,
+                                                      reason=body.validated_data["reason"])
+            self.written = (pk, self.category, "identitymerge", record.pk)
+        return JsonResponse(s.MergeResultSerializer(record).data)
+
+    @extend_schema(summary="Split a collision (one file holding two people): a new file for the other person with "
+                           "the stays and appointments given (identity vigilance only)",
+                   request=s.SplitSerializer, responses={201: s.PatientSerializer})
+    @action(detail=True, methods=["post"])
+    def split(self, request, pk=None):
+        pk = parse_id(pk)
+        body = s.SplitSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        self._identity_vigilance_only(request, pk, "split")
+        data = body.validated_data
+        with transaction.atomic():
+            self.gate(patient_id=pk, action=Action.AMEND, resource_id=pk)
+            self.gate(patient_id=None, action=Action.CREATE)
+            source = _get_or_404(Patient.objects.all(), pk)
+            other = patient_services.patient_split(
+                actor=request.user, patient=source, identity=data["identity"], encounters=data.get("encounters", []),
+                appointments=data.get("appointments", []), reason=data["reason"])
+            self.written = (other.pk, self.category, self.resource_type, other.pk)
+        return etag_response(s.PatientSerializer(other).data, other, status_code=201,
+                             headers=_location("patients", other.pk))
 
 
 # --- encounters -------------------------------------------------------------------------------------------

@@ -56,12 +56,12 @@ class Record:
 def record_collect(patient: Patient) -> Record:
     """Everything held about the patient, including who accessed the record (dates, roles, units; the CJEU
     C-579/21 gives the right to the dates and purposes of consultations, not the employees' names)."""
-    from audit.models import AccessEvent
+    from audit.selectors import patient_events
 
     patient = Patient.objects.get(pk=patient.pk)
     pid = patient.pk
-    accesses = list(
-        AccessEvent.objects.filter(patient_id=pid).order_by("occurred_at", "id")
+    accesses = list(  # with the traces of the files merged with this one (identity vigilance)
+        patient_events(pid).order_by("occurred_at", "id")
         .values("occurred_at", "action", "outcome", "actor_role", "actor_unit", "basis", "resource_type")
     )
     return Record(

@@ -160,6 +160,11 @@ def patient_fields_from_resource(resource: dict[str, Any]) -> dict[str, Any]:
     evidence (validation mode and date; an INSi answer cannot come from outside: RECUP/QUAL are refused).
     """
     fields: dict[str, Any] = {}
+    for identifier in resource.get("identifier", []):
+        # The INS as another system sent it: kept, checked against the traits, and never sent on before the
+        # identity is qualified here (the service's rules, as on every channel).
+        if identifier.get("system") in INS_TYPE and identifier.get("value"):
+            fields["ins"] = identifier["value"]
     official = next((n for n in resource.get("name", []) if n.get("use") == "official"), None)
     if official:
         fields["birth_name"] = official.get("family", "")

@@ -61,6 +61,7 @@ FIELD_OF = {
     "first_names": "PID-5",
     "birth_date": "PID-7",
     "sex": "PID-8",
+    "birthplace_insee": "PID-11",
     "address": "PID-11",
     "postal_code": "PID-11",
     "city": "PID-11",
@@ -210,7 +211,14 @@ def identity(ctx: Context, pid: Segment) -> dict[str, Any]:
     out["birth_date"] = parse_dt(r.value(pid, 7), "PID-7", required=True)
     sex = r.value(pid, 8).upper()
     out["sex"] = sex if sex in ("M", "F") else "U"
-    address = r.reps(pid, 11)
+    # PID-11: the home address, and (IHE PAM France) the birth place as a repetition of type BDL with the
+    # INSEE code of the commune (or 99 + country) in XAD-9.
+    places = r.reps(pid, 11)
+    for rep in places:
+        if r.comp_of(rep, 7).upper() == "BDL" and r.comp_of(rep, 9).strip():
+            out["birthplace_insee"] = r.comp_of(rep, 9).strip().upper()
+            break
+    address = [rep for rep in places if r.comp_of(rep, 7).upper() != "BDL"]
     if address:
         street = r.comp_of(address[0], 1).split(r.sub)[0].strip()
         for name, value in (

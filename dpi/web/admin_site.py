@@ -276,6 +276,22 @@ IDENTIFIER_WIDGET = forms.TextInput(attrs={"size": 17, "maxlength": 21, "autocom
                                            "spellcheck": "false", "inputmode": "text"})
 
 
+class ToReviewFilter(admin.SimpleListFilter):
+    """The identity-vigilance worklist: files with something flagged and not resolved."""
+
+    title = _("to review")
+    parameter_name = "to_review"
+
+    def lookups(self, request, model_admin):
+        return (("1", _("yes")),)
+
+    def queryset(self, request, queryset):
+        if self.value() == "1":
+            return queryset.filter(identity_flags__resolved_at__isnull=True,
+                                   identity_flags__isnull=False).distinct()
+        return queryset
+
+
 class PatientForm(forms.ModelForm):
     """Strict traits first (as the INS referential writes them), then what the status rests on."""
 
@@ -305,9 +321,25 @@ class PatientForm(forms.ModelForm):
         # The status follows the evidence: computed, never typed.
         self.instance._status_follows_evidence = True
 
+    def _post_clean(self):
+        super()._post_clean()
+        # The same INS on another file: said on the form, like every other rule (the service refuses it too).
+        if not self.errors.get("ins"):
+            try:
+                patient_services.check_ins_unique(self.instance)
+            except ValidationError as exc:
+                self._update_errors(exc)
+
     def clean(self):
         data = super().clean()
-        if data.get("validation_mode") and not (self.instance.validated_by_id or self.instance.validated_by_name):
+        if self.instance.pk and data.get("identity_attribute") in {Patient.Attribute.DOUBTFUL,
+                                                                    Patient.Attribute.FICTITIOUS}:
+            # Doubtful or fictitious: provisional, no INS, no evidence (patient_update drops them; the INS of
+            # a recovered identity is read-only here, so it is dropped on the instance too).
+            data["validation_mode"], data["validation_date"], data["ins"] = "", None, ""
+            self.instance.ins, self.instance.insi_date = "", None
+            self.instance.validated_by, self.instance.validated_by_name = None, ""
+        elif data.get("validation_mode") and not (self.instance.validated_by_id or self.instance.validated_by_name):
             self.instance.validated_by = self.current_user
         return data
 
@@ -315,17 +347,17 @@ class PatientForm(forms.ModelForm):
 class PatientAdmin(GatedAdmin):
     form = PatientForm
     list_display = ("ipp", "display_name", "birth_date", "sex", "identity_status", "birthplace", "city")
-    list_filter = ("identity_status", "identity_attribute", "is_merged")
+    list_filter = ("identity_status", "identity_attribute", "is_merged", ToReviewFilter)
     search_fields = ("birth_name",)  # the real search is get_search_results (names, IPP, INS, birth date)
     search_help_text = _("Name, date of birth (dd/mm/yyyy), IPP or INS.")
     ordering = ("birth_name", "first_name", "pk")
-    readonly_fields = ("ipp", "identity_status", "insi_date", "validated_by_label", "merge_note")
-    actions = ("insi_check", "merge")
+    readonly_fields = ("ipp", "identity_status", "insi_date", "validated_by_label", "merge_note", "to_review")
+    actions = ("insi_check", "merge", "unmerge")
     fieldsets = (
         (_("Strict traits (INS referential)"), {"fields": ("ipp", "birth_name", "first_names", "first_name", "sex",
                                                             "birth_date", "birthplace_insee")}),
         (_("Used traits"), {"fields": ("used_name",)}),
-        (_("Identity vigilance"), {"fields": ("identity_status", "identity_attribute", "validation_mode",
+        (_("Identity vigilance"), {"fields": ("to_review", "identity_status", "identity_attribute", "validation_mode",
                                               "validation_date", "validated_by_label", "insi_date", "ins",
                                               "social_security_number", "merge_note")}),
         (_("Contact"), {"fields": ("address", "postal_code", "city", "phone", "email", "marital_status",
@@ -346,6 +378,13 @@ class PatientAdmin(GatedAdmin):
         if obj.validated_by_id:
             return obj.validated_by.get_full_name() or obj.validated_by.get_username()
         return obj.validated_by_name or "—"
+
+    @admin.display(description=_("to review"))
+    def to_review(self, obj: Patient) -> str:
+        """What identity vigilance flagged on this file and has not resolved (e.g. on identities recorded before
+        the rules): saving the identity through the rules resolves it."""
+        open_flags = [flag.get_kind_display() for flag in obj.identity_flags.filter(resolved_at__isnull=True)]
+        return " ; ".join(str(f) for f in open_flags) or "—"
 
     @admin.display(description=_("merge"))
     def merge_note(self, obj: Patient) -> str:
@@ -463,6 +502,43 @@ class PatientAdmin(GatedAdmin):
             "files": [(p, identity_label(p)) for p in chosen], "form": form, "opts": self.model._meta,
             "action_checkbox_name": ACTION_CHECKBOX_NAME,
         })
+
+    @admin.action(description=_("Undo the merge of the selected (merged) file (identity vigilance)"),
+                  permissions=("change",))
+    def unmerge(self, request, queryset):
+        if not may_manage_identities(request):
+            record_refusal(request, gate.role_of(request.user), "unmerge needs the identity-vigilance group", {})
+            self.message_user(request, gettext("Only the identity-vigilance cell may undo a merge."), messages.ERROR)
+            return None
+        chosen = list(queryset.order_by("pk")[:2])
+        record = patient_services.merge_of(chosen[0]) if len(chosen) == 1 else None
+        if record is None:
+            self.message_user(request, gettext("Select one merged file."), messages.ERROR)
+            return None
+        form = UnmergeForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            try:
+                with transaction.atomic():
+                    for pid in (record.merged_id, record.kept_patient_id):
+                        gate.require(request.user, patient_id=pid, category=A, action=Action.AMEND,
+                                     resource_type="patient", resource_id=pid)
+                    patient_services.patient_unmerge(actor=request.user, merge=record,
+                                                     reason=form.cleaned_data["reason"])
+            except ValidationError as exc:
+                self.message_user(request, " ".join(str(m) for m in exc.messages), messages.ERROR)
+                return None
+            self.message_user(request, gettext("Merge undone: file %(ipp)s is separate again.") % {
+                "ipp": chosen[0].ipp}, messages.SUCCESS)
+            return None
+        return render(request, "admin/patients/patient/unmerge.html", {
+            **self.admin_site.each_context(request), "title": gettext("Undo a merge"),
+            "patient": chosen[0], "label": identity_label(chosen[0]), "form": form, "opts": self.model._meta,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        })
+
+
+class UnmergeForm(forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=300)
 
 
 class MergeForm(forms.Form):

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_POST
 from access import gate
 from access import services as access_services
 from access.models import AccessReviewItem, EmergencyAccess
+from audit import selectors as audit_selectors
 from audit.models import AccessEvent
 from audit.services import event_record
 from dpi.web import dpo
@@ -83,7 +84,8 @@ def access_log(request):
         qs = AccessEvent.objects.all()
         if data["patient"]:
             patient_id = _patient_id_from(data["patient"])
-            qs = qs.filter(patient_id=patient_id) if patient_id else qs.none()
+            # With the traces of the files merged with this one (identity vigilance).
+            qs = audit_selectors.patient_events(patient_id) if patient_id else qs.none()
         if data["user"]:
             qs = qs.filter(actor_username=data["user"].strip())
         tz = timezone.get_current_timezone()
