@@ -30,7 +30,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -50,6 +49,7 @@ from access.policy import (
 )
 from audit.services import event_record
 from dpi import metrics
+from dpi.prepared import prepared_cursor
 
 
 @dataclass(frozen=True)
@@ -180,8 +180,9 @@ FROM patients_patient p WHERE p.id = %(p)s
 
 
 def _patient_facts(user_id: int, patient_id: int, now: datetime) -> tuple[str, str | None, bool, int | None] | None:
-    """One indexed round trip: confidentiality, care basis, objection, active break-the-glass."""
-    with connection.cursor() as cur:
+    """One indexed round trip: confidentiality, care basis, objection, active break-the-glass (a prepared
+    statement: planned once per connection)."""
+    with prepared_cursor() as cur:
         cur.execute(_PATIENT_FACTS, {"u": user_id, "p": patient_id, "now": now})
         return cur.fetchone()
 

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from access import gate
+from access.authn.credentials import credentials_changed
 from access.models import (
     AccessReviewCampaign,
     AccessReviewItem,
@@ -475,6 +476,7 @@ def staff_role_set(
 @transaction.atomic
 def account_disable(*, actor: User | None, user: User, reason: str) -> None:
     User.objects.filter(pk=user.pk).update(is_active=False)
+    credentials_changed()
     from django.contrib.sessions.models import Session
 
     for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():

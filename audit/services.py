@@ -15,13 +15,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import context
 from audit.models import AccessEvent, AuditCheckpoint, VerificationRun
 from audit.signing import GENESIS, checkpoint_digest, checkpoint_message
 from dpi.crypto import signing_key
+from dpi.prepared import prepared_cursor
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,9 @@ def event_record(
         user_agent=ctx.user_agent,
         details=details or {},
     )
-    # One plain INSERT (every page view pays for it): the time comes from the database clock, and the
-    # row is linked into the hash chain by PostgreSQL when this transaction commits.
-    with connections[alias].cursor() as cur:
+    # One INSERT (every page view pays for it), prepared once per connection: the time comes from the database
+    # clock, and the row is linked into the hash chain by PostgreSQL when this transaction commits.
+    with prepared_cursor(alias) as cur:
         cur.execute(_INSERT, [
             event.actor_id, event.actor_username, event.actor_role, event.actor_unit, event.patient_id,
             event.category, event.resource_type, event.resource_id, event.action, event.outcome, event.basis,

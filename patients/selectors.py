@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from patients.models import IdentityMerge
+from dpi.prepared import ByIdReader
+from patients.models import IdentityMerge, Patient
+
+_patient_reader = ByIdReader(Patient)
+
+
+def patient_by_id(pk: int) -> Patient | None:
+    """The patient row (identity decrypted), or None: one prepared statement, no ORM compilation."""
+    return _patient_reader.get(pk)
 
 # (patient id, from, until): the traces of that file between those instants (None: unbounded).
 FileWindow = tuple[int, datetime | None, datetime | None]

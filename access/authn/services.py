@@ -32,7 +32,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from access import gate
-from access.authn import throttle
+from access.authn import credentials, throttle
 from access.authn.decorators import require_fresh_otp  # noqa: F401 - part of this module's API
 from access.authn.models import AccountDeactivation, LoginThrottle, OidcIdentity, SessionRecord
 from access.policy import Role
@@ -555,6 +555,7 @@ def _disable(user_id: int, *, reason: str, now: datetime) -> bool:
     """Claim the account with a conditional UPDATE (idempotent), end its sessions, trace it."""
     if not User.objects.filter(pk=user_id, is_active=True).update(is_active=False):
         return False
+    credentials.credentials_changed()
     user = User.objects.select_related("staff").get(pk=user_id)
     profile = getattr(user, "staff", None)
     AccountDeactivation.objects.create(user=user, reason=reason, deactivated_at=now, last_login=user.last_login,
@@ -604,6 +605,7 @@ def account_reactivate(user: Any, *, by: Any) -> None:
     now = timezone.now()
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(is_active=True)
+        credentials.credentials_changed()
         reopened = AccountDeactivation.objects.filter(user=user, reactivated_at__isnull=True).update(
             reactivated_at=now, reactivated_by=by)
         if not reopened:  # disabled by hand: still restart the inactivity clock

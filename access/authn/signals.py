@@ -7,11 +7,13 @@ changes must get new sessions (new session key at a privilege change).
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from django.contrib.auth.signals import user_logged_in, user_logged_out
-from django.db.models.signals import post_save, pre_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from access.authn import services
+from access.authn.credentials import credentials_changed
 from access.authn.models import SessionRecord
 from access.models import StaffProfile
 
@@ -43,3 +45,27 @@ def _role_changed(sender, instance, created, raw=False, **kwargs):
         return
     # Privilege change: the user's sessions end, the next sign-in gets a fresh key and the new role's rules.
     services.sessions_end_all(instance.user, reason="role_change")
+
+
+# What a verified credential stands for (dpi.api.authentication caches it): a change of any of these moves the
+# credentials generation. A sign-in only stamps last_login, which changes nothing the gate reads.
+_ACCOUNT_FIELDS = frozenset({"is_active", "is_superuser", "is_staff", "username"})
+
+
+@receiver([post_save, post_delete], sender=User)
+def _account_changed(sender, instance, raw=False, update_fields=None, **kwargs):
+    if raw or (update_fields is not None and not _ACCOUNT_FIELDS & set(update_fields)):
+        return
+    credentials_changed()
+
+
+@receiver([post_save, post_delete], sender=StaffProfile)
+def _profile_changed(sender, instance, raw=False, **kwargs):
+    if not raw:
+        credentials_changed()
+
+
+@receiver(m2m_changed, sender=StaffProfile.units.through)
+def _profile_units_changed(sender, action, **kwargs):
+    if action in {"post_add", "post_remove", "post_clear"}:
+        credentials_changed()

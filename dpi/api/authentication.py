@@ -10,22 +10,32 @@ Refusals are access events (channel ``api``), so the detection of abnormal acces
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import threading
+import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db import connection
 from django.utils import timezone
+from redis.exceptions import RedisError
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
 
 from access import gate
+from access.authn.credentials import current_generation, generation_key
 from audit.services import event_record
+from dpi import redis_client
 from dpi.api.models import ApiClient, ApiToken
 from dpi.api.services import token_matches, token_split
 
 ON_BEHALF_HEADER = "X-On-Behalf-Of"
 _LAST_USED_GRANULARITY = timedelta(minutes=1)
+RATE_WINDOW_SECONDS = 60  # the rate limit's fixed window (dpi.api.throttling)
+RATE_KEY_SECONDS = RATE_WINDOW_SECONDS + 5
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,8 @@ class ApiPrincipal:
     service_user: User
     on_behalf_of: User | None
     scopes: frozenset[str]
+    # (count, window) of this request in the client's rate window, when counted with the credential check.
+    rate: tuple[int, int] | None = None
 
     def details(self) -> dict[str, Any]:
         """Recorded in every access event of the request (client and, if any, the represented user)."""
@@ -44,6 +56,87 @@ class ApiPrincipal:
         if self.on_behalf_of is not None:
             out["on_behalf_of"] = self.on_behalf_of.username
         return out
+
+
+@dataclass
+class VerifiedToken:
+    """A token whose secret was checked against the database, with what it stands for."""
+
+    token: ApiToken  # with client and client.user
+    profile: Any  # the service account's StaffProfile (units prefetched), or None
+    scopes: frozenset[str]
+    used_at: datetime | None
+    generation: int = -1
+    loaded_at: float = 0.0
+
+
+class VerifiedTokens:
+    """Verified tokens kept in this process, so that a call costs no token, client, account or profile query.
+
+    An entry is used only while the credentials generation in Redis is the one it was read under: any change of
+    the token, its client, the service account or its profile moves it (access.authn.credentials), and the
+    check rides on the round trip the rate limit makes to Redis anyway. Entries also expire after
+    ``CACHE_SECONDS`` (a change made outside the application, by SQL, applies within that time). Keyed by a
+    digest of the whole bearer string: a hit means the same secret was already checked. Without Redis nothing is
+    cached. Expiry dates are checked on every request (``is_usable``).
+    """
+
+    CACHE_SECONDS = 60.0
+    MAX_ENTRIES = 1000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], VerifiedToken] = {}
+
+    @staticmethod
+    def _key(raw: str) -> tuple[str, str]:
+        return connection.settings_dict["NAME"], hashlib.sha256(raw.encode()).hexdigest()
+
+    def lookup(self, raw: str) -> tuple[VerifiedToken | None, tuple[int, int] | None | bool]:
+        """(the entry if still valid, the (count, window) made with the check); (None, None) on a miss, (None,
+        False) when Redis could not be reached (the caller then does not try it again)."""
+        key = self._key(raw)
+        entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry.loaded_at > self.CACHE_SECONDS:
+            return None, None
+        window = rate_window()
+        try:
+            count, generation = redis_client.count_and_read(
+                rate_key(f"client:{entry.token.client.uid}", window), RATE_KEY_SECONDS, generation_key()
+            )
+        except (RedisError, OSError):
+            return None, False  # the throttle counts in this process, and the database is read again
+        if generation != entry.generation:
+            with self._lock:
+                self._entries.pop(key, None)
+            return None, (count, window)
+        return entry, (count, window)
+
+    def store(self, raw: str, entry: VerifiedToken, generation: int) -> None:
+        entry.generation, entry.loaded_at = generation, time.monotonic()
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[self._key(raw)] = entry
+
+    def holds(self, raw: str) -> bool:
+        """Whether this process keeps a verified entry for this bearer string (tests, diagnostics)."""
+        return self._key(raw) in self._entries
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+verified_tokens = VerifiedTokens()
+
+
+def rate_window(now: float | None = None) -> int:
+    return int((time.time() if now is None else now) // RATE_WINDOW_SECONDS)
+
+
+def rate_key(ident: str, window: int) -> str:
+    return f"api-rate:{ident}:{window}"
 
 
 def _refuse(*, actor: Any, basis: str, reason: str, details: dict[str, Any] | None = None) -> None:
@@ -72,6 +165,47 @@ class ApiTokenAuthentication(BaseAuthentication):
             raw = header[1].decode("ascii")
         except UnicodeDecodeError as exc:
             raise exceptions.AuthenticationFailed("invalid token") from exc
+        verified, rate = verified_tokens.lookup(raw)
+        if verified is None:
+            # Redis unreachable a moment ago: do not wait for it a second time (its timeout) to read the counter.
+            verified = self._verify(raw, cacheable=rate is not False)
+        token, service_user = verified.token, copy.copy(verified.token.client.user)
+        client = token.client
+        if not token.is_usable or not client.is_active or not service_user.is_active:
+            _refuse(
+                actor=service_user,
+                basis="deny:token_inactive",
+                reason="token revoked or expired, or client off",
+                details={"api_client": client.name, "prefix": token.prefix},
+            )
+            raise exceptions.AuthenticationFailed("token revoked or expired")
+        now = timezone.now()
+        if verified.used_at is None or now - verified.used_at > _LAST_USED_GRANULARITY:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            verified.used_at = now
+        # The service account's profile (role, units, contract dates) was read with the token: no query.
+        service_user._dpi_profile = verified.profile
+        represented = self._on_behalf_of(request, client, service_user)
+        gate.mark_token_principal(represented or service_user)
+        principal = ApiPrincipal(
+            client=client,
+            token=token,
+            service_user=service_user,
+            on_behalf_of=represented,
+            scopes=verified.scopes,
+            rate=rate if isinstance(rate, tuple) else None,
+        )
+        return (represented or service_user, principal)
+
+    @staticmethod
+    def _verify(raw: str, *, cacheable: bool = True) -> VerifiedToken:
+        """Read the token from the database and check its secret (a cache miss)."""
+        generation = None  # Redis unreachable: nothing can be cached safely
+        if cacheable:
+            try:
+                generation = current_generation()
+            except (RedisError, OSError):
+                generation = None
         parts = token_split(raw)
         token = None
         if parts is not None:
@@ -84,28 +218,15 @@ class ApiTokenAuthentication(BaseAuthentication):
                 details={"prefix": parts[0][:16] if parts else ""},
             )
             raise exceptions.AuthenticationFailed("invalid token")
-        client, service_user = token.client, token.client.user
-        if not token.is_usable or not client.is_active or not service_user.is_active:
-            _refuse(
-                actor=service_user,
-                basis="deny:token_inactive",
-                reason="token revoked or expired, or client off",
-                details={"api_client": client.name, "prefix": token.prefix},
-            )
-            raise exceptions.AuthenticationFailed("token revoked or expired")
-        now = timezone.now()
-        if token.last_used_at is None or now - token.last_used_at > _LAST_USED_GRANULARITY:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        represented = self._on_behalf_of(request, client, service_user)
-        gate.mark_token_principal(represented or service_user)
-        principal = ApiPrincipal(
-            client=client,
+        verified = VerifiedToken(
             token=token,
-            service_user=service_user,
-            on_behalf_of=represented,
+            profile=gate.profile_of(token.client.user),
             scopes=token.effective_scopes(),
+            used_at=token.last_used_at,
         )
-        return (represented or service_user, principal)
+        if generation is not None:
+            verified_tokens.store(raw, verified, generation)
+        return verified
 
     @staticmethod
     def _on_behalf_of(request, client: ApiClient, service_user: User) -> User | None:

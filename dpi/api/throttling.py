@@ -1,7 +1,9 @@
 """Rate limit per API client (or per signed-in user): a counter per minute in the Redis cache.
 
-A fixed one-minute window counted with ``INCR`` costs two Redis round trips whatever the rate, where DRF's
-default throttle stores (and re-pickles) the timestamp of every request of the last minute.
+A fixed one-minute window counted with ``INCR`` (one Redis round trip, a server-side script that also sets the
+key's expiry) whatever the rate, where DRF's default throttle stores (and re-pickles) the timestamp of every
+request of the last minute. A token call whose credential came from the cache was already counted in the round
+trip that checked the cache (dpi.api.authentication): no second one.
 
 Redis outage: the limit degrades to a counter in this process (``LocalWindow``), with a logged warning, instead
 of answering 500 to every hospital system. A client then gets at most the limit per process (divided by
@@ -16,17 +18,16 @@ import threading
 import time
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection
 from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
-from dpi import metrics
-from dpi.api.authentication import principal_of
+from dpi import metrics, redis_client
+from dpi.api.authentication import RATE_KEY_SECONDS, RATE_WINDOW_SECONDS, principal_of, rate_key, rate_window
 
 logger = logging.getLogger(__name__)
 
-WINDOW_SECONDS = 60
+WINDOW_SECONDS = RATE_WINDOW_SECONDS
 WARN_EVERY_SECONDS = 60
 
 
@@ -60,12 +61,8 @@ local_window = LocalWindow()
 
 
 def _redis_count(key: str) -> int:
-    cache.add(key, 0, timeout=WINDOW_SECONDS + 5)
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between add and incr: a new window
-        cache.add(key, 1, timeout=WINDOW_SECONDS + 5)
-        return 1
+    count, _ = redis_client.count_and_read(key, RATE_KEY_SECONDS, "unused")
+    return count
 
 
 class ApiRateThrottle(BaseThrottle):
@@ -81,10 +78,13 @@ class ApiRateThrottle(BaseThrottle):
         else:
             ident = f"ip:{self.get_ident(request)}"
         now = time.time()
-        window = int(now // WINDOW_SECONDS)
-        key = f"api-rate:{ident}:{window}"
+        window = rate_window(now)
+        key = rate_key(ident, window)
         try:
-            count = _redis_count(key)
+            if principal is not None and principal.rate is not None and principal.rate[1] == window:
+                count = principal.rate[0]  # counted with the credential check
+            else:
+                count = _redis_count(key)
         except (RedisError, OSError) as exc:
             local_window.warn(exc)
             metrics.RATE_LIMIT_DEGRADED.inc()

@@ -40,6 +40,7 @@ from dpi.api.idempotency import idempotent
 from dpi.api.scopes import AUDIT_VIEW
 from dpi.models import Document, Observation
 from patients import ins as ins_rules
+from patients import selectors as patient_selectors
 from patients import services as patient_services
 from patients.models import Encounter, Patient
 
@@ -154,7 +155,9 @@ class PatientViewSet(_Base):
     def retrieve(self, request, pk=None):
         pk = parse_id(pk)
         self.gate(patient_id=pk, action=Action.VIEW, resource_id=pk)
-        patient = _get_or_404(Patient.objects.all(), pk)
+        patient = patient_selectors.patient_by_id(pk)
+        if patient is None:
+            raise exceptions.NotFound()
         return etag_response(s.PatientSerializer(patient).data, patient)
 
     def create(self, request):

@@ -29,6 +29,7 @@ from dpi.api.views import require_dpo
 from dpi.fhir import mapping, search
 from dpi.models import Allergy, Document, MedicationAdministration, Observation, Prescription, Problem
 from patients import ins as ins_rules
+from patients import selectors as patient_selectors
 from patients import services as patient_services
 from patients.models import Encounter, Patient
 
@@ -450,7 +451,7 @@ class ReadView(_TypedView):
             obj = self.queryset().filter(pk=pk_int).first()
         elif self.rtype is PATIENT:
             self.gate(patient_id=pk_int, action=Action.VIEW, resource_id=pk_int)
-            obj = self.queryset().filter(pk=pk_int).first()
+            obj = patient_selectors.patient_by_id(pk_int)
         else:
             obj = self.queryset().filter(pk=pk_int).first()
             if obj is not None:

@@ -1,0 +1,63 @@
+"""An audited FHIR read costs a fixed number of round trips once its token is verified (issue #18): the gate's
+facts query, the access event's INSERT and the patient row, and one Redis round trip (rate limit and credential
+check together). A regression that adds a query or a Redis command fails here."""
+
+import pytest
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+from redis.connection import Connection
+
+from audit.models import AccessEvent
+from dpi.api.testing import bearer, make_api_client, request_id
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def redis_commands(monkeypatch):
+    sent: list[bytes] = []
+    original = Connection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sent.append(command if isinstance(command, bytes) else b"".join(command))
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counting)
+    return sent
+
+
+def test_a_cached_token_read_is_three_statements_and_one_redis_round_trip(cast, client, redis_commands):
+    _, token = make_api_client()
+    url = f"/fhir/Patient/{cast.patient.pk}"
+    assert client.get(url, headers=bearer(token)).status_code == 200  # verifies and caches the token
+    redis_commands.clear()
+    rid = request_id()
+    with CaptureQueriesContext(connections["default"]) as default, \
+            CaptureQueriesContext(connections["audit"]) as independent:
+        response = client.get(url, headers=bearer(token, **{"X-Request-ID": rid}))
+    assert response.status_code == 200 and response.json()["id"] == str(cast.patient.pk)
+    statements = [q["sql"] for q in default.captured_queries]
+    assert len(statements) == 3, statements
+    assert "access_caregrant" in statements[0]
+    assert statements[1].startswith("INSERT INTO audit_accessevent")
+    assert "patients_patient" in statements[2]
+    assert not independent.captured_queries
+    assert len(redis_commands) == 1
+    # The one access event of the read, on the request's own connection.
+    [event] = AccessEvent.objects.filter(request_id=rid)
+    assert (event.action, event.outcome, event.patient_id) == ("view", "allowed", cast.patient.pk)
+
+
+def test_behind_a_transaction_pooler_the_read_prepares_nothing(cast, client, monkeypatch):
+    # DPI_DB_DISABLE_SERVER_SIDE_CURSORS=1 (PgBouncer in transaction mode): the hot statements use Django's
+    # ordinary client-side cursor, and the read still answers with its access event.
+    from dpi.prepared import _PreparedCursor, prepared_cursor
+
+    monkeypatch.setitem(connections["default"].settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    with prepared_cursor() as cur:
+        assert not isinstance(cur.cursor, _PreparedCursor)
+    _, token = make_api_client()
+    rid = request_id()
+    response = client.get(f"/fhir/Patient/{cast.patient.pk}", headers=bearer(token, **{"X-Request-ID": rid}))
+    assert response.status_code == 200
+    assert AccessEvent.objects.filter(request_id=rid, outcome="allowed").count() == 1
