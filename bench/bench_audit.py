@@ -494,6 +494,9 @@ def _verify_report(v: dict) -> str:
            if v["generated_rate"] else "")
     rate = b["verify"]["events"] / b["verify"]["wall"]
     per_cpu = b["verify"]["events"] / (b["verify"]["client"] + b["verify"]["backend"])
+    loaded = (", shared with other agents: the wall-clock figures are those of a loaded machine, and the CPU "
+              "figures, less affected, are inflated by the contention too" if v["load"] > 0.5 * (os.cpu_count() or 1)
+              else ", otherwise idle")
     return f"""**(c) `verify_audit`** over {v["events"]:,} events: every link recomputed with hashlib, {v["checkpoints"]}
 signed checkpoints and {v["witness"]} witness entries checked, duplicate ids looked for. Best of 3 runs per variant,
 interleaved, PostgreSQL {v["server"]} on the same machine ({os.cpu_count()} cores, shared). CPU: the verifier's
@@ -511,8 +514,7 @@ verifier hashes.{gen}
 Goal: at least 200,000 events/s wall-clock. Measured here: **{rate:,.0f} events/s** — {"met" if rate >= 200_000
 else "NOT met"} — and {per_cpu:,.0f} events per CPU-second (verifier and database together; reading alone, the
 baseline, does {b["read"]["events"] / (b["read"]["client"] + b["read"]["backend"]):,.0f}). Load average when (c)
-ended: {v["load"]:.1f} on {os.cpu_count()} cores shared with other agents: the wall-clock figures are those of a
-loaded machine, and the CPU figures, less affected, are inflated by the contention too. Most of the CPU is the
+ended: {v["load"]:.1f} on {os.cpu_count()} cores{loaded}. Most of the CPU is the
 database's (serialising each row with `record_send` and sending it): it runs in as many server processes as there
 are streams, so with idle cores the wall-clock rate can approach the events per CPU-second times the cores given
 to it; on this machine's 2 cores that bound is about {2 * per_cpu:,.0f}/s (an upper bound, not a measurement).
