@@ -5,7 +5,7 @@ check together). A regression that adds a query or a Redis command fails here.""
 import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
-from redis.connection import Connection
+from redis.connection import AbstractConnection
 
 from audit.models import AccessEvent
 from dpi.api.testing import bearer, make_api_client, request_id
@@ -16,13 +16,13 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def redis_commands(monkeypatch):
     sent: list[bytes] = []
-    original = Connection.send_packed_command
+    original = AbstractConnection.send_packed_command
 
     def counting(self, command, check_health=True):
         sent.append(command if isinstance(command, bytes) else b"".join(command))
         return original(self, command, check_health)
 
-    monkeypatch.setattr(Connection, "send_packed_command", counting)
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)  # TCP and Unix socket alike
     return sent
 
 
