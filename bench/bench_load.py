@@ -28,7 +28,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
+
+from bench.common import admin_connection, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = os.environ.get("DPI_BENCH_QUICK", "1") != "0"
@@ -45,18 +46,6 @@ N_PATIENTS = int(os.environ.get("DPI_BENCH_LOAD_PATIENTS", "300"))
 WORKERS = os.environ.get("DPI_BENCH_LOAD_WORKERS", "3")
 SCENARIOS = [s for s in os.environ.get("DPI_BENCH_LOAD_SCENARIOS", "").split(",") if s]
 DB = "dpi_bench_load"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _admin(url: str):
-    import psycopg
-
-    return psycopg.connect(urlunparse(urlparse(url)._replace(path="/postgres")), autocommit=True)
 
 
 # --- server processes and their CPU ----------------------------------------------------------------------
@@ -183,11 +172,11 @@ def main() -> str:
     from dpi.launcher import web_command
 
     base_url = os.environ["DATABASE_URL"]
-    with _admin(base_url) as conn:
+    with admin_connection(base_url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{DB}"')
     var = Path(tempfile.mkdtemp(prefix="dpi-bench-load-"))
-    redis_port = _free_port()
+    redis_port = free_port()
     redis_bin = shutil.which("redis-server") or str(Path(sys.executable).parent.parent / "lib")
     redis = subprocess.Popen([redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
@@ -196,7 +185,7 @@ def main() -> str:
         "DJANGO_SETTINGS_MODULE": "dpi.settings",
         "DATABASE_URL": urlunparse(urlparse(base_url)._replace(path="/" + DB)),
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "DPI_CACHE_PREFIX": "dpi-bench-load",
-        "DPI_BIND": f"127.0.0.1:{_free_port()}", "DPI_WEB_WORKERS": WORKERS, "DPI_VAR_DIR": str(var),
+        "DPI_BIND": f"127.0.0.1:{free_port()}", "DPI_WEB_WORKERS": WORKERS, "DPI_VAR_DIR": str(var),
         "DPI_LOG_LEVEL": "WARNING",
     })
     manage = [sys.executable, "manage.py"]
@@ -231,7 +220,7 @@ def main() -> str:
                 os.killpg(web.pid, signal.SIGKILL)
         redis.terminate()
         redis.wait(timeout=10)
-        with _admin(base_url) as conn:
+        with admin_connection(base_url) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
         shutil.rmtree(var, ignore_errors=True)
 

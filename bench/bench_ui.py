@@ -17,7 +17,6 @@ import os
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,24 +25,13 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
+from bench.common import admin_connection, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 N_PATIENTS = int(os.environ.get("DPI_BENCH_UI_PATIENTS", "300"))  # `make run` seeds 300 demo patients
 ROUNDS = int(os.environ.get("DPI_BENCH_UI_ROUNDS", "30"))
 GOAL_MS = 300
 DB = "dpi_bench_ui"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _admin(url: str):
-    import psycopg
-
-    parsed = urlparse(url)
-    return psycopg.connect(urlunparse(parsed._replace(path="/postgres")), autocommit=True)
 
 
 def _totp(key_hex: str, step: int) -> str:
@@ -113,7 +101,7 @@ def main() -> str:
     from dpi import settings as s  # noqa: F401  (starts embedded services when URLs are unset)
 
     base_url = os.environ["DATABASE_URL"]
-    with _admin(base_url) as conn:
+    with admin_connection(base_url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{DB}"')
     var = Path(tempfile.mkdtemp(prefix="dpi-bench-ui-"))
@@ -121,7 +109,7 @@ def main() -> str:
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env.update({
         "DATABASE_URL": urlunparse(urlparse(base_url)._replace(path="/" + DB)),
-        "DPI_BIND": f"127.0.0.1:{_free_port()}", "DPI_DEMO_PATIENTS": str(N_PATIENTS), "DPI_WEB_WORKERS": "2",
+        "DPI_BIND": f"127.0.0.1:{free_port()}", "DPI_DEMO_PATIENTS": str(N_PATIENTS), "DPI_WEB_WORKERS": "2",
         "DPI_VAR_DIR": str(var), "DPI_CACHE_PREFIX": "dpi-bench-ui",
     })
     log = open(var / "launcher.log", "a")  # noqa: SIM115
@@ -146,7 +134,7 @@ def main() -> str:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-        with _admin(base_url) as conn:
+        with admin_connection(base_url) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
 
 

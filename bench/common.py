@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from contextlib import contextmanager
 
@@ -52,3 +53,19 @@ def timer():
     start = time.perf_counter()
     yield t
     t["s"] = time.perf_counter() - start
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now (for a server the benchmark starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def admin_connection(url: str):
+    """An autocommit connection to the server's ``postgres`` database (create / drop a scratch database)."""
+    from urllib.parse import urlparse, urlunparse
+
+    import psycopg
+
+    return psycopg.connect(urlunparse(urlparse(url)._replace(path="/postgres")), autocommit=True)
