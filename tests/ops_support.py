@@ -102,6 +102,19 @@ class ScratchPostgres:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def stop_process_group(process: subprocess.Popen | None, *, grace: float = 20) -> None:
+    """SIGTERM to a process started with ``start_new_session=True`` and its children, SIGKILL after ``grace``."""
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
 def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, str, dict]:
     request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - local test server
     try:
@@ -161,10 +174,4 @@ def gunicorn(env: dict[str, str], *, workers: int = 1, static: bool = False):
         wait_for(up, timeout=60, interval=0.2, what="gunicorn")
         yield base
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+        stop_process_group(process, grace=15)

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -41,7 +39,16 @@ from dpi.models import Observation
 from retention.models import ArchivedPatient, RetentionRun
 from retention.testing import age, where_is
 from tests.detection_support import day_ago, ev, local
-from tests.ops_support import ROOT, ScratchRedis, gunicorn, http_get, server_env, url_of_test_database, wait_for
+from tests.ops_support import (
+    ROOT,
+    ScratchRedis,
+    gunicorn,
+    http_get,
+    server_env,
+    stop_process_group,
+    url_of_test_database,
+    wait_for,
+)
 from tests.personas import make_patient
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -60,18 +67,6 @@ def _celery(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
     out = open(log, "w")  # noqa: SIM115 - closed with the process
     return subprocess.Popen([sys.executable, "-m", "celery", *args, "--loglevel", "INFO"], cwd=ROOT, env=env,
                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _stop(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
 
 
 def _log_lines(path: Path) -> list[dict]:
@@ -190,10 +185,10 @@ def test_two_web_servers_and_two_workers_share_one_database_safely(cast, tmp_pat
         # The standby first: the leader's clean stop releases the lease, which a standby would take at once.
         standby = "beat_2" if not _sends(logs["beat_2"]) else "beat_1"
         for beat in (standby, "beat_1" if standby == "beat_2" else "beat_2"):
-            _stop(processes.pop(beat))
+            stop_process_group(processes.pop(beat))
     finally:
         for process in processes.values():
-            _stop(process)
+            stop_process_group(process)
         redis.stop()
         connection.close()
 
