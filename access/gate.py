@@ -50,7 +50,7 @@ from access.policy import (
     needs_care_relationship,
     restricted_purpose,
 )
-from audit.services import event_record
+from audit.services import event_record, event_record_and_read
 from dpi import metrics
 from dpi.prepared import prepared_cursor
 
@@ -273,27 +273,59 @@ def authorize(
 ) -> Decision:
     """Decide and record. Allowed: event in the current transaction. Denied: event committed independently."""
     decision = decide(user, patient_id=patient_id, category=category, action=action)
+    event_record(**_event_fields(user, decision, patient_id=patient_id, category=category, action=action,
+                                 resource_type=resource_type, resource_id=resource_id, details=details))
+    return decision
+
+
+def authorize_read(
+    user: Any,
+    *,
+    reader: Any,
+    patient_id: int,
+    category: Category | str,
+    action: Action | str,
+    resource_type: str = "",
+    resource_id: str | int = "",
+    details: dict[str, Any] | None = None,
+) -> tuple[Decision, Any | None]:
+    """``authorize`` for a by-id read of a row keyed by ``patient_id`` (the patient itself): when allowed, its
+    event and the row (``reader``, a ``dpi.prepared.ByIdReader``) are written and read in one statement, so
+    the row leaves the database only with its trace, in one round trip (issue #18). Returns (decision, the
+    instance or None); a refusal reads nothing and is recorded as by ``authorize``."""
+    decision = decide(user, patient_id=patient_id, category=category, action=action)
+    fields = _event_fields(user, decision, patient_id=patient_id, category=category, action=action,
+                           resource_type=resource_type, resource_id=resource_id, details=details)
+    if not decision.allowed:
+        event_record(**fields)
+        return decision, None
+    _, row = event_record_and_read(reader=reader, pk=patient_id, **fields)
+    return decision, row
+
+
+def _event_fields(user: Any, decision: Decision, *, patient_id: int | None, category: Category | str,
+                  action: Action | str, resource_type: str, resource_id: str | int,
+                  details: dict[str, Any] | None) -> dict[str, Any]:
     metrics.gate_decision(allowed=decision.allowed, basis=decision.basis)
     extra = dict(details or {})
     if decision.flags:
         extra["flags"] = list(decision.flags)
     if decision.emergency_access_id:
         extra["emergency_access_id"] = decision.emergency_access_id
-    event_record(
-        actor=user if getattr(user, "is_authenticated", False) else None,
-        actor_role=decision.role,
-        actor_unit=unit_of(user),
-        patient_id=patient_id,
-        category=str(category),
-        action=str(action),
-        outcome="allowed" if decision.allowed else "denied",
-        basis=decision.basis,
-        reason=decision.reason,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        details=extra,
-    )
-    return decision
+    return {
+        "actor": user if getattr(user, "is_authenticated", False) else None,
+        "actor_role": decision.role,
+        "actor_unit": unit_of(user),
+        "patient_id": patient_id,
+        "category": str(category),
+        "action": str(action),
+        "outcome": "allowed" if decision.allowed else "denied",
+        "basis": decision.basis,
+        "reason": decision.reason,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "details": extra,
+    }
 
 
 def require(

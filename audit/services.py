@@ -44,15 +44,46 @@ def event_record(
     independent: bool | None = None,
 ) -> AccessEvent:
     """Write one event. ``independent`` (default: True when denied) writes it outside the current transaction."""
-    ctx = context.current()
     if outcome == AccessEvent.Outcome.DENIED:
         context.denied_noted()
     if independent is None:
         independent = outcome == AccessEvent.Outcome.DENIED
     alias = "audit" if independent else "default"
+    event = _event(actor=actor, actor_role=actor_role, actor_unit=actor_unit, patient_id=patient_id,
+                   category=category, resource_type=resource_type, resource_id=resource_id, action=action,
+                   outcome=outcome, basis=basis, reason=reason, details=details)
+    # One INSERT (every page view pays for it), prepared once per connection: the time comes from the database
+    # clock, and the row is linked into the hash chain by PostgreSQL when this transaction commits.
+    with prepared_cursor(alias) as cur:
+        cur.execute(_INSERT, _insert_params(event))
+        event.id, event.occurred_at = cur.fetchone()
+    event._state.adding = False
+    event._state.db = alias
+    return event
+
+
+def event_record_and_read(*, reader: Any, pk: int, **fields: Any) -> tuple[AccessEvent, Any | None]:
+    """Record an *allowed* event (same fields as ``event_record``) and read the row ``pk`` with ``reader`` (a
+    ``dpi.prepared.ByIdReader``) in the same statement on the request's connection: one round trip, and the
+    row is read only in the transaction that writes its trace (issue #18). Returns (event, instance or None)."""
+    if fields.get("outcome") != AccessEvent.Outcome.ALLOWED:
+        raise ValueError("only an allowed access reads its row with its event")
+    event = _event(**fields)
+    (event.id, event.occurred_at), row = reader.get_after(_INSERT, _insert_params(event), 2, pk)
+    event._state.adding = False
+    event._state.db = "default"
+    return event, row
+
+
+def _event(
+    *, action: str, outcome: str, actor: Any = None, actor_role: str = "", actor_unit: str = "",
+    patient_id: int | None = None, category: str = "", resource_type: str = "", resource_id: str | int = "",
+    basis: str = "", reason: str = "", details: dict[str, Any] | None = None,
+) -> AccessEvent:
+    ctx = context.current()
     actor_id = getattr(actor, "pk", None) if actor is not None else None
     username = getattr(actor, "username", "") if actor is not None else ""
-    event = AccessEvent(
+    return AccessEvent(
         actor_id=actor_id,
         actor_username=username or "",
         actor_role=actor_role[:100],
@@ -71,19 +102,15 @@ def event_record(
         user_agent=ctx.user_agent,
         details=details or {},
     )
-    # One INSERT (every page view pays for it), prepared once per connection: the time comes from the database
-    # clock, and the row is linked into the hash chain by PostgreSQL when this transaction commits.
-    with prepared_cursor(alias) as cur:
-        cur.execute(_INSERT, [
-            event.actor_id, event.actor_username, event.actor_role, event.actor_unit, event.patient_id,
-            event.category, event.resource_type, event.resource_id, event.action, event.outcome, event.basis,
-            event.reason, event.channel, event.request_id, event.ip, event.user_agent,
-            json.dumps(event.details, cls=DjangoJSONEncoder, separators=(",", ":")),
-        ])
-        event.id, event.occurred_at = cur.fetchone()
-    event._state.adding = False
-    event._state.db = alias
-    return event
+
+
+def _insert_params(event: AccessEvent) -> list[Any]:
+    return [
+        event.actor_id, event.actor_username, event.actor_role, event.actor_unit, event.patient_id,
+        event.category, event.resource_type, event.resource_id, event.action, event.outcome, event.basis,
+        event.reason, event.channel, event.request_id, event.ip, event.user_agent,
+        json.dumps(event.details, cls=DjangoJSONEncoder, separators=(",", ":")),
+    ]
 
 
 _INSERT = (

@@ -63,12 +63,28 @@ class ByIdReader:
     def get(self, pk: int, alias: str = "default") -> Any | None:
         if self._sql is None:
             self._compile(alias)
-        conn = connections[alias]
         with prepared_cursor(alias) as cur:
             cur.execute(self._sql, [pk])
             row = cur.fetchone()
-        if row is None:
-            return None
+        return None if row is None else self._instance(row, alias)
+
+    def get_after(self, statement: str, params: list[Any], returning: int, pk: int,
+                  alias: str = "default") -> tuple[tuple[Any, ...], Any | None]:
+        """Run ``statement`` (an ``INSERT ... RETURNING`` of ``returning`` columns) and read the row ``pk`` in
+        the same statement: one round trip, one transaction (the row is read only if the write succeeds, and
+        the write commits only with the read). Returns (the RETURNING values, the instance or None)."""
+        if self._sql is None:
+            self._compile(alias)
+        with prepared_cursor(alias) as cur:
+            cur.execute(f"WITH w AS ({statement}) SELECT w.*, r.* FROM w LEFT JOIN ({self._sql}) r ON true",
+                        [*params, pk])
+            row = cur.fetchone()
+        head, rest = tuple(row[:returning]), row[returning:]
+        # The LEFT JOIN gives NULLs when the row does not exist (its primary key is never NULL).
+        return head, (None if rest[0] is None else self._instance(rest, alias))
+
+    def _instance(self, row: Any, alias: str) -> Any:
+        conn = connections[alias]
         values = list(row)
         col = self.fields
         for i, converters in self._converters:

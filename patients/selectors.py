@@ -7,12 +7,14 @@ from datetime import datetime
 from dpi.prepared import ByIdReader
 from patients.models import IdentityMerge, Patient
 
-_patient_reader = ByIdReader(Patient)
+# The patient row by id (identity decrypted): one prepared statement, no ORM compilation. Channels pass it to
+# the gate (``gate.authorize_read``), which reads the row in the statement that records the access.
+patient_reader = ByIdReader(Patient)
 
 
 def patient_by_id(pk: int) -> Patient | None:
     """The patient row (identity decrypted), or None: one prepared statement, no ORM compilation."""
-    return _patient_reader.get(pk)
+    return patient_reader.get(pk)
 
 # (patient id, from, until): the traces of that file between those instants (None: unbounded).
 FileWindow = tuple[int, datetime | None, datetime | None]

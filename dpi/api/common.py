@@ -317,6 +317,25 @@ class ApiView:
             raise exceptions.NotFound()
         raise gate.AccessDenied(decision)
 
+    def gate_read(self, *, patient_id: int, reader: Any, action: str = Action.VIEW) -> Any | None:
+        """``gate`` for the by-id read of a patient's own row: the row (or None) read by ``reader`` in the same
+        statement as the access event (``gate.authorize_read``); refusals as ``gate``."""
+        decision, row = gate.authorize_read(
+            self.request.user,
+            reader=reader,
+            patient_id=patient_id,
+            category=self.category,
+            action=action,
+            resource_type=self.resource_type,
+            resource_id=patient_id,
+            details=api_details(self.request),
+        )
+        if decision.allowed:
+            return row
+        if gate.is_hidden(decision):
+            raise exceptions.NotFound()
+        raise gate.AccessDenied(decision)
+
     def provenance(self) -> dict[str, Any]:
         """Who creates a care fact through this request, and how: the feed (a token of an integration
         account) or a staff member."""

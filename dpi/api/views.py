@@ -154,8 +154,8 @@ class PatientViewSet(_Base):
 
     def retrieve(self, request, pk=None):
         pk = parse_id(pk)
-        self.gate(patient_id=pk, action=Action.VIEW, resource_id=pk)
-        patient = patient_selectors.patient_by_id(pk)
+        # The row is read in the statement that records the access (one round trip).
+        patient = self.gate_read(patient_id=pk, reader=patient_selectors.patient_reader)
         if patient is None:
             raise exceptions.NotFound()
         return etag_response(s.PatientSerializer(patient).data, patient)

@@ -450,8 +450,8 @@ class ReadView(_TypedView):
             require_dpo(request, {"id": pk_int})
             obj = self.queryset().filter(pk=pk_int).first()
         elif self.rtype is PATIENT:
-            self.gate(patient_id=pk_int, action=Action.VIEW, resource_id=pk_int)
-            obj = patient_selectors.patient_by_id(pk_int)
+            # The row is read in the statement that records the access (one round trip).
+            obj = self.gate_read(patient_id=pk_int, reader=patient_selectors.patient_reader)
         else:
             obj = self.queryset().filter(pk=pk_int).first()
             if obj is not None:
