@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.http.multipartparser import MultiPartParserError
 
@@ -45,3 +49,64 @@ def _bad_request(request, message: str) -> HttpResponse:
 
 def _has_nul(data) -> bool:
     return any("\x00" in key or any("\x00" in v for v in values) for key, values in data.lists())
+
+
+# --- bearer-token calls skip the browser's middleware ------------------------------------------------------
+_BEARER_PREFIXES = ("/api/", "/fhir/")
+_BROWSER_PAGES = ("/api/docs/",)  # an HTML page under /api/: always through the whole stack
+_pending_end = threading.local()
+
+
+def bearer_call(request) -> bool:
+    """A call to the REST API or FHIR with an API token and no session cookie: the browser's middleware (CSRF,
+    authentication from the session, second factor, session expiry, maintenance sessions, messages) has nothing
+    to do for it: with no session cookie its user is anonymous to all of them, and DRF's token authentication
+    sets the request's user. The answer is the same; the call costs less (issue #18)."""
+    found = getattr(request, "_dpi_bearer_call", None)
+    if found is None:
+        path = request.path
+        found = (
+            path.startswith(_BEARER_PREFIXES)
+            and not path.startswith(_BROWSER_PAGES)
+            and request.META.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer "
+            and settings.SESSION_COOKIE_NAME not in request.COOKIES
+        )
+        request._dpi_bearer_call = found
+    return found
+
+
+class BrowserMiddlewareEnd:
+    """Marks the end of the browser's middleware in ``MIDDLEWARE`` (see ``BrowserMiddlewareStart``)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        # Django builds the chain from the last middleware to the first, in one thread: the start marker,
+        # built next among the two, takes this handler's end.
+        _pending_end.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+
+class BrowserMiddlewareStart:
+    """Bearer-token calls (``bearer_call``) jump from here to ``BrowserMiddlewareEnd``, past the middleware
+    listed between the two; every other request goes through them. What stays around them for every request:
+    metrics, security headers, the request's audit context and the recording of unrecorded refusals, the NUL
+    byte check, the session and language middleware (the language of error messages), X-Frame-Options and the
+    database outage answer. Each middleware's ``process_view`` / ``process_exception`` hooks still run for
+    every request (Django calls them outside this chain): CSRF's is a no-op on the API's exempt views."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        end = getattr(_pending_end, "get_response", None)
+        if end is None:
+            raise ImproperlyConfigured("dpi.middleware.BrowserMiddlewareEnd must follow BrowserMiddlewareStart "
+                                       "in MIDDLEWARE")
+        _pending_end.get_response = None
+        self.skip_to = end
+
+    def __call__(self, request):
+        if bearer_call(request):
+            request.user = AnonymousUser()  # until the token authentication names the caller
+            return self.skip_to(request)
+        return self.get_response(request)

@@ -150,6 +150,9 @@ MIDDLEWARE = [
     "dpi.middleware.RejectNulBytesMiddleware",  # 400 for a NUL byte in path, query or form (never a 500)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # From here to BrowserMiddlewareEnd: what a browser needs; API and FHIR calls with a bearer token and no
+    # session cookie jump over it (their user comes from the token; issue #18).
+    "dpi.middleware.BrowserMiddlewareStart",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -158,6 +161,7 @@ MIDDLEWARE = [
     "access.authn.middleware.AuthenticationStepsMiddleware",  # second factor, forced password change (authn)
     "dpi.compliance.middleware.MaintenanceSessionMiddleware",  # maintenance: window-bound sessions, logbook
     "django.contrib.messages.middleware.MessageMiddleware",
+    "dpi.middleware.BrowserMiddlewareEnd",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "dpi.health.DatabaseOutageMiddleware",  # last: a view failing on a database outage answers 503
 ]
