@@ -45,7 +45,7 @@ LEVELS = [int(x) for x in os.environ.get("DPI_BENCH_LOAD_LEVELS", "1,4,16,64").s
 N_PATIENTS = int(os.environ.get("DPI_BENCH_LOAD_PATIENTS", "300"))
 WORKERS = os.environ.get("DPI_BENCH_LOAD_WORKERS", "3")
 SCENARIOS = [s for s in os.environ.get("DPI_BENCH_LOAD_SCENARIOS", "").split(",") if s]
-DB = "dpi_bench_load"
+DB = os.environ.get("DPI_BENCH_LOAD_DB", "dpi_bench_load")  # its own name when several runs share a server
 
 
 # --- server processes and their CPU ----------------------------------------------------------------------
