@@ -80,7 +80,7 @@ def _case(expr: str, mapping: dict[str, str]) -> str:
 
 
 def _band_sum(arr: str, band: str) -> str:
-    """SQL: the sum of the 24-hour array ``arr`` over the four hours of hour band ``band`` (0: 22-2 h ... 5: 18-22 h)."""
+    """SQL: the sum of the 24-hour array ``arr`` over the four hours of band ``band`` (0: 22-2 h ... 5: 18-22 h)."""
     return " + ".join(f"coalesce({arr}[mod(({band}) * 4 + {22 + j}, 24) + 1], 0)" for j in range(4))
 
 
