@@ -165,3 +165,16 @@ def test_baselines_by_weekday_and_hour_band_own_and_peers(cast):
     assert "Consulté : " in fr  # the rest of the context is kept
     assert "Usual pattern" in alert.context["en"] and "their peers (physicians, pneumologie (test)) 4.0" in (
         alert.context["en"])
+
+
+def test_an_alert_the_dpo_closes_becomes_a_training_label_with_its_features(cast):
+    from audit.detection import services
+
+    _self_access_case(cast, D1)
+    run(D1)
+    alert = Alert.objects.get(day=D1)
+    assert learned.labelled_alerts()[0] == []  # open alerts are not labels
+    services.alert_review(alert_id=alert.pk, actor=cast.dpo, status="in_review")
+    services.alert_review(alert_id=alert.pk, actor=cast.dpo, status="violation", comment="Reconnu par l'agent.")
+    xs, ys, _ = learned.labelled_alerts()
+    assert ys == [1] and xs[0]["r_self_access"] == 70
