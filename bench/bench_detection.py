@@ -1343,11 +1343,16 @@ def report_model(results: list[dict], *, train_seeds: list[int], held_out: dict)
     return "\n".join(lines) + "\n"
 
 
-def retrain(train_seeds: list[int], eval_seeds: list[int]) -> str:
-    """Train the model on the tuning seeds' labelled cases, then analyse ``eval_seeds`` with and without it."""
+def retrain(train_seeds: list[int], eval_seeds: list[int], *, saved: bool = False) -> str:
+    """Train the model on the tuning seeds' labelled cases, then analyse ``eval_seeds`` with and without it.
+    ``saved``: take the model and its held-out figures saved by an earlier ``retrain`` instead of training."""
     _fresh_database()
     setup_django(DB)
     template = _make_template()
+    if saved:
+        with open(os.path.join(RESULTS, "model.json")) as f:
+            trained = json.load(f)
+        return _evaluate_model(trained, train_seeds, eval_seeds, template)
     from audit.detection import model as learned
     from audit.detection.config import thresholds
 
@@ -1373,8 +1378,13 @@ def retrain(train_seeds: list[int], eval_seeds: list[int]) -> str:
     trained = {**learned.fit(xs, ys), "algorithm": f"scikit-learn {sklearn.__version__} LogisticRegression",
                "training": {"labels": len(ys), "violations": sum(ys), "description":
                             f"benchmark tuning seeds {train_seeds}: keys a rule scored, labelled by injection"}}
+    trained["held_out"] = held
     with open(os.path.join(RESULTS, "model.json"), "w") as f:
         json.dump(trained, f)
+    return _evaluate_model(trained, train_seeds, eval_seeds, template)
+
+
+def _evaluate_model(trained: dict, train_seeds: list[int], eval_seeds: list[int], template: str) -> str:
     results = []
     for seed in eval_seeds:
         t0 = time.perf_counter()
@@ -1387,7 +1397,7 @@ def retrain(train_seeds: list[int], eval_seeds: list[int]) -> str:
         print(f"seed {seed}: rules alone recall {r['recall']:.2f} precision {r['precision']:.2f} fa/k "
               f"{r['fa_per_k']:.2f}; with model recall {m['recall']:.2f} precision {m['precision']:.2f} fa/k "
               f"{m['fa_per_k']:.2f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    return report_model(results, train_seeds=train_seeds, held_out=held)
+    return report_model(results, train_seeds=train_seeds, held_out=trained["held_out"])
 
 
 def _make_template() -> str:
@@ -1433,6 +1443,9 @@ def main(argv: list[str] | None = None) -> str:
         train = [s for s in TUNING_SEEDS if s in (11, 12)]
         rest = [int(a) for a in argv[1:] if a.isdigit()]
         return retrain(train, rest or train + list(TEST_SEEDS))
+    if argv[:1] == ["model-eval"]:  # model-eval [SEED...]: the model saved by "retrain", before/after on SEEDs
+        return retrain([s for s in TUNING_SEEDS if s in (11, 12)], [int(a) for a in argv[1:] if a.isdigit()]
+                       or list(TEST_SEEDS), saved=True)
     if argv[:1] == ["large"]:
         return run([], large_seed=LARGE_SEED, title="large run")
     return run(list(TEST_SEEDS), large_seed=LARGE_SEED, title="test seeds, never used while tuning")
