@@ -1295,7 +1295,7 @@ def run(seeds: list[int], *, large_seed: int | None, title: str) -> str:
     return report(results + ([large] if large else []), large, title=title)
 
 
-def report_model(results: list[dict], *, train_seeds: list[int], held_out: dict) -> str:
+def report_model(results: list[dict], *, train_seeds: list[int], held_out: dict | None) -> str:
     """Before (rules alone) and after (rules + the model trained on ``train_seeds``), per seed and on average."""
     def row(name: str, rs: list[dict]) -> str:
         def fig(key: str, m: bool, fmt: str = "{:.2f}") -> str:
@@ -1309,8 +1309,9 @@ def report_model(results: list[dict], *, train_seeds: list[int], held_out: dict)
         "## Detection: the learned model, before / after (issue #20)",
         "",
         f"Model trained on the tuning seeds {', '.join(map(str, train_seeds))} only (every (user, patient, day) a "
-        f"rule scored, labelled by the injected snooping: {held_out['n_cases']} cases, {held_out['violations']} "
-        "violations). Rows on the tuning seeds are in-sample; rows on the test seeds were never used for training "
+        "rule scored, labelled by the injected snooping"
+        + (f": {held_out['n_cases']} cases, {held_out['violations']} violations" if held_out else "")
+        + "). Rows on the tuning seeds are in-sample; rows on the test seeds were never used for training "
         "or for choosing anything.",
         "",
         "| seeds | recall, rules alone | recall, with model | precision, rules alone | precision, with model | "
@@ -1321,8 +1322,8 @@ def report_model(results: list[dict], *, train_seeds: list[int], held_out: dict)
         lines.append(row(f"{r['seed']}{' (tuning)' if r in tuning else ''}", [r]))
     if len(test) > 1:
         lines.append(row("test seeds: mean ± sd (min-max)", test))
-    h = held_out
-    lines += ["", f"Held-out quarter of the training cases ({h['rules_only']['n']} cases): rules alone precision "
+    h = held_out or {}
+    lines += [] if not h else ["", f"Held-out quarter of the training cases ({h['rules_only']['n']} cases): rules alone precision "
               f"{h['rules_only']['precision']}, recall {h['rules_only']['recall']}, average precision "
               f"{h['rules_only'].get('average_precision')}; with the model precision {h['new_model']['precision']}, "
               f"recall {h['new_model']['recall']}, average precision {h['new_model'].get('average_precision')}."]
@@ -1330,14 +1331,16 @@ def report_model(results: list[dict], *, train_seeds: list[int], held_out: dict)
     for r in test or results:
         for k, v in r["by_kind"].items():
             kinds[k].append((v, r["model"]["by_kind"].get(k, (0, v[1]))))
-    lines += ["", "| kind (test seeds, pooled) | recall, rules alone | recall, with model |", "|---|---|---|"]
+    lines += ["", f"| kind ({'test' if test else 'tuning'} seeds, pooled) | recall, rules alone | recall, with model |",
+              "|---|---|---|"]
     for k, v in sorted(kinds.items()):
         a = sum(x[0][0] for x in v) / max(1, sum(x[0][1] for x in v))
         b = sum(x[1][0] for x in v) / max(1, sum(x[1][1] for x in v))
         lines.append(f"| {k} | {a:.2f} | {b:.2f} |" if abs(a - b) < 1e-9 else f"| {k} | {a:.2f} | **{b:.2f}** |")
-    mp = [(r["model"]["rule_prec"].get("model", (0, 0)), r["model"]["clean_by_rule"].get("model", 0)) for r in test]
+    mp = [(r["model"]["rule_prec"].get("model", (0, 0)), r["model"]["clean_by_rule"].get("model", 0))
+          for r in test or results]
     secs = [r["model"]["model_s"] for r in results]
-    lines += ["", f"Alerts carrying a `model` hit on the test seeds: {sum(a for (a, _), _ in mp)} true of "
+    lines += ["", f"Alerts carrying a `model` hit ({'test' if test else 'tuning'} seeds): {sum(a for (a, _), _ in mp)} true of "
               f"{sum(b for (_, b), _ in mp)}; on the clean months {sum(c for _, c in mp)}. Time of the model step "
               f"(features in SQL + scoring) per labelled replay of 42 days: {_ms(secs, '{:.1f}')} s."]
     return "\n".join(lines) + "\n"
@@ -1397,7 +1400,7 @@ def _evaluate_model(trained: dict, train_seeds: list[int], eval_seeds: list[int]
         print(f"seed {seed}: rules alone recall {r['recall']:.2f} precision {r['precision']:.2f} fa/k "
               f"{r['fa_per_k']:.2f}; with model recall {m['recall']:.2f} precision {m['precision']:.2f} fa/k "
               f"{m['fa_per_k']:.2f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    return report_model(results, train_seeds=train_seeds, held_out=trained["held_out"])
+    return report_model(results, train_seeds=train_seeds, held_out=trained.get("held_out"))
 
 
 def _make_template() -> str:
