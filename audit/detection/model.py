@@ -216,8 +216,8 @@ def evaluate(xs: list[dict[str, float]], ys: list[int], model: Loaded | None, co
     alert = score >= conf["alert_score"]
     tp = int((alert & (y == 1)).sum())
     out = {"n": int(len(y)), "violations": int(y.sum()), "alerts": int(alert.sum()), "true_alerts": tp,
-           "precision": round(tp / alert.sum(), 3) if alert.sum() else None,
-           "recall": round(tp / y.sum(), 3) if y.sum() else None}
+           "precision": round(float(tp / alert.sum()), 3) if alert.sum() else None,
+           "recall": round(float(tp / y.sum()), 3) if y.sum() else None}
     if len(set(ys)) == 2:
         from sklearn.metrics import average_precision_score
 
