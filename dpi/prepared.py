@@ -75,9 +75,10 @@ class ByIdReader:
         the write commits only with the read). Returns (the RETURNING values, the instance or None)."""
         if self._sql is None:
             self._compile(alias)
+        # Both parts are SQL written in the code (the caller's INSERT, the ORM-compiled SELECT); values are bound.
+        sql = f"WITH w AS ({statement}) SELECT w.*, r.* FROM w LEFT JOIN ({self._sql}) r ON true"  # noqa: S608
         with prepared_cursor(alias) as cur:
-            cur.execute(f"WITH w AS ({statement}) SELECT w.*, r.* FROM w LEFT JOIN ({self._sql}) r ON true",
-                        [*params, pk])
+            cur.execute(sql, [*params, pk])
             row = cur.fetchone()
         head, rest = tuple(row[:returning]), row[returning:]
         # The LEFT JOIN gives NULLs when the row does not exist (its primary key is never NULL).

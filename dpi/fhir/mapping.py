@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from datetime import UTC
 from typing import Any
@@ -106,6 +107,12 @@ def ins_identifier(patient: Patient) -> dict[str, Any] | None:
     }
 
 
+@functools.cache
+def _validation_modes() -> dict[str, Any]:
+    """What ``get_validation_mode_display`` looks up, built once (it rebuilds the dict on every call)."""
+    return dict(Patient._meta.get_field("validation_mode").flatchoices)
+
+
 def identity_reliability(patient: Patient) -> dict[str, Any]:
     """``fr-core-identity-reliability``: the status, and what it rests on (document type and date of its check,
     date of the INSi answer), with the RNIV attribute (doubtful, fictitious, homonym) as comment."""
@@ -119,7 +126,7 @@ def identity_reliability(patient: Patient) -> dict[str, Any]:
         parts.append({"url": "validationDate", "valueDate": patient.validation_date.isoformat()})
         parts.append({"url": "validationMode", "valueCodeableConcept": {"coding": [
             {"system": CS_VALIDATION_MODE, "code": patient.validation_mode,
-             "display": str(patient.get_validation_mode_display())}]}})
+             "display": str(_validation_modes().get(patient.validation_mode, patient.validation_mode))}]}})
     if patient.insi_date:
         parts.append({"url": "dateInterrogationINSi", "valueDateTime": _instant(patient.insi_date)})
     if patient.identity_attribute:
