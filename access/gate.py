@@ -27,12 +27,15 @@ Patient-level rules, in order:
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -50,7 +53,7 @@ from access.policy import (
     needs_care_relationship,
     restricted_purpose,
 )
-from audit.services import event_record, event_record_and_read
+from audit.services import EVENT_COLUMNS, event_params, event_record, event_record_and_read
 from dpi import metrics
 from dpi.prepared import prepared_cursor
 
@@ -201,6 +204,16 @@ def decide(
     """The decision alone, without recording it (use ``authorize``)."""
     now = now or timezone.now()
     role = role_of(user)
+    early = _decide_without_facts(user, role, patient_id=patient_id, category=category, action=action, now=now)
+    if early is not None:
+        return early
+    assert role is not None and patient_id is not None
+    return _decide_from_facts(role, category, action, _patient_facts(user.pk, patient_id, now))
+
+
+def _decide_without_facts(user: Any, role: Role | None, *, patient_id: int | None, category: Category | str,
+                          action: Action | str, now: datetime) -> Decision | None:
+    """The decision when it does not depend on the patient's row (the account, the matrix, the id), else None."""
     problem = _account_problem(user, role, now)
     if problem:
         return Decision(False, problem[0], problem[1], role=role.value if role else "")
@@ -216,7 +229,13 @@ def decide(
         # patient's right of access goes through the hospital's request procedure (detection: self_access).
         return Decision(False, "deny:own_record", "a professional account does not open its holder's own file",
                         role=role.value)
-    facts = _patient_facts(user.pk, patient_id, now)
+    return None
+
+
+def _decide_from_facts(role: Role, category: Category | str, action: Action | str,
+                       facts: tuple[str, str | None, bool, int | None] | None) -> Decision:
+    """The patient-level rules (identity visibility, care relationship, objection, break-the-glass) over the
+    facts of ``_PATIENT_FACTS``."""
     if facts is None:
         return Decision(False, "deny:not_found", "no such patient", role=role.value)
     confidentiality, care_basis, objected, break_glass_id = facts
@@ -261,6 +280,112 @@ def decide(
     )
 
 
+# --- the decision and its event in one statement ----------------------------------------------------------
+# An allowed access costs one round trip: the facts query, the event's INSERT when the facts allow the access,
+# and (for a by-id read) the row, in one statement. PostgreSQL does not decide anything of its own: for the
+# principal's role, the category and the action, ``_decide_from_facts`` is evaluated here on every combination
+# of the facts that matter to it (restricted or not; care basis null, empty or set; objection; break-the-glass),
+# and the statement looks its facts' combination up in that table. A refusal reads nothing and is recorded
+# on the independent connection, as before; the Python decision on the returned facts is what the caller gets,
+# and it must agree with what the statement did.
+_CARE_STATES = (None, "", "care")
+
+
+@functools.cache
+def _outcomes(role: Role, category: str, action: str) -> str:
+    """JSON array, indexed as in ``_ONE_STATEMENT``: {"a": allowed, "b": basis (absent: "care:" + the
+    basis), "f": flags (absent: none), "g": true when the event names the break-the-glass}."""
+    table = []
+    for restricted in (False, True):
+        for care in _CARE_STATES:
+            for objected in (False, True):
+                for glass in (None, 1):
+                    d = _decide_from_facts(role, category, action,
+                                           ("restricted" if restricted else "normal", care, objected, glass))
+                    entry: dict[str, Any] = {"a": d.allowed, "g": d.emergency_access_id is not None}
+                    if not d.basis.startswith("care:"):
+                        entry["b"] = d.basis[:40]
+                    if d.flags:
+                        entry["f"] = list(d.flags)
+                    table.append(entry)
+    return json.dumps(table, separators=(",", ":"))
+
+
+# What the event's basis and details become in the statement: the table's basis, or "care:" + the care basis;
+# the request's details with the decision's flags and break-the-glass (as ``_event_fields`` adds them).
+_FROM_TABLE = {
+    "basis": "COALESCE(t.d->>'b', left('care:' || t.care_basis, 40))",
+    "details": "%(ev_details)s::jsonb"
+               " || CASE WHEN t.d->'f' IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('flags', t.d->'f') END"
+               " || CASE WHEN (t.d->>'g')::boolean"
+               " THEN jsonb_build_object('emergency_access_id', t.break_glass_id) ELSE '{}'::jsonb END",
+}
+
+
+@functools.cache
+def _one_statement(read_sql: str | None) -> str:
+    columns = ", ".join(name for name, _ in EVENT_COLUMNS)
+    values = ", ".join(_FROM_TABLE.get(name, f"%(ev_{name})s::{kind}") for name, kind in EVENT_COLUMNS)
+    insert = (f"INSERT INTO audit_accessevent ({columns}) SELECT {values} FROM t "  # noqa: S608
+              "WHERE (t.d->>'a')::boolean RETURNING id, occurred_at")
+    # Every part is SQL written here or in audit.services; every value is a bound parameter.
+    sql = (
+        f"WITH f AS ({_PATIENT_FACTS}), "  # noqa: S608
+        "t AS (SELECT f.*, (%(table)s::jsonb) -> ("
+        "((CASE WHEN f.confidentiality = 'restricted' THEN 3 ELSE 0 END"
+        " + CASE WHEN f.care_basis IS NULL THEN 0 WHEN f.care_basis = '' THEN 1 ELSE 2 END) * 2"
+        " + CASE WHEN f.objected THEN 1 ELSE 0 END) * 2"
+        " + CASE WHEN f.break_glass_id IS NULL THEN 0 ELSE 1 END) AS d FROM f), "
+        f"e AS ({insert}) "
+        "SELECT f.confidentiality, f.care_basis, f.objected, f.break_glass_id, e.id, e.occurred_at"
+    )
+    if read_sql is None:
+        return sql + " FROM f LEFT JOIN e ON true"
+    return sql + f", r.* FROM f LEFT JOIN e ON true LEFT JOIN ({read_sql}) r ON e.id IS NOT NULL"  # noqa: S608
+
+
+def _decide_and_record(user: Any, *, patient_id: int, category: Category | str, action: Action | str,
+                       resource_type: str, resource_id: str | int, details: dict[str, Any] | None,
+                       reader: Any = None) -> tuple[Decision, Any | None]:
+    """``authorize`` (and, with ``reader``, the row's read) in one statement when the decision rests on the
+    patient's facts; the two statements of before otherwise."""
+    now = timezone.now()
+    role = role_of(user)
+    early = _decide_without_facts(user, role, patient_id=patient_id, category=category, action=action, now=now)
+    if early is not None:
+        event_record(**_event_fields(user, early, patient_id=patient_id, category=category, action=action,
+                                     resource_type=resource_type, resource_id=resource_id, details=details))
+        return early, None
+    assert role is not None
+    fields = _event_fields(user, Decision(True, "", role=role.value), patient_id=patient_id, category=category,
+                           action=action, resource_type=resource_type, resource_id=resource_id, details=details,
+                           count=False)
+    params = event_params(**fields)
+    params.update({"u": user.pk, "p": patient_id, "now": now, "table": _outcomes(role, str(category), str(action))})
+    read_sql = None
+    if reader is not None:
+        read_sql = reader.select_sql("rk")
+        params["rk"] = patient_id
+    with prepared_cursor() as cur:
+        cur.execute(_one_statement(read_sql), params)
+        row = cur.fetchone()
+    facts = None if row is None else tuple(row[:4])
+    decision = _decide_from_facts(role, category, action, facts)  # type: ignore[arg-type]
+    recorded = row is not None and row[4] is not None
+    if recorded != decision.allowed:  # pragma: no cover - the table is built from the same function
+        raise RuntimeError(f"gate: the statement and the decision disagree ({decision.basis})")
+    metrics.gate_decision(allowed=decision.allowed, basis=decision.basis)
+    if not decision.allowed:
+        event_record(**_event_fields(user, decision, patient_id=patient_id, category=category, action=action,
+                                     resource_type=resource_type, resource_id=resource_id, details=details,
+                                     count=False))
+        return decision, None
+    if reader is None:
+        return decision, None
+    rest = row[6:]
+    return decision, (None if rest[0] is None else reader.instance(rest))
+
+
 def authorize(
     user: Any,
     *,
@@ -272,6 +397,9 @@ def authorize(
     details: dict[str, Any] | None = None,
 ) -> Decision:
     """Decide and record. Allowed: event in the current transaction. Denied: event committed independently."""
+    if patient_id is not None and not _one_statement_off():
+        return _decide_and_record(user, patient_id=patient_id, category=category, action=action,
+                                  resource_type=resource_type, resource_id=resource_id, details=details)[0]
     decision = decide(user, patient_id=patient_id, category=category, action=action)
     event_record(**_event_fields(user, decision, patient_id=patient_id, category=category, action=action,
                                  resource_type=resource_type, resource_id=resource_id, details=details))
@@ -293,6 +421,10 @@ def authorize_read(
     event and the row (``reader``, a ``dpi.prepared.ByIdReader``) are written and read in one statement, so
     the row leaves the database only with its trace, in one round trip (issue #18). Returns (decision, the
     instance or None); a refusal reads nothing and is recorded as by ``authorize``."""
+    if not _one_statement_off():
+        return _decide_and_record(user, patient_id=patient_id, category=category, action=action,
+                                  resource_type=resource_type, resource_id=resource_id, details=details,
+                                  reader=reader)
     decision = decide(user, patient_id=patient_id, category=category, action=action)
     fields = _event_fields(user, decision, patient_id=patient_id, category=category, action=action,
                            resource_type=resource_type, resource_id=resource_id, details=details)
@@ -303,10 +435,16 @@ def authorize_read(
     return decision, row
 
 
+def _one_statement_off() -> bool:
+    """Behind a transaction pooler (no prepared statements) the decision keeps its separate statements."""
+    return bool(connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"))
+
+
 def _event_fields(user: Any, decision: Decision, *, patient_id: int | None, category: Category | str,
                   action: Action | str, resource_type: str, resource_id: str | int,
-                  details: dict[str, Any] | None) -> dict[str, Any]:
-    metrics.gate_decision(allowed=decision.allowed, basis=decision.basis)
+                  details: dict[str, Any] | None, count: bool = True) -> dict[str, Any]:
+    if count:
+        metrics.gate_decision(allowed=decision.allowed, basis=decision.basis)
     extra = dict(details or {})
     if decision.flags:
         extra["flags"] = list(decision.flags)

@@ -75,6 +75,24 @@ def event_record_and_read(*, reader: Any, pk: int, **fields: Any) -> tuple[Acces
     return event, row
 
 
+# The event's columns and their SQL types, in the order of ``_INSERT``, for statements that insert an event
+# with other work (``access.gate``: the decision's facts and the event in one statement), as named parameters.
+EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("actor_id", "bigint"), ("actor_username", "text"), ("actor_role", "text"), ("actor_unit", "text"),
+    ("patient_id", "bigint"), ("category", "text"), ("resource_type", "text"), ("resource_id", "text"),
+    ("action", "text"), ("outcome", "text"), ("basis", "text"), ("reason", "text"), ("channel", "text"),
+    ("request_id", "text"), ("ip", "inet"), ("user_agent", "text"), ("details", "jsonb"),
+)
+
+
+def event_params(**fields: Any) -> dict[str, Any]:
+    """The values of an event (same fields as ``event_record``) as named parameters ``ev_<column>``."""
+    if fields.get("outcome") == AccessEvent.Outcome.DENIED:
+        raise ValueError("a denied event is written on the independent connection (event_record)")
+    values = _insert_params(_event(**fields))
+    return {f"ev_{name}": value for (name, _), value in zip(EVENT_COLUMNS, values, strict=True)}
+
+
 def _event(
     *, action: str, outcome: str, actor: Any = None, actor_role: str = "", actor_unit: str = "",
     patient_id: int | None = None, category: str = "", resource_type: str = "", resource_id: str | int = "",

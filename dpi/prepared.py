@@ -84,6 +84,18 @@ class ByIdReader:
         # The LEFT JOIN gives NULLs when the row does not exist (its primary key is never NULL).
         return head, (None if rest[0] is None else self._instance(rest, alias))
 
+    def select_sql(self, param: str, alias: str = "default") -> str:
+        """The by-id ``SELECT`` with its id as the named parameter ``param``, for a caller's larger statement
+        (read its columns back with ``instance``)."""
+        if self._sql is None:
+            self._compile(alias)
+        assert self._sql is not None and self._sql.count("%s") == 1 and "%%" not in self._sql
+        return self._sql.replace("%s", f"%({param})s")
+
+    def instance(self, row: Any, alias: str = "default") -> Any:
+        """The model instance of a row of ``select_sql``'s columns."""
+        return self._instance(row, alias)
+
     def _instance(self, row: Any, alias: str) -> Any:
         conn = connections[alias]
         values = list(row)
