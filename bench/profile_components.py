@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
     from dpi.fhir import mapping
     from dpi.fhir.views import FhirJSONRenderer
     from patients.models import Patient
-    from patients.selectors import patient_by_id
+    from patients.selectors import patient_by_id, patient_reader
 
     n = int(argv[0]) if argv else 500
     api, token = make_api_client(name=f"profile-components-{int(time.time())}", rate_per_minute=10**9)
@@ -69,6 +69,10 @@ def main(argv: list[str]) -> int:
                                    patient_id=ids[i % 100], category="administrative", resource_type="patient",
                                    resource_id=ids[i % 100], basis="role", details={"api_client": "x"}),
         "patient row by id (prepared) + decryption": lambda i: patient_by_id(ids[i % 100]),
+        "what the read sends: decision + event + row in one statement (`gate.authorize_read`) + COMMIT":
+            lambda i: gate.authorize_read(user, reader=patient_reader, patient_id=ids[i % 100],
+                                          category="administrative", action="view", resource_type="patient",
+                                          resource_id=ids[i % 100], details={"api_client": "x"}),
         "FHIR mapping": lambda i: mapping.patient_resource(patients[i % 100]),
         "JSON rendering": lambda i: FhirJSONRenderer().render(resource),
     }

@@ -20,6 +20,9 @@ from django.db import connections
 from django.db.backends.postgresql.base import ServerBindingCursor
 
 
+_EXPLICIT_ONLY = 1_000_000_000
+
+
 class _PreparedCursor(ServerBindingCursor):
     def execute(self, query, params=None, *, prepare=None, binary=None):  # type: ignore[override]
         return super().execute(query, params, prepare=True, binary=binary)
@@ -31,6 +34,11 @@ def prepared_cursor(alias: str = "default"):
     if conn.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):
         return conn.cursor()  # behind a transaction pooler: nothing kept on the server connection
     conn.ensure_connection()
+    if conn.connection.prepare_threshold is None:
+        # Django turns psycopg's prepared statements off (prepare_threshold=None, for connection poolers), and
+        # then psycopg ignores prepare=True too: allow them, for the statements sent here only (others would
+        # need a billion executions).
+        conn.connection.prepare_threshold = _EXPLICIT_ONLY
     with conn.wrap_database_errors:
         raw = _PreparedCursor(conn.connection)
     return conn._prepare_cursor(raw)  # Django's own wrapping: query logging and error translation

@@ -84,3 +84,14 @@ def test_the_events_commit_waits_for_the_disk():
     with connections["default"].cursor() as cur:
         cur.execute("SHOW synchronous_commit")
         assert cur.fetchone()[0] in {"on", "remote_write", "remote_apply"}
+
+
+def test_the_reads_statement_is_prepared_once_per_connection(cast, client):
+    # Django turns psycopg's prepared statements off; dpi.prepared turns them back on for its own statements
+    # only, so PostgreSQL plans the read's statement once per connection instead of on every read.
+    _, token = make_api_client()
+    for _ in range(3):
+        assert client.get(f"/fhir/Patient/{cast.patient.pk}", headers=bearer(token)).status_code == 200
+    with connections["default"].cursor() as cur:
+        cur.execute("SELECT statement FROM pg_prepared_statements WHERE statement LIKE 'WITH f AS (%%'")
+        assert len(cur.fetchall()) == 1
