@@ -27,6 +27,12 @@ class _PreparedCursor(ServerBindingCursor):
     def execute(self, query, params=None, *, prepare=None, binary=None):  # type: ignore[override]
         return super().execute(query, params, prepare=True, binary=binary)
 
+    def _convert_query(self, query, params=None):
+        pgq = super()._convert_query(query, params)
+        # psycopg keeps the query only when it sends its text; Django logs (and tests count) what is kept here.
+        self._query = pgq
+        return pgq
+
 
 def prepared_cursor(alias: str = "default"):
     """A Django cursor (logged, errors wrapped) whose statements are prepared on this connection."""
