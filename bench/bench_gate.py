@@ -147,7 +147,7 @@ identity read.
 
 The check adds **{added_check:.2f} ms** (median) and **{queries["check"] - queries["bare"]} indexed query**
 (goal: under 2 ms and one query) — {"met" if added_check < 2 and queries["check"] - queries["bare"] == 1 else "NOT met"}.
-With its audit event, the gate adds {added_gate:.2f} ms and {queries["gate"] - queries["bare"]} queries; goal at
+With its audit event, the gate adds {added_gate:.2f} ms and {queries["gate"] - queries["bare"]} statement(s); goal at
 most 1.15x the bare read's median: **{med["gate"] / med["bare"]:.2f}x**,
 {"met" if med["gate"] / med["bare"] <= 1.15 else "NOT met"}. Of the added time, {med["durable"] - med["bare"]:.2f} ms
 is what any durable write of one row costs on this machine's disk (the reference line: PostgreSQL waits for the
