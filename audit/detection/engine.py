@@ -631,7 +631,7 @@ def analyse_days(
             (result.created if inserted else result.updated).append(alert_id)
             if severity == "high":
                 result.high.append(alert_id)
-        learned.record_on_alerts(cur, scored_by, result.created + result.updated)
+        learned.record_on_alerts(cur, params, scored_by, result.created + result.updated)
         # Temporary tables are dropped at commit; drop them now so a second pass in the same
         # transaction (a replay of several chunks) starts clean.
         cur.execute("DROP TABLE IF EXISTS det_bg_weak")
