@@ -202,7 +202,7 @@ WHERE o.created_at < %(links_to)s AND o.created_at >= %(links_from)s
 #   clinical read.
 _GRP = """
 CREATE TEMP TABLE det_grp ON COMMIT DROP AS
-WITH g AS MATERIALIZED (
+WITH g AS NOT MATERIALIZED (  -- read twice, each time only the columns needed
     SELECT r.*, coalesce(u.unit_ids, '{}') AS unit_ids,
            r.role = ANY(%(hospital_wide_roles)s::text[]) AS hospital_wide,
            (r.day::timestamp AT TIME ZONE %(tz)s) AS day_start,
@@ -639,10 +639,13 @@ def analyse_days(
         step("unexplained", _UNEXPLAINED_INSERT)
         bg_reasons_judge(cur, conf)
         step("userday", _UD)
+        cur.execute("ANALYZE det_ud")
         step("userday", _UD_UPSERT)
         step("traits", _STAFF)
+        cur.execute("ANALYZE det_staff")
         step("traits", _PTRAITS)
         step("traits", _UNX)
+        cur.execute("ANALYZE det_unx")
         step("hours", _HOURPROF)
         cur.execute(_HITS)
         for rule in RULES:
