@@ -165,3 +165,31 @@ def test_baselines_by_weekday_and_hour_band_own_and_peers(cast):
     assert "Consulté : " in fr  # the rest of the context is kept
     assert "Usual pattern" in alert.context["en"] and "their peers (physicians, pneumologie (test)) 4.0" in (
         alert.context["en"])
+
+
+def test_an_alert_the_dpo_closes_becomes_a_training_label_with_its_features(cast):
+    from audit.detection import services
+
+    _self_access_case(cast, D1)
+    run(D1)
+    alert = Alert.objects.get(day=D1)
+    assert learned.labelled_alerts()[0] == []  # open alerts are not labels
+    services.alert_review(alert_id=alert.pk, actor=cast.dpo, status="in_review")
+    services.alert_review(alert_id=alert.pk, actor=cast.dpo, status="violation", comment="Reconnu par l'agent.")
+    xs, ys, _ = learned.labelled_alerts()
+    assert ys == [1] and xs[0]["r_self_access"] == 70
+
+
+def test_retrain_can_start_from_labelled_cases_of_a_file(cast, tmp_path):
+    """Before the DPO has closed enough alerts, a first model from labelled cases (e.g. the benchmark's)."""
+    cases = [{"features": {"rule_points": 70.0, "own_file": 1.0}, "label": 0} for _ in range(10)]
+    cases += [{"features": {"rule_points": 70.0, "same_name": 1.0}, "label": 1} for _ in range(10)]
+    path = tmp_path / "cases.json"
+    path.write_text(__import__("json").dumps(cases))
+    call_command("detect_retrain", labels=str(path), description="benchmark tuning seeds", stdout=StringIO())
+    model = DetectionModel.objects.get()
+    assert model.training["from_other_sources"] == 20 and model.training["from_dpo_verdicts"] == 0
+    assert model.training["description"] == "benchmark tuning seeds"
+    path.write_text("not json")
+    with pytest.raises(CommandError, match="cannot read labelled cases"):
+        call_command("detect_retrain", labels=str(path), stdout=StringIO())

@@ -184,8 +184,7 @@ _FEAT = f"""
 CREATE TEMP TABLE det_feat ON COMMIT DROP AS
 SELECT c.actor_id, c.patient_id, c.day,
        c.rule_points::float AS rule_points,
-       coalesce((SELECT sum(h.points) FROM det_hits h WHERE h.actor_id = c.actor_id AND h.day = c.day
-                 AND h.patient_id IS NULL), 0)::float AS user_points,
+       coalesce(up.points, 0)::float AS user_points,
        {", ".join(f"c.{f}::float AS {f}" for f in RULE_FEATURES)},
        (g.explained_by IS NULL)::int::float AS unexplained,
        (g.explained_by IS NOT NULL AND g.explained_by NOT IN ('encounter', 'appointment', 'membership', 'order'))
@@ -230,6 +229,8 @@ SELECT c.actor_id, c.patient_id, c.day,
 FROM det_cand c
 JOIN det_grp g ON g.actor_id = c.actor_id AND g.patient_id = c.patient_id AND g.day = c.day
 JOIN det_band b ON b.actor_id = c.actor_id AND b.day = c.day AND b.band = {_BAND}
+LEFT JOIN (SELECT h.actor_id, h.day, sum(h.points) AS points FROM det_hits h WHERE h.patient_id IS NULL
+           GROUP BY h.actor_id, h.day) up ON up.actor_id = c.actor_id AND up.day = c.day
 LEFT JOIN det_unx u ON u.actor_id = c.actor_id AND u.patient_id = c.patient_id AND u.day = c.day
 LEFT JOIN det_staff s ON s.actor_id = c.actor_id
 LEFT JOIN patients_patient p ON p.id = c.patient_id

@@ -24,6 +24,14 @@ import numpy as np
 from audit.detection import features as feat
 
 LABEL_STATUSES = {"justified": 0, "violation": 1}
+# The learned model's hit, listed with the rules for the DPO (``GET /dpo/alerts/rules/``).
+MODEL_HIT = {
+    "rule": "model", "level": "patient", "label_fr": "Modèle appris des avis du DPO",
+    "label_en": "Model learned from the DPO's verdicts",
+    "rationale": "A logistic regression trained on the alerts the DPO closed as justified or violation "
+                 "(manage.py detect_retrain) adds up to model_points when a case resembles confirmed violations, "
+                 "and removes up to as many when it resembles justified ones. No model stored: no such hit.",
+}
 _KEYS = ("actor_id", "patient_id", "day")
 _TEXT = ("baseline_fr", "baseline_en")
 
@@ -208,8 +216,8 @@ def evaluate(xs: list[dict[str, float]], ys: list[int], model: Loaded | None, co
     alert = score >= conf["alert_score"]
     tp = int((alert & (y == 1)).sum())
     out = {"n": int(len(y)), "violations": int(y.sum()), "alerts": int(alert.sum()), "true_alerts": tp,
-           "precision": round(tp / alert.sum(), 3) if alert.sum() else None,
-           "recall": round(tp / y.sum(), 3) if y.sum() else None}
+           "precision": round(float(tp / alert.sum()), 3) if alert.sum() else None,
+           "recall": round(float(tp / y.sum()), 3) if y.sum() else None}
     if len(set(ys)) == 2:
         from sklearn.metrics import average_precision_score
 
