@@ -1443,7 +1443,7 @@ def _backend_cpu_s(cur) -> float | None:
     return _pid_cpu_s(cur.fetchone()[0])
 
 
-def reanalyse(*, chunk_days: int = 1, alerts_to: str | None = None) -> str:
+def reanalyse(*, chunk_days: int = 14, alerts_to: str | None = None) -> str:
     """Run the detector again over the hospital the last run left in the benchmark database (no generation).
 
     For working on the detector's speed: the labelled month of ``throughput`` or ``seeds`` (the last seed) is kept
@@ -1471,7 +1471,7 @@ def reanalyse(*, chunk_days: int = 1, alerts_to: str | None = None) -> str:
     def cpu_per_statement(execute, sql, params, many, context):
         """The backend's CPU time per statement of the detector, named after its table or rule."""
         m = (re.search(r"INSERT INTO det_hits SELECT '(\w+)'", sql) or re.search(r"TEMP TABLE (det_\w+)", sql)
-             or re.search(r"(INSERT INTO detection_\w+|DELETE FROM detection_\w+)", sql))
+             or re.search(r"((?:INSERT INTO|DELETE FROM|UPDATE) detection_\w+)", sql))
         before = _pid_cpu_s(pid) if m else None
         result = execute(sql, params, many, context)
         if before is not None:
@@ -1532,7 +1532,7 @@ def main(argv: list[str] | None = None) -> str:
                 f"(clean run {r['clean_events']:,} in {r['clean_s']:.1f} s), bare scan {r['scan_s']:.1f} s; "
                 f"recall {r['recall']:.2f} precision {r['precision']:.2f} fa/k {r['fa_per_k']:.2f}")
     if argv[:1] == ["reanalyse"]:  # reanalyse [CHUNK_DAYS] [ALERTS_FILE]: the kept hospital, detection only
-        return reanalyse(chunk_days=int(argv[1]) if len(argv) > 1 else 1, alerts_to=argv[2] if len(argv) > 2 else None)
+        return reanalyse(chunk_days=int(argv[1]) if len(argv) > 1 else 14, alerts_to=argv[2] if len(argv) > 2 else None)
     if argv[:1] == ["retrain"]:  # retrain [SEED...]: train on the tuning seeds, before/after on SEEDs
         train = [s for s in TUNING_SEEDS if s in (11, 12)]
         rest = [int(a) for a in argv[1:] if a.isdigit()]
