@@ -104,25 +104,33 @@ CREATE TEMP TABLE det_raw ON COMMIT DROP AS
 SELECT e.actor_id, e.patient_id, e.day,
        max(e.actor_role) AS role, max(e.actor_unit) AS unit, count(*)::int AS n,
        (array_agg(e.id ORDER BY e.occurred_at, e.id))[1:%(evidence_max_events)s] AS ids,
-       count(*) FILTER (WHERE e.action IN ('create', 'amend', 'delete') AND e.outcome = 'allowed')::int
-         AS n_clinical,
-       count(*) FILTER (WHERE e.action IN ('export', 'print') AND e.outcome = 'allowed')::int AS n_export,
-       count(*) FILTER (WHERE e.action = 'search')::int AS n_search,
-       count(*) FILTER (WHERE e.category IN ('medical', 'restricted'))::int AS n_medical,
-       count(*) FILTER (WHERE e.outcome = 'denied')::int AS n_denied,
-       min(e.occurred_at) FILTER (WHERE e.outcome = 'allowed' AND e.category IN ('medical', 'restricted'))
-         AS first_allowed_medical_at,
-       bool_or(e.basis = 'break_glass' OR e.action = 'break_glass') AS break_glass,
-       bool_or(e.details -> 'flags' ? 'patient_objection' OR e.details ->> 'patient_objection' = 'true')
-         AS objection,
-       bool_or(e.details -> 'flags' ? 'restricted_patient') AS restricted_flag,
-       bool_or(e.basis = 'deny:contract') AS contract_denied,
+       count(*) FILTER (WHERE e.clinical)::int AS n_clinical,
+       count(*) FILTER (WHERE e.export)::int AS n_export,
+       count(*) FILTER (WHERE e.search)::int AS n_search,
+       count(*) FILTER (WHERE e.medical)::int AS n_medical,
+       count(*) FILTER (WHERE e.denied)::int AS n_denied,
+       min(e.allowed_medical_at) AS first_allowed_medical_at,
+       bool_or(e.break_glass) AS break_glass,
+       bool_or(e.objection) AS objection,
+       bool_or(e.restricted_flag) AS restricted_flag,
+       bool_or(e.contract_denied) AS contract_denied,
        ARRAY[{_HOURS}]::int[] AS hours
 FROM (
-    -- OFFSET 0 keeps this subquery apart: the local day and hour are computed once per event, not once per
-    -- aggregate that reads them (24 hour counts).
-    SELECT ev.id, ev.occurred_at, ev.actor_id, ev.patient_id, ev.actor_role, ev.actor_unit, ev.action,
-           ev.outcome, ev.category, ev.basis, ev.details, lt.at::date AS day, date_part('hour', lt.at)::int AS h
+    -- Each event's local day and hour and its flags computed once (OFFSET 0: not once per aggregate reading
+    -- them), and only narrow columns sorted for the grouping.
+    SELECT ev.id, ev.occurred_at, ev.actor_id, ev.patient_id, ev.actor_role, ev.actor_unit,
+           lt.at::date AS day, date_part('hour', lt.at)::int AS h,
+           ev.action IN ('create', 'amend', 'delete') AND ev.outcome = 'allowed' AS clinical,
+           ev.action IN ('export', 'print') AND ev.outcome = 'allowed' AS export,
+           ev.action = 'search' AS search,
+           ev.category IN ('medical', 'restricted') AS medical,
+           ev.outcome = 'denied' AS denied,
+           CASE WHEN ev.outcome = 'allowed' AND ev.category IN ('medical', 'restricted') THEN ev.occurred_at END
+             AS allowed_medical_at,
+           ev.basis = 'break_glass' OR ev.action = 'break_glass' AS break_glass,
+           ev.details -> 'flags' ? 'patient_objection' OR ev.details ->> 'patient_objection' = 'true' AS objection,
+           ev.details -> 'flags' ? 'restricted_patient' AS restricted_flag,
+           ev.basis = 'deny:contract' AS contract_denied
     FROM audit_accessevent ev CROSS JOIN LATERAL (SELECT ev.occurred_at AT TIME ZONE %(tz)s AS at) lt
     WHERE ev.occurred_at >= %(t_start)s AND ev.occurred_at < %(t_end)s
       AND ev.actor_id IS NOT NULL AND ev.actor_role <> ALL(%(exempt_roles)s::text[])
@@ -629,6 +637,7 @@ def analyse_days(
         step("scan", _RAW)
         cur.execute("ANALYZE det_raw")
         step("units", _UNITS)
+        cur.execute("ANALYZE det_units")
         step("links", _LINKS)
         cur.execute("ANALYZE det_links")
         step("denied", _DENIED)

@@ -94,7 +94,9 @@ FROM (
     SELECT u.actor_id, u.day,
            ARRAY[{", ".join(f"count(f.fh) FILTER (WHERE f.fh = {h})" for h in range(24))}]::int[] AS ph
     FROM det_ud u
-    LEFT JOIN (SELECT g.actor_id, g.day, {_FIRST_HOUR} AS fh FROM det_grp g WHERE g.patient_id IS NOT NULL) f
+    -- OFFSET 0: the first hour computed once per row, not once per hour count reading it
+    LEFT JOIN (SELECT g.actor_id, g.day, {_FIRST_HOUR} AS fh FROM det_grp g WHERE g.patient_id IS NOT NULL
+               OFFSET 0) f
       ON f.actor_id = u.actor_id AND f.day = u.day
     GROUP BY u.actor_id, u.day
 ) x
@@ -243,10 +245,14 @@ CROSS JOIN LATERAL (
     SELECT count(DISTINCT x.patient_id)::int AS n FROM detection_unexplainedaccess x
     WHERE x.user_id = c.actor_id AND x.cold AND x.day <= c.day AND x.day > c.day - %(model_baseline_days)s
 ) cp
-CROSS JOIN LATERAL (
-    SELECT count(DISTINCT x.patient_id)::int AS n FROM det_denied x
-    WHERE x.actor_id = c.actor_id AND x.day <= c.day AND x.day > c.day - 7
-) dn
+-- Refused patients per (user, day) of the candidates by one hash join (det_denied has no index: no loop over it).
+LEFT JOIN (
+    SELECT k.actor_id, k.day, count(DISTINCT x.patient_id)::int AS n
+    FROM (SELECT DISTINCT actor_id, day FROM det_cand) k
+    JOIN det_denied x ON x.actor_id = k.actor_id AND x.day <= k.day AND x.day > k.day - 7
+    GROUP BY 1, 2
+) dn0 ON dn0.actor_id = c.actor_id AND dn0.day = c.day
+CROSS JOIN LATERAL (SELECT coalesce(dn0.n, 0) AS n) dn
 """  # noqa: S608 (constant SQL, values bound)
 
 

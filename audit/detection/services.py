@@ -23,7 +23,7 @@ from audit.services import event_record
 log = logging.getLogger(__name__)
 
 STATE = "default"
-REPLAY_CHUNK_DAYS = 7  # days analysed per pass (and per transaction) by a replay
+REPLAY_CHUNK_DAYS = 14  # days analysed per pass (and per transaction) by a replay
 
 
 @dataclass
@@ -100,7 +100,7 @@ def detect_range(
     Each chunk of ``chunk_days`` is one pass in its own transaction. A pass over several days finds what one
     pass per day would (the engine writes the baselines of all its days before the rules read them, and each
     day's links are taken in that day's window), but loads the links, refusals, traits and baselines once:
-    a week per pass is several times faster than a day per pass and keeps each transaction short.
+    two weeks per pass is several times faster than a day per pass and keeps each transaction bounded.
     Idempotent: alerts are upserted on (user, patient, day).
     """
     if day_to < day_from:
