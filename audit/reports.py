@@ -325,11 +325,18 @@ def to_fhir_audit_event(event: AccessEvent, flags: Flags | None = None) -> dict:
     return resource
 
 
+def fhir_entry_uuid(event: AccessEvent, *, not_genuine: bool) -> str:
+    """A Bundle entry's id: the event id for a genuine row; id and date for a row the integrity check named (a
+    forged row reusing an id must not share the genuine row's fullUrl)."""
+    name = f"{event.id}/{event.occurred_at.isoformat()}" if not_genuine else str(event.id)
+    return str(uuid.uuid5(_NAMESPACE, name))
+
+
 def to_fhir_bundle(events: Iterable[AccessEvent], *, patient_id: int, flags: Flags | None = None) -> dict:
     # A forged row reusing an id gets its own fullUrl (bundle entries must not share one).
-    entries = [{"fullUrl": "urn:uuid:" + str(uuid.uuid5(_NAMESPACE, f"{e.id}/{e.occurred_at.isoformat()}"
-                                                         if integrity_label(e, flags) else str(e.id))),
-                "resource": to_fhir_audit_event(e, flags)} for e in events]
+    entries = [{"fullUrl": "urn:uuid:" + fhir_entry_uuid(e, not_genuine=bool(integrity_label(e, flags))),
+                "resource": to_fhir_audit_event(e, flags)}
+               for e in events]
     return {
         "resourceType": "Bundle",
         "id": f"dpi-access-report-{patient_id}",

@@ -552,9 +552,10 @@ def condition_resource(problem: Problem) -> dict[str, Any]:
 
 
 # --- AuditEvent -------------------------------------------------------------------------------------------
-def audit_event_resource(event: AccessEvent) -> dict[str, Any]:
-    """IHE BALP shape: the same function as the patient access report (audit.reports), never a second one."""
-    return audit_reports.to_fhir_audit_event(event)
+def audit_event_resource(event: AccessEvent, flags: audit_reports.Flags | None = None) -> dict[str, Any]:
+    """IHE BALP shape: the same function as the patient access report (audit.reports), never a second one; a row
+    in ``flags`` (audit.selectors.integrity_flags) carries the report's not-genuine ``meta.tag``."""
+    return audit_reports.to_fhir_audit_event(event, flags)
 
 
 def medication_administration_resource(record: MedicationAdministration) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from access.policy import Action, Category
 from access.unit_history import limit_unit_history
 from audit import reports as audit_reports
+from audit import selectors as audit_selectors
 from audit.models import AccessEvent
 from dpi.api.common import MAX_ID, ApiView, api_exception_handler
 from dpi.api.scopes import AUDIT_VIEW, scope
@@ -405,6 +406,10 @@ class _TypedView(FhirView):
                 )
                 for row in rows
             ]
+        if name == "AuditEvent":
+            # Rows the chain quarantined or the last verify_audit named are tagged not genuine (as in the report).
+            flags = audit_selectors.integrity_flags(rows)
+            return [mapping.audit_event_resource(row, flags) for row in rows]
         build = {
             "Patient": mapping.patient_resource,
             "Encounter": mapping.encounter_resource,
@@ -413,7 +418,6 @@ class _TypedView(FhirView):
             "Condition": mapping.condition_resource,
             "MedicationRequest": mapping.medication_request_resource,
             "MedicationAdministration": mapping.medication_administration_resource,
-            "AuditEvent": mapping.audit_event_resource,
         }[name]
         return [build(row) for row in rows]
 
@@ -448,7 +452,11 @@ class ReadView(_TypedView):
         pk_int = int(pk)
         if self.rtype is AUDIT_EVENT:
             require_dpo(request, {"id": pk_int})
-            obj = self.queryset().filter(pk=pk_int).first()
+            # A forged row may reuse a genuine event's id: read the genuine one (the search lists both, the
+            # forged one tagged not genuine); a row that is the only one with its id is tagged if it is named.
+            rows = list(self.queryset().filter(pk=pk_int).order_by("occurred_at"))
+            flags = audit_selectors.integrity_flags(rows)
+            obj = next((r for r in rows if (r.id, r.occurred_at) not in flags), rows[0] if rows else None)
         elif self.rtype is PATIENT:
             self.gate(patient_id=pk_int, action=Action.VIEW, resource_id=pk_int)
             obj = patient_selectors.patient_by_id(pk_int)
@@ -503,10 +511,18 @@ class SearchView(_TypedView):
             links.append({"relation": "next", "url": url(query.offset + query.count)})
         bundle["link"] = links
         bundle["entry"] = [
-            {"fullUrl": f"{base}/{row.pk}", "resource": resource, "search": {"mode": "match"}}
+            {"fullUrl": self._full_url(base, row, resource), "resource": resource, "search": {"mode": "match"}}
             for row, resource in zip(rows, self.to_resources(rows), strict=True)
         ]
         return Response(bundle)
+
+    @staticmethod
+    def _full_url(base: str, row, resource: dict[str, Any]) -> str:
+        """The entry's URL; a not-genuine AuditEvent gets its own (a forged row reusing an id must not share the
+        genuine row's fullUrl), as in the access report's Bundle."""
+        if any(tag.get("system") == audit_reports.INTEGRITY_SYSTEM for tag in resource.get("meta", {}).get("tag", [])):
+            return "urn:uuid:" + audit_reports.fhir_entry_uuid(row, not_genuine=True)
+        return f"{base}/{row.pk}"
 
     def _scoped(self, query: search.Query) -> QuerySet:
         """The rows this user may search, after the gate: visible patients, the DPO's trace, or the records of
