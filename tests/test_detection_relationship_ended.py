@@ -65,8 +65,7 @@ def test_follow_up_by_the_treating_physician_with_an_appointment_booked_does_not
        resource_type="appointment")
     _look(cast.physician, former)
     summary = run(D)
-    [hit] = hits(summary, "relationship_ended", user=cast.physician, patient=former)
-    assert hit["detail"]["reason"] and hit["detail"]["care_team"] and not hit["detail"]["curious"]
+    assert not hits(summary, "relationship_ended", user=cast.physician, patient=former)  # a reason: not fired
     assert not Alert.objects.filter(patient_id=former.pk).exists()
 
 
@@ -74,8 +73,7 @@ def test_colleague_after_the_patient_phoned_the_secretary_does_not_alert(cast, f
     ev(secretary, former, at=local(D - timedelta(days=1), 16), category="administrative", basis="role")
     _look(colleague, former)
     summary = run(D)
-    [hit] = hits(summary, "relationship_ended", user=colleague, patient=former)
-    assert hit["detail"]["reason"] and not hit["detail"]["care_team"] and hit["points"] == 30 + 15
+    assert not hits(summary, "relationship_ended", user=colleague, patient=former)
     assert not Alert.objects.filter(patient_id=former.pk).exists()
 
 
@@ -98,6 +96,15 @@ def test_another_units_event_is_no_reason_for_this_unit(cast, former, colleague)
     [hit] = hits(summary, "relationship_ended", user=colleague, patient=former)
     assert hit["detail"]["curious"]
     assert Alert.objects.filter(user_id=colleague.pk, patient_id=former.pk).exists()
+
+
+def test_a_readmission_elsewhere_last_week_is_a_reason(cast, former, colleague):
+    """Back in the hospital (another unit) last week: the former unit is asked for the history."""
+    stay = encounter_admit(patient=former, unit=cast.other_unit, start=local(D - timedelta(days=9), 9))
+    encounter_discharge(encounter=stay, end=local(D - timedelta(days=6), 9))
+    _look(colleague, former)
+    assert not hits(run(D), "relationship_ended", user=colleague, patient=former)
+    assert not Alert.objects.exists()
 
 
 def test_identity_glance_alone_stays_below(cast, former, colleague):

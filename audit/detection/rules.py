@@ -280,11 +280,16 @@ DENIED_THEN_GRANTED = Rule(
 # Curiosity about a former patient (issue #20): the relationship ended, medical data is sought (a chart read,
 # allowed or refused, or the same former patient on another day), nothing new in the data gives a reason (no
 # appointment with the user or their unit ahead or just past unless the user booked it, no action on the patient
-# by another member of their units in the last relationship_ended_reason_days, not in the hospital now), and the
+# by another member of their units and no stay anywhere in the last relationship_ended_reason_days, not in the
+# hospital now), and the
 # user was not in the care team of that earlier care (no allowed clinical access of theirs to the patient in the
 # audit trail, no order, appointment or membership of theirs).
 _RE_REASON = """
     u.in_hospital
+    OR EXISTS (SELECT 1 FROM det_links l
+               WHERE l.patient_id = u.patient_id AND l.prio = 1 AND l.creator IS DISTINCT FROM u.actor_id
+                 AND l.vf <= u.day_end AND coalesce(l.ve, 'infinity')
+                     >= u.day_start - make_interval(days => %(relationship_ended_reason_days)s))
     OR EXISTS (SELECT 1 FROM det_links l
                WHERE l.patient_id = u.patient_id AND l.prio = 2
                  AND (l.unit_id = ANY(u.unit_ids) OR l.user_id = u.actor_id)
@@ -315,7 +320,8 @@ RELATIONSHIP_ENDED = Rule(
     "an appointment with the user or their unit booked by someone else (relationship_ended_reason_days before "
     "to appointment_call_days ahead), an action on the patient by another member of the user's units in the "
     "last relationship_ended_reason_days (the patient or their GP phoned the secretary, a letter or result was "
-    "registered), the patient in the hospital again. Curiosity has none of these: when medical data is sought "
+    "registered), a stay anywhere in the hospital in that time or now (a readmission: the former unit is asked). "
+    "With such a reason the rule does not fire at all. Curiosity has none of these: when medical data is sought "
     "(a chart read, allowed or refused, or the same former patient on another day within repeated_days), with "
     "no such reason, by a user who was not in the care team of that earlier care (no allowed clinical access of "
     "theirs to the patient in the audit trail, no order, appointment or membership of theirs), "
@@ -348,7 +354,7 @@ RELATIONSHIP_ENDED = Rule(
         SELECT r.reason, t.team, (u.n_medical > 0 OR x.n > 0) AND NOT r.reason AND NOT t.team AS curious
         FROM (SELECT {_RE_REASON} AS reason) r, LATERAL (SELECT {_RE_TEAM} AS team) t
     ) c
-    WHERE u.explained_by IS NULL AND u.past_link
+    WHERE u.explained_by IS NULL AND u.past_link AND NOT c.reason
     """,  # noqa: S608 (constant SQL, values bound)
 )
 
