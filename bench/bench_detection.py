@@ -1078,8 +1078,75 @@ def _detect(day_from: date, day_to: date):
     return summary, time.perf_counter() - t0
 
 
-def run_seed(seed: int, *, template: str, large: bool = False, throughput: bool = False) -> dict:
-    """Generate one hospital month for ``seed``, run the detector on it clean and with snooping: its figures."""
+_CASES = """
+SELECT a.features, EXISTS (SELECT 1 FROM bench.label l WHERE l.uid = a.user_id AND l.day = a.day
+                           AND (l.patient_id IS NULL OR l.patient_id = a.patient_id))
+FROM detection_alert a
+WHERE a.day BETWEEN %(f)s AND %(t)s AND a.patient_id IS NOT NULL AND a.features IS NOT NULL
+"""
+
+
+def _model_switch(model: dict, *, on: bool) -> None:
+    """Store ``model`` in the seed's database (once) and make it the active one, or deactivate it."""
+    from audit.detection import model as learned
+    from audit.detection.models import DetectionModel
+
+    row = DetectionModel.objects.filter(version=1).first()
+    if row is None:
+        row = DetectionModel.objects.create(
+            version=1, active=on, algorithm=model.get("algorithm", ""), features=model["features"],
+            params=model["params"], training=model.get("training", {}), metrics={},
+            sha256=learned.digest(model["features"], model["params"]))
+    DetectionModel.objects.filter(pk=row.pk).update(active=on)
+
+
+def _clean_figures(cur, eval_from: date, eval_to: date) -> dict:
+    cur.execute("SELECT count(*) FROM detection_alert WHERE day BETWEEN %s AND %s", [eval_from, eval_to])
+    n = cur.fetchone()[0]
+    cur.execute("SELECT r, count(*) FROM detection_alert, unnest(rules) r WHERE day BETWEEN %s AND %s "
+                "GROUP BY r ORDER BY 2 DESC", [eval_from, eval_to])
+    return {"clean_alerts": n, "clean_by_rule": dict(cur.fetchall())}
+
+
+def _with_model(model: dict, with_model: dict, b0: date, eval_from: date, eval_to: date, user_days: int) -> dict:
+    """The labelled month analysed again with the model active: the same figures as the rules-only run."""
+    from django.db import connection
+
+    _model_switch(model, on=True)
+    dirty, dirty_s = _detect(b0, eval_to)
+    _model_switch(model, on=False)
+    with connection.cursor() as cur:
+        cur.execute(_METRICS, {"f": eval_from, "t": eval_to})
+        alerts = cur.fetchall()
+        cur.execute(_RECALL)
+        recall_rows = cur.fetchall()
+    by_kind: dict[str, list[bool]] = defaultdict(list)
+    for kind, _inst, found in recall_rows:
+        by_kind[kind].append(found)
+    rule_prec: dict[str, list[bool]] = defaultdict(list)
+    for _, rules, ok in alerts:
+        for rule in rules:
+            rule_prec[rule].append(ok)
+    tp = sum(1 for _, _, ok in alerts if ok)
+    return {
+        "clean_alerts": with_model["clean_alerts"], "clean_by_rule": with_model["clean_by_rule"],
+        "fa_per_k": 1000 * with_model["clean_alerts"] / user_days, "clean_s": with_model["clean_s"],
+        "dirty_s": dirty_s, "dirty_events": dirty.events,
+        "alerts": len(alerts), "tp": tp, "precision": tp / len(alerts) if alerts else 0.0,
+        "by_kind": {k: (sum(v), len(v)) for k, v in by_kind.items()},
+        "recall": sum(sum(v) for v in by_kind.values()) / max(1, sum(len(v) for v in by_kind.values())),
+        "rule_prec": {k: (sum(v), len(v)) for k, v in rule_prec.items()},
+        "model_s": sum(pr.timings.get("model", 0.0) for pr in dirty.passes),
+    }
+
+
+def run_seed(seed: int, *, template: str, large: bool = False, throughput: bool = False,
+             model: dict | None = None, collect: bool = False) -> dict:
+    """Generate one hospital month for ``seed``, run the detector on it clean and with snooping: its figures.
+
+    ``model`` (features and parameters of a trained model): the clean and labelled months are analysed a second
+    time with it, and its figures go to ``result["model"]``. ``collect``: every (user, patient, day) a rule
+    scored is kept with its features and its label (``result["cases"]``), to train a model on tuning seeds."""
     from django.db import connections
 
     p = draw_hospital(seed, large=large, throughput=throughput)
@@ -1137,6 +1204,13 @@ def run_seed(seed: int, *, template: str, large: bool = False, throughput: bool 
         explained_by_role = dict(cur.fetchall())
     eval_days = (eval_to - eval_from).days + 1
     user_days = n_users * eval_days
+    with_model: dict = {}
+    if model:
+        _model_switch(model, on=True)
+        with_model["clean"], with_model["clean_s"] = _detect(b0, eval_to)
+        with connection.cursor() as cur:
+            with_model.update(_clean_figures(cur, eval_from, eval_to))
+        _model_switch(model, on=False)
 
     with connection.cursor() as cur:
         inj = _Injector(cur, b0, p)
@@ -1151,7 +1225,25 @@ def run_seed(seed: int, *, template: str, large: bool = False, throughput: bool 
         cur.execute(_LOAD_EVENTS.format(table="bench.ev_scen"))
         cur.execute("ANALYZE")
     print(f"  generated in {generate_s:.0f} s, clean run {clean_s:.0f} s", flush=True)
-    dirty, dirty_s = _detect(b0, eval_to)
+    cases: list[dict] = []
+    if collect:  # every key a rule scored becomes an "alert" with its features; the real ones are kept after
+        from django.conf import settings
+
+        saved = getattr(settings, "DPI_DETECTION_THRESHOLDS", None)
+        settings.DPI_DETECTION_THRESHOLDS = {**(saved or {}), "alert_score": 1}
+        try:
+            dirty, dirty_s = _detect(b0, eval_to)
+        finally:
+            settings.DPI_DETECTION_THRESHOLDS = saved
+        with connection.cursor() as cur:
+            cur.execute(_CASES, {"f": eval_from, "t": eval_to})
+            cases = [{"features": f if isinstance(f, dict) else json.loads(f), "label": int(tp)}
+                     for f, tp in cur.fetchall()]
+            from audit.detection.config import thresholds
+
+            cur.execute("DELETE FROM detection_alert WHERE score < %s", [thresholds()["alert_score"]])
+    else:
+        dirty, dirty_s = _detect(b0, eval_to)
     cpu_s = time.process_time() - cpu0
     with connection.cursor() as cur:
         cur.execute(_METRICS, {"f": eval_from, "t": eval_to})
@@ -1182,6 +1274,8 @@ def run_seed(seed: int, *, template: str, large: bool = False, throughput: bool 
         "recall": sum(sum(v) for v in by_kind.values()) / max(1, sum(len(v) for v in by_kind.values())),
         "rule_prec": {k: (sum(v), len(v)) for k, v in rule_prec.items()},
         "timings": dict(timings),
+        "cases": cases,
+        **({"model": _with_model(model, with_model, b0, eval_from, eval_to, user_days)} if model else {}),
     }
 
 
@@ -1285,6 +1379,7 @@ def run(seeds: list[int], *, large_seed: int | None, title: str) -> str:
     for seed in seeds:
         t0 = time.perf_counter()
         results.append(run_seed(seed, template=template))
+        results[-1].pop("cases", None)
         _save(results[-1])
         r = results[-1]
         print(f"seed {seed}: recall {r['recall']:.2f} precision {r['precision']:.2f} fa/k {r['fa_per_k']:.2f} "
@@ -1294,6 +1389,114 @@ def run(seeds: list[int], *, large_seed: int | None, title: str) -> str:
         _save(large)
         print(f"large {large_seed}: {large['dirty_events']:,} events in {large['dirty_s']:.1f} s", flush=True)
     return report(results + ([large] if large else []), large, title=title)
+
+
+def report_model(results: list[dict], *, train_seeds: list[int], held_out: dict | None) -> str:
+    """Before (rules alone) and after (rules + the model trained on ``train_seeds``), per seed and on average."""
+    def row(name: str, rs: list[dict]) -> str:
+        def fig(key: str, m: bool, fmt: str = "{:.2f}") -> str:
+            return _ms([(r["model"] if m else r)[key] for r in rs], fmt)
+        return (f"| {name} | {fig('recall', False)} | {fig('recall', True)} | {fig('precision', False)} | "
+                f"{fig('precision', True)} | {fig('fa_per_k', False)} | {fig('fa_per_k', True)} |")
+
+    tuning = [r for r in results if r["seed"] in train_seeds]
+    test = [r for r in results if r["seed"] not in train_seeds]
+    lines = [
+        "## Detection: the learned model, before / after (issue #20)",
+        "",
+        f"Model trained on the tuning seeds {', '.join(map(str, train_seeds))} only (every (user, patient, day) a "
+        "rule scored, labelled by the injected snooping"
+        + (f": {held_out['n_cases']} cases, {held_out['violations']} violations" if held_out else "")
+        + "). Rows on the tuning seeds are in-sample; rows on the test seeds were never used for training "
+        "or for choosing anything.",
+        "",
+        "| seeds | recall, rules alone | recall, with model | precision, rules alone | precision, with model | "
+        "false alerts /1,000 users/day, rules alone | ..., with model |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(row(f"{r['seed']}{' (tuning)' if r in tuning else ''}", [r]))
+    if len(test) > 1:
+        lines.append(row("test seeds: mean ± sd (min-max)", test))
+    h = held_out or {}
+    lines += [] if not h else ["", f"Held-out quarter of the training cases ({h['rules_only']['n']} cases): rules alone precision "
+              f"{h['rules_only']['precision']}, recall {h['rules_only']['recall']}, average precision "
+              f"{h['rules_only'].get('average_precision')}; with the model precision {h['new_model']['precision']}, "
+              f"recall {h['new_model']['recall']}, average precision {h['new_model'].get('average_precision')}."]
+    kinds: dict[str, list[tuple]] = defaultdict(list)
+    for r in test or results:
+        for k, v in r["by_kind"].items():
+            kinds[k].append((v, r["model"]["by_kind"].get(k, (0, v[1]))))
+    lines += ["", f"| kind ({'test' if test else 'tuning'} seeds, pooled) | recall, rules alone | recall, with model |",
+              "|---|---|---|"]
+    for k, v in sorted(kinds.items()):
+        a = sum(x[0][0] for x in v) / max(1, sum(x[0][1] for x in v))
+        b = sum(x[1][0] for x in v) / max(1, sum(x[1][1] for x in v))
+        lines.append(f"| {k} | {a:.2f} | {b:.2f} |" if abs(a - b) < 1e-9 else f"| {k} | {a:.2f} | **{b:.2f}** |")
+    mp = [(r["model"]["rule_prec"].get("model", (0, 0)), r["model"]["clean_by_rule"].get("model", 0))
+          for r in test or results]
+    secs = [r["model"]["model_s"] for r in results]
+    lines += ["", f"Alerts carrying a `model` hit ({'test' if test else 'tuning'} seeds): {sum(a for (a, _), _ in mp)} true of "
+              f"{sum(b for (_, b), _ in mp)}; on the clean months {sum(c for _, c in mp)}. Time of the model step "
+              f"(features in SQL + scoring) per labelled replay of 42 days: {_ms(secs, '{:.1f}')} s."]
+    return "\n".join(lines) + "\n"
+
+
+def retrain(train_seeds: list[int], eval_seeds: list[int], *, saved: bool = False) -> str:
+    """Train the model on the tuning seeds' labelled cases, then analyse ``eval_seeds`` with and without it.
+    ``saved``: take the model and its held-out figures saved by an earlier ``retrain`` instead of training."""
+    _fresh_database()
+    setup_django(DB)
+    template = _make_template()
+    if saved:
+        with open(os.path.join(RESULTS, "model.json")) as f:
+            trained = json.load(f)
+        return _evaluate_model(trained, train_seeds, eval_seeds, template)
+    from audit.detection import model as learned
+    from audit.detection.config import thresholds
+
+    conf = thresholds()
+    cases: list[dict] = []
+    for seed in train_seeds:
+        t0 = time.perf_counter()
+        r = run_seed(seed, template=template, collect=True)
+        cases += r.pop("cases")
+        print(f"training seed {seed}: {len(cases)} cases so far ({time.perf_counter() - t0:.0f} s)", flush=True)
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "train_cases.json"), "w") as f:
+        json.dump(cases, f)
+    xs, ys = [c["features"] for c in cases], [c["label"] for c in cases]
+    train_idx, held_idx = learned.split(len(xs), ys, seed=0)
+    candidate = learned._as_loaded(learned.fit([xs[i] for i in train_idx], [ys[i] for i in train_idx]))
+    held = {"rules_only": learned.evaluate([xs[i] for i in held_idx], [ys[i] for i in held_idx], None, conf),
+            "new_model": learned.evaluate([xs[i] for i in held_idx], [ys[i] for i in held_idx], candidate, conf),
+            "n_cases": len(ys), "violations": sum(ys)}
+    print(f"held-out quarter: {held}", flush=True)
+    import sklearn
+
+    trained = {**learned.fit(xs, ys), "algorithm": f"scikit-learn {sklearn.__version__} LogisticRegression",
+               "training": {"labels": len(ys), "violations": sum(ys), "description":
+                            f"benchmark tuning seeds {train_seeds}: keys a rule scored, labelled by injection"}}
+    trained["held_out"] = held
+    with open(os.path.join(RESULTS, "model.json"), "w") as f:
+        json.dump(trained, f)
+    return _evaluate_model(trained, train_seeds, eval_seeds, template)
+
+
+def _evaluate_model(trained: dict, train_seeds: list[int], eval_seeds: list[int], template: str) -> str:
+    results = []
+    for seed in eval_seeds:
+        t0 = time.perf_counter()
+        r = run_seed(seed, template=template, model=trained)
+        r.pop("cases")
+        with open(os.path.join(RESULTS, f"model_{seed}.json"), "w") as f:
+            json.dump(r, f, default=str)
+        results.append(r)
+        m = r["model"]
+        print(f"seed {seed}: rules alone recall {r['recall']:.2f} precision {r['precision']:.2f} fa/k "
+              f"{r['fa_per_k']:.2f}; with model recall {m['recall']:.2f} precision {m['precision']:.2f} fa/k "
+              f"{m['fa_per_k']:.2f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return report_model(results, train_seeds=train_seeds, held_out=trained.get("held_out"))
 
 
 def _make_template() -> str:
@@ -1335,6 +1538,13 @@ def main(argv: list[str] | None = None) -> str:
         return (f"throughput seed {r['seed']}: {r['dirty_events']:,} events in {r['dirty_s']:.1f} s wall "
                 f"(clean run {r['clean_events']:,} in {r['clean_s']:.1f} s), bare scan {r['scan_s']:.1f} s; "
                 f"recall {r['recall']:.2f} precision {r['precision']:.2f} fa/k {r['fa_per_k']:.2f}")
+    if argv[:1] == ["retrain"]:  # retrain [SEED...]: train on the tuning seeds, before/after on SEEDs
+        train = [s for s in TUNING_SEEDS if s in (11, 12)]
+        rest = [int(a) for a in argv[1:] if a.isdigit()]
+        return retrain(train, rest or train + list(TEST_SEEDS))
+    if argv[:1] == ["model-eval"]:  # model-eval [SEED...]: the model saved by "retrain", before/after on SEEDs
+        return retrain([s for s in TUNING_SEEDS if s in (11, 12)], [int(a) for a in argv[1:] if a.isdigit()]
+                       or list(TEST_SEEDS), saved=True)
     if argv[:1] == ["large"]:
         return run([], large_seed=LARGE_SEED, title="large run")
     return run(list(TEST_SEEDS), large_seed=LARGE_SEED, title="test seeds, never used while tuning")

@@ -109,6 +109,6 @@ def test_dashboard_figures(cast, alerts):
 
 def test_rules_are_described(cast):
     rules = client_for(cast.dpo).get("/dpo/alerts/rules/").json()
-    assert len(rules) == len(RULES) and all(r["rationale"] for r in rules)
+    assert len(rules) == len(RULES) + 1 and all(r["rationale"] for r in rules)  # + the learned model's hit
     assert {"denied_clinical", "denied_then_granted", "neighbour", "covering", "repeated", "slow_and_low", "crowd",
-            "restricted_day_off", "dpo_justified", "dpo_violation"} <= {r["rule"] for r in rules}
+            "restricted_day_off", "dpo_justified", "dpo_violation", "model"} <= {r["rule"] for r in rules}

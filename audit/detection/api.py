@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from access.gate import role_of
 from access.policy import Role
 from audit.detection import selectors, services
+from audit.detection.model import MODEL_HIT
 from audit.detection.models import Alert
 from audit.detection.rules import RULES_BY_CODE
 from audit.services import event_record
@@ -48,13 +49,15 @@ class AlertSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
     reviewer_username = serializers.CharField(source="reviewer.username", read_only=True, default=None)
     level = serializers.SerializerMethodField()
+    model_version = serializers.IntegerField(source="model.version", read_only=True, default=None)
 
     class Meta:
         model = Alert
         fields = [
             "id", "day", "user_id", "username", "patient_id", "level", "score", "severity", "rules", "hits",
             "reason_fr", "reason_en", "event_ids", "patient_ids", "n_events", "status", "comment",
-            "reviewer_username", "reviewed_at", "notified_at", "created_at", "updated_at",
+            "reviewer_username", "reviewed_at", "notified_at", "created_at", "updated_at", "model_version",
+            "model_probability",
         ]
 
     def get_level(self, alert: Alert) -> str:
@@ -63,7 +66,7 @@ class AlertSerializer(serializers.ModelSerializer):
 
 class FilterSerializer(serializers.Serializer):
     status = serializers.MultipleChoiceField(choices=Alert.Status.choices, required=False)
-    rule = serializers.ChoiceField(choices=sorted(RULES_BY_CODE), required=False)
+    rule = serializers.ChoiceField(choices=sorted([*RULES_BY_CODE, MODEL_HIT["rule"]]), required=False)
     severity = serializers.ChoiceField(choices=Alert.Severity.choices, required=False)
     user = serializers.IntegerField(required=False, min_value=1)
     patient = serializers.IntegerField(required=False, min_value=1)
@@ -172,4 +175,4 @@ class RulesView(APIView):
 
     def get(self, request):
         return Response([{"rule": r.code, "level": r.level, "label_fr": r.label_fr, "label_en": r.label_en,
-                          "rationale": r.rationale} for r in RULES_BY_CODE.values()])
+                          "rationale": r.rationale} for r in RULES_BY_CODE.values()] + [MODEL_HIT])

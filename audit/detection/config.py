@@ -145,6 +145,14 @@ DEFAULTS: dict[str, Any] = {
     "dpo_verdict_days": 180,  # how long a closed alert weighs on the next scores
     "dpo_justified_points": 40,  # subtracted when a similar alert was judged justified
     "dpo_violation_points": 20,  # added to any new signal on a user with a violation
+    # --- the learned model (audit/detection/model.py; none stored: rules only) --------------------------------
+    # The model's probability p of a violation adds round(model_points * (2p - 1)) to a (user, patient, day)
+    # that a rule scored: at most model_points up (a confirmed pattern) or down (a pattern the DPO justified).
+    "model_points": 30,
+    "model_baseline_days": 28,  # own and peers' (role x unit) baselines by weekday / weekend and hour band
+    "model_long_days": 90,  # "first unexplained access" and earlier unexplained days look this far back
+    "model_min_labels": 20,  # detect_retrain refuses to train on fewer closed alerts...
+    "model_min_per_class": 5,  # ... or on fewer than this many of either verdict
     # --- evidence and runs ----------------------------------------------------------------------------------
     "evidence_max_events": 50,  # event ids kept per alert
     "evidence_max_patients": 50,  # patient ids kept in a user-level alert

@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import connection
 
+from audit.detection import model as learned
 from audit.detection.config import thresholds
 from audit.detection.rules import RULES
 
@@ -609,6 +610,9 @@ def analyse_days(
         for rule in RULES:
             sql = f"INSERT INTO det_hits SELECT '{rule.code}', * FROM ({rule.sql}) x"  # noqa: S608 (constant)
             step(f"rule:{rule.code}", sql)
+        s = time.perf_counter()
+        scored_by = learned.score_pass(cur, params, conf)  # features, and the learned model's hits (if any)
+        timings["model"] = time.perf_counter() - s
         cur.execute("SELECT coalesce(sum(n_events), 0), coalesce(sum(n_patient_events), 0), "
                     "coalesce(sum(n_explained_events), 0) FROM det_ud")
         result.events, result.patient_events, result.explained_events = (int(x) for x in cur.fetchone())
@@ -627,9 +631,11 @@ def analyse_days(
             (result.created if inserted else result.updated).append(alert_id)
             if severity == "high":
                 result.high.append(alert_id)
+        learned.record_on_alerts(cur, scored_by, result.created + result.updated)
         # Temporary tables are dropped at commit; drop them now so a second pass in the same
         # transaction (a replay of several chunks) starts clean.
         cur.execute("DROP TABLE IF EXISTS det_bg_weak")
+        learned.drop(cur)
         cur.execute("DROP TABLE det_raw, det_units, det_denied, det_links, det_grp, det_ud, det_staff, det_unx, "
                     "det_hourprof, det_hits")
     result.seconds = time.perf_counter() - t0

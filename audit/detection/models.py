@@ -49,6 +49,11 @@ class Alert(models.Model):
     reviewed_at = models.DateTimeField(null=True, blank=True)
     comment = models.TextField(blank=True, default="")
     notified_at = models.DateTimeField(null=True, blank=True)
+    # The learned model that scored this alert (None: rules only), its probability of a violation, and the
+    # features it saw: a DPO verdict on the alert becomes a training label with exactly these features.
+    model = models.ForeignKey("DetectionModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    model_probability = models.FloatField(null=True, blank=True)
+    features = models.JSONField(null=True, blank=True)  # written by the detector after the upsert
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -98,6 +103,8 @@ class UserDay(models.Model):
     n_searches = models.IntegerField(default=0)
     n_export_patients = models.IntegerField(default=0)
     hours = ArrayField(models.IntegerField(), size=24, default=list)  # events per local hour 0..23
+    # patients first opened that day in each local hour 0..23 (the model's baselines by weekday and hour band)
+    patient_hours = ArrayField(models.IntegerField(), size=24, null=True, blank=True)  # set after the upsert
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user_id", "day"], name="detection_userday_unique")]
@@ -154,3 +161,29 @@ class UnexplainedAccess(models.Model):
 
     def __str__(self) -> str:
         return f"user {self.user_id} patient {self.patient_id} {self.day}"
+
+
+class DetectionModel(models.Model):
+    """One trained version of the detector's learned model (``audit.detection.model``).
+
+    The parameters are plain numbers in JSON (the standardisation and the logistic regression's coefficients),
+    never a pickle: loading a model executes nothing. ``sha256`` is the digest of the canonical JSON of
+    ``features`` and ``params``; a model whose digest does not match is refused (the detector then scores with
+    the rules alone). The newest ``active`` version scores; none stored: rules only.
+    """
+
+    version = models.PositiveIntegerField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    active = models.BooleanField(default=True)
+    algorithm = models.CharField(max_length=64)  # e.g. "scikit-learn 1.9.1 LogisticRegression"
+    features = models.JSONField(default=list)  # feature names, in the order of the coefficients
+    params = models.JSONField(default=dict)  # {"mean": [...], "scale": [...], "coef": [...], "intercept": x}
+    training = models.JSONField(default=dict)  # what it was trained on: label sources, counts, days
+    metrics = models.JSONField(default=dict)  # before / after on the held-out part (and the benchmark)
+    sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-version"]
+
+    def __str__(self) -> str:
+        return f"detection model v{self.version}"

@@ -18,7 +18,7 @@ def alert_list(
     day_to: date | None = None, min_score: int | None = None,
 ) -> QuerySet[Alert]:
     """Alerts, newest day and highest score first, filtered by any of the arguments."""
-    qs = Alert.objects.select_related("user", "reviewer")
+    qs = Alert.objects.select_related("user", "reviewer", "model")
     if status:
         qs = qs.filter(status__in=[status] if isinstance(status, str) else status)
     if rule:
@@ -39,7 +39,7 @@ def alert_list(
 
 
 def alert_get(*, alert_id: int) -> Alert:
-    return Alert.objects.select_related("user", "reviewer").get(pk=alert_id)
+    return Alert.objects.select_related("user", "reviewer", "model").get(pk=alert_id)
 
 
 def _range(qs: QuerySet, field: str, day_from: date | None, day_to: date | None) -> QuerySet:

@@ -53,20 +53,28 @@ def _may(role, entry: str) -> bool:
 
 @register.simple_tag(takes_context=True)
 def chart_entry(context, entry: str, patient):
-    """The entry form of one section, only for the roles that may use it (the views check again)."""
+    """The entry form of one section, only for the roles that may use it (the views check again). The blank
+    form's fields are drawn once per worker (dpi.web.form_html); the patient and CSRF token around them on
+    every page."""
     from django.template.loader import render_to_string
     from django.utils import timezone
     from django.utils.module_loading import import_string
+
+    from dpi.web.form_html import blank_fields_html, joined
 
     request = context.get("request")
     role = getattr(request, "dpi_role", None)
     if request is None or not _may(role, entry):
         return ""
     form_path, _ = ENTRY_FORMS[entry]
-    initial = {"effective_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
-               "start": timezone.localdate(), "document_date": timezone.localdate()}
-    form = import_string(form_path)(initial=initial, auto_id=f"id_{entry}_%s")
-    return render_to_string(f"web/_entry_{entry}.html", {"form": form, "patient": patient}, request=request)
+    now = timezone.localtime()
+    initial = {"effective_at": now.strftime("%Y-%m-%dT%H:%M"), "start": now.date(), "document_date": now.date()}
+    fields = blank_fields_html((entry, *initial.values()), lambda: import_string(form_path)(
+        initial=initial, auto_id=f"id_{entry}_%s"))
+    return render_to_string(f"web/_entry_{entry}.html", {
+        "patient": patient, "fields": fields, "fields_html": joined(fields),
+        "fields_but_time_html": joined(fields, skip=("effective_at",)),
+    }, request=request)
 
 
 @register.inclusion_tag("web/_prescription_actions.html", takes_context=True)

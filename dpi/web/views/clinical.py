@@ -26,6 +26,7 @@ from dpi import services as dpi_services
 from dpi.models import ClinicalNote, Document
 from dpi.printing import PageMarks, page_css, printed_at_text
 from dpi.web import selectors
+from dpi.web.form_html import fields_html
 from dpi.web.forms import BreakGlassForm, NoteAmendForm, NoteForm, PatientSearchForm
 from dpi.web.permissions import check_owner, clinician_required, may_view_restricted
 from dpi.web.views.printing import identity_line
@@ -107,15 +108,20 @@ def _chart_response(request, patient_id: int, *, note_form: NoteForm | None = No
         include_sensitive = gate.authorize(user, patient_id=patient_id, category=R, action=Action.VIEW,
                                            resource_type="clinicalnote", details={"sensitive_notes": True}).allowed
     data = selectors.chart_data(patient, include_sensitive=include_sensitive)
+    note_fields = None
     if note_form is None and allowed_by_matrix(role, M, Action.CREATE):
-        note_form = NoteForm(allow_sensitive=allowed_by_matrix(role, R, Action.CREATE), role=role)
+        allow_sensitive = allowed_by_matrix(role, R, Action.CREATE)
+        note_form = NoteForm(allow_sensitive=allow_sensitive, role=role)
+        note_fields = fields_html(note_form, key=("note", str(role), allow_sensitive))
+    elif note_form is not None:
+        note_fields = fields_html(note_form)
     emergency = _emergency_access(decision)
     remaining = max(0, int((emergency.expires_at - timezone.now()).total_seconds())) if emergency else 0
     return render(request, "web/chart.html", {
         "patient": patient, "age": age_of(patient), "data": data, "decision": decision, "emergency": emergency,
         "emergency_remaining": remaining,
         "emergency_remaining_text": f"{remaining // 3600}:{remaining % 3600 // 60:02d}:{remaining % 60:02d}",
-        "note_form": note_form, "include_sensitive": include_sensitive,
+        "note_form": note_form, "note_fields": note_fields, "include_sensitive": include_sensitive,
         "print_css": page_css(PageMarks(title=_("Patient record"), identity=identity_line(patient),
                                         printed=printed_at_text(by=user.get_full_name() or user.get_username()))),
     }, status=status)
