@@ -9,7 +9,8 @@ self-booked follow-up appointments, secretaries phoning about distant appointmen
 transfers, VIP admissions and real emergencies by break-the-glass with a typed reason. 42 days: 14 of warm-up
 (baselines), 28 evaluated; before them, the audit trail of the earlier stays' care teams (``_former_patients_sql``).
 
-Two runs of the real detector per seed (``services.detect_range``, one transaction per day):
+Two runs of the real detector per seed (``services.detect_range``: one pass and one transaction per
+``REPLAY_CHUNK_DAYS`` days, 14):
 1. the clean month: false alerts per 1,000 users per day (every alert is false by construction);
 2. the same month with injected, labelled snooping of every kind of issue #20 (``KINDS``), each with the
    snooper's ordinary work that day as cover: recall per kind, precision.
@@ -21,6 +22,8 @@ comes from one large hospital (``LARGE_SEED``, 30 to 36 units; how many events i
     python -m bench.bench_detection                # test seeds + large run (what make bench reports)
     python -m bench.bench_detection tuning         # the tuning seeds (for development)
     python -m bench.bench_detection seeds 11 12    # chosen seeds
+    python -m bench.bench_detection reanalyse 1 /tmp/alerts.tsv  # detection only, on the hospital left by the
+                                                   # last run (chunk of days per pass, alerts written to a file)
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import statistics
 import sys
 import time
@@ -36,6 +40,8 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bench.common import setup_django
+
+REPLAY_CHUNK_DAYS = 14  # audit.detection.services.REPLAY_CHUNK_DAYS (not imported: Django is set up later)
 
 DB = os.environ.get("DPI_BENCH_DETECTION_DB", "dpi_bench_detection")  # another name: runs side by side
 RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "var", "bench_detection")
@@ -203,7 +209,7 @@ def _world_sql(p: dict, b0: date) -> list[str]:
     full = _sql_array([t for t, _ in STREET_TYPES])
     abbr = _sql_array([a for _, a in STREET_TYPES])
     return [
-        "CREATE SCHEMA bench",
+        "CREATE SCHEMA IF NOT EXISTS bench",
         # Columns the bulk inserts below leave out (scratch database only: Django sets no database defaults).
         # The hash chain of the audit trail is maintained row by row by a trigger; the detector never reads it,
         # and chaining a million synthetic rows would dominate the set-up: off in this scratch database only.
@@ -1161,6 +1167,9 @@ def run_seed(seed: int, *, template: str, large: bool = False, throughput: bool 
     with connection.cursor() as cur:
         # The month and the audit trail of the stays before it (stays start 120 days before the month).
         cur.execute("SELECT audit_ensure_partitions(%s, 8)", [b0 - timedelta(days=130)])
+        cur.execute("CREATE SCHEMA IF NOT EXISTS bench")
+        cur.execute("CREATE TABLE bench.meta AS SELECT %s::date AS b0, %s::int AS seed, %s::jsonb AS params",
+                    [b0, seed, json.dumps(p)])
         for sql in _world_sql(p, b0) + _traffic_sql(p, b0):
             t_sql = time.perf_counter()
             cur.execute(sql)
@@ -1321,7 +1330,7 @@ def report(results: list[dict], large: dict | None, *, title: str) -> str:
         eps = large["dirty_events"] / large["dirty_s"]
         lines.append(
             f"| events analysed per second (seed {large['seed']}, {large['users']} accounts, replay of {DAYS} days, "
-            f"one transaction per day) | {eps:,.0f} ({large['dirty_events']:,} events in {large['dirty_s']:.1f} s "
+            f"one pass per {REPLAY_CHUNK_DAYS} days) | {eps:,.0f} ({large['dirty_events']:,} events in {large['dirty_s']:.1f} s "
             f"wall, {large['cpu_s']:.1f} s CPU of this process for both runs) | ≥ 1 M in < 30 s: "
             f"{ok(large['dirty_events'] >= 1_000_000 and large['dirty_s'] < 30)} | bare scan + grouping of the "
             f"same events: {large['scan_s']:.1f} s |")
@@ -1517,6 +1526,89 @@ def _make_template() -> str:
     return tpl
 
 
+def _pid_cpu_s(pid: int) -> float | None:
+    """CPU time (user + system) of a process of this machine (the PostgreSQL backend), None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _backend_cpu_s(cur) -> float | None:
+    """CPU time of this connection's PostgreSQL backend, when the server runs on this machine."""
+    cur.execute("SELECT pg_backend_pid()")
+    return _pid_cpu_s(cur.fetchone()[0])
+
+
+def reanalyse(*, chunk_days: int = 14, alerts_to: str | None = None) -> str:
+    """Run the detector again over the hospital the last run left in the benchmark database (no generation).
+
+    For working on the detector's speed: the labelled month of ``throughput`` or ``seeds`` (the last seed) is kept
+    in ``DPI_BENCH_DETECTION_DB``; this replays it as the benchmark does and prints the time by step and by rule,
+    the CPU time of the PostgreSQL backend and the load average. ``alerts_to``: write the alerts (user, patient,
+    day, score, rules) there, one per line, to compare two versions of the detector.
+    """
+    setup_django(DB)
+    from django.db import connection
+
+    from audit.detection import services
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT b0, seed FROM bench.meta")
+        b0, seed = cur.fetchone()
+        cur.execute("TRUNCATE detection_alert, detection_userday, detection_detectionstate, detection_detectionrun, "
+                    "detection_unexplainedaccess")
+        cpu0 = _backend_cpu_s(cur)
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+    eval_from, eval_to = b0 + timedelta(WARMUP), b0 + timedelta(DAYS - 1)
+    load0 = open("/proc/loadavg").read().split()[:3]
+    cpu_by_step: dict[str, float] = defaultdict(float)
+
+    def cpu_per_statement(execute, sql, params, many, context):
+        """The backend's CPU time per statement of the detector, named after its table or rule."""
+        m = (re.search(r"INSERT INTO det_hits SELECT '(\w+)'", sql) or re.search(r"TEMP TABLE (det_\w+)", sql)
+             or re.search(r"((?:INSERT INTO|DELETE FROM|UPDATE) detection_\w+)", sql))
+        before = _pid_cpu_s(pid) if m else None
+        result = execute(sql, params, many, context)
+        if before is not None:
+            cpu_by_step[m.group(1)] += _pid_cpu_s(pid) - before
+        return result
+
+    t0 = time.perf_counter()
+    with connection.execute_wrapper(cpu_per_statement):
+        summary = services.detect_range(day_from=b0, day_to=eval_to, chunk_days=chunk_days)
+    wall = time.perf_counter() - t0
+    load1 = open("/proc/loadavg").read().split()[:3]
+    with connection.cursor() as cur:
+        cpu1 = _backend_cpu_s(cur)
+        cur.execute(_METRICS, {"f": eval_from, "t": eval_to})
+        alerts = cur.fetchall()
+        cur.execute(_RECALL)
+        found = [row[2] for row in cur.fetchall()]
+        cur.execute("SELECT user_id, patient_id, day, score, rules FROM detection_alert ORDER BY 1, 2 NULLS FIRST, 3")
+        rows = cur.fetchall()
+    if alerts_to:
+        with open(alerts_to, "w") as f:
+            f.writelines(f"{u}\t{'' if p is None else p}\t{d}\t{sc}\t{','.join(sorted(r))}\n"
+                         for u, p, d, sc, r in rows)
+    steps: dict[str, float] = defaultdict(float)
+    for pr in summary.passes:
+        for k, v in pr.timings.items():
+            steps[k] += v
+    tp = sum(1 for _, _, ok in alerts if ok)
+    cpu = f"{cpu1 - cpu0:.1f} s" if cpu0 is not None and cpu1 is not None else "unknown"
+    return (f"reanalyse seed {seed} (chunk {chunk_days} day(s)): {summary.events:,} events in {wall:.1f} s wall "
+            f"({summary.events / wall:,.0f} events/s), PostgreSQL backend CPU {cpu}; load average {' '.join(load0)} "
+            f"before, {' '.join(load1)} after; {len(rows)} alerts, recall {sum(found) / max(1, len(found)):.2f}, "
+            f"precision {tp / max(1, len(alerts)):.2f}\nby step: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in sorted(steps.items(), key=lambda kv: -kv[1]))
+            + "\nbackend CPU by statement: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in sorted(cpu_by_step.items(), key=lambda kv: -kv[1]) if v >= 0.01))
+
+
 def main(argv: list[str] | None = None) -> str:
     argv = list(argv if argv is not None else [])
     if argv[:1] == ["tuning"]:
@@ -1538,6 +1630,8 @@ def main(argv: list[str] | None = None) -> str:
         return (f"throughput seed {r['seed']}: {r['dirty_events']:,} events in {r['dirty_s']:.1f} s wall "
                 f"(clean run {r['clean_events']:,} in {r['clean_s']:.1f} s), bare scan {r['scan_s']:.1f} s; "
                 f"recall {r['recall']:.2f} precision {r['precision']:.2f} fa/k {r['fa_per_k']:.2f}")
+    if argv[:1] == ["reanalyse"]:  # reanalyse [CHUNK_DAYS] [ALERTS_FILE]: the kept hospital, detection only
+        return reanalyse(chunk_days=int(argv[1]) if len(argv) > 1 else 14, alerts_to=argv[2] if len(argv) > 2 else None)
     if argv[:1] == ["retrain"]:  # retrain [SEED...]: train on the tuning seeds, before/after on SEEDs
         train = [s for s in TUNING_SEEDS if s in (11, 12)]
         rest = [int(a) for a in argv[1:] if a.isdigit()]

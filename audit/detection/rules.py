@@ -260,13 +260,14 @@ DENIED_THEN_GRANTED = Rule(
            'Accès clinique refusé puis obtenu après un lien de soins créé par le professionnel lui-même',
            'Clinical access refused, then obtained after a care relationship the user created themself'
     FROM det_grp g
-    CROSS JOIN LATERAL (
-        SELECT min(dn.at) AS denied_at FROM det_denied dn
-        WHERE dn.actor_id = g.actor_id AND dn.patient_id = g.patient_id AND dn.at < g.first_allowed_medical_at
+    JOIN (  -- the first refusal before the read, within the window: one hash join, no loop over det_grp
+        SELECT g.actor_id, g.patient_id, g.day, min(dn.at) AS denied_at
+        FROM det_grp g JOIN det_denied dn ON dn.actor_id = g.actor_id AND dn.patient_id = g.patient_id
+        WHERE g.first_allowed_medical_at IS NOT NULL AND dn.at < g.first_allowed_medical_at
           AND dn.at >= g.first_allowed_medical_at - make_interval(days => %(denied_then_granted_days)s)
-    ) x
-    WHERE g.first_allowed_medical_at IS NOT NULL AND x.denied_at IS NOT NULL
-      AND (EXISTS (SELECT 1 FROM access_careteammembership m
+        GROUP BY 1, 2, 3
+    ) x ON x.actor_id = g.actor_id AND x.patient_id = g.patient_id AND x.day = g.day
+    WHERE (EXISTS (SELECT 1 FROM access_careteammembership m
                    WHERE m.patient_id = g.patient_id AND m.granted_by_id = g.actor_id
                      AND m.created_at > x.denied_at AND m.created_at <= g.first_allowed_medical_at)
            OR EXISTS (SELECT 1 FROM audit_accessevent c
