@@ -94,7 +94,9 @@ FROM (
     SELECT u.actor_id, u.day,
            ARRAY[{", ".join(f"count(f.fh) FILTER (WHERE f.fh = {h})" for h in range(24))}]::int[] AS ph
     FROM det_ud u
-    LEFT JOIN (SELECT g.actor_id, g.day, {_FIRST_HOUR} AS fh FROM det_grp g WHERE g.patient_id IS NOT NULL) f
+    -- OFFSET 0: the first hour computed once per row, not once per hour count reading it
+    LEFT JOIN (SELECT g.actor_id, g.day, {_FIRST_HOUR} AS fh FROM det_grp g WHERE g.patient_id IS NOT NULL
+               OFFSET 0) f
       ON f.actor_id = u.actor_id AND f.day = u.day
     GROUP BY u.actor_id, u.day
 ) x
@@ -243,10 +245,82 @@ CROSS JOIN LATERAL (
     SELECT count(DISTINCT x.patient_id)::int AS n FROM detection_unexplainedaccess x
     WHERE x.user_id = c.actor_id AND x.cold AND x.day <= c.day AND x.day > c.day - %(model_baseline_days)s
 ) cp
-CROSS JOIN LATERAL (
-    SELECT count(DISTINCT x.patient_id)::int AS n FROM det_denied x
-    WHERE x.actor_id = c.actor_id AND x.day <= c.day AND x.day > c.day - 7
-) dn
+-- Refused patients per (user, day) of the candidates by one hash join (det_denied has no index: no loop over it).
+LEFT JOIN (
+    SELECT k.actor_id, k.day, count(DISTINCT x.patient_id)::int AS n
+    FROM (SELECT DISTINCT actor_id, day FROM det_cand) k
+    JOIN det_denied x ON x.actor_id = k.actor_id AND x.day <= k.day AND x.day > k.day - 7
+    GROUP BY 1, 2
+) dn0 ON dn0.actor_id = c.actor_id AND dn0.day = c.day
+CROSS JOIN LATERAL (SELECT coalesce(dn0.n, 0) AS n) dn
+"""  # noqa: S608 (constant SQL, values bound)
+
+
+# User-level alerts (volume, browsing...): the day against the same kind of day, own and peers', with the
+# busiest hour band of the day against its usual.
+USER_BASELINE = f"""
+WITH b0 AS (
+    SELECT a.id, a.user_id AS actor_id, a.day, t.role, t.unit, t.n_patients AS today, t.patient_hours,
+           extract(isodow FROM a.day)::int AS dow,
+           (SELECT k FROM generate_series(0, 5) k ORDER BY {_band_sum("t.patient_hours", "k")} DESC, k LIMIT 1)
+             AS band
+    FROM detection_alert a JOIN detection_userday t ON t.user_id = a.user_id AND t.day = a.day
+    WHERE a.id = ANY(%(ids)s::bigint[]) AND a.patient_id IS NULL AND cardinality(t.patient_hours) = 24
+), b AS (
+    SELECT b0.*, {_band_sum("b0.patient_hours", "b0.band")} AS k,
+           (SELECT lower(cu.name) FROM patients_careunit cu WHERE cu.code = split_part(b0.unit, ',', 1)) AS unit_name
+    FROM b0
+), s AS (
+    SELECT b.*, own.n AS own_days, own.day_mean, own.band_mean, peer.n AS peer_days, peer.day_mean AS peer_day,
+           peer.band_mean AS peer_band
+    FROM b
+    CROSS JOIN LATERAL (
+        SELECT count(*)::int AS n, avg(x.n_patients)::float AS day_mean,
+               avg({_band_sum("x.patient_hours", "b.band")})::float AS band_mean
+        FROM detection_userday x
+        WHERE x.user_id = b.actor_id AND x.day < b.day AND x.day >= b.day - %(model_baseline_days)s
+          AND cardinality(x.patient_hours) = 24 AND {_SAME_KIND}
+    ) own
+    CROSS JOIN LATERAL (
+        SELECT count(*)::int AS n, avg(x.n_patients)::float AS day_mean,
+               avg({_band_sum("x.patient_hours", "b.band")})::float AS band_mean
+        FROM detection_userday x
+        WHERE x.role = b.role AND x.unit = b.unit AND x.user_id <> b.actor_id
+          AND x.day < b.day AND x.day >= b.day - %(model_baseline_days)s
+          AND cardinality(x.patient_hours) = 24 AND {_SAME_KIND}
+    ) peer
+)
+UPDATE detection_alert a SET context = jsonb_build_object(
+    'fr', regexp_replace(coalesce(a.context ->> 'fr', ''), ' Habitudes \\(.*$', '') || ' Habitudes ('
+          || {_DAY_FR}[s.dow] || ', dossiers ouverts) : '
+          || CASE WHEN s.own_days >= 1
+                  THEN 'd''habitude ' || round(s.day_mean::numeric, 1) || ' par jour, dont '
+                       || round(s.band_mean::numeric, 1) || ' entre ' || mod(s.band * 4 + 22, 24) || ' h et '
+                       || mod(s.band * 4 + 26, 24) || ' h (moyenne de ' || s.own_days || ' jour(s) comparable(s) sur '
+                       || %(model_baseline_days)s || ' jours)'
+                  ELSE 'pas d''historique propre' END
+          || CASE WHEN s.peer_days >= 1
+                  THEN ', ses pairs (' || {_case("s.role", _ROLE_FR)} || coalesce(' de ' || s.unit_name, '') || ') '
+                       || round(s.peer_day::numeric, 1) || ' par jour, dont ' || round(s.peer_band::numeric, 1)
+                       || ' dans cette tranche'
+                  ELSE '' END
+          || ' ; aujourd''hui ' || s.today || ', dont ' || s.k || ' entre ' || mod(s.band * 4 + 22, 24) || ' h et '
+          || mod(s.band * 4 + 26, 24) || ' h.',
+    'en', regexp_replace(coalesce(a.context ->> 'en', ''), ' Usual pattern \\(.*$', '') || ' Usual pattern ('
+          || {_DAY_EN}[s.dow] || ', records opened): '
+          || CASE WHEN s.own_days >= 1
+                  THEN round(s.day_mean::numeric, 1) || ' a day, ' || round(s.band_mean::numeric, 1) || ' between '
+                       || mod(s.band * 4 + 22, 24) || ':00 and ' || mod(s.band * 4 + 26, 24) || ':00 (mean of '
+                       || s.own_days || ' comparable day(s) over ' || %(model_baseline_days)s || ' days)'
+                  ELSE 'no history of their own' END
+          || CASE WHEN s.peer_days >= 1
+                  THEN ', their peers (' || {_case("s.role", _ROLE_EN)} || coalesce(', ' || s.unit_name, '') || ') '
+                       || round(s.peer_day::numeric, 1) || ' a day, ' || round(s.peer_band::numeric, 1)
+                       || ' in that band'
+                  ELSE '' END
+          || '; that day ' || s.today || ', ' || s.k || ' between ' || mod(s.band * 4 + 22, 24) || ':00 and '
+          || mod(s.band * 4 + 26, 24) || ':00.')
+FROM s WHERE a.id = s.id
 """  # noqa: S608 (constant SQL, values bound)
 
 
