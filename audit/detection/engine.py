@@ -628,6 +628,10 @@ def analyse_days(
     timings = result.timings
     with connection.cursor() as cur:
         cur.execute("SELECT set_config('work_mem', %s, true)", [conf["work_mem"]])
+        # No JIT compilation for the pass: the planner's estimates of these statements (subqueries over the
+        # partitioned audit table) pass its thresholds, and compiling their many expressions took seconds per
+        # statement, far more than running them.
+        cur.execute("SELECT set_config('jit', 'off', true)")
 
         def step(name: str, sql: str) -> None:
             s = time.perf_counter()
@@ -639,6 +643,9 @@ def analyse_days(
         step("units", _UNITS)
         cur.execute("ANALYZE det_units")
         step("links", _LINKS)
+        # Rules look a patient's links up one row at a time (relationship_ended's reasons): by index, not by
+        # scanning the pass's links for each row.
+        cur.execute("CREATE INDEX ON det_links (patient_id)")
         cur.execute("ANALYZE det_links")
         step("denied", _DENIED)
         cur.execute("ANALYZE det_denied")
