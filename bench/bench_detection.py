@@ -3,11 +3,14 @@
 Each seed draws its own hospital (``draw_hospital``): number of units and staff per unit, float nurses,
 patients, admissions and lengths of stay, how much of the census each role opens, weekend staffing and
 weekend rounds, on-call nights and their advice, consultations (some self-registered), unregistered looks,
-misclicks, follow-ups of former patients (with a refused chart read), self-booked follow-up appointments,
-secretaries phoning about distant appointments, DIM audits of old stays, transfers, VIP admissions and real
-emergencies by break-the-glass with a typed reason. 42 days: 14 of warm-up (baselines), 28 evaluated.
+misclicks, follow-ups of former patients (identity and often a refused chart read; mostly by the physician who
+treated them, prompted by an appointment the secretary books or a call, sometimes by nothing recorded),
+self-booked follow-up appointments, secretaries phoning about distant appointments, DIM audits of old stays,
+transfers, VIP admissions and real emergencies by break-the-glass with a typed reason. 42 days: 14 of warm-up
+(baselines), 28 evaluated; before them, the audit trail of the earlier stays' care teams (``_former_patients_sql``).
 
-Two runs of the real detector per seed (``services.detect_range``, one transaction per day):
+Two runs of the real detector per seed (``services.detect_range``: one pass and one transaction per
+``REPLAY_CHUNK_DAYS`` days, 14):
 1. the clean month: false alerts per 1,000 users per day (every alert is false by construction);
 2. the same month with injected, labelled snooping of every kind of issue #20 (``KINDS``), each with the
    snooper's ordinary work that day as cover: recall per kind, precision.
@@ -19,6 +22,8 @@ comes from one large hospital (``LARGE_SEED``, 30 to 36 units; how many events i
     python -m bench.bench_detection                # test seeds + large run (what make bench reports)
     python -m bench.bench_detection tuning         # the tuning seeds (for development)
     python -m bench.bench_detection seeds 11 12    # chosen seeds
+    python -m bench.bench_detection reanalyse 1 /tmp/alerts.tsv  # detection only, on the hospital left by the
+                                                   # last run (chunk of days per pass, alerts written to a file)
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import statistics
 import sys
 import time
@@ -34,6 +40,8 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bench.common import setup_django
+
+REPLAY_CHUNK_DAYS = 14  # audit.detection.services.REPLAY_CHUNK_DAYS (not imported: Django is set up later)
 
 DB = os.environ.get("DPI_BENCH_DETECTION_DB", "dpi_bench_detection")  # another name: runs side by side
 RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "var", "bench_detection")
@@ -72,7 +80,7 @@ KINDS: dict[str, tuple[int, str]] = {
     "volume": (4, "an unusual volume of patients"),
     "browsing": (5, "browsing many charts"),
     "bulk_export": (4, "bulk export or print"),
-    "relationship_ended": (5, "a former patient of the unit, long after the stay"),
+    "relationship_ended": (8, "curiosity about a former patient of one's unit, 45-150 days after the stay"),
 }
 
 GOOD_REASONS = [
@@ -125,6 +133,11 @@ def draw_hospital(seed: int, *, large: bool = False, throughput: bool = False) -
         "emergencies": u(0.5, 3.0),  # legitimate break-the-glass per day
         "vip_admissions": r.randint(1, 4),
         "abbreviated": u(0.2, 0.6),  # share of addresses written with an abbreviation
+        # Follow-ups of former patients: done by the physician who treated the patient during the stay (when at
+        # work that day) in this share, else by a colleague of the unit; prompted by an appointment the unit's
+        # secretary books, or by the patient (or their GP) phoning the secretary, or by nothing recorded.
+        "followup_attending": u(0.6, 0.9),
+        "followup_appointment": u(0.3, 0.5), "followup_call": u(0.2, 0.4),
     } | ({"units": 42, "adm_min": 4, "adm_span": 7, "patients": 60_000} if throughput else {})
 
 
@@ -196,7 +209,7 @@ def _world_sql(p: dict, b0: date) -> list[str]:
     full = _sql_array([t for t, _ in STREET_TYPES])
     abbr = _sql_array([a for _, a in STREET_TYPES])
     return [
-        "CREATE SCHEMA bench",
+        "CREATE SCHEMA IF NOT EXISTS bench",
         # Columns the bulk inserts below leave out (scratch database only: Django sets no database defaults).
         # The hash chain of the audit trail is maintained row by row by a trigger; the detector never reads it,
         # and chaining a million synthetic rows would dominate the set-up: off in this scratch database only.
@@ -470,16 +483,14 @@ def _traffic_sql(p: dict, b0: date) -> list[str]:
             FROM bench.shift sh WHERE sh.role IN ('physician', 'nurse', 'medical_secretary', 'reception')
               AND random() < {p['misclick']}""",
         # Follow-up of a former patient of the unit (discharged 35-150 days before): identity, and sometimes
-        # the chart (refused: the relationship has ended).
+        # the chart (refused: the relationship has ended). Who does it and what prompts it: see the end.
         f"""CREATE TABLE bench.followup AS
-            SELECT sh.uid, st.patient_id, sh.s + random() * (sh.e - sh.s) AS at, random() < {p['followup_chart']} AS chart
+            SELECT sh.uid, st.patient_id, sh.s + random() * (sh.e - sh.s) AS at, random() < {p['followup_chart']} AS chart,
+                   st.id AS stay_id, sh.unit_id, sh.day
             FROM (SELECT * FROM bench.shift WHERE role = 'physician' AND random() < {p['followup']}) sh
-            JOIN LATERAL (SELECT st.patient_id FROM bench.stay st WHERE st.unit_id = sh.unit_id
+            JOIN LATERAL (SELECT st.id, st.patient_id FROM bench.stay st WHERE st.unit_id = sh.unit_id
                           AND st."end" BETWEEN sh.day - 150 AND sh.day - 35 AND st.patient_id > 20
                           OFFSET floor(random() * 20) LIMIT 1) st ON true""",
-        f"""{ev} SELECT at, uid, patient_id, 'administrative', 'view', 'allowed', 'role' FROM bench.followup
-            UNION ALL SELECT at + interval '1 minute', uid, patient_id, 'medical', 'view', 'denied',
-                             'deny:no_care_relationship' FROM bench.followup WHERE chart""",
         # A physician books a follow-up appointment themself for a former patient of the unit and reads the chart.
         f"""CREATE TABLE bench.self_booked AS
             SELECT (SELECT max(id) FROM bench.future_appt) + row_number() OVER () AS id, sh.uid, sh.unit_id,
@@ -515,6 +526,71 @@ def _traffic_sql(p: dict, b0: date) -> list[str]:
         f"""{ev} SELECT x.at + make_interval(mins => i), x.uid, x.patient_id, 'medical',
                    CASE WHEN i = 0 THEN 'break_glass' ELSE 'view' END, 'allowed', 'break_glass'
             FROM bench.bg x, generate_series(0, 3) i""",
+    ] + _former_patients_sql(p, b0)
+
+
+def _former_patients_sql(p: dict, b0: date) -> list[str]:
+    """The care team of every stay, in the audit trail before the month, and the follow-ups of former patients.
+
+    Its own random seed: the traffic drawn before it is the same as without it. Each stay has a physician who
+    treated the patient (an admission note and the discharge letter) and one or two nurses of the unit (a care
+    note): the audit trail of the months before the benchmark, written for the stays before it (the month's own
+    traffic covers the later ones). A follow-up of a former patient is done by that physician when at work that
+    day (``followup_attending``), else by a colleague of the unit; it is prompted by an appointment a secretary
+    of the unit books (a week to two months ahead, booked up to three days before), by the patient or their GP
+    phoning the secretary (the identity page opened, up to three days before), or by nothing recorded (the
+    physician's own initiative, a call taken directly).
+    """
+    appt, call = p["followup_appointment"], p["followup_call"]
+    ev = "INSERT INTO bench.ev (occurred_at, actor_id, patient_id, category, action, outcome, basis, rtype)"
+    return [
+        f"SELECT setseed({((p['seed'] * 31 + 7) % 1000) / 1000})",
+        "CREATE INDEX ON bench.staff (unit_id, role)",
+        """CREATE TABLE bench.stay_team AS
+            SELECT st.id AS stay_id, t.uid, t.role FROM bench.stay st
+            CROSS JOIN LATERAL (
+                (SELECT s.uid, s.role FROM bench.staff s WHERE s.unit_id = st.unit_id AND s.role = 'physician'
+                 ORDER BY random() + 0 * st.id LIMIT 1)
+                UNION ALL
+                (SELECT s.uid, s.role FROM bench.staff s WHERE s.unit_id = st.unit_id AND s.role = 'nurse'
+                 ORDER BY random() + 0 * st.id LIMIT 2)
+            ) t""",
+        "DELETE FROM bench.stay_team WHERE role = 'nurse' AND random() < 0.5",
+        f"""{ev} SELECT x.at, x.uid, x.patient_id, 'medical', x.action, 'allowed', 'care:encounter', ''
+            FROM (SELECT st.start + make_interval(secs => (1 + random() * 3) * 3600) AS at, t.uid, st.patient_id,
+                         'create' AS action
+                  FROM bench.stay st JOIN bench.stay_team t ON t.stay_id = st.id AND t.role = 'physician'
+                  UNION ALL
+                  SELECT st."end" - make_interval(secs => (1 + random() * 2) * 3600), t.uid, st.patient_id, 'create'
+                  FROM bench.stay st JOIN bench.stay_team t ON t.stay_id = st.id AND t.role = 'physician'
+                  UNION ALL
+                  SELECT st.start + (st."end" - st.start) * random(), t.uid, st.patient_id, 'amend'
+                  FROM bench.stay st JOIN bench.stay_team t ON t.stay_id = st.id AND t.role = 'nurse') x
+            WHERE x.at < bench.ts('{b0}'::date, 0)""",
+        f"""UPDATE bench.followup f SET uid = t.uid
+            FROM bench.stay_team t JOIN bench.shift sh ON sh.uid = t.uid
+            WHERE t.stay_id = f.stay_id AND t.role = 'physician' AND sh.day = f.day AND random() < {p['followup_attending']}""",
+        "ALTER TABLE bench.followup ADD COLUMN trigger text, ADD COLUMN secretary int, ADD COLUMN before int",
+        f"""UPDATE bench.followup f SET
+                trigger = CASE WHEN random() < {appt} THEN 'appointment' WHEN random() < {call / (1 - appt)}
+                               THEN 'call' ELSE 'none' END,
+                secretary = (SELECT s.uid FROM bench.staff s WHERE s.unit_id = f.unit_id
+                             AND s.role = 'medical_secretary' ORDER BY random() + 0 * f.uid LIMIT 1),
+                before = floor(random() * 4)::int""",
+        """INSERT INTO patients_appointment (id, start, "end", status, reason, practitioner_id, unit_id, patient_id,
+                                            created_by_id, source, confirmed_by_id, confirmed_at)
+            SELECT (SELECT max(id) FROM patients_appointment) + row_number() OVER (), x.start,
+                   x.start + interval '30 minutes', 'booked', '', x.uid, x.unit_id, x.patient_id, x.secretary,
+                   'staff', NULL::int, NULL::timestamptz
+            FROM (SELECT f.*, bench.ts(f.day + 7 + floor(random() * 55)::int, 9 + random() * 8) AS start
+                  FROM bench.followup f WHERE f.trigger = 'appointment' AND f.secretary IS NOT NULL) x""",
+        f"""{ev} SELECT least(f.at - interval '5 minutes', bench.ts(f.day - f.before, 9 + random() * 8)), f.secretary,
+                   f.patient_id, 'administrative', CASE WHEN f.trigger = 'appointment' THEN 'create' ELSE 'view' END,
+                   'allowed', 'role', CASE WHEN f.trigger = 'appointment' THEN 'appointment' ELSE '' END
+            FROM bench.followup f WHERE f.trigger IN ('appointment', 'call') AND f.secretary IS NOT NULL""",
+        f"""{ev} SELECT at, uid, patient_id, 'administrative', 'view', 'allowed', 'role', '' FROM bench.followup
+            UNION ALL SELECT at + interval '1 minute', uid, patient_id, 'medical', 'view', 'denied',
+                             'deny:no_care_relationship', '' FROM bench.followup WHERE chart""",
     ]
 
 
@@ -906,16 +982,41 @@ class _Injector:
         self._label("vip", uid, vip, self._snoop(uid, vip, self._at(s, e), r.randint(1, 3)))
 
     def _relationship_ended(self, r, clinical):
+        """Curiosity about a former patient of one's unit, 45 to 150 days after the stay, by whoever of the unit
+        (physician or nurse; in that stay's care team only by chance): the identity page, mostly a chart read
+        (refused), sometimes again on a later day; nothing new on the patient in this unit, though in 3 cases in
+        10 the patient has an appointment in another unit (booked by its secretary) around then."""
         for _ in range(1000):
-            uid, d, s, e = self._pick_worker(("physician",))
+            uid, d, s, e = self._pick_worker(clinical)
             rows = self._q("""SELECT patient_id FROM bench.stay WHERE unit_id = %s AND "end" < %s - 45
-                              AND "end" > %s - 150 AND patient_id > 20 ORDER BY md5(id::text) LIMIT 1""",
-                           [self.staff[uid][1], d, d])
+                              AND "end" > %s - 150 AND patient_id > 20 ORDER BY md5(id::text || %s) LIMIT 1""",
+                           [self.staff[uid][1], d, d, str(r.random())])
             if rows:
                 pid = rows[0][0]
                 break
-        self._cover(uid, d, s, e)
-        self._label("relationship_ended", uid, pid, self._snoop(uid, pid, self._at(s, e), r.randint(1, 3)))
+        unit = self.staff[uid][1]
+        later = [x for x in sorted(self.user_days[uid]) if d < x <= d + timedelta(20)]
+        days = [d] + (sorted(r.sample(later, min(len(later), r.randint(1, 2)))) if r.random() < 0.35 else [])
+        if r.random() < 0.3:
+            other = r.choice(sorted({v[1] for v in self.staff.values() if v[1] and v[1] != unit}))
+            practitioner = next((u for u, v in self.staff.items() if v[0] == "physician" and v[1] == other), None)
+            secretary = next((u for u, v in self.staff.items() if v[0] == "medical_secretary" and v[1] == other), None)
+            if practitioner and secretary:
+                start = _local(d + timedelta(r.choice([-9, -6, -3, 2, 4, 8, 15])), r.uniform(9, 16))
+                booked = _local(d - timedelta(r.randint(0, 10)), r.uniform(9, 16))
+                self.new_links.append(("appointment", pid, other, practitioner, start, start + timedelta(minutes=30),
+                                       secretary, None, "booked", booked))
+                self._ev(booked, secretary, pid, "create", rtype="appointment")
+        for day in days:
+            s, e = self.user_days[uid][day]
+            self._cover(uid, day, s, e)
+            at = self._at(s, e)
+            self._ev(at, uid, pid)
+            if r.random() < 0.85:
+                self._ev(at + timedelta(minutes=1), uid, pid, "view", "medical", "denied", "deny:no_care_relationship")
+            if r.random() < 0.3:
+                self._ev(at + timedelta(minutes=3), uid, pid)
+            self._label("relationship_ended", uid, pid, at.astimezone(PARIS).date())
 
     def load(self, cur) -> None:
         """The new patients and links (before the events: they reference them), then nothing else."""
@@ -1064,7 +1165,11 @@ def run_seed(seed: int, *, template: str, large: bool = False, throughput: bool 
     b0 = timezone.localdate() - timedelta(days=DAYS + 1)
     eval_from, eval_to = b0 + timedelta(WARMUP), b0 + timedelta(DAYS - 1)
     with connection.cursor() as cur:
-        cur.execute("SELECT audit_ensure_partitions(%s, 4)", [b0 - timedelta(days=40)])
+        # The month and the audit trail of the stays before it (stays start 120 days before the month).
+        cur.execute("SELECT audit_ensure_partitions(%s, 8)", [b0 - timedelta(days=130)])
+        cur.execute("CREATE SCHEMA IF NOT EXISTS bench")
+        cur.execute("CREATE TABLE bench.meta AS SELECT %s::date AS b0, %s::int AS seed, %s::jsonb AS params",
+                    [b0, seed, json.dumps(p)])
         for sql in _world_sql(p, b0) + _traffic_sql(p, b0):
             t_sql = time.perf_counter()
             cur.execute(sql)
@@ -1079,7 +1184,7 @@ def run_seed(seed: int, *, template: str, large: bool = False, throughput: bool 
         cur.execute("ANALYZE")
         cur.execute("SELECT count(*) FROM bench.staff")
         n_users = cur.fetchone()[0]
-        cur.execute("SELECT count(*) FROM audit_accessevent")
+        cur.execute("SELECT count(*) FROM audit_accessevent WHERE occurred_at >= %s", [b0])  # the month's
         n_events = cur.fetchone()[0]
     generate_s = time.perf_counter() - t_setup
 
@@ -1225,7 +1330,7 @@ def report(results: list[dict], large: dict | None, *, title: str) -> str:
         eps = large["dirty_events"] / large["dirty_s"]
         lines.append(
             f"| events analysed per second (seed {large['seed']}, {large['users']} accounts, replay of {DAYS} days, "
-            f"one transaction per day) | {eps:,.0f} ({large['dirty_events']:,} events in {large['dirty_s']:.1f} s "
+            f"one pass per {REPLAY_CHUNK_DAYS} days) | {eps:,.0f} ({large['dirty_events']:,} events in {large['dirty_s']:.1f} s "
             f"wall, {large['cpu_s']:.1f} s CPU of this process for both runs) | ≥ 1 M in < 30 s: "
             f"{ok(large['dirty_events'] >= 1_000_000 and large['dirty_s'] < 30)} | bare scan + grouping of the "
             f"same events: {large['scan_s']:.1f} s |")
@@ -1421,6 +1526,89 @@ def _make_template() -> str:
     return tpl
 
 
+def _pid_cpu_s(pid: int) -> float | None:
+    """CPU time (user + system) of a process of this machine (the PostgreSQL backend), None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _backend_cpu_s(cur) -> float | None:
+    """CPU time of this connection's PostgreSQL backend, when the server runs on this machine."""
+    cur.execute("SELECT pg_backend_pid()")
+    return _pid_cpu_s(cur.fetchone()[0])
+
+
+def reanalyse(*, chunk_days: int = 14, alerts_to: str | None = None) -> str:
+    """Run the detector again over the hospital the last run left in the benchmark database (no generation).
+
+    For working on the detector's speed: the labelled month of ``throughput`` or ``seeds`` (the last seed) is kept
+    in ``DPI_BENCH_DETECTION_DB``; this replays it as the benchmark does and prints the time by step and by rule,
+    the CPU time of the PostgreSQL backend and the load average. ``alerts_to``: write the alerts (user, patient,
+    day, score, rules) there, one per line, to compare two versions of the detector.
+    """
+    setup_django(DB)
+    from django.db import connection
+
+    from audit.detection import services
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT b0, seed FROM bench.meta")
+        b0, seed = cur.fetchone()
+        cur.execute("TRUNCATE detection_alert, detection_userday, detection_detectionstate, detection_detectionrun, "
+                    "detection_unexplainedaccess")
+        cpu0 = _backend_cpu_s(cur)
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+    eval_from, eval_to = b0 + timedelta(WARMUP), b0 + timedelta(DAYS - 1)
+    load0 = open("/proc/loadavg").read().split()[:3]
+    cpu_by_step: dict[str, float] = defaultdict(float)
+
+    def cpu_per_statement(execute, sql, params, many, context):
+        """The backend's CPU time per statement of the detector, named after its table or rule."""
+        m = (re.search(r"INSERT INTO det_hits SELECT '(\w+)'", sql) or re.search(r"TEMP TABLE (det_\w+)", sql)
+             or re.search(r"((?:INSERT INTO|DELETE FROM|UPDATE) detection_\w+)", sql))
+        before = _pid_cpu_s(pid) if m else None
+        result = execute(sql, params, many, context)
+        if before is not None:
+            cpu_by_step[m.group(1)] += _pid_cpu_s(pid) - before
+        return result
+
+    t0 = time.perf_counter()
+    with connection.execute_wrapper(cpu_per_statement):
+        summary = services.detect_range(day_from=b0, day_to=eval_to, chunk_days=chunk_days)
+    wall = time.perf_counter() - t0
+    load1 = open("/proc/loadavg").read().split()[:3]
+    with connection.cursor() as cur:
+        cpu1 = _backend_cpu_s(cur)
+        cur.execute(_METRICS, {"f": eval_from, "t": eval_to})
+        alerts = cur.fetchall()
+        cur.execute(_RECALL)
+        found = [row[2] for row in cur.fetchall()]
+        cur.execute("SELECT user_id, patient_id, day, score, rules FROM detection_alert ORDER BY 1, 2 NULLS FIRST, 3")
+        rows = cur.fetchall()
+    if alerts_to:
+        with open(alerts_to, "w") as f:
+            f.writelines(f"{u}\t{'' if p is None else p}\t{d}\t{sc}\t{','.join(sorted(r))}\n"
+                         for u, p, d, sc, r in rows)
+    steps: dict[str, float] = defaultdict(float)
+    for pr in summary.passes:
+        for k, v in pr.timings.items():
+            steps[k] += v
+    tp = sum(1 for _, _, ok in alerts if ok)
+    cpu = f"{cpu1 - cpu0:.1f} s" if cpu0 is not None and cpu1 is not None else "unknown"
+    return (f"reanalyse seed {seed} (chunk {chunk_days} day(s)): {summary.events:,} events in {wall:.1f} s wall "
+            f"({summary.events / wall:,.0f} events/s), PostgreSQL backend CPU {cpu}; load average {' '.join(load0)} "
+            f"before, {' '.join(load1)} after; {len(rows)} alerts, recall {sum(found) / max(1, len(found)):.2f}, "
+            f"precision {tp / max(1, len(alerts)):.2f}\nby step: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in sorted(steps.items(), key=lambda kv: -kv[1]))
+            + "\nbackend CPU by statement: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in sorted(cpu_by_step.items(), key=lambda kv: -kv[1]) if v >= 0.01))
+
+
 def main(argv: list[str] | None = None) -> str:
     argv = list(argv if argv is not None else [])
     if argv[:1] == ["tuning"]:
@@ -1442,6 +1630,8 @@ def main(argv: list[str] | None = None) -> str:
         return (f"throughput seed {r['seed']}: {r['dirty_events']:,} events in {r['dirty_s']:.1f} s wall "
                 f"(clean run {r['clean_events']:,} in {r['clean_s']:.1f} s), bare scan {r['scan_s']:.1f} s; "
                 f"recall {r['recall']:.2f} precision {r['precision']:.2f} fa/k {r['fa_per_k']:.2f}")
+    if argv[:1] == ["reanalyse"]:  # reanalyse [CHUNK_DAYS] [ALERTS_FILE]: the kept hospital, detection only
+        return reanalyse(chunk_days=int(argv[1]) if len(argv) > 1 else 14, alerts_to=argv[2] if len(argv) > 2 else None)
     if argv[:1] == ["retrain"]:  # retrain [SEED...]: train on the tuning seeds, before/after on SEEDs
         train = [s for s in TUNING_SEEDS if s in (11, 12)]
         rest = [int(a) for a in argv[1:] if a.isdigit()]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 
-from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, User
 from django.urls import reverse
 from django_otp.oath import TOTP
@@ -13,17 +11,12 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from access.models import StaffProfile
 from access.policy import Role
-from tests.personas import PASSWORD
-
-
-@lru_cache(maxsize=1)
-def _password_hash() -> str:
-    return make_password(PASSWORD)  # a real Argon2id hash, computed once: the machine is slow and shared
+from tests.personas import PASSWORD, password_hash
 
 
 def person(username: str, role: Role | None = None, **profile) -> User:
     """A staff account with the personas' password (faster than tests.personas.make_user: one hash in all)."""
-    user = User.objects.create(username=username, password=_password_hash(), first_name=username.split(".")[-1].title(),
+    user = User.objects.create(username=username, password=password_hash(), first_name=username.split(".")[-1].title(),
                                last_name="Staff")
     if role is not None:
         group, _ = Group.objects.get_or_create(name=role.value)

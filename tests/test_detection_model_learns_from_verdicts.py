@@ -193,3 +193,23 @@ def test_retrain_can_start_from_labelled_cases_of_a_file(cast, tmp_path):
     path.write_text("not json")
     with pytest.raises(CommandError, match="cannot read labelled cases"):
         call_command("detect_retrain", labels=str(path), stdout=StringIO())
+
+
+def test_a_user_level_alert_compares_the_day_with_the_same_weekday(cast):
+    day = D2
+    earlier = day - timedelta(days=7)
+    patients = [make_patient() for _ in range(3)]
+    for p in patients[:2]:
+        ev(cast.nurse, p, at=local(earlier, 11))
+    StaffProfile.objects.filter(user=cast.nurse).update(end_date=day - timedelta(days=1))
+    ev(cast.nurse, patients[2], at=local(day, 12))
+    run(earlier)
+    run(day)
+    alert = Alert.objects.get(user=cast.nurse, day=day, patient_id=None)
+    assert "after_end_date" in alert.rules
+    weekday = ["le lundi", "le mardi", "le mercredi", "le jeudi", "le vendredi", "le week-end", "le week-end"][
+        day.weekday()]
+    assert (f"Habitudes ({weekday}, dossiers ouverts) : d'habitude 2.0 par jour, dont 2.0 entre 10 h et 14 h "
+            "(moyenne de 1 jour(s) comparable(s) sur 28 jours) ; aujourd'hui 1, dont 1 entre 10 h et 14 h.") in (
+        alert.context["fr"])
+    assert alert.context["fr"].count("Habitudes (") == 1

@@ -74,9 +74,10 @@ def test_access_after_the_relationship_ended(cast):
     ev(cast.physician, recent, at=local(D, 10))  # within the post-discharge follow-up: explained
     summary = run(D)
     found = hits(summary, "relationship_ended")
-    # medical_points is 0 since issue #20: a follow-up with a chart read is routine, the rule alone stays below
-    assert [(h["patient_id"], h["points"]) for h in found] == [(former.pk, 30 + 15)]
-    assert found[0]["detail"]["medical"] is True and not summary.created
+    # The chart of a former patient, by a physician who did not treat them, with nothing new on the patient:
+    # curiosity (issue #20; the follow-ups that do not alert are in test_detection_relationship_ended.py)
+    assert [(h["patient_id"], h["points"]) for h in found] == [(former.pk, 30 + 15 + 25)]
+    assert found[0]["detail"]["medical"] is True and found[0]["detail"]["curious"] is True and summary.created
 
 
 def test_identity_glance_at_a_former_patient_stays_below_the_alert(cast):

@@ -81,6 +81,11 @@ DEFAULTS: dict[str, Any] = {
     # a former patient (identity, then a refused chart read) looks exactly the same and is routine; the rule no
     # longer alerts alone (30 + 15 = 45) and weighs with the others.
     "relationship_ended_medical_points": 0,
+    # Curiosity about a former patient: medical data sought (or the record on another day), no reason in the data
+    # (appointment of the unit booked by someone else, action by the unit in the last reason_days, in the hospital)
+    # and the user not in the care team of the earlier care. 30 + 15 + 25 alerts.
+    "relationship_ended_curiosity_points": 25,
+    "relationship_ended_reason_days": 14,
     # Refusals are signals: the gate's denials of clinical (medical or restricted) data, over denied_window_days.
     "denied_clinical_points": 60,
     "denied_window_days": 7,

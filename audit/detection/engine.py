@@ -104,27 +104,38 @@ CREATE TEMP TABLE det_raw ON COMMIT DROP AS
 SELECT e.actor_id, e.patient_id, e.day,
        max(e.actor_role) AS role, max(e.actor_unit) AS unit, count(*)::int AS n,
        (array_agg(e.id ORDER BY e.occurred_at, e.id))[1:%(evidence_max_events)s] AS ids,
-       count(*) FILTER (WHERE e.action IN ('create', 'amend', 'delete') AND e.outcome = 'allowed')::int
-         AS n_clinical,
-       count(*) FILTER (WHERE e.action IN ('export', 'print') AND e.outcome = 'allowed')::int AS n_export,
-       count(*) FILTER (WHERE e.action = 'search')::int AS n_search,
-       count(*) FILTER (WHERE e.category IN ('medical', 'restricted'))::int AS n_medical,
-       count(*) FILTER (WHERE e.outcome = 'denied')::int AS n_denied,
-       min(e.occurred_at) FILTER (WHERE e.outcome = 'allowed' AND e.category IN ('medical', 'restricted'))
-         AS first_allowed_medical_at,
-       bool_or(e.basis = 'break_glass' OR e.action = 'break_glass') AS break_glass,
-       bool_or(e.details -> 'flags' ? 'patient_objection' OR e.details ->> 'patient_objection' = 'true')
-         AS objection,
-       bool_or(e.details -> 'flags' ? 'restricted_patient') AS restricted_flag,
-       bool_or(e.basis = 'deny:contract') AS contract_denied,
+       count(*) FILTER (WHERE e.clinical)::int AS n_clinical,
+       count(*) FILTER (WHERE e.export)::int AS n_export,
+       count(*) FILTER (WHERE e.search)::int AS n_search,
+       count(*) FILTER (WHERE e.medical)::int AS n_medical,
+       count(*) FILTER (WHERE e.denied)::int AS n_denied,
+       min(e.allowed_medical_at) AS first_allowed_medical_at,
+       bool_or(e.break_glass) AS break_glass,
+       bool_or(e.objection) AS objection,
+       bool_or(e.restricted_flag) AS restricted_flag,
+       bool_or(e.contract_denied) AS contract_denied,
        ARRAY[{_HOURS}]::int[] AS hours
 FROM (
-    SELECT ev.*, (ev.occurred_at AT TIME ZONE %(tz)s)::date AS day,
-           extract(hour FROM ev.occurred_at AT TIME ZONE %(tz)s)::int AS h
-    FROM audit_accessevent ev
+    -- Each event's local day and hour and its flags computed once (OFFSET 0: not once per aggregate reading
+    -- them), and only narrow columns sorted for the grouping.
+    SELECT ev.id, ev.occurred_at, ev.actor_id, ev.patient_id, ev.actor_role, ev.actor_unit,
+           lt.at::date AS day, date_part('hour', lt.at)::int AS h,
+           ev.action IN ('create', 'amend', 'delete') AND ev.outcome = 'allowed' AS clinical,
+           ev.action IN ('export', 'print') AND ev.outcome = 'allowed' AS export,
+           ev.action = 'search' AS search,
+           ev.category IN ('medical', 'restricted') AS medical,
+           ev.outcome = 'denied' AS denied,
+           CASE WHEN ev.outcome = 'allowed' AND ev.category IN ('medical', 'restricted') THEN ev.occurred_at END
+             AS allowed_medical_at,
+           ev.basis = 'break_glass' OR ev.action = 'break_glass' AS break_glass,
+           ev.details -> 'flags' ? 'patient_objection' OR ev.details ->> 'patient_objection' = 'true' AS objection,
+           ev.details -> 'flags' ? 'restricted_patient' AS restricted_flag,
+           ev.basis = 'deny:contract' AS contract_denied
+    FROM audit_accessevent ev CROSS JOIN LATERAL (SELECT ev.occurred_at AT TIME ZONE %(tz)s AS at) lt
     WHERE ev.occurred_at >= %(t_start)s AND ev.occurred_at < %(t_end)s
       AND ev.actor_id IS NOT NULL AND ev.actor_role <> ALL(%(exempt_roles)s::text[])
       AND (%(all_actors)s OR ev.actor_id = ANY(%(actors)s::bigint[]))
+    OFFSET 0
 ) e
 GROUP BY e.actor_id, e.patient_id, e.day
 """  # noqa: S608 (constant SQL, values bound)
@@ -199,7 +210,7 @@ WHERE o.created_at < %(links_to)s AND o.created_at >= %(links_from)s
 #   clinical read.
 _GRP = """
 CREATE TEMP TABLE det_grp ON COMMIT DROP AS
-WITH g AS (
+WITH g AS NOT MATERIALIZED (  -- read twice, each time only the columns needed
     SELECT r.*, coalesce(u.unit_ids, '{}') AS unit_ids,
            r.role = ANY(%(hospital_wide_roles)s::text[]) AS hospital_wide,
            (r.day::timestamp AT TIME ZONE %(tz)s) AS day_start,
@@ -219,16 +230,29 @@ WITH g AS (
            bool_or(j.strong AND j.prio = 2 AND NOT j.own AND j.vf > j.day_start
                    AND j.vf <= j.day_end + make_interval(days => %(appointment_call_days)s)) AS call
     FROM (
-        SELECT g.actor_id, g.patient_id, g.day, g.hospital_wide, g.day_start, g.day_end, l.prio, l.vf, l.ve,
-               coalesce(l.user_id = g.actor_id, false) OR coalesce(l.unit_id = ANY(g.unit_ids), false) AS strong,
-               coalesce(l.user_id = g.actor_id, false) AS personal,
-               coalesce(l.creator = g.actor_id, false) AS own,
-               l.vf - make_interval(days => %(explain_lead_days)s) <= g.day_end
-                 AND coalesce(l.ve, 'infinity') + make_interval(days => %(explain_after_days)s) >= g.day_start
+        -- Each flag computed once per (access, link) pair (OFFSET 0: not once per aggregate reading it).
+        SELECT k.actor_id, k.patient_id, k.day, k.hospital_wide, k.day_start, k.day_end, l.prio, l.vf, l.ve,
+               coalesce(l.user_id = k.actor_id, false) OR coalesce(l.unit_id = ANY(k.unit_ids), false) AS strong,
+               coalesce(l.user_id = k.actor_id, false) AS personal,
+               coalesce(l.creator = k.actor_id, false) AS own,
+               l.vf - make_interval(days => %(explain_lead_days)s) <= k.day_end
+                 AND coalesce(l.ve, 'infinity') + make_interval(days => %(explain_after_days)s) >= k.day_start
                  AS near,
-               coalesce(l.ve, 'infinity') + make_interval(days => %(explain_after_days)s) < g.day_start AS ended,
-               l.vf <= g.day_end AND coalesce(l.ve, 'infinity') >= g.day_start AS present
-        FROM g JOIN det_links l ON l.patient_id = g.patient_id
+               coalesce(l.ve, 'infinity') + make_interval(days => %(explain_after_days)s) < k.day_start AS ended,
+               l.vf <= k.day_end AND coalesce(l.ve, 'infinity') >= k.day_start AS present
+        FROM (
+            -- The bounds of that day's links (det_links holds the whole range's): a pass over many days finds,
+            -- for each day, what a pass over that day alone would.
+            SELECT g.actor_id, g.patient_id, g.day, g.unit_ids, g.hospital_wide, g.day_start, g.day_end,
+                   ((g.day - %(links_back_days)s)::timestamp AT TIME ZONE %(tz)s) AS links_from,
+                   ((g.day + 1 + %(explain_lead_days)s)::timestamp AT TIME ZONE %(tz)s) AS links_to,
+                   ((g.day + 1 + %(links_ahead_calls_days)s)::timestamp AT TIME ZONE %(tz)s) AS links_to_calls
+            FROM g WHERE g.patient_id IS NOT NULL
+            OFFSET 0
+        ) k JOIN det_links l ON l.patient_id = k.patient_id
+        WHERE (l.ve >= k.links_from OR (l.prio = 1 AND l.ve IS NULL))
+          AND l.vf < CASE WHEN l.prio = 2 THEN k.links_to_calls ELSE k.links_to END
+        OFFSET 0
     ) j
     GROUP BY 1, 2, 3
 )
@@ -301,6 +325,7 @@ SELECT u.id AS actor_id,
             ELSE {_street('aw.w')} || '|' || {_norm('sp.postal_code')} END AS street_key,
        CASE WHEN coalesce(sp.postal_code, '') <> '' THEN {_norm('sp.postal_code')} ELSE {_norm('sp.city')} END
          AS city_key,
+       {_norm('sp.postal_code')} AS postal_key,
        sp.patient_id AS own_patient_id, sp.end_date,
        greatest(sp.start_date, (u.date_joined AT TIME ZONE %(tz)s)::date) AS joined_on
 FROM auth_user u LEFT JOIN access_staffprofile sp ON sp.user_id = u.id
@@ -308,26 +333,41 @@ CROSS JOIN LATERAL (SELECT {_addr_words('sp.address')} AS w OFFSET 0) aw
 WHERE u.id IN (SELECT DISTINCT actor_id FROM det_grp)
 """  # noqa: S608 (constant SQL, values bound)
 
-# Not strongly explained (weak explanations stay in: the restricted rule looks at them).
-_UNX = f"""
-CREATE TEMP TABLE det_unx ON COMMIT DROP AS
-SELECT g.*,
+# The traits of the patients not strongly explained (weak explanations stay in: the restricted rule looks at
+# them), normalised once per patient of the pass. The street address is normalised (some thirty regular
+# expressions) only for a patient whose postal code is one of the analysed staff's: the address keys end with
+# the postal code, so any other patient's can equal no staff member's; theirs are left empty ('').
+_PTRAITS = f"""
+CREATE TEMP TABLE det_ptraits ON COMMIT DROP AS
+SELECT p.id AS patient_id,
        array_remove(ARRAY[{_norm('p.birth_name')}, {_norm('p.used_name')}], '') AS p_names,
        p.birth_name AS p_birth_name,
-       CASE WHEN p.address = '' THEN '' ELSE {_addr('aw.w')} || '|' || {_norm('p.postal_code')} END AS p_addr,
-       CASE WHEN p.address = '' OR p.postal_code = '' THEN ''
-            ELSE {_street('aw.w')} || '|' || {_norm('p.postal_code')} END AS p_street,
-       CASE WHEN p.postal_code <> '' THEN {_norm('p.postal_code')} ELSE {_norm('p.city')} END AS p_city,
+       CASE WHEN p.address = '' OR NOT pk.staff_postal THEN '' ELSE {_addr('aw.w')} || '|' || pk.postal END
+         AS p_addr,
+       CASE WHEN p.address = '' OR p.postal_code = '' OR NOT pk.staff_postal THEN ''
+            ELSE {_street('aw.w')} || '|' || pk.postal END AS p_street,
+       CASE WHEN p.postal_code <> '' THEN pk.postal ELSE {_norm('p.city')} END AS p_city,
        p.confidentiality, p.date_of_death,
        ps.user_id AS p_staff_user_id,
        coalesce((SELECT array_agg(su.careunit_id) FROM access_staffprofile_units su
                  WHERE su.staffprofile_id = ps.id), '{{}}')::bigint[] AS p_staff_unit_ids
-FROM det_grp g
-JOIN patients_patient p ON p.id = g.patient_id
-CROSS JOIN LATERAL (SELECT CASE WHEN p.address = '' THEN '' ELSE {_addr_words('p.address')} END AS w OFFSET 0) aw
-LEFT JOIN access_staffprofile ps ON ps.patient_id = g.patient_id
-WHERE g.patient_id IS NOT NULL AND (g.explained_by IS NULL OR g.explained_by = 'hospital_wide')
+FROM (SELECT DISTINCT patient_id FROM det_grp
+      WHERE patient_id IS NOT NULL AND (explained_by IS NULL OR explained_by = 'hospital_wide')) x
+JOIN patients_patient p ON p.id = x.patient_id
+CROSS JOIN LATERAL (SELECT z.postal, z.postal IN (SELECT postal_key FROM det_staff) AS staff_postal
+                    FROM (SELECT {_norm('p.postal_code')} AS postal OFFSET 0) z OFFSET 0) pk
+CROSS JOIN LATERAL (SELECT CASE WHEN p.address = '' OR NOT pk.staff_postal THEN ''
+                                ELSE {_addr_words('p.address')} END AS w OFFSET 0) aw
+LEFT JOIN access_staffprofile ps ON ps.patient_id = p.id
 """  # noqa: S608 (constant SQL, values bound)
+
+_UNX = """
+CREATE TEMP TABLE det_unx ON COMMIT DROP AS
+SELECT g.*, t.p_names, t.p_birth_name, t.p_addr, t.p_street, t.p_city, t.confidentiality, t.date_of_death,
+       t.p_staff_user_id, t.p_staff_unit_ids
+FROM det_grp g JOIN det_ptraits t ON t.patient_id = g.patient_id
+WHERE g.explained_by IS NULL OR g.explained_by = 'hospital_wide'
+"""
 
 _HOURPROF = f"""
 CREATE TEMP TABLE det_hourprof ON COMMIT DROP AS
@@ -575,6 +615,8 @@ def analyse_days(
         "d_to": day_to,
         "all_actors": actors is None,
         "actors": list(actors or []),
+        "links_back_days": conf["past_link_lookback_days"] + conf["explain_after_days"],
+        "links_ahead_calls_days": max(conf["explain_lead_days"], conf["appointment_call_days"]),
         "links_from": t_start - timedelta(days=conf["past_link_lookback_days"] + conf["explain_after_days"]),
         "links_to": t_end + timedelta(days=conf["explain_lead_days"]),
         "links_to_calls": t_end + timedelta(days=max(conf["explain_lead_days"], conf["appointment_call_days"])),
@@ -586,6 +628,10 @@ def analyse_days(
     timings = result.timings
     with connection.cursor() as cur:
         cur.execute("SELECT set_config('work_mem', %s, true)", [conf["work_mem"]])
+        # No JIT compilation for the pass: the planner's estimates of these statements (subqueries over the
+        # partitioned audit table) pass its thresholds, and compiling their many expressions took seconds per
+        # statement, far more than running them.
+        cur.execute("SELECT set_config('jit', 'off', true)")
 
         def step(name: str, sql: str) -> None:
             s = time.perf_counter()
@@ -593,18 +639,29 @@ def analyse_days(
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - s
 
         step("scan", _RAW)
+        cur.execute("ANALYZE det_raw")
         step("units", _UNITS)
+        cur.execute("ANALYZE det_units")
         step("links", _LINKS)
+        # Rules look a patient's links up one row at a time (relationship_ended's reasons): by index, not by
+        # scanning the pass's links for each row.
+        cur.execute("CREATE INDEX ON det_links (patient_id)")
+        cur.execute("ANALYZE det_links")
         step("denied", _DENIED)
+        cur.execute("ANALYZE det_denied")
         step("explain", _GRP)
         cur.execute("ANALYZE det_grp")
         step("unexplained", _UNEXPLAINED_DELETE)
         step("unexplained", _UNEXPLAINED_INSERT)
         bg_reasons_judge(cur, conf)
         step("userday", _UD)
+        cur.execute("ANALYZE det_ud")
         step("userday", _UD_UPSERT)
         step("traits", _STAFF)
+        cur.execute("ANALYZE det_staff")
+        step("traits", _PTRAITS)
         step("traits", _UNX)
+        cur.execute("ANALYZE det_unx")
         step("hours", _HOURPROF)
         cur.execute(_HITS)
         for rule in RULES:
@@ -631,12 +688,12 @@ def analyse_days(
             (result.created if inserted else result.updated).append(alert_id)
             if severity == "high":
                 result.high.append(alert_id)
-        learned.record_on_alerts(cur, scored_by, result.created + result.updated)
+        learned.record_on_alerts(cur, params, scored_by, result.created + result.updated)
         # Temporary tables are dropped at commit; drop them now so a second pass in the same
         # transaction (a replay of several chunks) starts clean.
         cur.execute("DROP TABLE IF EXISTS det_bg_weak")
         learned.drop(cur)
-        cur.execute("DROP TABLE det_raw, det_units, det_denied, det_links, det_grp, det_ud, det_staff, det_unx, "
-                    "det_hourprof, det_hits")
+        cur.execute("DROP TABLE det_raw, det_units, det_denied, det_links, det_grp, det_ud, det_staff, det_ptraits, "
+                    "det_unx, det_hourprof, det_hits")
     result.seconds = time.perf_counter() - t0
     return result

@@ -94,7 +94,9 @@ FROM (
     SELECT u.actor_id, u.day,
            ARRAY[{", ".join(f"count(f.fh) FILTER (WHERE f.fh = {h})" for h in range(24))}]::int[] AS ph
     FROM det_ud u
-    LEFT JOIN (SELECT g.actor_id, g.day, {_FIRST_HOUR} AS fh FROM det_grp g WHERE g.patient_id IS NOT NULL) f
+    -- OFFSET 0: the first hour computed once per row, not once per hour count reading it
+    LEFT JOIN (SELECT g.actor_id, g.day, {_FIRST_HOUR} AS fh FROM det_grp g WHERE g.patient_id IS NOT NULL
+               OFFSET 0) f
       ON f.actor_id = u.actor_id AND f.day = u.day
     GROUP BY u.actor_id, u.day
 ) x
@@ -105,12 +107,31 @@ _PIVOT = ", ".join(
     f"coalesce(sum(h.points) FILTER (WHERE h.rule = '{r.code}'), 0)::int AS r_{r.code}"
     for r in RULES if r.level == PATIENT
 )
-_CAND = f"""
-CREATE TEMP TABLE det_cand ON COMMIT DROP AS
+_CAND0 = f"""
+CREATE TEMP TABLE det_cand0 ON COMMIT DROP AS
 SELECT h.actor_id, h.patient_id, h.day, sum(h.points)::int AS rule_points, {_PIVOT}
 FROM det_hits h WHERE h.patient_id IS NOT NULL
 GROUP BY h.actor_id, h.patient_id, h.day
 """  # noqa: S608 (constant SQL)
+
+# The candidates with what the later steps read of det_grp and det_unx, copied once: those are large and
+# unindexed, the candidates few (a hash on the candidates, one scan of each).
+_CAND = f"""
+CREATE TEMP TABLE det_cand1 ON COMMIT DROP AS
+SELECT c.*, g.explained_by, g.in_hospital, g.past_link, g.own_link, g.n_clinical, g.n_export, g.n_medical,
+       g.n_denied, g.n, g.break_glass, g.restricted_flag, {_BAND} AS band
+FROM det_cand0 c
+JOIN det_grp g ON g.actor_id = c.actor_id AND g.patient_id = c.patient_id AND g.day = c.day
+"""  # noqa: S608 (constant SQL)
+
+# The patient's traits (det_unx: rows not strongly explained), in a second step: joined in the same statement,
+# the planner's estimate of one row after the three-column join made it scan det_unx once per candidate.
+_CAND_TRAITS = """
+CREATE TEMP TABLE det_cand ON COMMIT DROP AS
+SELECT c.*, u.p_names, u.p_addr, u.p_street, u.p_city
+FROM det_cand1 c
+LEFT JOIN det_unx u ON u.actor_id = c.actor_id AND u.patient_id = c.patient_id AND u.day = c.day
+"""
 
 _SAME_KIND = "CASE WHEN b.dow >= 6 THEN extract(isodow FROM x.day) >= 6 ELSE extract(isodow FROM x.day) = b.dow END"
 _DAY_FR = "(ARRAY['le lundi', 'le mardi', 'le mercredi', 'le jeudi', 'le vendredi', 'le week-end', 'le week-end'])"
@@ -121,9 +142,8 @@ _BAND_START = "mod(b.band * 4 + 22, 24)"
 _BANDS = f"""
 CREATE TEMP TABLE det_band ON COMMIT DROP AS
 WITH b AS (
-    SELECT DISTINCT c.actor_id, c.day, {_BAND} AS band, d.role, d.unit, extract(isodow FROM c.day)::int AS dow
+    SELECT DISTINCT c.actor_id, c.day, c.band, d.role, d.unit, extract(isodow FROM c.day)::int AS dow
     FROM det_cand c
-    JOIN det_grp g ON g.actor_id = c.actor_id AND g.patient_id = c.patient_id AND g.day = c.day
     JOIN det_ud d ON d.actor_id = c.actor_id AND d.day = c.day
 )
 SELECT b.*, t.n_patients AS today_patients, {_band_sum("t.patient_hours", "b.band")} AS k,
@@ -186,28 +206,28 @@ SELECT c.actor_id, c.patient_id, c.day,
        c.rule_points::float AS rule_points,
        coalesce(up.points, 0)::float AS user_points,
        {", ".join(f"c.{f}::float AS {f}" for f in RULE_FEATURES)},
-       (g.explained_by IS NULL)::int::float AS unexplained,
-       (g.explained_by IS NOT NULL AND g.explained_by NOT IN ('encounter', 'appointment', 'membership', 'order'))
+       (c.explained_by IS NULL)::int::float AS unexplained,
+       (c.explained_by IS NOT NULL AND c.explained_by NOT IN ('encounter', 'appointment', 'membership', 'order'))
          ::int::float AS weak_explained,
-       (g.explained_by IS NULL AND NOT g.in_hospital AND NOT g.past_link AND NOT g.own_link)::int::float AS cold,
-       g.past_link::int::float AS past_link, g.in_hospital::int::float AS in_hospital,
-       g.own_link::int::float AS own_link,
-       (g.n_clinical = 0 AND g.n_export = 0)::int::float AS view_only,
-       (g.n_medical > 0)::int::float AS medical, (g.n_denied > 0)::int::float AS denied,
-       ln(1 + g.n)::float AS log_events, coalesce(g.break_glass, false)::int::float AS break_glass,
-       (g.explained_by IS NULL AND pu.n = 0)::int::float AS first_unexplained,
+       (c.explained_by IS NULL AND NOT c.in_hospital AND NOT c.past_link AND NOT c.own_link)::int::float AS cold,
+       c.past_link::int::float AS past_link, c.in_hospital::int::float AS in_hospital,
+       c.own_link::int::float AS own_link,
+       (c.n_clinical = 0 AND c.n_export = 0)::int::float AS view_only,
+       (c.n_medical > 0)::int::float AS medical, (c.n_denied > 0)::int::float AS denied,
+       ln(1 + c.n)::float AS log_events, coalesce(c.break_glass, false)::int::float AS break_glass,
+       (c.explained_by IS NULL AND pu.n = 0)::int::float AS first_unexplained,
        ln(1 + pu.n)::float AS log_prior_unexplained_days,
        ln(1 + cp.n)::float AS log_cold_patients,
        ln(1 + dn.n)::float AS log_denied_patients,
-       coalesce(u.p_names && s.names, false)::int::float AS same_name,
-       coalesce(u.p_addr <> '' AND u.p_addr = s.addr_key, false)::int::float AS same_address,
-       coalesce(u.p_street <> '' AND u.p_street = s.street_key AND u.p_addr <> s.addr_key, false)::int::float
+       coalesce(c.p_names && s.names, false)::int::float AS same_name,
+       coalesce(c.p_addr <> '' AND c.p_addr = s.addr_key, false)::int::float AS same_address,
+       coalesce(c.p_street <> '' AND c.p_street = s.street_key AND c.p_addr <> s.addr_key, false)::int::float
          AS same_street,
-       coalesce(u.p_city <> '' AND u.p_city = s.city_key, false)::int::float AS same_town,
+       coalesce(c.p_city <> '' AND c.p_city = s.city_key, false)::int::float AS same_town,
        EXISTS (SELECT 1 FROM access_staffprofile ps WHERE ps.patient_id = c.patient_id)::int::float
          AS staff_patient,
        coalesce(s.own_patient_id = c.patient_id, false)::int::float AS own_file,
-       (coalesce(p.confidentiality <> 'normal', false) OR coalesce(g.restricted_flag, false))::int::float
+       (coalesce(p.confidentiality <> 'normal', false) OR coalesce(c.restricted_flag, false))::int::float
          AS restricted,
        coalesce(p.date_of_death < c.day - %(deceased_grace_days)s, false)::int::float AS deceased,
        coalesce(s.end_date < c.day, false)::int::float AS after_contract,
@@ -227,11 +247,9 @@ SELECT c.actor_id, c.patient_id, c.day,
        {_BASELINE_FR} AS baseline_fr,
        {_BASELINE_EN} AS baseline_en
 FROM det_cand c
-JOIN det_grp g ON g.actor_id = c.actor_id AND g.patient_id = c.patient_id AND g.day = c.day
-JOIN det_band b ON b.actor_id = c.actor_id AND b.day = c.day AND b.band = {_BAND}
+JOIN det_band b ON b.actor_id = c.actor_id AND b.day = c.day AND b.band = c.band
 LEFT JOIN (SELECT h.actor_id, h.day, sum(h.points) AS points FROM det_hits h WHERE h.patient_id IS NULL
            GROUP BY h.actor_id, h.day) up ON up.actor_id = c.actor_id AND up.day = c.day
-LEFT JOIN det_unx u ON u.actor_id = c.actor_id AND u.patient_id = c.patient_id AND u.day = c.day
 LEFT JOIN det_staff s ON s.actor_id = c.actor_id
 LEFT JOIN patients_patient p ON p.id = c.patient_id
 CROSS JOIN LATERAL (
@@ -243,20 +261,97 @@ CROSS JOIN LATERAL (
     SELECT count(DISTINCT x.patient_id)::int AS n FROM detection_unexplainedaccess x
     WHERE x.user_id = c.actor_id AND x.cold AND x.day <= c.day AND x.day > c.day - %(model_baseline_days)s
 ) cp
-CROSS JOIN LATERAL (
-    SELECT count(DISTINCT x.patient_id)::int AS n FROM det_denied x
-    WHERE x.actor_id = c.actor_id AND x.day <= c.day AND x.day > c.day - 7
-) dn
+-- Refused patients per (user, day) of the candidates by one hash join (det_denied has no index: no loop over it).
+LEFT JOIN (
+    SELECT k.actor_id, k.day, count(DISTINCT x.patient_id)::int AS n
+    FROM (SELECT DISTINCT actor_id, day FROM det_cand) k
+    JOIN det_denied x ON x.actor_id = k.actor_id AND x.day <= k.day AND x.day > k.day - 7
+    GROUP BY 1, 2
+) dn0 ON dn0.actor_id = c.actor_id AND dn0.day = c.day
+CROSS JOIN LATERAL (SELECT coalesce(dn0.n, 0) AS n) dn
+"""  # noqa: S608 (constant SQL, values bound)
+
+
+# User-level alerts (volume, browsing...): the day against the same kind of day, own and peers', with the
+# busiest hour band of the day against its usual.
+USER_BASELINE = f"""
+WITH b0 AS (
+    SELECT a.id, a.user_id AS actor_id, a.day, t.role, t.unit, t.n_patients AS today, t.patient_hours,
+           extract(isodow FROM a.day)::int AS dow,
+           (SELECT k FROM generate_series(0, 5) k ORDER BY {_band_sum("t.patient_hours", "k")} DESC, k LIMIT 1)
+             AS band
+    FROM detection_alert a JOIN detection_userday t ON t.user_id = a.user_id AND t.day = a.day
+    WHERE a.id = ANY(%(ids)s::bigint[]) AND a.patient_id IS NULL AND cardinality(t.patient_hours) = 24
+), b AS (
+    SELECT b0.*, {_band_sum("b0.patient_hours", "b0.band")} AS k,
+           (SELECT lower(cu.name) FROM patients_careunit cu WHERE cu.code = split_part(b0.unit, ',', 1)) AS unit_name
+    FROM b0
+), s AS (
+    SELECT b.*, own.n AS own_days, own.day_mean, own.band_mean, peer.n AS peer_days, peer.day_mean AS peer_day,
+           peer.band_mean AS peer_band
+    FROM b
+    CROSS JOIN LATERAL (
+        SELECT count(*)::int AS n, avg(x.n_patients)::float AS day_mean,
+               avg({_band_sum("x.patient_hours", "b.band")})::float AS band_mean
+        FROM detection_userday x
+        WHERE x.user_id = b.actor_id AND x.day < b.day AND x.day >= b.day - %(model_baseline_days)s
+          AND cardinality(x.patient_hours) = 24 AND {_SAME_KIND}
+    ) own
+    CROSS JOIN LATERAL (
+        SELECT count(*)::int AS n, avg(x.n_patients)::float AS day_mean,
+               avg({_band_sum("x.patient_hours", "b.band")})::float AS band_mean
+        FROM detection_userday x
+        WHERE x.role = b.role AND x.unit = b.unit AND x.user_id <> b.actor_id
+          AND x.day < b.day AND x.day >= b.day - %(model_baseline_days)s
+          AND cardinality(x.patient_hours) = 24 AND {_SAME_KIND}
+    ) peer
+)
+UPDATE detection_alert a SET context = jsonb_build_object(
+    'fr', regexp_replace(coalesce(a.context ->> 'fr', ''), ' Habitudes \\(.*$', '') || ' Habitudes ('
+          || {_DAY_FR}[s.dow] || ', dossiers ouverts) : '
+          || CASE WHEN s.own_days >= 1
+                  THEN 'd''habitude ' || round(s.day_mean::numeric, 1) || ' par jour, dont '
+                       || round(s.band_mean::numeric, 1) || ' entre ' || mod(s.band * 4 + 22, 24) || ' h et '
+                       || mod(s.band * 4 + 26, 24) || ' h (moyenne de ' || s.own_days || ' jour(s) comparable(s) sur '
+                       || %(model_baseline_days)s || ' jours)'
+                  ELSE 'pas d''historique propre' END
+          || CASE WHEN s.peer_days >= 1
+                  THEN ', ses pairs (' || {_case("s.role", _ROLE_FR)} || coalesce(' de ' || s.unit_name, '') || ') '
+                       || round(s.peer_day::numeric, 1) || ' par jour, dont ' || round(s.peer_band::numeric, 1)
+                       || ' dans cette tranche'
+                  ELSE '' END
+          || ' ; aujourd''hui ' || s.today || ', dont ' || s.k || ' entre ' || mod(s.band * 4 + 22, 24) || ' h et '
+          || mod(s.band * 4 + 26, 24) || ' h.',
+    'en', regexp_replace(coalesce(a.context ->> 'en', ''), ' Usual pattern \\(.*$', '') || ' Usual pattern ('
+          || {_DAY_EN}[s.dow] || ', records opened): '
+          || CASE WHEN s.own_days >= 1
+                  THEN round(s.day_mean::numeric, 1) || ' a day, ' || round(s.band_mean::numeric, 1) || ' between '
+                       || mod(s.band * 4 + 22, 24) || ':00 and ' || mod(s.band * 4 + 26, 24) || ':00 (mean of '
+                       || s.own_days || ' comparable day(s) over ' || %(model_baseline_days)s || ' days)'
+                  ELSE 'no history of their own' END
+          || CASE WHEN s.peer_days >= 1
+                  THEN ', their peers (' || {_case("s.role", _ROLE_EN)} || coalesce(', ' || s.unit_name, '') || ') '
+                       || round(s.peer_day::numeric, 1) || ' a day, ' || round(s.peer_band::numeric, 1)
+                       || ' in that band'
+                  ELSE '' END
+          || '; that day ' || s.today || ', ' || s.k || ' between ' || mod(s.band * 4 + 22, 24) || ':00 and '
+          || mod(s.band * 4 + 26, 24) || ':00.')
+FROM s WHERE a.id = s.id
 """  # noqa: S608 (constant SQL, values bound)
 
 
 def compute(cur, params: dict) -> None:
     """Write the day's ``patient_hours`` and build ``det_cand``, ``det_band`` and ``det_feat`` (see module doc)."""
     cur.execute(_PATIENT_HOURS, params)
+    cur.execute(_CAND0, params)
+    cur.execute("ANALYZE det_cand0")
     cur.execute(_CAND, params)
+    cur.execute("ANALYZE det_cand1")
+    cur.execute(_CAND_TRAITS, params)
+    cur.execute("ANALYZE det_cand")
     cur.execute(_BANDS, params)
     cur.execute(_FEAT, params)
 
 
 def drop(cur) -> None:
-    cur.execute("DROP TABLE IF EXISTS det_feat, det_band, det_cand, det_mscore")
+    cur.execute("DROP TABLE IF EXISTS det_feat, det_band, det_cand, det_cand1, det_cand0, det_mscore")

@@ -133,7 +133,7 @@ def drop(cur) -> None:
     feat.drop(cur)
 
 
-def record_on_alerts(cur, model: Loaded | None, alert_ids: list[int]) -> None:
+def record_on_alerts(cur, params: dict[str, Any], model: Loaded | None, alert_ids: list[int]) -> None:
     """On the alerts this pass created or updated: the features seen, the model and its probability, and the
     baseline sentence appended to the French and English context."""
     if not alert_ids:
@@ -155,6 +155,7 @@ def record_on_alerts(cur, model: Loaded | None, alert_ids: list[int]) -> None:
         """,  # noqa: S608 (constant names)
         {"model": model.pk if model else None, "ids": alert_ids},
     )
+    cur.execute(feat.USER_BASELINE, {**params, "ids": alert_ids})
 
 
 # --- training -------------------------------------------------------------------------------------------------

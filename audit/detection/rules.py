@@ -260,13 +260,14 @@ DENIED_THEN_GRANTED = Rule(
            'Accès clinique refusé puis obtenu après un lien de soins créé par le professionnel lui-même',
            'Clinical access refused, then obtained after a care relationship the user created themself'
     FROM det_grp g
-    CROSS JOIN LATERAL (
-        SELECT min(dn.at) AS denied_at FROM det_denied dn
-        WHERE dn.actor_id = g.actor_id AND dn.patient_id = g.patient_id AND dn.at < g.first_allowed_medical_at
+    JOIN (  -- the first refusal before the read, within the window: one hash join, no loop over det_grp
+        SELECT g.actor_id, g.patient_id, g.day, min(dn.at) AS denied_at
+        FROM det_grp g JOIN det_denied dn ON dn.actor_id = g.actor_id AND dn.patient_id = g.patient_id
+        WHERE g.first_allowed_medical_at IS NOT NULL AND dn.at < g.first_allowed_medical_at
           AND dn.at >= g.first_allowed_medical_at - make_interval(days => %(denied_then_granted_days)s)
-    ) x
-    WHERE g.first_allowed_medical_at IS NOT NULL AND x.denied_at IS NOT NULL
-      AND (EXISTS (SELECT 1 FROM access_careteammembership m
+        GROUP BY 1, 2, 3
+    ) x ON x.actor_id = g.actor_id AND x.patient_id = g.patient_id AND x.day = g.day
+    WHERE (EXISTS (SELECT 1 FROM access_careteammembership m
                    WHERE m.patient_id = g.patient_id AND m.granted_by_id = g.actor_id
                      AND m.created_at > x.denied_at AND m.created_at <= g.first_allowed_medical_at)
            OR EXISTS (SELECT 1 FROM audit_accessevent c
@@ -277,21 +278,84 @@ DENIED_THEN_GRANTED = Rule(
     """,
 )
 
+# Curiosity about a former patient (issue #20): the relationship ended, medical data is sought (a chart read,
+# allowed or refused, or the same former patient on another day), nothing new in the data gives a reason (no
+# appointment with the user or their unit ahead or just past unless the user booked it, no action on the patient
+# by another member of their units and no stay anywhere in the last relationship_ended_reason_days, not in the
+# hospital now), and the
+# user was not in the care team of that earlier care (no allowed clinical access of theirs to the patient in the
+# audit trail, no order, appointment or membership of theirs).
+_RE_REASON = """
+    u.in_hospital
+    OR EXISTS (SELECT 1 FROM det_links l
+               WHERE l.patient_id = u.patient_id AND l.prio = 1 AND l.creator IS DISTINCT FROM u.actor_id
+                 AND l.vf <= u.day_end AND coalesce(l.ve, 'infinity')
+                     >= u.day_start - make_interval(days => %(relationship_ended_reason_days)s))
+    OR EXISTS (SELECT 1 FROM det_links l
+               WHERE l.patient_id = u.patient_id AND l.prio = 2
+                 AND (l.unit_id = ANY(u.unit_ids) OR l.user_id = u.actor_id)
+                 AND l.creator IS DISTINCT FROM u.actor_id
+                 AND l.vf >= u.day_start - make_interval(days => %(relationship_ended_reason_days)s)
+                 AND l.vf < u.day_end + make_interval(days => %(appointment_call_days)s))
+    OR EXISTS (SELECT 1 FROM audit_accessevent e
+               JOIN access_staffprofile sp ON sp.user_id = e.actor_id
+               JOIN access_staffprofile_units su ON su.staffprofile_id = sp.id
+               WHERE e.patient_id = u.patient_id AND e.actor_id <> u.actor_id AND e.outcome = 'allowed'
+                 AND e.occurred_at >= u.day_start - make_interval(days => %(relationship_ended_reason_days)s)
+                 AND e.occurred_at < u.day_end AND su.careunit_id = ANY(u.unit_ids))
+"""
+_RE_TEAM = """
+    EXISTS (SELECT 1 FROM det_links l WHERE l.patient_id = u.patient_id AND l.user_id = u.actor_id)
+    OR EXISTS (SELECT 1 FROM audit_accessevent e
+               WHERE e.patient_id = u.patient_id AND e.actor_id = u.actor_id AND e.outcome = 'allowed'
+                 AND e.category IN ('medical', 'restricted') AND e.occurred_at < u.day_start
+                 AND e.occurred_at >= u.day_start - make_interval(days => %(past_link_lookback_days)s))
+"""
+
 RELATIONSHIP_ENDED = Rule(
     "relationship_ended", PATIENT, "Lien de soins terminé", "Care relationship ended",
     "The user's unit (or the user) did treat the patient, but that stay, appointment or membership ended more "
-    "than explain_after_days before: the legitimate need has lapsed. Merely looking, with no clinical action "
-    "(a letter, a note), adds weight, and so does seeking medical data (read, or refused by the gate): a "
-    "glance at a former patient's identity page (a phone call, a letter to address) stays below the alert "
-    "threshold on its own.",
+    "than explain_after_days before: the legitimate need has lapsed. Merely looking, with no clinical action, "
+    "adds weight; alone this stays below the alert threshold, because following up a former patient is "
+    "routine. A legitimate follow-up has a reason in the data and is done by someone who treated the patient: "
+    "an appointment with the user or their unit booked by someone else (relationship_ended_reason_days before "
+    "to appointment_call_days ahead), an action on the patient by another member of the user's units in the "
+    "last relationship_ended_reason_days (the patient or their GP phoned the secretary, a letter or result was "
+    "registered), a stay anywhere in the hospital in that time or now (a readmission: the former unit is asked). "
+    "With such a reason the rule does not fire at all. Curiosity has none of these: when medical data is sought "
+    "(a chart read, allowed or refused, or the same former patient on another day within repeated_days), with "
+    "no such reason, by a user who was not in the care team of that earlier care (no allowed clinical access of "
+    "theirs to the patient in the audit trail, no order, appointment or membership of theirs), "
+    "relationship_ended_curiosity_points are added.",
     f"""
     SELECT u.actor_id, u.patient_id, u.day,
            %(relationship_ended_points)s
            + CASE WHEN {_VIEW_ONLY} THEN %(relationship_ended_view_only_points)s ELSE 0 END
-           + CASE WHEN u.n_medical > 0 THEN %(relationship_ended_medical_points)s ELSE 0 END,
-           jsonb_build_object('events', u.n, 'view_only', {_VIEW_ONLY}, 'medical', u.n_medical > 0),
-           'Accès après la fin de la prise en charge par le service', 'Access after the care relationship ended'
-    FROM det_unx u WHERE u.explained_by IS NULL AND u.past_link
+           + CASE WHEN u.n_medical > 0 THEN %(relationship_ended_medical_points)s ELSE 0 END
+           + CASE WHEN c.curious THEN %(relationship_ended_curiosity_points)s ELSE 0 END,
+           jsonb_build_object('events', u.n, 'view_only', {_VIEW_ONLY}, 'medical', u.n_medical > 0,
+                              'other_days', x.n, 'reason', c.reason, 'care_team', c.team, 'curious', c.curious),
+           'Accès après la fin de la prise en charge par le service'
+             || CASE WHEN c.curious THEN ' : données médicales recherchées'
+                       || CASE WHEN x.n > 0 THEN ' (dossier déjà ouvert ' || x.n || ' autre(s) jour(s))' ELSE '' END
+                       || ', sans motif récent (ni rendez-vous, ni démarche du service, ni hospitalisation), '
+                       || 'par un professionnel qui ne l''avait pas pris en charge' ELSE '' END,
+           'Access after the care relationship ended'
+             || CASE WHEN c.curious THEN ': medical data sought'
+                       || CASE WHEN x.n > 0 THEN ' (record opened on ' || x.n || ' other day(s))' ELSE '' END
+                       || ', with no recent reason (no appointment, no action by the unit, not in the hospital), '
+                       || 'by a user who had not treated the patient' ELSE '' END
+    FROM det_unx u
+    CROSS JOIN LATERAL (
+        SELECT count(*)::int AS n FROM detection_unexplainedaccess x
+        WHERE x.user_id = u.actor_id AND x.patient_id = u.patient_id
+          AND x.day < u.day AND x.day >= u.day - %(repeated_days)s
+    ) x
+    CROSS JOIN LATERAL (
+        SELECT r.reason, t.team, (u.n_medical > 0 OR x.n > 0) AND NOT r.reason AND NOT t.team AS curious
+        FROM (SELECT {_RE_REASON} AS reason) r, LATERAL (SELECT {_RE_TEAM} AS team) t
+    ) c
+    WHERE u.explained_by IS NULL AND u.past_link AND NOT c.reason
     """,  # noqa: S608 (constant SQL, values bound)
 )
 

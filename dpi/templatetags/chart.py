@@ -9,9 +9,10 @@ register = template.Library()
 
 
 @register.inclusion_tag("web/_banner.html", takes_context=True)
-def patient_banner(context, patient):
+def patient_banner(context, patient, banner=None):
     """Identity, age, status, allergies (or "none known" / "not recorded"), active problems, current stay,
-    confidentiality and break-the-glass state: on every chart page."""
+    confidentiality and break-the-glass state: on every chart page. ``banner``: already read by the view
+    (``chart_selectors.banner_from_chart``), else read here."""
     from django.utils import timezone
 
     from patients.ages import age_label
@@ -19,7 +20,7 @@ def patient_banner(context, patient):
     return {
         "patient": patient,
         "age": age_label(patient.birth_date, patient.date_of_death or timezone.localdate()),
-        "b": chart_selectors.banner(patient.pk),
+        "b": banner or chart_selectors.banner(patient.pk),
         "emergency": context.get("emergency"),
     }
 
@@ -56,7 +57,6 @@ def chart_entry(context, entry: str, patient):
     """The entry form of one section, only for the roles that may use it (the views check again). The blank
     form's fields are drawn once per worker (dpi.web.form_html); the patient and CSRF token around them on
     every page."""
-    from django.template.loader import render_to_string
     from django.utils import timezone
     from django.utils.module_loading import import_string
 
@@ -71,10 +71,11 @@ def chart_entry(context, entry: str, patient):
     initial = {"effective_at": now.strftime("%Y-%m-%dT%H:%M"), "start": now.date(), "document_date": now.date()}
     fields = blank_fields_html((entry, *initial.values()), lambda: import_string(form_path)(
         initial=initial, auto_id=f"id_{entry}_%s"))
-    return render_to_string(f"web/_entry_{entry}.html", {
-        "patient": patient, "fields": fields, "fields_html": joined(fields),
-        "fields_but_time_html": joined(fields, skip=("effective_at",)),
-    }, request=request)
+    # Drawn in the page's own context, as {% include %} does (the context processors are not run again).
+    template = context.template.engine.get_template(f"web/_entry_{entry}.html")
+    with context.push(patient=patient, fields=fields, fields_html=joined(fields),
+                      fields_but_time_html=joined(fields, skip=("effective_at",))):
+        return template.render(context)
 
 
 @register.inclusion_tag("web/_prescription_actions.html", takes_context=True)
@@ -103,5 +104,5 @@ def prescription_actions(context, rx, patient):
 
 
 @register.simple_tag
-def latest_vitals(patient):
-    return chart_selectors.vitals_latest(patient.pk)
+def latest_vitals(patient, observations=None):
+    return chart_selectors.vitals_latest(patient.pk, observations)

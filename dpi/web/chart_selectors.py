@@ -31,17 +31,38 @@ class Banner:
     stay: Encounter | None
 
 
-def banner(patient_id: int) -> Banner:
-    allergies = list(Allergy.objects.filter(patient_id=patient_id, clinical_status=Allergy.Status.ACTIVE)
-                     .exclude(verification__in=[Allergy.Verification.REFUTED, Allergy.Verification.ERROR])
-                     .order_by("-created_at")[:20])
+BANNER_ALLERGIES = 20
+_NOT_SHOWN = (Allergy.Verification.REFUTED, Allergy.Verification.ERROR)
+
+
+def _banner(allergies: list[Allergy], problems: list[Problem], stay: Encounter | None) -> Banner:
     real = [a for a in allergies if not a.is_no_known_allergy]
     state = "recorded" if real else ("none_known" if allergies else "not_recorded")
+    return Banner(real, state, problems[:BANNER_PROBLEMS], len(problems) > BANNER_PROBLEMS, stay)
+
+
+def banner(patient_id: int) -> Banner:
+    allergies = list(Allergy.objects.filter(patient_id=patient_id, clinical_status=Allergy.Status.ACTIVE)
+                     .exclude(verification__in=_NOT_SHOWN).order_by("-created_at")[:BANNER_ALLERGIES])
     problems = list(Problem.objects.filter(patient_id=patient_id, status=Problem.Status.ACTIVE)
                     .order_by("-created_at")[: BANNER_PROBLEMS + 1])
     stay = (Encounter.objects.filter(patient_id=patient_id, end__isnull=True).select_related("unit")
             .order_by("-start").first())
-    return Banner(real, state, problems[:BANNER_PROBLEMS], len(problems) > BANNER_PROBLEMS, stay)
+    return _banner(allergies, problems, stay)
+
+
+def banner_from_chart(data) -> Banner | None:
+    """The banner drawn from the chart's own sections (``dpi.web.selectors.ChartData``) when they hold the
+    whole of the allergies, problems and encounters, as ``banner()`` reads them; None when one was cut at
+    its limit (then ``banner()`` asks the database)."""
+    if data.allergies.more or data.problems.more or data.encounters.more:
+        return None
+    # Same rows, same order as banner()'s queries: the sections are ordered by creation (problems by status
+    # first, which keeps the active ones in creation order) and by start for the encounters.
+    allergies = [a for a in data.allergies if a.clinical_status == Allergy.Status.ACTIVE
+                 and a.verification not in _NOT_SHOWN][:BANNER_ALLERGIES]
+    problems = [p for p in data.problems if p.status == Problem.Status.ACTIVE][: BANNER_PROBLEMS + 1]
+    return _banner(allergies, problems, data.open_encounter)
 
 
 def results_queryset(patient_id: int) -> QuerySet:
@@ -156,14 +177,22 @@ def census(user, unit: CareUnit, *, now: datetime, new_since: timedelta) -> list
     return [CensusRow(e.patient, e, (now - e.start).days, e.new_results) for e in rows]
 
 
-def vitals_latest(patient_id: int) -> list[tuple[str, str, Any]]:
-    """The latest value of each vital sign (label, formatted value, time)."""
+def vitals_latest(patient_id: int, observations=None) -> list[tuple[str, str, Any]]:
+    """The latest value of each vital sign (label, formatted value, time). ``observations``: the chart's
+    results section (``dpi.web.selectors.Section``, newest first); used instead of a query when it holds
+    every result of the patient."""
     codes = [v.loinc for v in VITALS.values()]
-    rows = (Observation.objects.filter(patient_id=patient_id, loinc__in=codes)
-            .order_by("loinc", "-effective_at").distinct("loinc"))
-    by_code = {o.loinc: o for o in rows}
+    if getattr(observations, "more", None) is False:
+        by_code: dict[str, Observation] = {}
+        for o in observations:
+            if o.loinc in codes:
+                by_code.setdefault(o.loinc, o)
+    else:
+        rows = (Observation.objects.filter(patient_id=patient_id, loinc__in=codes)
+                .order_by("loinc", "-effective_at").distinct("loinc"))
+        by_code = {o.loinc: o for o in rows}
     return [(v.label, format_result(by_code[v.loinc]), by_code[v.loinc].effective_at)
             for v in VITALS.values() if v.loinc in by_code]
 
 
-__all__ = ["banner", "census", "results_queryset", "trend", "units_of", "vitals_latest"]
+__all__ = ["banner", "banner_from_chart", "census", "results_queryset", "trend", "units_of", "vitals_latest"]

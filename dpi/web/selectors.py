@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from access import gate
 from access.models import CareGrant
+from dpi.compiled import CompiledQuery
 from dpi.models import Allergy, ClinicalNote, Document, Observation, Prescription, Problem
 from patients import ins as ins_rules
 from patients.models import Encounter, Patient
@@ -105,34 +106,59 @@ def patient_search(user: Any, query: str) -> Section:
     return Section.of(visible, SEARCH_LIMIT)
 
 
+def _notes(pid, *, sensitive: bool) -> QuerySet:
+    notes = ClinicalNote.objects.filter(patient_id=pid).select_related("author", "encounter__unit")
+    return (notes if sensitive else notes.filter(sensitive=False)).order_by("-created_at")[: SECTION_LIMIT + 1]
+
+
+# The chart's sections, compiled once per worker (dpi.compiled): the same querysets as the ORM would run.
+_CHART_SECTIONS = {
+    "encounters": CompiledQuery(lambda pid: Encounter.objects.filter(patient_id=pid)
+                                .select_related("unit", "transferred_from__unit")
+                                .order_by("-start")[: SECTION_LIMIT + 1]),
+    "notes": CompiledQuery(lambda pid: _notes(pid, sensitive=False)),
+    "notes_with_sensitive": CompiledQuery(lambda pid: _notes(pid, sensitive=True)),
+    "observations": CompiledQuery(lambda pid: Observation.objects.filter(patient_id=pid)
+                                  .order_by("-effective_at")[: OBSERVATION_LIMIT + 1]),
+    "prescriptions": CompiledQuery(lambda pid: Prescription.objects.filter(patient_id=pid).select_related("author")
+                                   .order_by("-start", "-pk")[: SECTION_LIMIT + 1]),
+    "documents": CompiledQuery(lambda pid: Document.objects.filter(patient_id=pid).defer("content")
+                               .select_related("author").order_by("-created_at")[: SECTION_LIMIT + 1]),
+    "allergies": CompiledQuery(lambda pid: Allergy.objects.filter(patient_id=pid).order_by("-created_at")
+                               [: SECTION_LIMIT + 1]),
+    "problems": CompiledQuery(lambda pid: Problem.objects.filter(patient_id=pid).order_by("status", "-created_at")
+                              [: SECTION_LIMIT + 1]),
+}
+
+
 def chart_data(patient: Patient, *, include_sensitive: bool) -> ChartData:
     """One query per section, each bounded; authors loaded with their rows."""
     pid = patient.pk
-    notes = ClinicalNote.objects.filter(patient_id=pid).select_related("author", "encounter__unit")
-    if not include_sensitive:
-        notes = notes.filter(sensitive=False)
-    encounters = Section.of(
-        Encounter.objects.filter(patient_id=pid).select_related("unit", "transferred_from__unit").order_by("-start"),
-        SECTION_LIMIT,
-    )
+
+    def section(name: str, limit: int = SECTION_LIMIT) -> Section:
+        rows = _CHART_SECTIONS[name](pid)
+        return Section(rows[:limit], len(rows) > limit)
+
+    encounters = section("encounters")
     open_encounter = next((e for e in encounters if e.end is None), None)
     return ChartData(
         encounters=encounters,
-        notes=Section.of(notes.order_by("-created_at"), SECTION_LIMIT),
-        observations=Section.of(Observation.objects.filter(patient_id=pid).order_by("-effective_at"),
-                                OBSERVATION_LIMIT),
-        prescriptions=Section.of(Prescription.objects.filter(patient_id=pid).select_related("author")
-                                 .order_by("-start", "-pk"), SECTION_LIMIT),
-        documents=Section.of(Document.objects.filter(patient_id=pid).defer("content").select_related("author")
-                             .order_by("-created_at"), SECTION_LIMIT),
-        allergies=Section.of(Allergy.objects.filter(patient_id=pid).order_by("-created_at"), SECTION_LIMIT),
-        problems=Section.of(Problem.objects.filter(patient_id=pid).order_by("status", "-created_at"), SECTION_LIMIT),
+        notes=section("notes_with_sensitive" if include_sensitive else "notes"),
+        observations=section("observations", OBSERVATION_LIMIT),
+        prescriptions=section("prescriptions"),
+        documents=section("documents"),
+        allergies=section("allergies"),
+        problems=section("problems"),
         open_encounter=open_encounter,
     )
 
 
+_A_SENSITIVE_NOTE = CompiledQuery(lambda pid: ClinicalNote.objects.filter(patient_id=pid, sensitive=True)
+                                  .only("pk")[:1])
+
+
 def has_sensitive_notes(patient_id: int) -> bool:
-    return ClinicalNote.objects.filter(patient_id=patient_id, sensitive=True).exists()
+    return bool(_A_SENSITIVE_NOTE(patient_id))
 
 
 def note_history(note: ClinicalNote) -> list[dict[str, Any]]:

@@ -25,13 +25,14 @@ from access.policy import Action, Category, allowed_by_matrix
 from dpi import services as dpi_services
 from dpi.models import ClinicalNote, Document
 from dpi.printing import PageMarks, page_css, printed_at_text
-from dpi.web import selectors
+from dpi.web import chart_selectors, selectors
 from dpi.web.form_html import fields_html
 from dpi.web.forms import BreakGlassForm, NoteAmendForm, NoteForm, PatientSearchForm
 from dpi.web.permissions import check_owner, clinician_required, may_view_restricted
 from dpi.web.views.printing import identity_line
 from patients.ages import age_label
 from patients.models import Patient
+from patients.selectors import patient_by_id
 
 M, R, A = Category.MEDICAL, Category.RESTRICTED, Category.ADMINISTRATIVE
 
@@ -100,7 +101,9 @@ def _chart_response(request, patient_id: int, *, note_form: NoteForm | None = No
         return _denied(request, patient_id, decision)
     gate.require(user, patient_id=patient_id, category=A, action=Action.VIEW, resource_type="patient",
                  resource_id=patient_id)
-    patient = Patient.objects.get(pk=patient_id)
+    patient = patient_by_id(patient_id)
+    if patient is None:  # removed since the gate's decision
+        raise Http404("no such patient")
     # Sensitive notes: asked of the gate only when the role may read them and there are some, so that a
     # nurse opening a chart leaves no pointless denial (and learns nothing of their existence).
     include_sensitive = False
@@ -118,7 +121,8 @@ def _chart_response(request, patient_id: int, *, note_form: NoteForm | None = No
     emergency = _emergency_access(decision)
     remaining = max(0, int((emergency.expires_at - timezone.now()).total_seconds())) if emergency else 0
     return render(request, "web/chart.html", {
-        "patient": patient, "age": age_of(patient), "data": data, "decision": decision, "emergency": emergency,
+        "patient": patient, "age": age_of(patient), "data": data,
+        "banner": chart_selectors.banner_from_chart(data), "decision": decision, "emergency": emergency,
         "emergency_remaining": remaining,
         "emergency_remaining_text": f"{remaining // 3600}:{remaining % 3600 // 60:02d}:{remaining % 60:02d}",
         "note_form": note_form, "note_fields": note_fields, "include_sensitive": include_sensitive,

@@ -23,7 +23,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--from", dest="day_from", required=True, help="first day, YYYY-MM-DD (local time)")
         parser.add_argument("--to", dest="day_to", required=True, help="last day, YYYY-MM-DD (inclusive)")
-        parser.add_argument("--chunk-days", type=int, default=1, help="days analysed per transaction (default 1)")
+        parser.add_argument("--chunk-days", type=int, default=services.REPLAY_CHUNK_DAYS,
+                            help=f"days analysed per pass and transaction (default {services.REPLAY_CHUNK_DAYS})")
 
     def handle(self, *args, day_from: str, day_to: str, chunk_days: int, **options):
         start, end = _day(day_from), _day(day_to)
