@@ -303,7 +303,8 @@ def _measure(host: str, port: int, env: dict, var: Path, token: str, web_pid: in
         f"{' (quick mode; `DPI_BENCH_QUICK=0` runs 10 s cells)' if QUICK else ''}. **CPU ms/req** is the server's "
         "CPU (gunicorn workers + the database's PostgreSQL backends + Redis, user + system, from /proc) per "
         "answered request: it does not depend much on what else runs on the machine, unlike reads/s and "
-        "latencies (2 cores shared with other agents; the client's own CPU competes with the server for them).",
+        f"latencies (load average {os.getloadavg()[0]:.1f} at the end of the run on {os.cpu_count()} cores; the "
+        "client's own CPU competes with the server for them).",
         "",
         "| workload | clients | reads/s | p50 ms | p95 ms | p99 ms | CPU ms/req | of which web / PostgreSQL / Redis |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
@@ -317,10 +318,13 @@ def _measure(host: str, port: int, env: dict, var: Path, token: str, web_pid: in
                 f"{r['cpu_web']:.2f} / {r['cpu_postgres']:.2f} / {r['cpu_redis']:.2f} |"
             )
     if "fhir_read" in results:
-        best = min(r["cpu_ms"] for r in results["fhir_read"].values())
-        floor = min(r["cpu_ms"] for r in results["floor"].values())
-        lines += ["", f"Audited FHIR read: **{best:.2f} ms** of server CPU per read at best ({floor:.2f} ms for "
-                  f"the framework floor in the same run); goal at most 3 ms: {'met' if best <= 3 else 'NOT met'}."]
+        cpu = [r["cpu_ms"] for r in results["fhir_read"].values()]
+        floor = [r["cpu_ms"] for r in results["floor"].values()]
+        within = sum(c <= 3 for c in cpu)
+        verdict = "met" if within == len(cpu) else f"NOT met (met at {within} of {len(cpu)} levels)"
+        lines += ["", f"Audited FHIR read: **{min(cpu):.2f} to {max(cpu):.2f} ms** of server CPU per read over "
+                  f"the {len(cpu)} levels ({min(floor):.2f} to {max(floor):.2f} ms for the framework floor in the "
+                  f"same run); goal at most 3 ms: {verdict}."]
     lines += ["", f"Audit trail after the run: {events:,} events, {links:,} chain links, {pending} queued for "
               "their link (chained by the next committer or the periodic seal)."]
     return "\n".join(lines) + "\n"
