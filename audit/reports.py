@@ -202,6 +202,7 @@ _PURPOSE = {  # recorded basis -> HL7 v3 PurposeOfUse
 
 
 INTEGRITY_SYSTEM = "urn:dpi:audit-integrity"  # meta.tag of an AuditEvent the integrity check found not genuine
+NOT_GENUINE = "not-genuine"  # its code (also the REST API's ``integrity.code``)
 _NAMESPACE = uuid.UUID("6b0c2f0e-3c1a-5d7e-9a8b-2f4d1c0e9a31")  # dpi access events
 
 
@@ -271,7 +272,7 @@ def to_fhir_audit_event(event: AccessEvent, flags: Flags | None = None) -> dict:
         resource["meta"] = {"profile": [BALP + profile]}
     not_genuine = integrity_label(event, flags)
     if not_genuine:
-        resource.setdefault("meta", {})["tag"] = [{"system": INTEGRITY_SYSTEM, "code": "not-genuine",
+        resource.setdefault("meta", {})["tag"] = [{"system": INTEGRITY_SYSTEM, "code": NOT_GENUINE,
                                                    "display": not_genuine}]
     sub_system, sub_code = fhir_subtype(event.action)
     resource["subtype"] = [{"system": sub_system, "code": sub_code}]

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from audit import reports as audit_reports
 from audit.models import AccessEvent
 from dpi.models import DOCUMENT_TYPE_CODES, Document, Observation
 from patients.models import Encounter, Patient
@@ -334,8 +336,19 @@ class MembershipEndSerializer(serializers.Serializer):
 
 
 # --- audit events (DPO) -----------------------------------------------------------------------------------
+class AuditIntegritySerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="not-genuine")
+    display = serializers.CharField(help_text="the access report's wording, in the user's language: NOT GENUINE: why")
+
+
 class AccessEventSerializer(serializers.ModelSerializer):
+    """``context["integrity_flags"]``: audit.selectors.integrity_flags of the rows serialized (issue #14)."""
+
     occurred_at = ApiDateTimeField(read_only=True)
+    integrity = serializers.SerializerMethodField(
+        help_text="null for a genuine row; set for a row the chain quarantined or the last verify_audit found "
+        "inserted or altered (as the access report and /fhir/AuditEvent mark it)"
+    )
 
     class Meta:
         model = AccessEvent
@@ -359,8 +372,14 @@ class AccessEventSerializer(serializers.ModelSerializer):
             "ip",
             "user_agent",
             "details",
+            "integrity",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(AuditIntegritySerializer(allow_null=True))
+    def get_integrity(self, obj: AccessEvent) -> dict[str, str] | None:
+        label = audit_reports.integrity_label(obj, self.context.get("integrity_flags"))
+        return {"code": audit_reports.NOT_GENUINE, "display": label} if label else None
 
 
 class AccessEventFilterSerializer(serializers.Serializer):

@@ -22,6 +22,7 @@ from access import services as access_services
 from access.models import CareTeamMembership
 from access.policy import CARE_STAFF_ROLES, Action, Category, Role
 from access.unit_history import limit_unit_history
+from audit import selectors as audit_selectors
 from audit.models import AccessEvent
 from audit.services import event_record
 from dpi import services as clinical_services
@@ -796,7 +797,11 @@ class AccessEventViewSet(_Base):
         filters = f.validated_data
         require_dpo(request, filters)
         page = self.paginate_queryset(audit_events_filtered(filters))
-        return self.get_paginated_response(s.AccessEventSerializer(page, many=True).data)
+        # Rows the chain quarantined or the last verify_audit named are marked not genuine (as in the report).
+        flags = audit_selectors.integrity_flags(list(page))
+        return self.get_paginated_response(
+            s.AccessEventSerializer(page, many=True, context={"integrity_flags": flags}).data
+        )
 
 
 def require_dpo(request, filters: dict) -> None:
