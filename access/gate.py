@@ -293,7 +293,7 @@ _CARE_STATES = (None, "", "care")
 
 @functools.cache
 def _outcomes(role: Role, category: str, action: str) -> str:
-    """JSON array, indexed as in ``_ONE_STATEMENT``: {"a": allowed, "b": basis (absent: "care:" + the
+    """JSON array, indexed by ``_TABLE_INDEX``: {"a": allowed, "b": basis (absent: "care:" + the
     basis), "f": flags (absent: none), "g": true when the event names the break-the-glass}."""
     table = []
     for restricted in (False, True):
@@ -322,6 +322,16 @@ _FROM_TABLE = {
 }
 
 
+# The position in ``_outcomes``'s table of the facts' combination (the loops' order there: restricted, care
+# basis null / empty / set, objection, break-the-glass), over the facts row ``f``.
+_TABLE_INDEX = (
+    "(((CASE WHEN f.confidentiality = 'restricted' THEN 3 ELSE 0 END"
+    " + CASE WHEN f.care_basis IS NULL THEN 0 WHEN f.care_basis = '' THEN 1 ELSE 2 END) * 2"
+    " + CASE WHEN f.objected THEN 1 ELSE 0 END) * 2"
+    " + CASE WHEN f.break_glass_id IS NULL THEN 0 ELSE 1 END)"
+)
+
+
 @functools.cache
 def _one_statement(read_sql: str | None) -> str:
     columns = ", ".join(name for name, _ in EVENT_COLUMNS)
@@ -331,11 +341,7 @@ def _one_statement(read_sql: str | None) -> str:
     # Every part is SQL written here or in audit.services; every value is a bound parameter.
     sql = (
         f"WITH f AS ({_PATIENT_FACTS}), "  # noqa: S608
-        "t AS (SELECT f.*, (%(table)s::jsonb) -> ("
-        "((CASE WHEN f.confidentiality = 'restricted' THEN 3 ELSE 0 END"
-        " + CASE WHEN f.care_basis IS NULL THEN 0 WHEN f.care_basis = '' THEN 1 ELSE 2 END) * 2"
-        " + CASE WHEN f.objected THEN 1 ELSE 0 END) * 2"
-        " + CASE WHEN f.break_glass_id IS NULL THEN 0 ELSE 1 END) AS d FROM f), "
+        f"t AS (SELECT f.*, (%(table)s::jsonb) -> {_TABLE_INDEX} AS d FROM f), "
         f"e AS ({insert}) "
         "SELECT f.confidentiality, f.care_basis, f.objected, f.break_glass_id, e.id, e.occurred_at"
     )
