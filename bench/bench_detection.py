@@ -1114,13 +1114,11 @@ def _clean_figures(cur, eval_from: date, eval_to: date) -> dict:
     return {"clean_alerts": n, "clean_by_rule": dict(cur.fetchall())}
 
 
-def _with_model(model: dict, with_model: dict, b0: date, eval_from: date, eval_to: date, user_days: int) -> dict:
-    """The labelled month analysed again with the model active: the same figures as the rules-only run."""
+def _labelled_figures(eval_from: date, eval_to: date) -> tuple[list, dict[str, list[bool]], dict[str, list[bool]]]:
+    """The labelled month's alerts (day, rules, is it snooping), each injected kind's instances found, and each
+    rule's alerts right or wrong."""
     from django.db import connection
 
-    _model_switch(model, on=True)
-    dirty, dirty_s = _detect(b0, eval_to)
-    _model_switch(model, on=False)
     with connection.cursor() as cur:
         cur.execute(_METRICS, {"f": eval_from, "t": eval_to})
         alerts = cur.fetchall()
@@ -1133,6 +1131,16 @@ def _with_model(model: dict, with_model: dict, b0: date, eval_from: date, eval_t
     for _, rules, ok in alerts:
         for rule in rules:
             rule_prec[rule].append(ok)
+    return alerts, by_kind, rule_prec
+
+
+def _with_model(model: dict, with_model: dict, b0: date, eval_from: date, eval_to: date, user_days: int) -> dict:
+    """The labelled month analysed again with the model active: the same figures as the rules-only run."""
+
+    _model_switch(model, on=True)
+    dirty, dirty_s = _detect(b0, eval_to)
+    _model_switch(model, on=False)
+    alerts, by_kind, rule_prec = _labelled_figures(eval_from, eval_to)
     tp = sum(1 for _, _, ok in alerts if ok)
     return {
         "clean_alerts": with_model["clean_alerts"], "clean_by_rule": with_model["clean_by_rule"],
@@ -1254,18 +1262,7 @@ def run_seed(seed: int, *, template: str, large: bool = False, throughput: bool 
     else:
         dirty, dirty_s = _detect(b0, eval_to)
     cpu_s = time.process_time() - cpu0
-    with connection.cursor() as cur:
-        cur.execute(_METRICS, {"f": eval_from, "t": eval_to})
-        alerts = cur.fetchall()
-        cur.execute(_RECALL)
-        recall_rows = cur.fetchall()
-    by_kind: dict[str, list[bool]] = defaultdict(list)
-    for kind, _inst, found in recall_rows:
-        by_kind[kind].append(found)
-    rule_prec: dict[str, list[bool]] = defaultdict(list)
-    for _, rules, ok in alerts:
-        for rule in rules:
-            rule_prec[rule].append(ok)
+    alerts, by_kind, rule_prec = _labelled_figures(eval_from, eval_to)
     timings: dict[str, float] = defaultdict(float)
     for pr in dirty.passes:
         for k, v in pr.timings.items():
