@@ -35,7 +35,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -53,7 +52,7 @@ from access.policy import (
     needs_care_relationship,
     restricted_purpose,
 )
-from audit.services import EVENT_COLUMNS, event_params, event_record, event_record_and_read
+from audit.services import EVENT_COLUMNS, event_params, event_record
 from dpi import metrics
 from dpi.prepared import prepared_cursor
 
@@ -354,7 +353,7 @@ def _decide_and_record(user: Any, *, patient_id: int, category: Category | str, 
                        resource_type: str, resource_id: str | int, details: dict[str, Any] | None,
                        reader: Any = None) -> tuple[Decision, Any | None]:
     """``authorize`` (and, with ``reader``, the row's read) in one statement when the decision rests on the
-    patient's facts; the two statements of before otherwise."""
+    patient's facts (prepared on a direct connection, planned each time behind a transaction pooler)."""
     now = timezone.now()
     role = role_of(user)
     early = _decide_without_facts(user, role, patient_id=patient_id, category=category, action=action, now=now)
@@ -403,7 +402,7 @@ def authorize(
     details: dict[str, Any] | None = None,
 ) -> Decision:
     """Decide and record. Allowed: event in the current transaction. Denied: event committed independently."""
-    if patient_id is not None and not _one_statement_off():
+    if patient_id is not None:
         return _decide_and_record(user, patient_id=patient_id, category=category, action=action,
                                   resource_type=resource_type, resource_id=resource_id, details=details)[0]
     decision = decide(user, patient_id=patient_id, category=category, action=action)
@@ -427,23 +426,8 @@ def authorize_read(
     event and the row (``reader``, a ``dpi.prepared.ByIdReader``) are written and read in one statement, so
     the row leaves the database only with its trace, in one round trip (issue #18). Returns (decision, the
     instance or None); a refusal reads nothing and is recorded as by ``authorize``."""
-    if not _one_statement_off():
-        return _decide_and_record(user, patient_id=patient_id, category=category, action=action,
-                                  resource_type=resource_type, resource_id=resource_id, details=details,
-                                  reader=reader)
-    decision = decide(user, patient_id=patient_id, category=category, action=action)
-    fields = _event_fields(user, decision, patient_id=patient_id, category=category, action=action,
-                           resource_type=resource_type, resource_id=resource_id, details=details)
-    if not decision.allowed:
-        event_record(**fields)
-        return decision, None
-    _, row = event_record_and_read(reader=reader, pk=patient_id, **fields)
-    return decision, row
-
-
-def _one_statement_off() -> bool:
-    """Behind a transaction pooler (no prepared statements) the decision keeps its separate statements."""
-    return bool(connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"))
+    return _decide_and_record(user, patient_id=patient_id, category=category, action=action,
+                              resource_type=resource_type, resource_id=resource_id, details=details, reader=reader)
 
 
 def _event_fields(user: Any, decision: Decision, *, patient_id: int | None, category: Category | str,

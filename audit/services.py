@@ -62,19 +62,6 @@ def event_record(
     return event
 
 
-def event_record_and_read(*, reader: Any, pk: int, **fields: Any) -> tuple[AccessEvent, Any | None]:
-    """Record an *allowed* event (same fields as ``event_record``) and read the row ``pk`` with ``reader`` (a
-    ``dpi.prepared.ByIdReader``) in the same statement on the request's connection: one round trip, and the
-    row is read only in the transaction that writes its trace (issue #18). Returns (event, instance or None)."""
-    if fields.get("outcome") != AccessEvent.Outcome.ALLOWED:
-        raise ValueError("only an allowed access reads its row with its event")
-    event = _event(**fields)
-    (event.id, event.occurred_at), row = reader.get_after(_INSERT, _insert_params(event), 2, pk)
-    event._state.adding = False
-    event._state.db = "default"
-    return event, row
-
-
 # The event's columns and their SQL types, in the order of ``_INSERT``, for statements that insert an event
 # with other work (``access.gate``: the decision's facts and the event in one statement), as named parameters.
 EVENT_COLUMNS: tuple[tuple[str, str], ...] = (

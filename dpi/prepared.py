@@ -19,7 +19,6 @@ from typing import Any
 from django.db import connections
 from django.db.backends.postgresql.base import ServerBindingCursor
 
-
 _EXPLICIT_ONLY = 1_000_000_000
 
 
@@ -81,22 +80,6 @@ class ByIdReader:
             cur.execute(self._sql, [pk])
             row = cur.fetchone()
         return None if row is None else self._instance(row, alias)
-
-    def get_after(self, statement: str, params: list[Any], returning: int, pk: int,
-                  alias: str = "default") -> tuple[tuple[Any, ...], Any | None]:
-        """Run ``statement`` (an ``INSERT ... RETURNING`` of ``returning`` columns) and read the row ``pk`` in
-        the same statement: one round trip, one transaction (the row is read only if the write succeeds, and
-        the write commits only with the read). Returns (the RETURNING values, the instance or None)."""
-        if self._sql is None:
-            self._compile(alias)
-        # Both parts are SQL written in the code (the caller's INSERT, the ORM-compiled SELECT); values are bound.
-        sql = f"WITH w AS ({statement}) SELECT w.*, r.* FROM w LEFT JOIN ({self._sql}) r ON true"  # noqa: S608
-        with prepared_cursor(alias) as cur:
-            cur.execute(sql, [*params, pk])
-            row = cur.fetchone()
-        head, rest = tuple(row[:returning]), row[returning:]
-        # The LEFT JOIN gives NULLs when the row does not exist (its primary key is never NULL).
-        return head, (None if rest[0] is None else self._instance(rest, alias))
 
     def select_sql(self, param: str, alias: str = "default") -> str:
         """The by-id ``SELECT`` with its id as the named parameter ``param``, for a caller's larger statement
