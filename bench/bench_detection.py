@@ -16,7 +16,7 @@ Two runs of the real detector per seed (``services.detect_range``: one pass and 
    snooper's ordinary work that day as cover: recall per kind, precision.
 
 Seeds are split: ``TUNING_SEEDS`` were used while adjusting the rules; ``TEST_SEEDS`` were never looked at
-while tuning and are the ones reported (mean, standard deviation, min-max over seeds). The throughput figure
+while tuning (``RETIRED_TEST_SEEDS`` were, once, and were replaced) and are the ones reported (mean, standard deviation, min-max over seeds). The throughput figure
 comes from one large hospital (``LARGE_SEED``, 30 to 36 units; how many events it draws depends on the seed).
 
     python -m bench.bench_detection                # test seeds + large run (what make bench reports)
@@ -50,8 +50,11 @@ WARMUP = 14
 PARIS = ZoneInfo("Europe/Paris")
 
 # Seeds used while tuning the rules, and seeds kept apart for the reported figures: never run while tuning.
-TUNING_SEEDS = (11, 12, 13)
-TEST_SEEDS = (9001, 9002, 9003, 9004, 9005)
+# 9001-9005 were the test seeds until their relationship_ended misses were looked at while working on that rule:
+# retired (history only in docs/benchmarks.md); 9201-9205 replaced them, run once after the last change.
+TUNING_SEEDS = (11, 12, 13, 14, 15, 16)
+RETIRED_TEST_SEEDS = (9001, 9002, 9003, 9004, 9005)
+TEST_SEEDS = (9201, 9202, 9203, 9204, 9205)
 LARGE_SEED = 9101  # the throughput run: a large hospital (30-36 units), its quality figures reported too
 
 # Injected instances per kind and seed (kind: short description for the report).
