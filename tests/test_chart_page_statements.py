@@ -3,9 +3,10 @@
 The page sends: the session, the user, the second-factor device, the staff profile and its units (the
 middleware), the gate's statement (facts query and access event) for the medical view and again for the
 identity with the patient row in it, then one statement per section. The banner and the latest vital signs are
-drawn from the sections when those hold the whole record, and read by their own queries otherwise. A regression that adds a statement
-fails here; so does one where the faster paths (sections compiled once, banner from the sections, blank forms
-drawn once per worker) would show something else than the plain ORM reads and form rendering.
+drawn from the sections when those hold the whole record, and read by their own queries otherwise. A regression
+that adds a statement fails here; so does one where the faster paths (sections compiled once, banner from the
+sections, blank forms drawn once per worker) would show something else than the plain ORM reads and form
+rendering.
 """
 
 from __future__ import annotations
