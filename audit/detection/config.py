@@ -65,6 +65,11 @@ DEFAULTS: dict[str, Any] = {
     "break_glass_long_points": 30,
     "break_glass_long_min_patients": 3,
     "break_glass_long_days": 90,
+    # ... each only when rare at the hospital's own rate: fewer than this share of colleagues (same role; same unit
+    # when it breaks the glass more, e.g. an emergency department) with as many days at work would reach that count
+    # (Poisson). Where emergencies are many per physician, three in a quarter is the job, not a habit.
+    "break_glass_habit_p": 0.01,
+    "break_glass_unit_min_days": 60,  # the unit's own rate counts from this many days at work of its colleagues
     # The reason typed when breaking the glass (access_emergencyaccess.reason_text): missing or weak adds points
     # (below this many letters, or one of the stock phrases below, compared without accents, case or spaces).
     "break_glass_weak_reason_points": 30,

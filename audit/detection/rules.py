@@ -156,8 +156,11 @@ RESTRICTED = Rule(
 # The reason is encrypted at rest: the engine decrypts the few reasons of the analysed break-the-glass uses in
 # Python and leaves only a verdict in ``det_bg_weak`` (id, weak), never the text (engine.bg_reasons_judge).
 _WEAK_REASON = "(ea.found AND ea.weak)"
-_BG_REPEAT = "r.n >= %(break_glass_repeat_min_patients)s"
-_BG_LONG = f"(NOT {_BG_REPEAT} AND r.n_long >= %(break_glass_long_min_patients)s)"
+# A repeat is a habit only when it is rare among colleagues: the chance that a colleague of the same role, with the
+# user's number of days at work in the window, breaks the glass that often (Poisson, at the hospital's own rate) is
+# below break_glass_habit_p. pv.p7 / pv.pl: that chance for the short and the long window.
+_BG_REPEAT = "(r.n >= %(break_glass_repeat_min_patients)s AND pv.p7 < %(break_glass_habit_p)s)"
+_BG_LONG = f"(NOT {_BG_REPEAT} AND r.n_long >= %(break_glass_long_min_patients)s AND pv.pl < %(break_glass_habit_p)s)"
 
 BREAK_GLASS = Rule(
     "break_glass", PATIENT, "Bris de glace", "Break-the-glass",
@@ -166,8 +169,31 @@ BREAK_GLASS = Rule(
     "broke the glass on several patients in a few days (a habit, not an emergency) or spread over weeks "
     "(break_glass_long_days), when the reason typed is missing or weak (too short, or a stock phrase such as "
     "'urgence'), when the patient was neither in the hospital nor expected anywhere then (no stay, no appointment: "
-    "an emergency has a patient), or with any other rule.",
+    "an emergency has a patient), or with any other rule. A repeat counts only against the hospital's own rate: "
+    "colleagues of the same role (and of the same unit, when it breaks the glass more: an emergency department) "
+    "over break_glass_long_days, the user left out; several uses are a habit only when fewer than "
+    "break_glass_habit_p of colleagues with as many days at work would reach that count. Uses the DPO reviewed "
+    "and judged justified (emergency-access review) do not count as repeats, nor those judged violations in the "
+    "colleagues' rate.",
     f"""
+    WITH k AS (SELECT DISTINCT role, unit, day FROM det_grp WHERE break_glass),
+    peer AS (
+        -- Break-the-glass uses and days at work of everyone of the role (and of the role and unit) in the window.
+        SELECT k.role, k.unit, k.day, d.d_role, d.d_unit, e.e_role, e.e_unit
+        FROM k
+        CROSS JOIN LATERAL (
+            SELECT count(*)::float AS d_role, count(*) FILTER (WHERE b.unit = k.unit)::float AS d_unit
+            FROM detection_userday b WHERE b.role = k.role AND b.day <= k.day
+              AND b.day > k.day - %(break_glass_long_days)s
+        ) d
+        CROSS JOIN LATERAL (
+            SELECT count(*)::float AS e_role, count(*) FILTER (WHERE b.unit = k.unit)::float AS e_unit
+            FROM access_emergencyaccess a
+            JOIN detection_userday b ON b.user_id = a.user_id AND b.day = (a.started_at AT TIME ZONE %(tz)s)::date
+            WHERE b.role = k.role AND b.day <= k.day AND b.day > k.day - %(break_glass_long_days)s
+              AND a.review_status <> 'violation'
+        ) e
+    )
     SELECT g.actor_id, g.patient_id, g.day,
            %(break_glass_points)s
            + CASE WHEN g.objection THEN %(break_glass_objection_points)s ELSE 0 END
@@ -176,26 +202,32 @@ BREAK_GLASS = Rule(
            + CASE WHEN {_WEAK_REASON} THEN %(break_glass_weak_reason_points)s ELSE 0 END
            + CASE WHEN NOT g.in_hospital THEN %(break_glass_absent_points)s ELSE 0 END,
            jsonb_build_object('objection', g.objection, 'recent_patients', r.n, 'long_patients', r.n_long,
+                              'expected_recent', round((rt.rate * greatest(o.d7, 1))::numeric, 2),
+                              'expected_long', round((rt.rate * greatest(o.dl, 1))::numeric, 2),
                               'reason_category', ea.reason_category, 'weak_reason', {_WEAK_REASON},
                               'in_hospital', g.in_hospital),
            'Accès par bris de glace'
              || CASE WHEN g.objection THEN ' malgré l''opposition du patient' ELSE '' END
              || CASE WHEN {_BG_REPEAT}
                      THEN ' (' || r.n || ' patients en bris de glace sur ' || %(break_glass_repeat_days)s
-                          || ' jours)' ELSE '' END
+                          || ' jours, ' || round((rt.rate * greatest(o.d7, 1))::numeric, 1)
+                          || ' attendus d''après les collègues)' ELSE '' END
              || CASE WHEN {_BG_LONG}
                      THEN ' (' || r.n_long || ' patients en bris de glace sur ' || %(break_glass_long_days)s
-                          || ' jours)' ELSE '' END
+                          || ' jours, ' || round((rt.rate * greatest(o.dl, 1))::numeric, 1)
+                          || ' attendus d''après les collègues)' ELSE '' END
              || CASE WHEN {_WEAK_REASON} THEN ', motif absent ou insuffisant' ELSE '' END
              || CASE WHEN NOT g.in_hospital THEN ', patient ni hospitalisé ni attendu en consultation' ELSE '' END,
            'Break-the-glass access'
              || CASE WHEN g.objection THEN ' despite the patient''s objection' ELSE '' END
              || CASE WHEN {_BG_REPEAT}
                      THEN ' (' || r.n || ' patients by break-the-glass in ' || %(break_glass_repeat_days)s
-                          || ' days)' ELSE '' END
+                          || ' days, ' || round((rt.rate * greatest(o.d7, 1))::numeric, 1)
+                          || ' expected from colleagues)' ELSE '' END
              || CASE WHEN {_BG_LONG}
                      THEN ' (' || r.n_long || ' patients by break-the-glass in ' || %(break_glass_long_days)s
-                          || ' days)' ELSE '' END
+                          || ' days, ' || round((rt.rate * greatest(o.dl, 1))::numeric, 1)
+                          || ' expected from colleagues)' ELSE '' END
              || CASE WHEN {_WEAK_REASON} THEN ', reason missing or weak' ELSE '' END
              || CASE WHEN NOT g.in_hospital THEN ', patient neither in the hospital nor expected' ELSE '' END
     FROM det_grp g
@@ -207,7 +239,45 @@ BREAK_GLASS = Rule(
         WHERE e.actor_id = g.actor_id AND e.occurred_at < g.day_end
           AND e.occurred_at >= g.day_end - make_interval(days => %(break_glass_long_days)s)
           AND (e.basis = 'break_glass' OR e.action = 'break_glass')
+          AND NOT EXISTS (SELECT 1 FROM access_emergencyaccess j
+                          WHERE j.user_id = e.actor_id AND j.patient_id = e.patient_id
+                            AND j.review_status = 'justified'
+                            AND j.started_at <= e.occurred_at AND j.expires_at > e.occurred_at)
     ) r
+    -- The user's own days at work and uses in the window, to leave them out of the colleagues' rate.
+    CROSS JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE b.day > g.day - %(break_glass_repeat_days)s)::float AS d7,
+               count(*)::float AS dl,
+               count(*) FILTER (WHERE b.role = g.role)::float AS d_role,
+               count(*) FILTER (WHERE b.role = g.role AND b.unit = g.unit)::float AS d_unit
+        FROM detection_userday b WHERE b.user_id = g.actor_id AND b.day <= g.day
+          AND b.day > g.day - %(break_glass_long_days)s
+    ) o
+    CROSS JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE b.role = g.role)::float AS e_role,
+               count(*) FILTER (WHERE b.role = g.role AND b.unit = g.unit)::float AS e_unit
+        FROM access_emergencyaccess a
+        JOIN detection_userday b ON b.user_id = a.user_id AND b.day = (a.started_at AT TIME ZONE %(tz)s)::date
+        WHERE a.user_id = g.actor_id AND b.day <= g.day AND b.day > g.day - %(break_glass_long_days)s
+          AND a.review_status <> 'violation'
+    ) oe
+    JOIN peer p ON p.role = g.role AND p.unit IS NOT DISTINCT FROM g.unit AND p.day = g.day
+    -- The colleagues' rate per day at work: the role's across the hospital, or the unit's when the unit has
+    -- enough days at work to tell and breaks the glass more.
+    CROSS JOIN LATERAL (
+        SELECT greatest(
+                   coalesce((p.e_role - oe.e_role) / nullif(p.d_role - o.d_role, 0), 0),
+                   CASE WHEN p.d_unit - o.d_unit >= %(break_glass_unit_min_days)s
+                        THEN (p.e_unit - oe.e_unit) / (p.d_unit - o.d_unit) ELSE 0 END) AS rate
+    ) rt
+    -- P(X >= n) for X ~ Poisson(rate x days at work): 1 - sum of P(X = i) for i < n.
+    CROSS JOIN LATERAL (
+        SELECT 1 - (SELECT coalesce(sum(exp(-m.mu7) * m.mu7 ^ i / factorial(i)::float), 0)
+                    FROM generate_series(0, r.n - 1) i) AS p7,
+               1 - (SELECT coalesce(sum(exp(-m.mul) * m.mul ^ i / factorial(i)::float), 0)
+                    FROM generate_series(0, r.n_long - 1) i) AS pl
+        FROM (SELECT rt.rate * greatest(o.d7, 1) AS mu7, rt.rate * greatest(o.dl, 1) AS mul) m
+    ) pv
     LEFT JOIN LATERAL (
         SELECT true AS found, a.reason_category, coalesce(w.weak, true) AS weak FROM access_emergencyaccess a
         LEFT JOIN det_bg_weak w ON w.id = a.id
