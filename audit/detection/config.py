@@ -137,6 +137,9 @@ DEFAULTS: dict[str, Any] = {
     "volume_min_history_days": 5,
     "volume_min_peers": 5,
     "volume_min_ratio": 2.0,  # and at least this many times the own / peer median
+    # Staff of a unit: the day must include this many patients with no care relationship (their units' own patients,
+    # however many, are the job: weekend rounds, covering a colleague). Hospital-wide roles are not held to it.
+    "volume_min_unexplained_patients": 10,
     "browsing_points": 60,
     "browsing_min_patients": 12,  # unexplained charts opened without any clinical action, in one day
     "browsing_min_searches": 40,  # ... or this many searches with at least browsing_min_with_searches charts
@@ -146,6 +149,9 @@ DEFAULTS: dict[str, Any] = {
     "bulk_export_points": 60,
     "bulk_export_min_patients": 15,  # distinct patients exported or printed in one day
     "bulk_export_ratio": 3.0,  # ... and at least this many times the user's usual daily count
+    # ... and this many of them exported or printed with nothing else done in the file that day (printing the letters of
+    # the patients one is working on is care; taking out files one did not otherwise touch is extraction).
+    "bulk_export_min_export_only": 10,
     "after_end_date_points": 90,
     # Slow and low: cold records (see repeated) opened over slow_days, on at least slow_min_days different days.
     "slow_points": 60,

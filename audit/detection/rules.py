@@ -498,10 +498,16 @@ VOLUME = Rule(
     "peers of the same role and unit that day, each with a robust z-score (0.6745 (x - median) / MAD, the "
     "MAD floored at max(1, 10 % of the median)). Both must be exceeded (volume_min_z and volume_min_ratio x "
     "the median) when known; a baseline with too little data (volume_min_history_days, volume_min_peers) is "
-    "skipped, and with neither the rule stays silent.",
+    "skipped, and with neither the rule stays silent. For staff of a unit the day must also include at least "
+    "volume_min_unexplained_patients patients with no care relationship: a day spent on the patients one's units "
+    "care for (weekend rounds, covering an absent colleague) is the job whatever their number, and is bounded by "
+    "those units' patients; hospital-wide roles (whose accesses are explained by any unit's stay) are not "
+    "held to it.",
     """
     WITH cand AS (
         SELECT * FROM det_ud WHERE n_patients >= %(volume_min_patients)s
+          AND (role = ANY(%(hospital_wide_roles)s::text[])
+               OR n_unexplained_patients >= %(volume_min_unexplained_patients)s)
     ), peers AS (
         SELECT b.role, b.unit, b.day, count(*) AS n,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY b.n_patients) AS med
@@ -603,10 +609,14 @@ BULK_EXPORT = Rule(
     "bulk_export", USER, "Export ou impression en masse", "Bulk export or print",
     "Exports and prints take data out of the system. Flag a day with at least bulk_export_min_patients "
     "distinct patients exported or printed and bulk_export_ratio times the user's usual daily count (median "
-    "over their active days of the previous volume_baseline_days): DIM coders who export daily do not alert.",
+    "over their active days of the previous volume_baseline_days): DIM coders who export daily do not alert. "
+    "At least bulk_export_min_export_only of those patients must have been exported or printed with nothing else "
+    "done in their file that day (no read, no note): printing the letters and prescriptions of the patients one is "
+    "working on (weekend rounds) is care, taking out files one did not otherwise touch is extraction.",
     """
     SELECT d.actor_id, NULL::bigint, d.day, %(bulk_export_points)s,
-           jsonb_build_object('patients', d.n_export_patients, 'usual', o.med),
+           jsonb_build_object('patients', d.n_export_patients, 'usual', o.med,
+                              'export_only', d.n_export_only_patients),
            d.n_export_patients || ' patients exportés ou imprimés (habituellement '
              || coalesce(round(o.med::numeric, 1)::text, '0') || ')',
            d.n_export_patients || ' patients exported or printed (usually '
@@ -618,6 +628,7 @@ BULK_EXPORT = Rule(
     ) o
     WHERE d.n_export_patients >= %(bulk_export_min_patients)s
       AND d.n_export_patients >= %(bulk_export_ratio)s * coalesce(o.med, 0)
+      AND d.n_export_only_patients >= %(bulk_export_min_export_only)s
     """,
 )
 
