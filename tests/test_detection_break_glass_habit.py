@@ -26,8 +26,15 @@ def _break_glass(user, patient, at, *, review="pending"):
     # the patient is in the hospital then and the reason is specific: only repeats can score here
     if not Encounter.objects.filter(patient=patient).update(start=at - timedelta(days=1)):
         encounter_admit(patient=patient, unit=CareUnit.objects.get(code="cardio-t"), start=at - timedelta(days=1))
-    EmergencyAccess.objects.create(user=user, patient=patient, reason_category="emergency", reason_text=REASON,
-                                   started_at=at, expires_at=at + timedelta(hours=4), review_status=review)
+    EmergencyAccess.objects.create(
+        user=user,
+        patient=patient,
+        reason_category="emergency",
+        reason_text=REASON,
+        started_at=at,
+        expires_at=at + timedelta(hours=4),
+        review_status=review,
+    )
     ev(user, patient, at=at, action="break_glass", basis="break_glass")
 
 
@@ -35,8 +42,9 @@ def _at_work(user, days) -> None:
     """Days at work as the detector recorded them (detection_userday)."""
     profile = StaffProfile.objects.get(user=user)
     for d in days:
-        UserDay.objects.update_or_create(user_id=user.pk, day=d,
-                                         defaults={"role": profile.role, "unit": profile.unit_label, "n_events": 20})
+        UserDay.objects.update_or_create(
+            user_id=user.pk, day=d, defaults={"role": profile.role, "unit": profile.unit_label, "n_events": 20}
+        )
 
 
 def _colleagues(unit, *, n: int, uses: int) -> None:
@@ -47,8 +55,14 @@ def _colleagues(unit, *, n: int, uses: int) -> None:
         _at_work(user, days)
         for k in range(uses):
             at = local(days[10 * k + i % 10], 11)
-            EmergencyAccess.objects.create(user=user, patient=make_patient(), reason_category="emergency",
-                                           reason_text=REASON, started_at=at, expires_at=at + timedelta(hours=4))
+            EmergencyAccess.objects.create(
+                user=user,
+                patient=make_patient(),
+                reason_category="emergency",
+                reason_text=REASON,
+                started_at=at,
+                expires_at=at + timedelta(hours=4),
+            )
 
 
 def _three_over_weeks(user) -> None:
@@ -98,7 +112,8 @@ def test_the_units_own_rate_counts_when_it_breaks_the_glass_more(cast):
 
 def test_uses_the_dpo_judged_justified_are_no_repeats(cast):
     for weeks, review in ((3, "justified"), (2, "justified"), (0, "pending")):
-        _break_glass(cast.other_physician, make_patient(), local(D - timedelta(days=7 * weeks + weeks), 10),
-                     review=review)
+        _break_glass(
+            cast.other_physician, make_patient(), local(D - timedelta(days=7 * weeks + weeks), 10), review=review
+        )
     [hit] = hits(run(D), "break_glass", day=D)
     assert hit["detail"]["long_patients"] == 1 and hit["points"] == 35
