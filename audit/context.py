@@ -6,6 +6,7 @@ The web middleware sets it per request; workers and management commands use ``ch
 from __future__ import annotations
 
 import contextvars
+import functools
 import ipaddress
 import uuid
 from collections.abc import Iterator
@@ -90,6 +91,7 @@ def client_address(request: Any) -> str | None:
     return remote
 
 
+@functools.lru_cache(maxsize=1024)  # every request parses its peer's address: the same few, issue #18
 def _valid_ip(value: str) -> str | None:
     try:
         return str(ipaddress.ip_address(value))

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 _CONFIG = '''
 import cProfile, os, time
+from dpi import gunicorn_conf
 from dpi.gunicorn_conf import *  # noqa: F403
 
 _profile = None
@@ -36,6 +37,7 @@ _profile = None
 
 def post_worker_init(worker):
     global _profile
+    gunicorn_conf.post_worker_init(worker)
     if os.environ.get("DPI_PROFILE_OUT"):
         _profile = cProfile.Profile(time.process_time)
         _profile.enable()
