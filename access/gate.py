@@ -52,7 +52,8 @@ from access.policy import (
     needs_care_relationship,
     restricted_purpose,
 )
-from audit.services import EVENT_COLUMNS, event_params, event_record
+from audit.services import EVENT_COLUMNS, current_read_trace, event_params, event_record
+from audit.services import read_trace as read_trace  # for the channels: a read's trace committed beside it
 from dpi import metrics
 from dpi.prepared import prepared_cursor
 
@@ -121,7 +122,12 @@ def role_of(user: Any) -> Role | None:
 
 def unit_of(user: Any) -> str:
     profile = profile_of(user)
-    return profile.unit_label if profile is not None else ""
+    if profile is None:
+        return ""
+    label = getattr(profile, "_dpi_unit_label", None)
+    if label is None:  # the units are prefetched with the profile, cached for the request with it
+        label = profile._dpi_unit_label = profile.unit_label
+    return label
 
 
 def requires_second_factor(role: Role | None) -> bool:
@@ -292,8 +298,9 @@ _CARE_STATES = (None, "", "care")
 
 @functools.cache
 def _outcomes(role: Role, category: str, action: str) -> str:
-    """JSON array, indexed by ``_TABLE_INDEX``: {"a": allowed, "b": basis (absent: "care:" + the
-    basis), "f": flags (absent: none), "g": true when the event names the break-the-glass}."""
+    """JSON array, indexed by ``_TABLE_INDEX``: for an allowed combination {"a": true, "b": basis (absent:
+    "care:" + the basis), "f": flags (absent: none), "g": true when the event names the break-the-glass}; for
+    a refused one {} (the statement inserts nothing; the refusal is recorded from Python)."""
     table = []
     for restricted in (False, True):
         for care in _CARE_STATES:
@@ -301,7 +308,10 @@ def _outcomes(role: Role, category: str, action: str) -> str:
                 for glass in (None, 1):
                     d = _decide_from_facts(role, category, action,
                                            ("restricted" if restricted else "normal", care, objected, glass))
-                    entry: dict[str, Any] = {"a": d.allowed, "g": d.emergency_access_id is not None}
+                    if not d.allowed:
+                        table.append({})  # nothing is inserted: the refusal is recorded from Python
+                        continue
+                    entry: dict[str, Any] = {"a": True, "g": d.emergency_access_id is not None}
                     if not d.basis.startswith("care:"):
                         entry["b"] = d.basis[:40]
                     if d.flags:
@@ -332,15 +342,18 @@ _TABLE_INDEX = (
 
 
 @functools.cache
-def _one_statement(read_sql: str | None) -> str:
+def _one_statement(read_sql: str | None, table: str) -> str:
+    """The statement for one outcome table (``_outcomes``: one per role, category and action), written into
+    it as a constant: prepared once per connection, the server parses the table once."""
     columns = ", ".join(name for name, _ in EVENT_COLUMNS)
     values = ", ".join(_FROM_TABLE.get(name, f"%(ev_{name})s::{kind}") for name, kind in EVENT_COLUMNS)
     insert = (f"INSERT INTO audit_accessevent ({columns}) SELECT {values} FROM t "  # noqa: S608
               "WHERE (t.d->>'a')::boolean RETURNING id, occurred_at")
-    # Every part is SQL written here or in audit.services; every value is a bound parameter.
+    # Every part is SQL written here or in audit.services (the outcome table too, a JSON constant built by
+    # ``_outcomes``); every value of the request is a bound parameter.
     sql = (
         f"WITH f AS ({_PATIENT_FACTS}), "  # noqa: S608
-        f"t AS (SELECT f.*, (%(table)s::jsonb) -> {_TABLE_INDEX} AS d FROM f), "
+        f"t AS (SELECT f.*, ({_sql_literal(table)}::jsonb) -> {_TABLE_INDEX} AS d FROM f), "
         f"e AS ({insert}) "
         "SELECT f.confidentiality, f.care_basis, f.objected, f.break_glass_id, e.id, e.occurred_at"
     )
@@ -349,11 +362,19 @@ def _one_statement(read_sql: str | None) -> str:
     return sql + f", r.* FROM f LEFT JOIN e ON true LEFT JOIN ({read_sql}) r ON e.id IS NOT NULL"  # noqa: S608
 
 
+def _sql_literal(text: str) -> str:
+    """A SQL string constant of ``text`` (JSON written here), with the driver's ``%`` escaped."""
+    return "'" + text.replace("'", "''").replace("%", "%%") + "'"
+
+
 def _decide_and_record(user: Any, *, patient_id: int, category: Category | str, action: Action | str,
                        resource_type: str, resource_id: str | int, details: dict[str, Any] | None,
                        reader: Any = None) -> tuple[Decision, Any | None]:
     """``authorize`` (and, with ``reader``, the row's read) in one statement when the decision rests on the
     patient's facts (prepared on a direct connection, planned each time behind a transaction pooler)."""
+    trace = current_read_trace()  # within ``audit.services.read_trace``: the event commits beside the read
+    if trace is not None:
+        trace.begin()  # its answer is read below, once the statement is ready
     now = timezone.now()
     role = role_of(user)
     early = _decide_without_facts(user, role, patient_id=patient_id, category=category, action=action, now=now)
@@ -366,13 +387,14 @@ def _decide_and_record(user: Any, *, patient_id: int, category: Category | str, 
                            action=action, resource_type=resource_type, resource_id=resource_id, details=details,
                            count=False)
     params = event_params(**fields)
-    params.update({"u": user.pk, "p": patient_id, "now": now, "table": _outcomes(role, str(category), str(action))})
+    params.update({"u": user.pk, "p": patient_id, "now": now})
     read_sql = None
     if reader is not None:
         read_sql = reader.select_sql("rk")
         params["rk"] = patient_id
-    with prepared_cursor() as cur:
-        cur.execute(_one_statement(read_sql), params)
+    alias = trace.ready() if trace is not None else "default"
+    with prepared_cursor(alias) as cur:
+        cur.execute(_one_statement(read_sql, _outcomes(role, str(category), str(action))), params)
         row = cur.fetchone()
     facts = None if row is None else tuple(row[:4])
     decision = _decide_from_facts(role, category, action, facts)  # type: ignore[arg-type]
@@ -428,6 +450,27 @@ def authorize_read(
     instance or None); a refusal reads nothing and is recorded as by ``authorize``."""
     return _decide_and_record(user, patient_id=patient_id, category=category, action=action,
                               resource_type=resource_type, resource_id=resource_id, details=details, reader=reader)
+
+
+def require_read(
+    user: Any,
+    *,
+    reader: Any,
+    patient_id: int,
+    category: Category | str,
+    action: Action | str,
+    resource_type: str = "",
+    resource_id: str | int = "",
+    details: dict[str, Any] | None = None,
+) -> tuple[Decision, Any | None]:
+    """``authorize_read`` that raises when refused, as ``require`` does."""
+    decision, row = authorize_read(user, reader=reader, patient_id=patient_id, category=category, action=action,
+                                   resource_type=resource_type, resource_id=resource_id, details=details)
+    if not decision.allowed:
+        if is_hidden(decision):
+            raise PatientNotFound(decision)
+        raise AccessDenied(decision)
+    return decision, row
 
 
 def _event_fields(user: Any, decision: Decision, *, patient_id: int | None, category: Category | str,

@@ -8,14 +8,17 @@ event into the hash chain when it commits (migration 0003; docs/audit.md).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
 from audit import context
@@ -49,17 +52,133 @@ def event_record(
     if independent is None:
         independent = outcome == AccessEvent.Outcome.DENIED
     alias = "audit" if independent else "default"
+    trace = _read_trace.get()
+    if alias == "audit" and trace is not None:
+        trace.commit()  # a refusal is committed on its own, as outside a trace: the trace's events first
     event = _event(actor=actor, actor_role=actor_role, actor_unit=actor_unit, patient_id=patient_id,
                    category=category, resource_type=resource_type, resource_id=resource_id, action=action,
                    outcome=outcome, basis=basis, reason=reason, details=details)
     # One INSERT (every page view pays for it), prepared once per connection: the time comes from the database
     # clock, and the row is linked into the hash chain by PostgreSQL when this transaction commits.
     with prepared_cursor(alias) as cur:
-        cur.execute(_INSERT, _insert_params(event))
+        cur.execute(_INSERT, _insert_params([getattr(event, name) for name, _ in EVENT_COLUMNS]))
         event.id, event.occurred_at = cur.fetchone()
     event._state.adding = False
     event._state.db = alias
     return event
+
+
+# --- a read's trace committed while the data is read (issue #18) -------------------------------------------
+class ReadTrace:
+    """The events of a read written on the ``audit`` connection in a transaction of their own, whose COMMIT
+    is sent before the caller reads the data and awaited before the data is released.
+
+    An allowed access's event must be durable before the data leaves the server (nothing lost on a crash):
+    PostgreSQL waits for the WAL flush at COMMIT. In the read's own transaction that wait comes after the
+    read; here the trace's COMMIT is on its way while the read's queries run on the request's connection, so
+    the flush overlaps them. The decision and its event stay in one statement (``access.gate``); a refusal is
+    committed at once, on its own (``event_record``); the caller gets nothing before ``settle`` confirms the
+    COMMIT, and a COMMIT that fails raises (the request fails, nothing is shown).
+    """
+
+    alias = "audit"
+
+    def __init__(self) -> None:
+        self._beginning = False  # BEGIN sent, answer not read yet
+        self._pending = False  # COMMIT sent, answer not read yet
+
+    def _raw(self):
+        conn = connections[self.alias]
+        conn.ensure_connection()
+        return conn.connection
+
+    def begin(self) -> None:
+        """Send the BEGIN of the trace's transaction, if none is open, without waiting for it (the caller
+        prepares its statement meanwhile; ``ready`` collects the answer)."""
+        from psycopg import generators, pq
+
+        self.settle()
+        raw = self._raw()
+        if self._beginning or raw.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            return
+        raw.pgconn.send_query(b"BEGIN")
+        raw.wait(generators.send(raw.pgconn))
+        self._beginning = True
+
+    def ready(self) -> str:
+        """The trace's transaction is open: returns the alias its statements use."""
+        if not self._beginning:
+            self.begin()
+        if self._beginning:
+            self._beginning = False
+            self._collect(b"BEGIN")
+        return self.alias
+
+    def _collect(self, tag: bytes) -> None:
+        from psycopg import generators, pq
+
+        raw = self._raw()
+        for res in raw.wait(generators.fetch_many(raw.pgconn)):
+            if res.status != pq.ExecStatus.COMMAND_OK or res.command_status != tag:
+                message = (res.error_message or b"").decode("utf-8", "replace") or (res.command_status or b"").decode()
+                raise DatabaseError(f"the access trace's {tag.decode()} failed: {message}")
+
+    def release(self) -> None:
+        """Send the COMMIT without waiting for it (the read goes on meanwhile)."""
+        from psycopg import generators, pq
+
+        if self._beginning:
+            self.ready()
+        if self._pending:
+            return
+        raw = self._raw()
+        if raw.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+            return
+        raw.pgconn.send_query(b"COMMIT")
+        raw.wait(generators.send(raw.pgconn))
+        self._pending = True
+
+    def settle(self) -> None:
+        """Wait for the COMMIT sent by ``release``; raises ``DatabaseError`` unless it committed."""
+        if not self._pending:
+            return
+        self._pending = False
+        self._collect(b"COMMIT")
+
+    def commit(self) -> None:
+        self.release()
+        self.settle()
+
+
+_read_trace: contextvars.ContextVar[ReadTrace | None] = contextvars.ContextVar("dpi_read_trace", default=None)
+
+
+def current_read_trace() -> ReadTrace | None:
+    return _read_trace.get()
+
+
+@contextmanager
+def read_trace() -> Iterator[ReadTrace | None]:
+    """Within the block, the gate writes allowed reads' events in a ``ReadTrace``; leaving the block commits
+    it (also when the block raised: every decision is recorded) and waits for that COMMIT. Inside a caller's
+    transaction (``atomic``) the events stay in that transaction, as without this block: yields None."""
+    if connections["default"].in_atomic_block or _read_trace.get() is not None:
+        yield None
+        return
+    trace = ReadTrace()
+    token = _read_trace.set(trace)
+    failed = True
+    try:
+        yield trace
+        failed = False
+    finally:
+        _read_trace.reset(token)
+        try:
+            trace.commit()
+        except DatabaseError:
+            if not failed:
+                raise
+            log.warning("access trace: COMMIT failed after the request failed", exc_info=True)
 
 
 # The event's columns and their SQL types, in the order of ``_INSERT``, for statements that insert an event
@@ -76,46 +195,32 @@ def event_params(**fields: Any) -> dict[str, Any]:
     """The values of an event (same fields as ``event_record``) as named parameters ``ev_<column>``."""
     if fields.get("outcome") == AccessEvent.Outcome.DENIED:
         raise ValueError("a denied event is written on the independent connection (event_record)")
-    values = _insert_params(_event(**fields))
+    values = _insert_params(_values(**fields))
     return {f"ev_{name}": value for (name, _), value in zip(EVENT_COLUMNS, values, strict=True)}
 
 
-def _event(
+def _values(
     *, action: str, outcome: str, actor: Any = None, actor_role: str = "", actor_unit: str = "",
     patient_id: int | None = None, category: str = "", resource_type: str = "", resource_id: str | int = "",
     basis: str = "", reason: str = "", details: dict[str, Any] | None = None,
-) -> AccessEvent:
+) -> list[Any]:
+    """The event's column values in ``EVENT_COLUMNS`` order (``details`` as a dict)."""
     ctx = context.current()
     actor_id = getattr(actor, "pk", None) if actor is not None else None
     username = getattr(actor, "username", "") if actor is not None else ""
-    return AccessEvent(
-        actor_id=actor_id,
-        actor_username=username or "",
-        actor_role=actor_role[:100],
-        actor_unit=actor_unit[:100],
-        patient_id=patient_id,
-        category=category,
-        resource_type=resource_type,
-        resource_id=str(resource_id)[:64],
-        action=action,
-        outcome=outcome,
-        basis=basis[:40],
-        reason=reason[:300],
-        channel=ctx.channel,
-        request_id=ctx.request_id,
-        ip=ctx.ip,
-        user_agent=ctx.user_agent,
-        details=details or {},
-    )
-
-
-def _insert_params(event: AccessEvent) -> list[Any]:
     return [
-        event.actor_id, event.actor_username, event.actor_role, event.actor_unit, event.patient_id,
-        event.category, event.resource_type, event.resource_id, event.action, event.outcome, event.basis,
-        event.reason, event.channel, event.request_id, event.ip, event.user_agent,
-        json.dumps(event.details, cls=DjangoJSONEncoder, separators=(",", ":")),
+        actor_id, username or "", actor_role[:100], actor_unit[:100], patient_id, category, resource_type,
+        str(resource_id)[:64], action, outcome, basis[:40], reason[:300], ctx.channel, ctx.request_id, ctx.ip,
+        ctx.user_agent, details or {},
     ]
+
+
+def _event(**fields: Any) -> AccessEvent:
+    return AccessEvent(**{name: value for (name, _), value in zip(EVENT_COLUMNS, _values(**fields), strict=True)})
+
+
+def _insert_params(values: list[Any]) -> list[Any]:
+    return [*values[:-1], json.dumps(values[-1], cls=DjangoJSONEncoder, separators=(",", ":"))]
 
 
 _INSERT = (

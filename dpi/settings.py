@@ -203,10 +203,10 @@ if not REDIS_URL:
 
 _default_db = database_from_url(DATABASE_URL)
 _default_db["TEST"] = {"NAME": env_str("DPI_TEST_DATABASE_NAME") or None}
-# A second connection to the same database, in autocommit, used only to record *denied* accesses:
-# they must survive the rollback of the request that was refused (see audit/README in docs/audit.md).
+# A second connection to the same database, in autocommit: it records *denied* accesses (they must survive
+# the rollback of the request that was refused) and the events of a read whose COMMIT goes out while the data
+# is read (``audit.services.read_trace``; docs/audit.md). Kept open like the first (one per worker).
 _audit_db = dict(_default_db)
-_audit_db["CONN_MAX_AGE"] = 0 if not PRODUCTION else _default_db["CONN_MAX_AGE"]
 _audit_db["TEST"] = dict(_default_db["TEST"])
 DATABASES = {"default": _default_db, "audit": _audit_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

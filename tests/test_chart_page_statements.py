@@ -1,11 +1,12 @@
 """The chart page costs a fixed list of SQL statements (issue #18), and its cheaper reads give what the ORM gave.
 
 The page sends: the session, the user, the second-factor device, the staff profile and its units (the
-middleware), the gate's statement (facts query and access event) for the medical view and again for the identity, the
-patient row, then one statement per section. The banner and the latest vital signs are drawn from the sections
-when those hold the whole record, and read by their own queries otherwise. A regression that adds a statement
-fails here; so does one where the faster paths (sections compiled once, banner from the sections, blank forms
-drawn once per worker) would show something else than the plain ORM reads and form rendering.
+middleware), the gate's statement (facts query and access event) for the medical view and again for the
+identity with the patient row in it, then one statement per section. The banner and the latest vital signs are
+drawn from the sections when those hold the whole record, and read by their own queries otherwise. A regression
+that adds a statement fails here; so does one where the faster paths (sections compiled once, banner from the
+sections, blank forms drawn once per worker) would show something else than the plain ORM reads and form
+rendering.
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ pytestmark = pytest.mark.django_db
 CHART_STATEMENTS = [
     "django_session", "auth_user", "otp_totp_totpdevice", "access_staffprofile", "access_staffprofile_units",
     "INSERT INTO audit_accessevent",  # the gate: medical view (its facts and its event in one statement)
-    "INSERT INTO audit_accessevent",  # the gate: identity
-    "patients_patient",
+    "INSERT INTO audit_accessevent",  # the gate: identity, and the patient row in the same statement
     "patients_encounter", "dpi_clinicalnote", "dpi_observation", "dpi_prescription", "dpi_document", "dpi_allergy",
     "dpi_problem",
 ]
@@ -80,9 +80,10 @@ def _assert_chart_statements(statements: list[str]) -> None:
     assert len(statements) == len(CHART_STATEMENTS), statements
     for sql, table in zip(statements, CHART_STATEMENTS, strict=True):
         assert table in sql, (table, sql[:200])
+    assert "r.* FROM f LEFT JOIN e ON true LEFT JOIN (SELECT" in statements[6]  # the row, with the identity event
 
 
-def test_a_nurse_chart_is_fifteen_statements(cast):
+def test_a_nurse_chart_is_fourteen_statements(cast):
     _fill(cast.patient, cast.physician, cast.encounter, 3)
     _assert_chart_statements(_statements(verified_client(cast.nurse), cast.patient))
 
@@ -92,9 +93,9 @@ def test_a_physician_chart_adds_only_the_sensitive_notes_check(cast):
     # restricted-category decision (facts + event, one statement) when there are.
     _fill(cast.patient, cast.physician, cast.encounter, 3)
     statements = _statements(verified_client(cast.physician), cast.patient)
-    assert "dpi_clinicalnote" in statements[8] and "sensitive" in statements[8]
-    assert "access_caregrant" in statements[9] and "INSERT INTO audit_accessevent" in statements[9]
-    _assert_chart_statements(statements[:8] + statements[10:])
+    assert "dpi_clinicalnote" in statements[7] and "sensitive" in statements[7]
+    assert "access_caregrant" in statements[8] and "INSERT INTO audit_accessevent" in statements[8]
+    _assert_chart_statements(statements[:7] + statements[9:])
 
 
 def test_a_record_past_the_section_limits_reads_the_banner_and_vitals_on_their_own(cast):

@@ -1,9 +1,11 @@
 """Issue #20: a former patient of the unit, looked at long after the stay: curiosity alerts, follow-ups do not.
 
 Hand-built cases. The stay in cardiology ended two months ago. Curiosity: a colleague of the unit who did not treat
-the patient tries the chart with nothing new on the patient. Follow-ups: the physician who treated the patient
-(their notes during the stay are in the audit trail) with a new appointment booked by the secretary; a colleague
-after the patient phoned the secretary; the treating physician with no recorded reason (below the threshold).
+the patient tries the chart with nothing new on the patient; a nurse of the stay's care team doing the same (nursing
+care ends at discharge); the treating physician coming back on another day with nothing new. Follow-ups: the
+physician who treated the patient (their notes during the stay are in the audit trail) with a new appointment booked
+by the secretary; a colleague, or a nurse of the care team, after the patient phoned the secretary; the treating
+physician with no recorded reason, once (below the threshold).
 """
 
 from datetime import timedelta
@@ -30,6 +32,13 @@ def former(cast):
     ev(cast.physician, patient, at=local(STAY_START, 10), action="create")
     ev(cast.physician, patient, at=local(STAY_END, 8), action="create")
     return patient
+
+
+@pytest.fixture
+def nursed(cast, former):
+    """The same former patient, with the cardiology nurse's care note during the stay (the nurse was in the team)."""
+    ev(cast.nurse, former, at=local(STAY_START + timedelta(days=2), 15), action="amend")
+    return former
 
 
 @pytest.fixture
@@ -113,3 +122,42 @@ def test_identity_glance_alone_stays_below(cast, former, colleague):
     [hit] = hits(run(D), "relationship_ended", user=colleague, patient=former)
     assert hit["points"] == 30 + 15 and not hit["detail"]["curious"]
     assert not Alert.objects.exists()
+
+
+def test_nurse_of_the_stays_care_team_seeking_the_chart_alerts(cast, nursed):
+    """Nursing care ends at discharge: two months later, with nothing recorded, the care team is no excuse."""
+    _look(cast.nurse, nursed)
+    [hit] = hits(run(D), "relationship_ended", user=cast.nurse, patient=nursed)
+    assert hit["detail"]["care_team"] and hit["detail"]["curious"] and hit["detail"]["why"] == "role"
+    assert hit["points"] == 30 + 15 + 25
+    assert "dont la fonction n'assure pas le suivi" in hit["fr"]
+    assert Alert.objects.filter(user_id=cast.nurse.pk, patient_id=nursed.pk).exists()
+
+
+def test_nurse_of_the_care_team_after_the_patient_phoned_does_not_alert(cast, nursed, secretary):
+    ev(secretary, nursed, at=local(D - timedelta(days=2), 11), category="administrative", basis="role")
+    _look(cast.nurse, nursed)
+    assert not hits(run(D), "relationship_ended", user=cast.nurse, patient=nursed)
+    assert not Alert.objects.exists()
+
+
+def test_nurse_glancing_at_the_identity_only_stays_below(cast, nursed):
+    """Nothing medical sought, one day: the role changes nothing (a misclick in a search list looks the same)."""
+    ev(cast.nurse, nursed, at=local(D, 14), category="administrative", basis="role")
+    [hit] = hits(run(D), "relationship_ended", user=cast.nurse, patient=nursed)
+    assert hit["points"] == 30 + 15 and not hit["detail"]["curious"]
+    assert not Alert.objects.exists()
+
+
+def test_treating_physician_coming_back_another_day_with_nothing_new_alerts(cast, former):
+    """Once is a follow-up (below the threshold); the same record again six days later, nothing recorded between."""
+    first = D - timedelta(days=6)
+    ev(cast.physician, former, at=local(first, 14), category="administrative", basis="role")
+    ev(cast.physician, former, at=local(first, 14, 1), outcome="denied", basis="deny:no_care_relationship")
+    _look(cast.physician, former)
+    summary = run(first, D)
+    [once] = hits(summary, "relationship_ended", user=cast.physician, patient=former, day=first)
+    assert once["points"] == 30 + 15 and not once["detail"]["curious"]
+    [again] = hits(summary, "relationship_ended", user=cast.physician, patient=former, day=D)
+    assert again["detail"]["care_team"] and again["detail"]["why"] == "came_back" and again["points"] == 70
+    assert [a.day for a in Alert.objects.filter(user_id=cast.physician.pk, patient_id=former.pk)] == [D]

@@ -86,6 +86,12 @@ DEFAULTS: dict[str, Any] = {
     # and the user not in the care team of the earlier care. 30 + 15 + 25 alerts.
     "relationship_ended_curiosity_points": 25,
     "relationship_ended_reason_days": 14,
+    # Roles that follow up former patients (the consultation, the results, the call of the patient or their GP):
+    # having been in the care team of the stay makes their later look a follow-up. For other roles (nurses, whose
+    # care ends at discharge) it does not: with no reason in the data, seeking medical data is curiosity. Nor does
+    # it for anyone coming back to the same former patient on another day with no reason (a follow-up is a task
+    # done once: answer the call, check the result).
+    "relationship_ended_followup_roles": ["physician", "midwife"],
     # Refusals are signals: the gate's denials of clinical (medical or restricted) data, over denied_window_days.
     "denied_clinical_points": 60,
     "denied_window_days": 7,

@@ -284,7 +284,8 @@ DENIED_THEN_GRANTED = Rule(
 # by another member of their units and no stay anywhere in the last relationship_ended_reason_days, not in the
 # hospital now), and the
 # user was not in the care team of that earlier care (no allowed clinical access of theirs to the patient in the
-# audit trail, no order, appointment or membership of theirs).
+# audit trail, no order, appointment or membership of theirs), or was in it but is not of a role that follows
+# patients up after discharge (relationship_ended_followup_roles), or comes back on another day.
 _RE_REASON = """
     u.in_hospital
     OR EXISTS (SELECT 1 FROM det_links l
@@ -326,7 +327,10 @@ RELATIONSHIP_ENDED = Rule(
     "(a chart read, allowed or refused, or the same former patient on another day within repeated_days), with "
     "no such reason, by a user who was not in the care team of that earlier care (no allowed clinical access of "
     "theirs to the patient in the audit trail, no order, appointment or membership of theirs), "
-    "relationship_ended_curiosity_points are added.",
+    "relationship_ended_curiosity_points are added. Having been in that care team excuses a single day's look only "
+    "for the roles that follow patients up after discharge (relationship_ended_followup_roles: physicians, "
+    "midwives); a nurse's care ends at discharge, and anyone coming back on another day with no new reason is not "
+    "doing a one-off follow-up task.",
     f"""
     SELECT u.actor_id, u.patient_id, u.day,
            %(relationship_ended_points)s
@@ -334,17 +338,28 @@ RELATIONSHIP_ENDED = Rule(
            + CASE WHEN u.n_medical > 0 THEN %(relationship_ended_medical_points)s ELSE 0 END
            + CASE WHEN c.curious THEN %(relationship_ended_curiosity_points)s ELSE 0 END,
            jsonb_build_object('events', u.n, 'view_only', {_VIEW_ONLY}, 'medical', u.n_medical > 0,
-                              'other_days', x.n, 'reason', c.reason, 'care_team', c.team, 'curious', c.curious),
+                              'other_days', x.n, 'reason', c.reason, 'care_team', c.team, 'curious', c.curious,
+                              'role', u.role, 'why', CASE WHEN c.curious THEN c.why END),
            'Accès après la fin de la prise en charge par le service'
              || CASE WHEN c.curious THEN ' : données médicales recherchées'
                        || CASE WHEN x.n > 0 THEN ' (dossier déjà ouvert ' || x.n || ' autre(s) jour(s))' ELSE '' END
                        || ', sans motif récent (ni rendez-vous, ni démarche du service, ni hospitalisation), '
-                       || 'par un professionnel qui ne l''avait pas pris en charge' ELSE '' END,
+                       || CASE c.why WHEN 'not_in_team' THEN 'par un professionnel qui ne l''avait pas pris en charge'
+                                     WHEN 'came_back' THEN 'par un professionnel qui l''avait pris en charge mais '
+                                          || 'revient au dossier un autre jour sans motif nouveau'
+                                     ELSE 'par un soignant de l''équipe de l''époque dont la fonction n''assure pas '
+                                          || 'le suivi après la sortie' END
+                  ELSE '' END,
            'Access after the care relationship ended'
              || CASE WHEN c.curious THEN ': medical data sought'
                        || CASE WHEN x.n > 0 THEN ' (record opened on ' || x.n || ' other day(s))' ELSE '' END
                        || ', with no recent reason (no appointment, no action by the unit, not in the hospital), '
-                       || 'by a user who had not treated the patient' ELSE '' END
+                       || CASE c.why WHEN 'not_in_team' THEN 'by a user who had not treated the patient'
+                                     WHEN 'came_back' THEN 'by a user who had treated the patient but comes back to '
+                                          || 'the record on another day with no new reason'
+                                     ELSE 'by a member of the care team of the time whose role does not follow '
+                                          || 'patients up after discharge' END
+                  ELSE '' END
     FROM det_unx u
     CROSS JOIN LATERAL (
         SELECT count(*)::int AS n FROM detection_unexplainedaccess x
@@ -352,7 +367,11 @@ RELATIONSHIP_ENDED = Rule(
           AND x.day < u.day AND x.day >= u.day - %(repeated_days)s
     ) x
     CROSS JOIN LATERAL (
-        SELECT r.reason, t.team, (u.n_medical > 0 OR x.n > 0) AND NOT r.reason AND NOT t.team AS curious
+        SELECT r.reason, t.team,
+               (u.n_medical > 0 OR x.n > 0) AND NOT r.reason
+               AND (NOT t.team OR x.n > 0 OR u.role <> ALL(%(relationship_ended_followup_roles)s::text[]))
+                 AS curious,
+               CASE WHEN NOT t.team THEN 'not_in_team' WHEN x.n > 0 THEN 'came_back' ELSE 'role' END AS why
         FROM (SELECT {_RE_REASON} AS reason) r, LATERAL (SELECT {_RE_TEAM} AS team) t
     ) c
     WHERE u.explained_by IS NULL AND u.past_link AND NOT c.reason

@@ -183,7 +183,24 @@ class SplitSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=300)
 
 
-class PatientSearchSerializer(serializers.Serializer):
+class QueryParametersSerializer(serializers.Serializer):
+    """Query-string filters. DRF takes an optional parameter given empty (``?family=``) for one not given at
+    all, while the published schema refuses an empty value: an empty parameter is a 400 naming it, as the
+    schema says, instead of a filter silently dropped."""
+
+    def run_validation(self, data=serializers.empty):
+        if hasattr(data, "get"):
+            blank = {name: [_BLANK_PARAMETER] for name in self.fields
+                     if name in data and str(data.get(name)).strip() == ""}
+            if blank:
+                raise serializers.ValidationError(blank)
+        return super().run_validation(data)
+
+
+_BLANK_PARAMETER = "This parameter is empty: leave it out or give a value."
+
+
+class PatientSearchSerializer(QueryParametersSerializer):
     ins = serializers.CharField(max_length=32, required=False, help_text="exact INS, spaces allowed (blind index)")
     ipp = serializers.CharField(max_length=20, required=False, help_text="exact IPP")
     family = serializers.CharField(max_length=100, required=False, help_text="birth or used name, prefix")
@@ -196,7 +213,7 @@ class PatientSearchSerializer(serializers.Serializer):
         return attrs
 
 
-class PatientFilterSerializer(serializers.Serializer):
+class PatientFilterSerializer(QueryParametersSerializer):
     patient = _id_field(help_text="the patient's id")
 
 
@@ -382,7 +399,7 @@ class AccessEventSerializer(serializers.ModelSerializer):
         return {"code": audit_reports.NOT_GENUINE, "display": label} if label else None
 
 
-class AccessEventFilterSerializer(serializers.Serializer):
+class AccessEventFilterSerializer(QueryParametersSerializer):
     patient = _id_field(required=False)
     actor = serializers.CharField(max_length=150, required=False, help_text="username")
     action = serializers.ChoiceField(AccessEvent.Action.choices, required=False)

@@ -32,7 +32,7 @@ from dpi.web.permissions import check_owner, clinician_required, may_view_restri
 from dpi.web.views.printing import identity_line
 from patients.ages import age_label
 from patients.models import Patient
-from patients.selectors import patient_by_id
+from patients.selectors import patient_reader
 
 M, R, A = Category.MEDICAL, Category.RESTRICTED, Category.ADMINISTRATIVE
 
@@ -94,14 +94,19 @@ def patient_search(request):
 
 
 def _chart_response(request, patient_id: int, *, note_form: NoteForm | None = None, status: int = 200):
+    # The page's access events commit while its sections are read, and before the page leaves (issue #18).
+    with gate.read_trace() as trace:
+        return _chart_page(request, patient_id, trace, note_form=note_form, status=status)
+
+
+def _chart_page(request, patient_id: int, trace, *, note_form: NoteForm | None, status: int):
     user, role = request.user, request.dpi_role
     decision = gate.authorize(user, patient_id=patient_id, category=M, action=Action.VIEW,
                               resource_type="chart", resource_id=patient_id)
     if not decision.allowed:
         return _denied(request, patient_id, decision)
-    gate.require(user, patient_id=patient_id, category=A, action=Action.VIEW, resource_type="patient",
-                 resource_id=patient_id)
-    patient = patient_by_id(patient_id)
+    patient = gate.require_read(user, reader=patient_reader, patient_id=patient_id, category=A,
+                                   action=Action.VIEW, resource_type="patient", resource_id=patient_id)[1]
     if patient is None:  # removed since the gate's decision
         raise Http404("no such patient")
     # Sensitive notes: asked of the gate only when the role may read them and there are some, so that a
@@ -110,6 +115,8 @@ def _chart_response(request, patient_id: int, *, note_form: NoteForm | None = No
     if may_view_restricted(role) and selectors.has_sensitive_notes(patient_id):
         include_sensitive = gate.authorize(user, patient_id=patient_id, category=R, action=Action.VIEW,
                                            resource_type="clinicalnote", details={"sensitive_notes": True}).allowed
+    if trace is not None:
+        trace.release()  # the events' COMMIT goes out; the sections are read meanwhile
     data = selectors.chart_data(patient, include_sensitive=include_sensitive)
     note_fields = None
     if note_form is None and allowed_by_matrix(role, M, Action.CREATE):

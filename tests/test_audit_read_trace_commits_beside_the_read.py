@@ -1,0 +1,124 @@
+"""A read's trace committed beside the read (``audit.services.read_trace``, issue #18): the chart page's events
+are written on the audit connection and their COMMIT goes out while the sections are read; the page leaves only
+once that COMMIT is confirmed. Every decision stays recorded (also when the page fails afterwards), a refusal
+commits at once, a COMMIT that fails fails the request, and inside a caller's transaction nothing changes."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import DatabaseError, connections, transaction
+
+from access import gate
+from access.policy import Action, Category
+from audit.context import access_context
+from audit.models import AccessEvent, ChainLink
+from audit.services import chain_seal, current_read_trace
+from patients.selectors import patient_reader
+from tests.test_audit_support import sql
+from tests.ui_support import verified_client
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_permission_cache(monkeypatch):
+    import access.care_team
+
+    monkeypatch.setattr(access.care_team, "_perm_id", None)  # permissions are recreated after each flush
+
+
+def _events(request_id: str) -> list[tuple[str, str, str]]:
+    """What another connection sees: committed events only."""
+    return [tuple(r) for r in sql("SELECT resource_type, outcome, basis FROM audit_accessevent "
+                                  "WHERE request_id = %s ORDER BY id", [request_id])]
+
+
+def _read(cast):
+    return gate.require_read(cast.physician, reader=patient_reader, patient_id=cast.patient.pk,
+                             category=Category.MEDICAL, action=Action.VIEW, resource_type="chart",
+                             resource_id=cast.patient.pk)
+
+
+def test_the_event_commits_on_release_while_the_caller_reads_and_is_chained(cast):
+    rid = uuid.uuid4().hex
+    with access_context(request_id=rid), gate.read_trace() as trace:
+        assert trace is not None and current_read_trace() is trace
+        _, patient = _read(cast)
+        assert patient.pk == cast.patient.pk
+        assert _events(rid) == []  # not committed yet: the trace's transaction is open
+        trace.release()
+        assert cast.patient.encounters.count() >= 1  # the caller reads on its own connection meanwhile
+        trace.settle()
+        assert [e[:2] for e in _events(rid)] == [("chart", "allowed")]
+    event = AccessEvent.objects.get(request_id=rid)
+    chain_seal()
+    assert ChainLink.objects.filter(event_id=event.pk).exists()
+
+
+def test_a_page_failing_after_the_decision_keeps_its_event(cast):
+    rid = uuid.uuid4().hex
+    with access_context(request_id=rid), pytest.raises(RuntimeError), gate.read_trace():
+        _read(cast)
+        raise RuntimeError("the page failed after the decision")
+    assert [e[:2] for e in _events(rid)] == [("chart", "allowed")]
+
+
+def test_a_refusal_inside_a_trace_is_committed_at_once(cast):
+    rid = uuid.uuid4().hex
+    with access_context(request_id=rid), gate.read_trace():
+        _read(cast)
+        decision = gate.authorize(cast.reception, patient_id=cast.patient.pk, category=Category.MEDICAL,
+                                  action=Action.VIEW, resource_type="chart", resource_id=cast.patient.pk)
+        assert not decision.allowed
+        # Seen from another connection before the block ends: the refusal and the allowed read before it.
+        assert [e[1] for e in _events(rid)] == ["allowed", "denied"]
+
+
+def test_a_commit_that_fails_fails_the_request(cast):
+    rid = uuid.uuid4().hex
+    with access_context(request_id=rid), pytest.raises(DatabaseError), gate.read_trace() as trace:
+        _read(cast)
+        with pytest.raises(DatabaseError), connections["audit"].cursor() as cur:
+            cur.execute("SELECT 1 / 0")  # the trace's transaction is now aborted: its COMMIT rolls back
+        trace.release()
+        trace.settle()
+    assert _events(rid) == []
+    # The connection is usable again afterwards.
+    with access_context(request_id=rid), gate.read_trace():
+        _read(cast)
+    assert [e[:2] for e in _events(rid)] == [("chart", "allowed")]
+
+
+def test_inside_a_callers_transaction_the_event_follows_it(cast):
+    rid = uuid.uuid4().hex
+    with access_context(request_id=rid), pytest.raises(RuntimeError), transaction.atomic():
+        with gate.read_trace() as trace:
+            assert trace is None
+            _read(cast)
+        raise RuntimeError("rolled back")
+    assert _events(rid) == []
+
+
+def test_the_chart_page_records_its_reads_before_it_leaves(cast):
+    client = verified_client(cast.physician)
+    before = AccessEvent.objects.filter(patient_id=cast.patient.pk, actor_id=cast.physician.pk).count()
+    response = client.get(f"/patients/{cast.patient.pk}/")
+    assert response.status_code == 200
+    kinds = list(AccessEvent.objects.filter(patient_id=cast.patient.pk, actor_id=cast.physician.pk)
+                 .order_by("id").values_list("resource_type", "outcome")[before:])
+    assert ("chart", "allowed") in kinds and ("patient", "allowed") in kinds
+    # Nothing is left open on the audit connection between requests.
+    from psycopg import pq
+
+    audit = connections["audit"]
+    if audit.connection is not None:
+        assert audit.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE
+
+
+def test_a_refused_chart_page_is_recorded(cast):
+    client = verified_client(cast.reception)
+    response = client.get(f"/patients/{cast.patient.pk}/")
+    assert response.status_code in (302, 403, 404)
+    assert AccessEvent.objects.filter(patient_id=cast.patient.pk, actor_id=cast.reception.pk, outcome="denied").exists()
