@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connections
+from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.models import signals
 from django.db.models.base import ModelState
-from django.db.backends.postgresql.base import ServerBindingCursor
 
 _EXPLICIT_ONLY = 1_000_000_000
 
@@ -115,5 +115,5 @@ class ByIdReader:
         obj._state = ModelState()
         obj._state.adding = False
         obj._state.db = alias
-        obj.__dict__.update(zip(self._columns, values))
+        obj.__dict__.update(zip(self._columns, values, strict=True))
         return obj
