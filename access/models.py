@@ -43,7 +43,11 @@ class StaffProfile(models.Model):
 
     @property
     def unit_label(self) -> str:
-        return ",".join(u.code for u in self.units.all())
+        # Read on every audited access: the prefetched units straight from the prefetch cache, where
+        # ``units.all()`` would build a manager and a queryset around the same list (issue #18).
+        prefetched = getattr(self, "_prefetched_objects_cache", {}).get("units")
+        units = prefetched if prefetched is not None else self.units.all()
+        return ",".join(u.code for u in units)
 
 
 class CareTeamMembership(models.Model):

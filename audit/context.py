@@ -6,6 +6,7 @@ The web middleware sets it per request; workers and management commands use ``ch
 from __future__ import annotations
 
 import contextvars
+import functools
 import ipaddress
 import uuid
 from collections.abc import Iterator
@@ -76,7 +77,7 @@ def client_address(request: Any) -> str | None:
     load balancers listed in ``DPI_TRUSTED_PROXIES`` (behind a load balancer REMOTE_ADDR is the balancer's)."""
     if request is None:
         return None
-    remote = _valid_ip(request.META.get("REMOTE_ADDR", ""))
+    remote = _valid_peer(request.META.get("REMOTE_ADDR", ""))
     trusted = settings.DPI_TRUSTED_PROXIES
     if remote is None or remote not in trusted:
         return remote
@@ -95,3 +96,8 @@ def _valid_ip(value: str) -> str | None:
         return str(ipaddress.ip_address(value))
     except ValueError:
         return None
+
+
+# Every request parses its peer's address, and peers are few (the proxies, the hospital's systems): kept per
+# process (issue #18). Only REMOTE_ADDR, which the client cannot choose; forwarded hops are parsed each time.
+_valid_peer = functools.lru_cache(maxsize=256)(_valid_ip)

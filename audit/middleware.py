@@ -26,8 +26,9 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        # Headers read from META: ``request.headers`` would copy every header of every request (issue #18).
         # A caller's id is kept only if it is a plain token: it goes into logs and audit events as is.
-        request_id = request.headers.get("X-Request-ID", "")
+        request_id = request.META.get("HTTP_X_REQUEST_ID", "")
         if not _REQUEST_ID_RE.fullmatch(request_id):
             request_id = uuid.uuid4().hex
         request.request_id = request_id  # read by dpi.logs for Django's own request log lines
@@ -36,7 +37,7 @@ class RequestContextMiddleware:
             channel=_channel(request.path),
             request_id=request_id,
             ip=ip,
-            user_agent=request.headers.get("User-Agent", "")[:300],
+            user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
         ), refusal_tracking() as denied:
             response = self.get_response(request)
             if response.status_code in REFUSAL_STATUSES and not denied[0]:

@@ -84,6 +84,7 @@ class ReadTrace:
     alias = "audit"
 
     def __init__(self) -> None:
+        self._open = False  # this trace's transaction is open on the connection
         self._beginning = False  # BEGIN sent, answer not read yet
         self._pending = False  # COMMIT sent, answer not read yet
 
@@ -92,50 +93,57 @@ class ReadTrace:
         conn.ensure_connection()
         return conn.connection
 
-    def begin(self) -> None:
-        """Send the BEGIN of the trace's transaction, if none is open, without waiting for it (the caller
-        prepares its statement meanwhile; ``ready`` collects the answer)."""
-        from psycopg import generators, pq
+    def _send(self, command: bytes) -> None:
+        from psycopg import generators
 
-        self.settle()
         raw = self._raw()
-        if self._beginning or raw.pgconn.transaction_status != pq.TransactionStatus.IDLE:
-            return
-        raw.pgconn.send_query(b"BEGIN")
-        raw.wait(generators.send(raw.pgconn))
-        self._beginning = True
-
-    def ready(self) -> str:
-        """The trace's transaction is open: returns the alias its statements use."""
-        if not self._beginning:
-            self.begin()
-        if self._beginning:
-            self._beginning = False
-            self._collect(b"BEGIN")
-        return self.alias
+        with connections[self.alias].wrap_database_errors:  # a broken connection is closed at the request's end
+            raw.pgconn.send_query(command)
+            raw.wait(generators.send(raw.pgconn))
 
     def _collect(self, tag: bytes) -> None:
         from psycopg import generators, pq
 
         raw = self._raw()
-        for res in raw.wait(generators.fetch_many(raw.pgconn)):
+        with connections[self.alias].wrap_database_errors:
+            results = raw.wait(generators.fetch_many(raw.pgconn))
+        for res in results:
             if res.status != pq.ExecStatus.COMMAND_OK or res.command_status != tag:
                 message = (res.error_message or b"").decode("utf-8", "replace") or (res.command_status or b"").decode()
                 raise DatabaseError(f"the access trace's {tag.decode()} failed: {message}")
 
+    def begin(self) -> None:
+        """Send the BEGIN of the trace's transaction, if none is open, without waiting for it (the caller
+        prepares its statement meanwhile; ``ready`` collects the answer)."""
+        from psycopg import pq
+
+        self.settle()
+        if self._open or self._beginning:
+            return
+        if self._raw().pgconn.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
+            self._send(b"ROLLBACK")  # left open by something else: never write into it
+            self._collect(b"ROLLBACK")
+        self._send(b"BEGIN")
+        self._beginning = True
+
+    def ready(self) -> str:
+        """The trace's transaction is open: returns the alias its statements use."""
+        if not (self._open or self._beginning):
+            self.begin()
+        if self._beginning:
+            self._beginning = False
+            self._collect(b"BEGIN")
+            self._open = True
+        return self.alias
+
     def release(self) -> None:
         """Send the COMMIT without waiting for it (the read goes on meanwhile)."""
-        from psycopg import generators, pq
-
         if self._beginning:
             self.ready()
-        if self._pending:
+        if not self._open:
             return
-        raw = self._raw()
-        if raw.pgconn.transaction_status == pq.TransactionStatus.IDLE:
-            return
-        raw.pgconn.send_query(b"COMMIT")
-        raw.wait(generators.send(raw.pgconn))
+        self._open = False
+        self._send(b"COMMIT")
         self._pending = True
 
     def settle(self) -> None:

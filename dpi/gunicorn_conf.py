@@ -5,6 +5,7 @@ Logs are JSON lines on stdout/stderr (dpi/logs.py): the access line has the path
 (searches carry identifiers there) nor the referrer.
 """
 
+import gc
 import os
 
 logger_class = "dpi.logs.GunicornLogger"
@@ -15,3 +16,9 @@ bind = os.environ.get("DPI_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("DPI_WEB_WORKERS", "3"))
 # No runtime control socket (gunicorn >= 24): one fixed path under $HOME would be shared by every instance.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """Once the worker has loaded Django: its objects (modules, URL patterns, models, about 120,000 of them) move
+    out of the collector's reach, so a full collection no longer walks them again and again (issue #18)."""
+    gc.freeze()

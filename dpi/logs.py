@@ -155,6 +155,8 @@ class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, request id, task, extras, exception type."""
 
     def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "_dpi_access", False):
+            return self._access_line(record)
         if isinstance(record.args, dict) and _TASK_PAYLOAD_KEYS & record.args.keys():
             record.args = {k: (REDACTED if k in _TASK_PAYLOAD_KEYS else v) for k, v in record.args.items()}
         elif isinstance(record.args, tuple) and record.name.startswith("django."):
@@ -190,6 +192,27 @@ class JsonFormatter(logging.Formatter):
             entry["exc_type"] = REDACTED
         return json.dumps(entry, ensure_ascii=False, default=str)
 
+    @staticmethod
+    def _access_line(record: logging.LogRecord) -> str:
+        """What ``format`` writes for gunicorn's access record (``GunicornLogger.access``: its message, its
+        ``request_id`` and its flat ``http`` dict, nothing else), without the general case's walk over the
+        record: one line per request (issue #18). ``tests/test_logs_carry_no_patient_trait.py`` checks that
+        both give the same line."""
+        entry: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": scrub(record.getMessage()),
+            "request_id": record.request_id or _request_id(),  # type: ignore[attr-defined]
+            "pid": record.process,
+        }
+        task = _task()
+        if entry["request_id"] and "request_id" in task:
+            del task["request_id"]
+        entry.update(task)
+        entry["http"] = {k: scrub(v) if isinstance(v, str) else v for k, v in record.http.items()}  # type: ignore[attr-defined]
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
 
 class GunicornLogger(_GunicornLogger):
     """gunicorn's logger writing JSON: the access line has the method, the path without its query string,
@@ -213,21 +236,23 @@ class GunicornLogger(_GunicornLogger):
         for name, value in resp.headers:
             if name.lower() == "x-request-id":
                 request_id = value
-        self.access_log.info(
-            "%s %s %s",
-            environ.get("REQUEST_METHOD", "-"),
-            path,
-            status,
-            extra={
-                "request_id": request_id,
-                "http": {
-                    "method": environ.get("REQUEST_METHOD", "-"),
-                    "path": path,
-                    "has_query": bool(environ.get("QUERY_STRING")),
-                    "status": int(status) if str(status).isdigit() else str(status),
-                    "bytes": getattr(resp, "sent", None),
-                    "duration_ms": request_time.seconds * 1000 + request_time.microseconds // 1000,
-                    "remote": environ.get("REMOTE_ADDR", "-"),
-                },
+        log = self.access_log
+        if not log.isEnabledFor(logging.INFO):
+            return
+        method = environ.get("REQUEST_METHOD", "-")
+        # The record made directly (no look-up of the calling frame: the line does not name it) and marked for
+        # JsonFormatter's short path; its fields are those of any other line (issue #18).
+        record = log.makeRecord(log.name, logging.INFO, __file__, 0, "%s %s %s", (method, path, status), None, extra={
+            "request_id": request_id,
+            "http": {
+                "method": method,
+                "path": path,
+                "has_query": bool(environ.get("QUERY_STRING")),
+                "status": int(status) if str(status).isdigit() else str(status),
+                "bytes": getattr(resp, "sent", None),
+                "duration_ms": request_time.seconds * 1000 + request_time.microseconds // 1000,
+                "remote": environ.get("REMOTE_ADDR", "-"),
             },
-        )
+            "_dpi_access": True,
+        })
+        log.handle(record)

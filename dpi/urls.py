@@ -12,13 +12,14 @@ urlpatterns = [
     path("healthz", health.healthz, name="health"),  # liveness: the process answers
     path("readyz", health.readyz, name="ready"),  # readiness: PostgreSQL, Redis, keyring
     path("metrics", metrics.metrics_view, name="metrics"),  # Prometheus; loopback or DPI_METRICS_TOKEN
+    # The two API channels first: their calls are the most frequent, and Django tries the patterns in order.
+    path("api/", include("dpi.api.urls")),  # REST API + /api/schema/
+    path("fhir/", include("dpi.fhir.urls")),  # FHIR R4
     path("accounts/", include("access.urls")),  # login, second factor, password, logout (access.authn)
     path("audit/", include("audit.urls")),  # patient access report, verification status
     path("dpo/alerts/", include("audit.detection.urls")),  # alerts (detection)
     path("retention/", include("retention.urls")),
     path("compliance/", include("dpi.compliance.urls")),  # backups, maintenance, rights, breaches
-    path("api/", include("dpi.api.urls")),  # REST API + /api/schema/
-    path("fhir/", include("dpi.fhir.urls")),  # FHIR R4
     path("admin/", admin.site.urls),  # reception's admin-only view (dpi.web.admin_site replaces this)
     path("", include("dpi.web.urls")),  # clinicians' UI and DPO dashboard: "/" is the home page
 ]

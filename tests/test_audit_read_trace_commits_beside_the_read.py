@@ -122,3 +122,16 @@ def test_a_refused_chart_page_is_recorded(cast):
     response = client.get(f"/patients/{cast.patient.pk}/")
     assert response.status_code in (302, 403, 404)
     assert AccessEvent.objects.filter(patient_id=cast.patient.pk, actor_id=cast.reception.pk, outcome="denied").exists()
+
+
+def test_a_transaction_left_open_on_the_audit_connection_is_not_written_into(cast):
+    rid = uuid.uuid4().hex
+    with connections["audit"].cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute("CREATE TEMPORARY TABLE left_open (x int)")  # something else's uncommitted work
+    with access_context(request_id=rid), gate.read_trace():
+        _read(cast)
+    assert [e[:2] for e in _events(rid)] == [("chart", "allowed")]
+    with connections["audit"].cursor() as cur:
+        cur.execute("SELECT to_regclass('pg_temp.left_open')")
+        assert cur.fetchone()[0] is None  # rolled back, not committed with the trace

@@ -273,3 +273,35 @@ def test_a_caller_request_id_must_be_a_plain_token(cast, client):
     assert ok["X-Request-ID"] == "abc-123"
     forged = client.get("/accounts/login/", HTTP_X_REQUEST_ID=f"{NAME} {NIR}\n")
     assert forged["X-Request-ID"] != f"{NAME} {NIR}\n" and NAME not in forged["X-Request-ID"]
+
+
+@pytest.mark.parametrize("method, path, query, status, request_id", [
+    ("GET", "/fhir/Patient/123", "", "200 OK", "abc123"),
+    ("GET", f"/fhir/Patient/{NAME}", "identifier=" + NIR, "404 Not Found", ""),  # masked path, query dropped
+    (f"G{NIR}T", "/api/patients/", "q=x", 400, "r-1"),  # a client's method with a NIR in it, an int status
+])
+def test_the_access_line_is_what_the_general_formatter_writes(method, path, query, status, request_id):
+    """gunicorn's access record takes JsonFormatter's short path (issue #18): the same line as the general case."""
+    from datetime import timedelta
+
+    from gunicorn.config import Config
+
+    from dpi.logs import GunicornLogger
+
+    config = Config()
+    config.set("accesslog", "-")
+    logger = GunicornLogger(config)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.access_log.addHandler(handler)
+    response = type("Response", (), {"status": status, "sent": 321, "headers": [("X-Request-ID", request_id)]})
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "REMOTE_ADDR": "10.0.0.7"}
+    logger.access(response, None, environ, timedelta(milliseconds=12))
+    (record,) = records
+    short = JsonFormatter().format(record)
+    del record._dpi_access
+    assert short == JsonFormatter().format(record)
+    line = json.loads(short)
+    assert line["logger"] == "gunicorn.access" and line["http"]["bytes"] == 321 and line["http"]["duration_ms"] == 12
+    assert_no_marker(short, "the access line")

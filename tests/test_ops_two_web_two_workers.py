@@ -54,6 +54,7 @@ from tests.personas import make_patient
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 PERIOD = 2.0  # seconds between two sends of each fast periodic task (tests/fast_beat.py)
+BEAT_TASKS = ("audit-chain-seal", "audit-checkpoint-sign", "detection-new-events", "jobs-stale-sweep")
 DUE = 6  # patients past their retention period
 REQUESTS_PER_THREAD = 6
 
@@ -181,7 +182,12 @@ def test_two_web_servers_and_two_workers_share_one_database_safely(cast, tmp_pat
             for thread in threads:
                 thread.join(120)
             results = [task.get(timeout=90, propagate=False) for task in tasks]
-            time.sleep(PERIOD)  # one more period of beat with both beats alive
+            # Both beats alive for at least three sends of each periodic task (however slowly they started on a
+            # loaded machine), then one more period.
+            wait_for(lambda: all(sum(entry == name for entry, _ in _sends(logs["beat_1"]) + _sends(logs["beat_2"]))
+                                 >= 3 for name in BEAT_TASKS), timeout=PERIOD * 20, interval=0.5,
+                     what="three sends of each periodic task")
+            time.sleep(PERIOD)
         # The standby first: the leader's clean stop releases the lease, which a standby would take at once.
         standby = "beat_2" if not _sends(logs["beat_2"]) else "beat_1"
         for beat in (standby, "beat_1" if standby == "beat_2" else "beat_2"):
@@ -230,7 +236,7 @@ def test_two_web_servers_and_two_workers_share_one_database_safely(cast, tmp_pat
     # Beat: two beats ran, one sent; each task once per period (no two sends of one task within half a period).
     sends = _sends(logs["beat_1"]) + _sends(logs["beat_2"])
     assert sends and not _sends(logs[standby])
-    for name in ("audit-chain-seal", "audit-checkpoint-sign", "detection-new-events", "jobs-stale-sweep"):
+    for name in BEAT_TASKS:
         times = sorted(at for entry, at in sends if entry == name)
         assert len(times) >= 3, (name, times)
         gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]

@@ -53,7 +53,7 @@ def check_format(request) -> None:
     wanted = request.GET.get("_format")
     if wanted is not None and wanted.split(";")[0].strip().lower() not in JSON_FORMATS:
         raise exceptions.NotAcceptable(f"_format={wanted[:40]} is not served; this server answers FHIR JSON only.")
-    accept = request.headers.get("Accept", "")
+    accept = request.META.get("HTTP_ACCEPT", "")
     if wanted is None and accept.strip():
         types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
         if not types & _ACCEPT_JSON and not any(t.startswith("text/html") for t in types):
