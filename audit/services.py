@@ -109,8 +109,15 @@ class ReadTrace:
             results = raw.wait(generators.fetch_many(raw.pgconn))
         for res in results:
             if res.status != pq.ExecStatus.COMMAND_OK or res.command_status != tag:
+                # Not raised through Django's wrapper: mark the connection so that Django checks it at the
+                # request's end and replaces it when broken (a FATAL result leaves it closed).
+                connections[self.alias].errors_occurred = True
                 message = (res.error_message or b"").decode("utf-8", "replace") or (res.command_status or b"").decode()
                 raise DatabaseError(f"the access trace's {tag.decode()} failed: {message}")
+
+    def _broken(self) -> bool:
+        raw = connections[self.alias].connection
+        return raw is None or raw.closed or raw.broken
 
     def begin(self) -> None:
         """Send the BEGIN of the trace's transaction, if none is open, without waiting for it (the caller
@@ -123,7 +130,13 @@ class ReadTrace:
         if self._raw().pgconn.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
             self._send(b"ROLLBACK")  # left open by something else: never write into it
             self._collect(b"ROLLBACK")
-        self._send(b"BEGIN")
+        try:
+            self._send(b"BEGIN")
+        except DatabaseError:
+            if not self._broken():
+                raise
+            connections[self.alias].close()  # lost while kept: nothing of this trace was on it
+            self._send(b"BEGIN")
         self._beginning = True
 
     def ready(self) -> str:
@@ -132,7 +145,16 @@ class ReadTrace:
             self.begin()
         if self._beginning:
             self._beginning = False
-            self._collect(b"BEGIN")
+            try:
+                self._collect(b"BEGIN")
+            except DatabaseError:
+                # The kept connection was lost (PostgreSQL restarted, an idle timeout) before anything was written
+                # in this transaction: open it again on a new connection, as Django's health check would have.
+                if not self._broken():
+                    raise
+                connections[self.alias].close()
+                self._send(b"BEGIN")
+                self._collect(b"BEGIN")
             self._open = True
         return self.alias
 
