@@ -149,8 +149,9 @@ DEFAULTS: dict[str, Any] = {
     "bulk_export_points": 60,
     "bulk_export_min_patients": 15,  # distinct patients exported or printed in one day
     "bulk_export_ratio": 3.0,  # ... and at least this many times the user's usual daily count
-    # ... and this many of them exported or printed with nothing else done in the file that day (printing the letters of
-    # the patients one is working on is care; taking out files one did not otherwise touch is extraction).
+    # ... and this many of them exported or printed with nothing else done in the file that day, or with no care
+    # relationship (printing the letters of the patients one is working on is care; taking out files one did not
+    # otherwise touch, or opened only to print them without caring for the patient, is extraction).
     "bulk_export_min_export_only": 10,
     "after_end_date_points": 90,
     # Slow and low: cold records (see repeated) opened over slow_days, on at least slow_min_days different days.

@@ -295,8 +295,10 @@ SELECT actor_id, day, max(role) AS role, max(unit) AS unit,
        count(patient_id) FILTER (WHERE explained_by IS NULL)::int AS n_unexplained_patients,
        sum(n_search)::int AS n_searches,
        count(patient_id) FILTER (WHERE n_export > 0)::int AS n_export_patients,
-       -- exported or printed with nothing else done in the file that day (bulk_export; not stored)
-       count(patient_id) FILTER (WHERE n_export > 0 AND n_export = n)::int AS n_export_only_patients,
+       -- exported or printed with nothing else done in the file that day, or with no care relationship (opening
+       -- a file before printing it does not make it one's patient) (bulk_export; not stored)
+       count(patient_id) FILTER (WHERE n_export > 0 AND (n_export = n OR explained_by IS NULL))::int
+         AS n_export_only_patients,
        count(patient_id) FILTER (WHERE explained_by IS NULL AND n_clinical = 0 AND n_export = 0)::int
          AS n_view_only_unexplained,
        bool_or(contract_denied) AS contract_denied,

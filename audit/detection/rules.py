@@ -611,8 +611,9 @@ BULK_EXPORT = Rule(
     "distinct patients exported or printed and bulk_export_ratio times the user's usual daily count (median "
     "over their active days of the previous volume_baseline_days): DIM coders who export daily do not alert. "
     "At least bulk_export_min_export_only of those patients must have been exported or printed with nothing else "
-    "done in their file that day (no read, no note): printing the letters and prescriptions of the patients one is "
-    "working on (weekend rounds) is care, taking out files one did not otherwise touch is extraction.",
+    "done in their file that day (no read, no note), or be patients with no care relationship (opened or not): "
+    "printing the letters and prescriptions of the patients one is working on (weekend rounds) is care, taking out "
+    "files one did not otherwise touch, or of patients one does not care for, is extraction.",
     """
     SELECT d.actor_id, NULL::bigint, d.day, %(bulk_export_points)s,
            jsonb_build_object('patients', d.n_export_patients, 'usual', o.med,
