@@ -55,6 +55,10 @@ def event_record(
     trace = _read_trace.get()
     if alias == "audit" and trace is not None:
         trace.commit()  # a refusal is committed on its own, as outside a trace: the trace's events first
+    elif alias == "audit":
+        # The prepared statement's cursor skips Django's health check: a kept connection PostgreSQL dropped
+        # would lose the refusal in a 500. Checked once per request, refusals only.
+        connections[alias].close_if_health_check_failed()
     event = _event(actor=actor, actor_role=actor_role, actor_unit=actor_unit, patient_id=patient_id,
                    category=category, resource_type=resource_type, resource_id=resource_id, action=action,
                    outcome=outcome, basis=basis, reason=reason, details=details)
