@@ -162,6 +162,20 @@ _WEAK_REASON = "(ea.found AND ea.weak)"
 _BG_REPEAT = "(r.n >= %(break_glass_repeat_min_patients)s AND pv.p7 < %(break_glass_habit_p)s)"
 _BG_LONG = f"(NOT {_BG_REPEAT} AND r.n_long >= %(break_glass_long_min_patients)s AND pv.pl < %(break_glass_habit_p)s)"
 
+
+
+def _poisson_at_least(mu: str, n: str) -> str:
+    """SQL for P(X >= n), X ~ Poisson(mu): 1 - the sum of P(X = i) for i < n, each term as exp(i ln mu - mu - ln i!)
+    (``factorial(171)``, ``mu ^ i`` and ``exp(-mu)`` leave a double precision's range: one user with that many
+    patients by break-the-glass in the window failed the whole detection pass)."""
+    return (
+        f"(1 - (SELECT coalesce(sum(CASE WHEN {mu} <= 0 THEN (s.i = 0)::int::float"  # noqa: S608 (expressions written here)
+        f" ELSE exp(greatest(s.i * ln({mu}) - {mu} - s.ln_fact, -700)) END), 0)"
+        f" FROM (SELECT i, sum(ln(greatest(i, 1)::float)) OVER (ORDER BY i) AS ln_fact"
+        f" FROM generate_series(0, {n} - 1) i) s))"
+    )
+
+
 BREAK_GLASS = Rule(
     "break_glass", PATIENT, "Bris de glace", "Break-the-glass",
     "Every break-the-glass is reviewed by the DPO anyway (emergency-access review); alone it stays below the "
@@ -272,10 +286,7 @@ BREAK_GLASS = Rule(
     ) rt
     -- P(X >= n) for X ~ Poisson(rate x days at work): 1 - sum of P(X = i) for i < n.
     CROSS JOIN LATERAL (
-        SELECT 1 - (SELECT coalesce(sum(exp(-m.mu7) * m.mu7 ^ i / factorial(i)::float), 0)
-                    FROM generate_series(0, r.n - 1) i) AS p7,
-               1 - (SELECT coalesce(sum(exp(-m.mul) * m.mul ^ i / factorial(i)::float), 0)
-                    FROM generate_series(0, r.n_long - 1) i) AS pl
+        SELECT {_poisson_at_least("m.mu7", "r.n")} AS p7, {_poisson_at_least("m.mul", "r.n_long")} AS pl
         FROM (SELECT rt.rate * greatest(o.d7, 1) AS mu7, rt.rate * greatest(o.dl, 1) AS mul) m
     ) pv
     LEFT JOIN LATERAL (
