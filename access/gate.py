@@ -466,10 +466,7 @@ def require_read(
     """``authorize_read`` that raises when refused, as ``require`` does."""
     decision, row = authorize_read(user, reader=reader, patient_id=patient_id, category=category, action=action,
                                    resource_type=resource_type, resource_id=resource_id, details=details)
-    if not decision.allowed:
-        if is_hidden(decision):
-            raise PatientNotFound(decision)
-        raise AccessDenied(decision)
+    _raise_if_refused(decision)
     return decision, row
 
 
@@ -520,11 +517,15 @@ def require(
         resource_id=resource_id,
         details=details,
     )
+    _raise_if_refused(decision)
+    return decision
+
+
+def _raise_if_refused(decision: Decision) -> None:
     if not decision.allowed:
         if is_hidden(decision):
             raise PatientNotFound(decision)
         raise AccessDenied(decision)
-    return decision
 
 
 # --- searches ---------------------------------------------------------------------------------------------

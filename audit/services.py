@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
+from psycopg import generators, pq
 
 from audit import context
 from audit.models import AccessEvent, AuditCheckpoint, VerificationRun
@@ -98,16 +99,12 @@ class ReadTrace:
         return conn.connection
 
     def _send(self, command: bytes) -> None:
-        from psycopg import generators
-
         raw = self._raw()
         with connections[self.alias].wrap_database_errors:  # a broken connection is closed at the request's end
             raw.pgconn.send_query(command)
             raw.wait(generators.send(raw.pgconn))
 
     def _collect(self, tag: bytes) -> None:
-        from psycopg import generators, pq
-
         raw = self._raw()
         with connections[self.alias].wrap_database_errors:
             results = raw.wait(generators.fetch_many(raw.pgconn))
@@ -119,15 +116,18 @@ class ReadTrace:
                 message = (res.error_message or b"").decode("utf-8", "replace") or (res.command_status or b"").decode()
                 raise DatabaseError(f"the access trace's {tag.decode()} failed: {message}")
 
-    def _broken(self) -> bool:
+    def _reconnect_or_raise(self) -> None:
+        """After a failed BEGIN: the kept connection was lost (PostgreSQL restarted, an idle timeout) before
+        anything of this trace was written on it: drop it, as Django's health check would have (the caller opens
+        the transaction again on a new one). Any other failure is raised."""
         raw = connections[self.alias].connection
-        return raw is None or raw.closed or raw.broken
+        if not (raw is None or raw.closed or raw.broken):
+            raise
+        connections[self.alias].close()
 
     def begin(self) -> None:
         """Send the BEGIN of the trace's transaction, if none is open, without waiting for it (the caller
         prepares its statement meanwhile; ``ready`` collects the answer)."""
-        from psycopg import pq
-
         self.settle()
         if self._open or self._beginning:
             return
@@ -137,9 +137,7 @@ class ReadTrace:
         try:
             self._send(b"BEGIN")
         except DatabaseError:
-            if not self._broken():
-                raise
-            connections[self.alias].close()  # lost while kept: nothing of this trace was on it
+            self._reconnect_or_raise()
             self._send(b"BEGIN")
         self._beginning = True
 
@@ -152,11 +150,7 @@ class ReadTrace:
             try:
                 self._collect(b"BEGIN")
             except DatabaseError:
-                # The kept connection was lost (PostgreSQL restarted, an idle timeout) before anything was written
-                # in this transaction: open it again on a new connection, as Django's health check would have.
-                if not self._broken():
-                    raise
-                connections[self.alias].close()
+                self._reconnect_or_raise()
                 self._send(b"BEGIN")
                 self._collect(b"BEGIN")
             self._open = True

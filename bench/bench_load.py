@@ -113,6 +113,16 @@ class Client:
         return r.status, body
 
 
+def wait_healthy(host: str, port: int, tries: int = 240) -> None:
+    """Until the server answers ``/healthz`` (at most a minute)."""
+    for _ in range(tries):
+        try:
+            if Client(host, port, {}).get("/healthz")[0] == 200:
+                return
+        except OSError:
+            time.sleep(0.25)
+
+
 def _drive(host: str, port: int, pick, clients: int, seconds: float, cpu: ServerCpu) -> dict:
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors: list[str] = []
@@ -204,12 +214,7 @@ def main() -> str:
         web = subprocess.Popen(web_command(sys.executable, env["DPI_BIND"], WORKERS), cwd=ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         host, port = env["DPI_BIND"].split(":")
-        for _ in range(240):
-            try:
-                if Client(host, int(port), {}).get("/healthz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.25)
+        wait_healthy(host, int(port))
         return _measure(host, int(port), env, var, token, web.pid, redis.pid, seeded)
     finally:
         if web is not None:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_load import Client
+from bench.bench_load import Client, wait_healthy
 from bench.common import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,12 +63,7 @@ def _serve(env: dict[str, str], profile_out: str | None) -> tuple[subprocess.Pop
         run_env["DPI_PROFILE_OUT"] = profile_out
     web = subprocess.Popen(cmd, cwd=ROOT, env=run_env, start_new_session=True)
     host, port = bind.split(":")
-    for _ in range(240):
-        try:
-            if Client(host, int(port), {}).get("/healthz")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.25)
+    wait_healthy(host, int(port))
     return web, host, int(port)
 
 
