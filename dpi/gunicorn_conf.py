@@ -14,6 +14,8 @@ errorlog = "-"
 loglevel = os.environ.get("DPI_LOG_LEVEL", "INFO").lower()
 bind = os.environ.get("DPI_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("DPI_WEB_WORKERS", "3"))
+# gunicorn's sync worker, but a new connection wakes one idle worker, not all of them (dpi/gunicorn_worker.py).
+worker_class = "dpi.gunicorn_worker.ExclusiveWakeupSyncWorker"
 # No runtime control socket (gunicorn >= 24): one fixed path under $HOME would be shared by every instance.
 control_socket_disable = True
 
