@@ -348,14 +348,14 @@ def _one_statement(read_sql: str | None, table: str) -> str:
     columns = ", ".join(name for name, _ in EVENT_COLUMNS)
     values = ", ".join(_FROM_TABLE.get(name, f"%(ev_{name})s::{kind}") for name, kind in EVENT_COLUMNS)
     insert = (f"INSERT INTO audit_accessevent ({columns}) SELECT {values} FROM t "  # noqa: S608
-              "WHERE (t.d->>'a')::boolean RETURNING id, occurred_at")
+              "WHERE (t.d->>'a')::boolean RETURNING id")
     # Every part is SQL written here or in audit.services (the outcome table too, a JSON constant built by
     # ``_outcomes``); every value of the request is a bound parameter.
     sql = (
         f"WITH f AS ({_PATIENT_FACTS}), "  # noqa: S608
         f"t AS (SELECT f.*, ({_sql_literal(table)}::jsonb) -> {_TABLE_INDEX} AS d FROM f), "
         f"e AS ({insert}) "
-        "SELECT f.confidentiality, f.care_basis, f.objected, f.break_glass_id, e.id, e.occurred_at"
+        "SELECT f.confidentiality, f.care_basis, f.objected, f.break_glass_id, e.id"
     )
     if read_sql is None:
         return sql + " FROM f LEFT JOIN e ON true"
@@ -372,9 +372,6 @@ def _decide_and_record(user: Any, *, patient_id: int, category: Category | str, 
                        reader: Any = None) -> tuple[Decision, Any | None]:
     """``authorize`` (and, with ``reader``, the row's read) in one statement when the decision rests on the
     patient's facts (prepared on a direct connection, planned each time behind a transaction pooler)."""
-    trace = current_read_trace()  # within ``audit.services.read_trace``: the event commits beside the read
-    if trace is not None:
-        trace.begin()  # its answer is read below, once the statement is ready
     now = timezone.now()
     role = role_of(user)
     early = _decide_without_facts(user, role, patient_id=patient_id, category=category, action=action, now=now)
@@ -392,10 +389,14 @@ def _decide_and_record(user: Any, *, patient_id: int, category: Category | str, 
     if reader is not None:
         read_sql = reader.select_sql("rk")
         params["rk"] = patient_id
-    alias = trace.ready() if trace is not None else "default"
-    with prepared_cursor(alias) as cur:
-        cur.execute(_one_statement(read_sql, _outcomes(role, str(category), str(action))), params)
-        row = cur.fetchone()
+    sql = _one_statement(read_sql, _outcomes(role, str(category), str(action)))
+    trace = current_read_trace()  # within ``audit.services.read_trace``: the event commits beside the read
+    if trace is not None:
+        row = trace.fetch_one(sql, params)
+    else:
+        with prepared_cursor() as cur:
+            cur.execute(sql, params)
+            row = cur.fetchone()
     facts = None if row is None else tuple(row[:4])
     decision = _decide_from_facts(role, category, action, facts)  # type: ignore[arg-type]
     recorded = row is not None and row[4] is not None
@@ -409,7 +410,7 @@ def _decide_and_record(user: Any, *, patient_id: int, category: Category | str, 
         return decision, None
     if reader is None:
         return decision, None
-    rest = row[6:]
+    rest = row[5:]
     return decision, (None if rest[0] is None else reader.instance(rest))
 
 

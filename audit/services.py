@@ -20,13 +20,12 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
-from psycopg import generators, pq
 
 from audit import context
 from audit.models import AccessEvent, AuditCheckpoint, VerificationRun
 from audit.signing import GENESIS, checkpoint_digest, checkpoint_message
 from dpi.crypto import signing_key
-from dpi.prepared import prepared_cursor
+from dpi.prepared import PipelinedTransaction, prepared_cursor
 
 log = logging.getLogger(__name__)
 
@@ -84,94 +83,28 @@ class ReadTrace:
     the flush overlaps them. The decision and its event stay in one statement (``access.gate``); a refusal is
     committed at once, on its own (``event_record``); the caller gets nothing before ``settle`` confirms the
     COMMIT, and a COMMIT that fails raises (the request fails, nothing is shown).
+
+    The transaction goes through libpq's pipeline mode (``dpi.prepared.PipelinedTransaction``): its BEGIN
+    travels with the first statement, and the COMMIT goes out without waiting, so the trace costs the
+    statements' round trips and nothing more.
     """
 
     alias = "audit"
 
     def __init__(self) -> None:
-        self._open = False  # this trace's transaction is open on the connection
-        self._beginning = False  # BEGIN sent, answer not read yet
-        self._pending = False  # COMMIT sent, answer not read yet
+        self._tx = PipelinedTransaction(self.alias)
 
-    def _raw(self):
-        conn = connections[self.alias]
-        conn.ensure_connection()
-        return conn.connection
-
-    def _send(self, command: bytes) -> None:
-        raw = self._raw()
-        with connections[self.alias].wrap_database_errors:  # a broken connection is closed at the request's end
-            raw.pgconn.send_query(command)
-            raw.wait(generators.send(raw.pgconn))
-
-    def _collect(self, tag: bytes) -> None:
-        raw = self._raw()
-        with connections[self.alias].wrap_database_errors:
-            results = raw.wait(generators.fetch_many(raw.pgconn))
-        for res in results:
-            if res.status != pq.ExecStatus.COMMAND_OK or res.command_status != tag:
-                # Not raised through Django's wrapper: mark the connection so that Django checks it at the
-                # request's end and replaces it when broken (a FATAL result leaves it closed).
-                connections[self.alias].errors_occurred = True
-                message = (res.error_message or b"").decode("utf-8", "replace") or (res.command_status or b"").decode()
-                raise DatabaseError(f"the access trace's {tag.decode()} failed: {message}")
-
-    def _reconnect_or_raise(self) -> None:
-        """After a failed BEGIN: the kept connection was lost (PostgreSQL restarted, an idle timeout) before
-        anything of this trace was written on it: drop it, as Django's health check would have (the caller opens
-        the transaction again on a new one). Any other failure is raised."""
-        raw = connections[self.alias].connection
-        if not (raw is None or raw.closed or raw.broken):
-            raise
-        connections[self.alias].close()
-
-    def begin(self) -> None:
-        """Send the BEGIN of the trace's transaction, if none is open, without waiting for it (the caller
-        prepares its statement meanwhile; ``ready`` collects the answer)."""
-        self.settle()
-        if self._open or self._beginning:
-            return
-        if self._raw().pgconn.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
-            self._send(b"ROLLBACK")  # left open by something else: never write into it
-            self._collect(b"ROLLBACK")
-        try:
-            self._send(b"BEGIN")
-        except DatabaseError:
-            self._reconnect_or_raise()
-            self._send(b"BEGIN")
-        self._beginning = True
-
-    def ready(self) -> str:
-        """The trace's transaction is open: returns the alias its statements use."""
-        if not (self._open or self._beginning):
-            self.begin()
-        if self._beginning:
-            self._beginning = False
-            try:
-                self._collect(b"BEGIN")
-            except DatabaseError:
-                self._reconnect_or_raise()
-                self._send(b"BEGIN")
-                self._collect(b"BEGIN")
-            self._open = True
-        return self.alias
+    def fetch_one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """Run one of the trace's statements (named placeholders) in its transaction: its first row."""
+        return self._tx.fetch_one(sql, params)
 
     def release(self) -> None:
         """Send the COMMIT without waiting for it (the read goes on meanwhile)."""
-        if self._beginning:
-            self.ready()
-        if not self._open:
-            return
-        self._open = False
-        self._send(b"COMMIT")
-        self._pending = True
+        self._tx.commit()
 
     def settle(self) -> None:
         """Wait for the COMMIT sent by ``release``; raises ``DatabaseError`` unless it committed."""
-        if not self._pending:
-            return
-        self._pending = False
-        self._collect(b"COMMIT")
+        self._tx.confirm()
 
     def commit(self) -> None:
         self.release()
@@ -248,7 +181,8 @@ def _event(**fields: Any) -> AccessEvent:
 
 
 def _insert_params(values: list[Any]) -> list[Any]:
-    return [*values[:-1], json.dumps(values[-1], cls=DjangoJSONEncoder, separators=(",", ":"))]
+    details = values[-1]
+    return [*values[:-1], json.dumps(details, cls=DjangoJSONEncoder, separators=(",", ":")) if details else "{}"]
 
 
 _INSERT = (

@@ -14,12 +14,22 @@ these statements then go through Django's ordinary cursor.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import re
+import select
+import time
+import weakref
 from typing import Any
 
-from django.db import connections
+import psycopg
+import psycopg.errors
+from django.db import DatabaseError, connections
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.models import signals
 from django.db.models.base import ModelState
+from psycopg import generators, pq
+from psycopg.adapt import PyFormat, Transformer
 
 _EXPLICIT_ONLY = 1_000_000_000
 
@@ -117,3 +127,219 @@ class ByIdReader:
         obj._state.db = alias
         obj.__dict__.update(zip(self._columns, values, strict=True))
         return obj
+
+
+# --- a transaction sent ahead of its answers (libpq pipeline mode) ---------------------------------------------
+_PLACEHOLDER = re.compile(r"%(?:(%)|\((\w+)\)s|(.))", re.DOTALL)
+
+
+@functools.cache
+def _numbered(sql: str) -> tuple[bytes, tuple[str, ...], bytes]:
+    """``sql`` with psycopg's named placeholders (``%(name)s``, ``%%`` for a percent sign) as the protocol's
+    ``$n``, the parameters' names in that order, and the name the statement is prepared under on a connection."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        percent, name, other = match.groups()
+        if percent:
+            return "%"
+        if other is not None or name is None:
+            raise ValueError(f"only named placeholders are supported here: {match.group(0)!r}")
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    text = _PLACEHOLDER.sub(number, sql)
+    return text.encode(), tuple(names), b"dpi_p_" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest().encode()
+
+
+class _Session:
+    """What a pipelined transaction keeps per server connection: its dumpers and loaders, and the statements
+    already prepared there."""
+
+    def __init__(self, raw: Any) -> None:
+        self.transformer = Transformer(raw)
+        self.prepared: set[bytes] = set()
+
+
+_sessions: weakref.WeakKeyDictionary[Any, _Session] = weakref.WeakKeyDictionary()
+
+
+def _alive(raw: Any) -> bool:
+    """False when the server has dropped a kept connection (restart, failover, an idle timeout): it wrote its
+    last message and closed the socket, which is then readable while nothing was asked. Costs no round trip."""
+    pgconn = raw.pgconn
+    if raw.closed or raw.broken or pgconn.status != pq.ConnStatus.OK:
+        return False
+    try:
+        if not select.select([pgconn.socket], [], [], 0)[0]:
+            return True
+        pgconn.consume_input()  # a notice, or the end of the connection
+    except (OSError, psycopg.Error):
+        return False
+    return pgconn.status == pq.ConnStatus.OK and not pgconn.is_busy()
+
+
+class PipelinedTransaction:
+    """One transaction on a connection in libpq's pipeline mode: its BEGIN, its statements and its COMMIT go
+    out without waiting for each other's answers; ``fetch_one`` waits only for its statement's row, ``commit``
+    sends the COMMIT without waiting, ``confirm`` waits for it and raises unless it committed.
+
+    The statements are prepared once per connection (named parameters, psycopg's adapters: the values and rows
+    are those a cursor gives), logged like Django's queries, errors raised as Django's. A connection the server
+    dropped since its last use is replaced before anything is sent; one left in a transaction by someone else
+    is rolled back first, never written into. Whatever goes wrong past BEGIN, the connection is closed (Django
+    opens a new one on the next use) rather than left in an unknown state.
+    """
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        self._raw: Any = None
+        self._awaited: list[tuple[bytes, bytes | None]] = []  # answers not read yet: (command, statement name)
+        self._committing = False
+        self._lost = False  # a transaction was abandoned: ``confirm`` raises
+        self._lost_connection = False  # ... because the server had dropped the connection
+
+    @property
+    def open(self) -> bool:
+        return self._raw is not None
+
+    def _begin(self) -> Any:
+        conn = connections[self.alias]
+        conn.ensure_connection()
+        if not _alive(conn.connection):
+            conn.close()
+            conn.ensure_connection()
+        raw = conn.connection
+        with conn.wrap_database_errors:
+            if raw.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                raw.execute("ROLLBACK")  # left open by something else
+            raw.pgconn.enter_pipeline_mode()
+        self._raw = raw
+        self._send_command(b"BEGIN")
+        return raw
+
+    def _send_command(self, command: bytes) -> None:
+        self._raw.pgconn.send_query_params(command, None)
+        self._awaited.append((command, None))
+
+    def fetch_one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """Run ``sql`` (named placeholders) in the transaction and return its first row."""
+        first = self._raw is None
+        try:
+            return self._fetch_one(sql, params)
+        except DatabaseError:
+            if not (first and self._lost_connection):
+                raise
+            # The server dropped the kept connection before this transaction's first statement reached it
+            # (nothing of it can have been committed, and nothing else was in it): again, on a new one.
+            self._lost = False
+            return self._fetch_one(sql, params)
+
+    def _fetch_one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        conn = connections[self.alias]
+        started = time.monotonic()
+        try:
+            raw = self._raw or self._begin()
+            session = _sessions.get(raw)
+            if session is None:
+                session = _sessions[raw] = _Session(raw)
+            text, names, name = _numbered(sql)
+            tx = session.transformer
+            values = tx.dump_sequence([params[n] for n in names], [PyFormat.AUTO] * len(names))
+            pgconn = raw.pgconn
+            with conn.wrap_database_errors:
+                if conn.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):  # a transaction pooler: nothing kept
+                    pgconn.send_query_params(text, values, param_types=tx.types, param_formats=tx.formats)
+                else:
+                    if name not in session.prepared:
+                        pgconn.send_prepare(name, text, param_types=tx.types)
+                        self._awaited.append((b"PREPARE", name))
+                        session.prepared.add(name)
+                    pgconn.send_query_prepared(name, values, param_formats=tx.formats)
+                self._awaited.append((b"", None))
+                pgconn.send_flush_request()  # the answer now, not at the COMMIT's Sync
+                raw.wait(generators.send(pgconn))
+                result = self._read_answers(session)
+        except BaseException:
+            self._abandon()
+            raise
+        if conn.queries_logged:
+            conn.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+        tx.set_pgresult(result)
+        return tx.load_row(0, tuple) if result.ntuples else None
+
+    def _read_answers(self, session: _Session | None) -> Any:
+        """Read every awaited answer; returns the last one, raises the first error."""
+        raw, error, last = self._raw, None, None
+        while self._awaited:
+            command, name = self._awaited.pop(0)
+            results = raw.wait(generators.fetch_many(raw.pgconn))
+            for result in results:
+                last = result
+                ok = result.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
+                if ok and command in (b"BEGIN", b"COMMIT") and result.command_status != command:
+                    ok = False  # a COMMIT answered ROLLBACK: the transaction had failed
+                if not ok:
+                    if name is not None and session is not None:
+                        session.prepared.discard(name)
+                    if error is None:
+                        error = self._error(command, result)
+        if error is not None:
+            raise error
+        return last
+
+    def _error(self, command: bytes, result: Any) -> Exception:
+        if result.status == pq.ExecStatus.FATAL_ERROR:
+            return psycopg.errors.error_from_result(result, encoding=self._raw.info.encoding)
+        what = (command or b"statement").decode()
+        status = (result.command_status or b"").decode() or pq.ExecStatus(result.status).name
+        return psycopg.OperationalError(f"the pipelined {what} failed: {status}")
+
+    def commit(self) -> None:
+        """Send the COMMIT without waiting for it."""
+        if self._raw is None or self._committing:
+            return
+        conn = connections[self.alias]
+        try:
+            with conn.wrap_database_errors:
+                self._send_command(b"COMMIT")
+                self._raw.pgconn.pipeline_sync()
+                self._raw.wait(generators.send(self._raw.pgconn))
+        except BaseException:
+            self._abandon()
+            raise
+        self._committing = True
+
+    def confirm(self) -> None:
+        """Wait for the COMMIT sent by ``commit``; raises ``DatabaseError`` unless the transaction committed
+        (also when it was abandoned on an error its caller chose to ignore)."""
+        if self._lost:
+            self._lost = False
+            raise DatabaseError("the pipelined transaction failed before its COMMIT: nothing of it was committed")
+        if self._raw is None:
+            return
+        if not self._committing:
+            self.commit()
+        conn = connections[self.alias]
+        raw = self._raw
+        try:
+            with conn.wrap_database_errors:
+                self._read_answers(_sessions.get(raw))
+                sync = raw.wait(generators.fetch(raw.pgconn))
+                if sync is None or sync.status != pq.ExecStatus.PIPELINE_SYNC:
+                    raise psycopg.OperationalError("the pipelined transaction's Sync was not answered")
+                raw.pgconn.exit_pipeline_mode()
+        except BaseException:
+            self._abandon()
+            self._lost = False  # told now
+            raise
+        self._raw, self._committing = None, False
+
+    def _abandon(self) -> None:
+        """Drop the connection: whatever was sent and not read is lost with it, nothing of it committed unless
+        its COMMIT was answered (which ``confirm`` reads before anything else)."""
+        raw = self._raw if self._raw is not None else connections[self.alias].connection
+        self._lost_connection = raw is None or raw.closed or raw.broken or raw.pgconn.status != pq.ConnStatus.OK
+        self._raw, self._awaited, self._committing, self._lost = None, [], False, True
+        connections[self.alias].close()

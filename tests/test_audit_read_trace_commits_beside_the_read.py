@@ -76,18 +76,68 @@ def test_a_refusal_inside_a_trace_is_committed_at_once(cast):
         assert [e[1] for e in _events(rid)] == ["allowed", "denied"]
 
 
-def test_a_commit_that_fails_fails_the_request(cast):
-    rid = uuid.uuid4().hex
-    with access_context(request_id=rid), pytest.raises(DatabaseError), gate.read_trace() as trace:
+@pytest.fixture
+def commit_fails_for():
+    """A deferred check that fails the COMMIT of any transaction holding an event of the given request id."""
+    sql("CREATE FUNCTION pg_temp_fail_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "RAISE EXCEPTION 'refused at commit'; END $$")
+    sql("CREATE CONSTRAINT TRIGGER test_fail_at_commit AFTER INSERT ON audit_accessevent "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.request_id LIKE 'fail-at-commit-%') "
+        "EXECUTE FUNCTION pg_temp_fail_commit()")
+    try:
+        yield lambda: f"fail-at-commit-{uuid.uuid4().hex}"
+    finally:
+        sql("DROP TRIGGER test_fail_at_commit ON audit_accessevent")
+        sql("DROP FUNCTION pg_temp_fail_commit()")
+
+
+def test_a_commit_that_fails_fails_the_request(cast, commit_fails_for):
+    rid = commit_fails_for()
+    with access_context(request_id=rid), pytest.raises(DatabaseError, match="refused at commit"), \
+            gate.read_trace() as trace:
         _read(cast)
-        with pytest.raises(DatabaseError), connections["audit"].cursor() as cur:
-            cur.execute("SELECT 1 / 0")  # the trace's transaction is now aborted: its COMMIT rolls back
         trace.release()
         trace.settle()
     assert _events(rid) == []
     # The connection is usable again afterwards.
+    rid = uuid.uuid4().hex
     with access_context(request_id=rid), gate.read_trace():
         _read(cast)
+    assert [e[:2] for e in _events(rid)] == [("chart", "allowed")]
+
+
+def test_a_lost_connection_before_the_commit_fails_the_request(cast):
+    rid = uuid.uuid4().hex
+    with access_context(request_id=rid), pytest.raises(DatabaseError), gate.read_trace() as trace:
+        _read(cast)
+        sql("SELECT pg_terminate_backend(%s)", [connections["audit"].connection.info.backend_pid])
+        trace.release()
+        trace.settle()
+    assert _events(rid) == []
+    with access_context(request_id=rid), gate.read_trace():
+        _read(cast)
+    assert [e[:2] for e in _events(rid)] == [("chart", "allowed")]
+
+
+def test_a_failed_statement_of_the_trace_fails_its_commit_even_when_ignored(cast):
+    # The first event was sent in the trace's transaction; a later statement fails and its caller goes on: the
+    # transaction is gone, so the COMMIT must not look confirmed (the page would leave without its first event).
+    rid = uuid.uuid4().hex
+    with access_context(request_id=rid), pytest.raises(DatabaseError), gate.read_trace() as trace:
+        _read(cast)
+        with pytest.raises(DatabaseError):
+            trace.fetch_one("SELECT 1 / %(zero)s", {"zero": 0})
+        trace.release()
+        trace.settle()
+    assert _events(rid) == []
+
+
+def test_another_use_of_the_audit_connection_during_a_trace_fails_loudly(cast):
+    rid = uuid.uuid4().hex
+    with access_context(request_id=rid), gate.read_trace():
+        _read(cast)
+        with pytest.raises(DatabaseError), connections["audit"].cursor() as cur:
+            cur.execute("SELECT 1")  # not silently outside the trace's transaction, nor inside it
     assert [e[:2] for e in _events(rid)] == [("chart", "allowed")]
 
 
