@@ -84,7 +84,7 @@ def test_a_connection_wakes_one_idle_worker(tmp_path, worker_class):
         before = _wakeups(workers)
         for _ in range(connections):
             assert _get(port) == 200
-            time.sleep(0.02)  # the worker is back waiting before the next connection arrives
+            time.sleep(0.05)  # the worker is back waiting before the next connection arrives
         after = _wakeups(workers)
         woken = sorted(after[pid] - before[pid] for pid in before)
         # The two least woken workers: about 0 when one worker is woken per connection, at least one wake-up per
@@ -93,7 +93,7 @@ def test_a_connection_wakes_one_idle_worker(tmp_path, worker_class):
             assert sum(woken[:2]) >= connections, woken
         else:
             assert sum(woken[:2]) < connections // 2, woken
-            assert woken[2] >= connections, woken
+            assert woken[2] >= connections // 2, woken  # the observable sees the wake-ups of the one that serves
     finally:
         stop_process_group(process, grace=10)
 
