@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import re
 import select
 import time
@@ -159,7 +160,11 @@ class _Session:
 
     def __init__(self, raw: Any) -> None:
         self.transformer = Transformer(raw)
-        self.prepared: set[bytes] = set()
+        # (statement, its parameters' types) -> the name it is prepared under. The types are part of the key, as
+        # in psycopg's own cache: an int is sent as int2, int4 or int8 by its value, and a statement prepared for
+        # int2 cannot take an int4 (patient ids grow past 32,767).
+        self.prepared: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
+        self.numbers = itertools.count()
 
 
 _sessions: weakref.WeakKeyDictionary[Any, _Session] = weakref.WeakKeyDictionary()
@@ -195,7 +200,7 @@ class PipelinedTransaction:
     def __init__(self, alias: str) -> None:
         self.alias = alias
         self._raw: Any = None
-        self._awaited: list[tuple[bytes, bytes | None]] = []  # answers not read yet: (command, statement name)
+        self._awaited: list[tuple[bytes, Any]] = []  # answers not read yet: (command, key of a PREPARE)
         self._committing = False
         self._lost = False  # a transaction was abandoned: ``confirm`` raises
         self._lost_connection = False  # ... because the server had dropped the connection
@@ -244,7 +249,7 @@ class PipelinedTransaction:
             session = _sessions.get(raw)
             if session is None:
                 session = _sessions[raw] = _Session(raw)
-            text, names, name = _numbered(sql)
+            text, names, base = _numbered(sql)
             tx = session.transformer
             values = tx.dump_sequence([params[n] for n in names], [PyFormat.AUTO] * len(names))
             pgconn = raw.pgconn
@@ -252,10 +257,12 @@ class PipelinedTransaction:
                 if conn.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):  # a transaction pooler: nothing kept
                     pgconn.send_query_params(text, values, param_types=tx.types, param_formats=tx.formats)
                 else:
-                    if name not in session.prepared:
-                        pgconn.send_prepare(name, text, param_types=tx.types)
-                        self._awaited.append((b"PREPARE", name))
-                        session.prepared.add(name)
+                    key = (base, tuple(tx.types))
+                    name = session.prepared.get(key)
+                    if name is None:
+                        name = session.prepared[key] = b"%s_%d" % (base, next(session.numbers))
+                        pgconn.send_prepare(name, text, param_types=key[1])
+                        self._awaited.append((b"PREPARE", key))
                     pgconn.send_query_prepared(name, values, param_formats=tx.formats)
                 self._awaited.append((b"", None))
                 pgconn.send_flush_request()  # the answer now, not at the COMMIT's Sync
@@ -273,7 +280,7 @@ class PipelinedTransaction:
         """Read every awaited answer; returns the last one, raises the first error."""
         raw, error, last = self._raw, None, None
         while self._awaited:
-            command, name = self._awaited.pop(0)
+            command, key = self._awaited.pop(0)
             results = raw.wait(generators.fetch_many(raw.pgconn))
             for result in results:
                 last = result
@@ -281,8 +288,8 @@ class PipelinedTransaction:
                 if ok and command in (b"BEGIN", b"COMMIT") and result.command_status != command:
                     ok = False  # a COMMIT answered ROLLBACK: the transaction had failed
                 if not ok:
-                    if name is not None and session is not None:
-                        session.prepared.discard(name)
+                    if key is not None and session is not None:
+                        session.prepared.pop(key, None)
                     if error is None:
                         error = self._error(command, result)
         if error is not None:
