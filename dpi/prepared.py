@@ -21,6 +21,8 @@ import re
 import select
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -191,7 +193,10 @@ class PipelinedTransaction:
     sends the COMMIT without waiting, ``confirm`` waits for it and raises unless it committed.
 
     The statements are prepared once per connection (named parameters, psycopg's adapters: the values and rows
-    are those a cursor gives), logged like Django's queries, errors raised as Django's. A connection the server
+    are those a cursor gives), logged like Django's queries, errors raised as Django's. psycopg's own
+    ``Connection.pipeline()`` would do the preparing, but it sends a Sync and waits for every answer when it
+    ends, which is the wait this class exists to move; so the pipeline is driven here, on psycopg's public
+    libpq wrapper and adapters. A connection the server
     dropped since its last use is replaced before anything is sent; one left in a transaction by someone else
     is rolled back first, never written into. Whatever goes wrong past BEGIN, the connection is closed (Django
     opens a new one on the next use) rather than left in an unknown state.
@@ -200,14 +205,11 @@ class PipelinedTransaction:
     def __init__(self, alias: str) -> None:
         self.alias = alias
         self._raw: Any = None
+        self._session: _Session | None = None
         self._awaited: list[tuple[bytes, Any]] = []  # answers not read yet: (command, key of a PREPARE)
         self._committing = False
         self._lost = False  # a transaction was abandoned: ``confirm`` raises
         self._lost_connection = False  # ... because the server had dropped the connection
-
-    @property
-    def open(self) -> bool:
-        return self._raw is not None
 
     def _begin(self) -> Any:
         conn = connections[self.alias]
@@ -221,6 +223,9 @@ class PipelinedTransaction:
                 raw.execute("ROLLBACK")  # left open by something else
             raw.pgconn.enter_pipeline_mode()
         self._raw = raw
+        self._session = _sessions.get(raw)
+        if self._session is None:
+            self._session = _sessions[raw] = _Session(raw)
         self._send_command(b"BEGIN")
         return raw
 
@@ -241,42 +246,46 @@ class PipelinedTransaction:
             self._lost = False
             return self._fetch_one(sql, params)
 
-    def _fetch_one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+    @contextmanager
+    def _or_abandon(self) -> Iterator[Any]:
+        """Errors raised as Django's; on any failure the connection is dropped (``_abandon``)."""
         conn = connections[self.alias]
-        started = time.monotonic()
         try:
+            with conn.wrap_database_errors:
+                yield conn
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _fetch_one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        with self._or_abandon() as conn:
+            started = time.monotonic() if conn.queries_logged else 0.0
             raw = self._raw or self._begin()
-            session = _sessions.get(raw)
-            if session is None:
-                session = _sessions[raw] = _Session(raw)
+            session = self._session
             text, names, base = _numbered(sql)
             tx = session.transformer
             values = tx.dump_sequence([params[n] for n in names], [PyFormat.AUTO] * len(names))
             pgconn = raw.pgconn
-            with conn.wrap_database_errors:
-                if conn.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):  # a transaction pooler: nothing kept
-                    pgconn.send_query_params(text, values, param_types=tx.types, param_formats=tx.formats)
-                else:
-                    key = (base, tuple(tx.types))
-                    name = session.prepared.get(key)
-                    if name is None:
-                        name = session.prepared[key] = b"%s_%d" % (base, next(session.numbers))
-                        pgconn.send_prepare(name, text, param_types=key[1])
-                        self._awaited.append((b"PREPARE", key))
-                    pgconn.send_query_prepared(name, values, param_formats=tx.formats)
-                self._awaited.append((b"", None))
-                pgconn.send_flush_request()  # the answer now, not at the COMMIT's Sync
-                raw.wait(generators.send(pgconn))
-                result = self._read_answers(session)
-        except BaseException:
-            self._abandon()
-            raise
+            if conn.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):  # a transaction pooler: nothing kept
+                pgconn.send_query_params(text, values, param_types=tx.types, param_formats=tx.formats)
+            else:
+                key = (base, tuple(tx.types))
+                name = session.prepared.get(key)
+                if name is None:
+                    name = session.prepared[key] = b"%s_%d" % (base, next(session.numbers))
+                    pgconn.send_prepare(name, text, param_types=key[1])
+                    self._awaited.append((b"PREPARE", key))
+                pgconn.send_query_prepared(name, values, param_formats=tx.formats)
+            self._awaited.append((b"", None))
+            pgconn.send_flush_request()  # the answer now, not at the COMMIT's Sync
+            raw.wait(generators.send(pgconn))
+            result = self._read_answers()
         if conn.queries_logged:
             conn.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
         tx.set_pgresult(result)
         return tx.load_row(0, tuple) if result.ntuples else None
 
-    def _read_answers(self, session: _Session | None) -> Any:
+    def _read_answers(self) -> Any:
         """Read every awaited answer; returns the last one, raises the first error."""
         raw, error, last = self._raw, None, None
         while self._awaited:
@@ -288,8 +297,8 @@ class PipelinedTransaction:
                 if ok and command in (b"BEGIN", b"COMMIT") and result.command_status != command:
                     ok = False  # a COMMIT answered ROLLBACK: the transaction had failed
                 if not ok:
-                    if key is not None and session is not None:
-                        session.prepared.pop(key, None)
+                    if key is not None:
+                        self._session.prepared.pop(key, None)
                     if error is None:
                         error = self._error(command, result)
         if error is not None:
@@ -307,15 +316,10 @@ class PipelinedTransaction:
         """Send the COMMIT without waiting for it."""
         if self._raw is None or self._committing:
             return
-        conn = connections[self.alias]
-        try:
-            with conn.wrap_database_errors:
-                self._send_command(b"COMMIT")
-                self._raw.pgconn.pipeline_sync()
-                self._raw.wait(generators.send(self._raw.pgconn))
-        except BaseException:
-            self._abandon()
-            raise
+        with self._or_abandon():
+            self._send_command(b"COMMIT")
+            self._raw.pgconn.pipeline_sync()
+            self._raw.wait(generators.send(self._raw.pgconn))
         self._committing = True
 
     def confirm(self) -> None:
@@ -328,25 +332,23 @@ class PipelinedTransaction:
             return
         if not self._committing:
             self.commit()
-        conn = connections[self.alias]
         raw = self._raw
         try:
-            with conn.wrap_database_errors:
-                self._read_answers(_sessions.get(raw))
+            with self._or_abandon():
+                self._read_answers()
                 sync = raw.wait(generators.fetch(raw.pgconn))
                 if sync is None or sync.status != pq.ExecStatus.PIPELINE_SYNC:
                     raise psycopg.OperationalError("the pipelined transaction's Sync was not answered")
                 raw.pgconn.exit_pipeline_mode()
         except BaseException:
-            self._abandon()
             self._lost = False  # told now
             raise
-        self._raw, self._committing = None, False
+        self._raw, self._session, self._committing = None, None, False
 
     def _abandon(self) -> None:
         """Drop the connection: whatever was sent and not read is lost with it, nothing of it committed unless
         its COMMIT was answered (which ``confirm`` reads before anything else)."""
         raw = self._raw if self._raw is not None else connections[self.alias].connection
         self._lost_connection = raw is None or raw.closed or raw.broken or raw.pgconn.status != pq.ConnStatus.OK
-        self._raw, self._awaited, self._committing, self._lost = None, [], False, True
+        self._raw, self._session, self._awaited, self._committing, self._lost = None, None, [], False, True
         connections[self.alias].close()

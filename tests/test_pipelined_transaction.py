@@ -18,6 +18,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 _ECHO = "SELECT %(n)s::bigint + 0 AS n, %(t)s::timestamptz AS t, %(d)s::numeric AS d, %(s)s::text AS s, '100%%' AS p"
 
 
+def _committed(tx: PipelinedTransaction) -> None:
+    tx.commit()
+    tx.confirm()
+
+
+def _count(cur, sql: str) -> int:
+    cur.execute(sql)
+    return cur.fetchone()[0]
+
+
 def _cursor_row(params):
     with connection.cursor() as cur:
         cur.execute(_ECHO, params)
@@ -33,8 +43,7 @@ def test_the_same_statement_takes_every_integer_size_and_gives_what_a_cursor_giv
     for value in (1, n):
         params = {"n": value, "t": when, "d": Decimal("12.50"), "s": "é'\"%"}
         rows.append((tx.fetch_one(_ECHO, params), _cursor_row(params)))
-    tx.commit()
-    tx.confirm()
+    _committed(tx)
     for got, expected in rows:
         assert got == tuple(expected)
     assert rows[1][0][0] == n and rows[1][0][4] == "100%"
@@ -47,13 +56,10 @@ def test_nothing_is_committed_before_the_commit_and_everything_after(settings):
         tx = PipelinedTransaction("audit")
         assert tx.fetch_one("INSERT INTO test_pipelined (v) VALUES (%(v)s) RETURNING v", {"v": 40_000}) == (40_000,)
         with connection.cursor() as cur:
-            cur.execute("SELECT count(*) FROM test_pipelined")
-            assert cur.fetchone()[0] == 0  # another connection sees nothing yet
-        tx.commit()
-        tx.confirm()
+            assert _count(cur, "SELECT count(*) FROM test_pipelined") == 0  # another connection sees nothing yet
+        _committed(tx)
         with connection.cursor() as cur:
-            cur.execute("SELECT count(*) FROM test_pipelined")
-            assert cur.fetchone()[0] == 1
+            assert _count(cur, "SELECT count(*) FROM test_pipelined") == 1
     finally:
         with connection.cursor() as cur:
             cur.execute("DROP TABLE test_pipelined")
@@ -63,8 +69,7 @@ def test_statements_are_logged_like_django_queries():
     tx = PipelinedTransaction("audit")
     with CaptureQueriesContext(connections["audit"]) as ctx:
         tx.fetch_one("SELECT %(x)s::int", {"x": 1})
-    tx.commit()
-    tx.confirm()
+    _committed(tx)
     assert [q["sql"] for q in ctx.captured_queries] == ["SELECT %(x)s::int"]
 
 
@@ -74,11 +79,9 @@ def test_behind_a_transaction_pooler_nothing_is_prepared(settings):
     try:
         tx = PipelinedTransaction("audit")
         assert tx.fetch_one("SELECT %(x)s::int + 1", {"x": 1}) == (2,)
-        tx.commit()
-        tx.confirm()
+        _committed(tx)
         with audit.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'dpi_p_%%'")
-            assert cur.fetchone()[0] == 0
+            assert _count(cur, "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'dpi_p_%'") == 0
     finally:
         audit.settings_dict["DISABLE_SERVER_SIDE_CURSORS"] = False
 
@@ -95,5 +98,4 @@ def test_an_error_is_raised_as_djangos_and_the_next_transaction_works():
     with pytest.raises(DatabaseError):
         tx.confirm()  # the failed transaction is reported once
     assert tx.fetch_one("SELECT %(x)s::int", {"x": 3}) == (3,)
-    tx.commit()
-    tx.confirm()
+    _committed(tx)
