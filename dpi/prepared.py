@@ -188,18 +188,23 @@ def _alive(raw: Any) -> bool:
 
 
 class PipelinedTransaction:
-    """One transaction on a connection in libpq's pipeline mode: its BEGIN, its statements and its COMMIT go
-    out without waiting for each other's answers; ``fetch_one`` waits only for its statement's row, ``commit``
-    sends the COMMIT without waiting, ``confirm`` waits for it and raises unless it committed.
+    """One transaction on a connection in libpq's pipeline mode: its statements and its COMMIT go out without
+    waiting for each other's answers; ``fetch_one`` waits only for its statement's row, ``commit`` sends the
+    COMMIT without waiting, ``confirm`` waits for it and raises unless it committed.
+
+    The transaction is the extended query protocol's implicit one: no BEGIN, no COMMIT statement. The
+    statements sent before a Sync run in one transaction, which PostgreSQL commits when it reaches the Sync
+    (reporting a failed COMMIT before the Sync's answer) or rolls back at the first error; so ``commit`` is the
+    Sync alone. That spares the server two statements and the client two answers per transaction.
 
     The statements are prepared once per connection (named parameters, psycopg's adapters: the values and rows
     are those a cursor gives), logged like Django's queries, errors raised as Django's. psycopg's own
     ``Connection.pipeline()`` would do the preparing, but it sends a Sync and waits for every answer when it
     ends, which is the wait this class exists to move; so the pipeline is driven here, on psycopg's public
-    libpq wrapper and adapters. A connection the server
-    dropped since its last use is replaced before anything is sent; one left in a transaction by someone else
-    is rolled back first, never written into. Whatever goes wrong past BEGIN, the connection is closed (Django
-    opens a new one on the next use) rather than left in an unknown state.
+    libpq wrapper and adapters. A connection the server dropped since its last use is replaced before anything
+    is sent; one left in a transaction by someone else is rolled back first, never written into. Whatever goes
+    wrong once a statement is sent, the connection is closed (Django opens a new one on the next use) rather
+    than left in an unknown state.
     """
 
     def __init__(self, alias: str) -> None:
@@ -226,12 +231,9 @@ class PipelinedTransaction:
         self._session = _sessions.get(raw)
         if self._session is None:
             self._session = _sessions[raw] = _Session(raw)
-        self._send_command(b"BEGIN")
+        # No BEGIN: the statements up to the Sync are one implicit transaction (the extended query protocol's),
+        # which PostgreSQL commits when it reaches the Sync, or rolls back on the first error.
         return raw
-
-    def _send_command(self, command: bytes) -> None:
-        self._raw.pgconn.send_query_params(command, None)
-        self._awaited.append((command, None))
 
     def fetch_one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """Run ``sql`` (named placeholders) in the transaction and return its first row."""
@@ -293,10 +295,7 @@ class PipelinedTransaction:
             results = raw.wait(generators.fetch_many(raw.pgconn))
             for result in results:
                 last = result
-                ok = result.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
-                if ok and command in (b"BEGIN", b"COMMIT") and result.command_status != command:
-                    ok = False  # a COMMIT answered ROLLBACK: the transaction had failed
-                if not ok:
+                if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
                     if key is not None:
                         self._session.prepared.pop(key, None)
                     if error is None:
@@ -313,11 +312,10 @@ class PipelinedTransaction:
         return psycopg.OperationalError(f"the pipelined {what} failed: {status}")
 
     def commit(self) -> None:
-        """Send the COMMIT without waiting for it."""
+        """Send the COMMIT (the Sync that ends the implicit transaction) without waiting for it."""
         if self._raw is None or self._committing:
             return
         with self._or_abandon():
-            self._send_command(b"COMMIT")
             self._raw.pgconn.pipeline_sync()
             self._raw.wait(generators.send(self._raw.pgconn))
         self._committing = True
@@ -336,7 +334,11 @@ class PipelinedTransaction:
         try:
             with self._or_abandon():
                 self._read_answers()
+                # The Sync's answer; before it, the COMMIT's error if the transaction did not commit (a deferred
+                # check, the disk), then the end of that result.
                 sync = raw.wait(generators.fetch(raw.pgconn))
+                if sync is not None and sync.status == pq.ExecStatus.FATAL_ERROR:
+                    raise self._error(b"COMMIT", sync)
                 if sync is None or sync.status != pq.ExecStatus.PIPELINE_SYNC:
                     raise psycopg.OperationalError("the pipelined transaction's Sync was not answered")
                 raw.pgconn.exit_pipeline_mode()
