@@ -331,6 +331,23 @@ _FROM_TABLE = {
 }
 
 
+def _step_names(i: int) -> tuple[str, str]:
+    """The outcome column and the event parameters' prefix of a statement's ``i``-th decision."""
+    return ("d", "ev_") if i == 0 else (f"d{i}", f"ev{i}_")
+
+
+def _event_values(i: int) -> str:
+    """The SELECT list of the ``i``-th decision's event (columns of ``EVENT_COLUMNS``) over the row ``t``."""
+    column, prefix = _step_names(i)
+    values = []
+    for name, kind in EVENT_COLUMNS:
+        if name in _FROM_TABLE:
+            values.append(_FROM_TABLE[name].replace("t.d-", f"t.{column}-").replace("%(ev_", f"%({prefix}"))
+        else:
+            values.append(f"%({prefix}{name})s::{kind}")
+    return ", ".join(values)
+
+
 # The position in ``_outcomes``'s table of the facts' combination (the loops' order there: restricted, care
 # basis null / empty / set, objection, break-the-glass), over the facts row ``f``.
 _TABLE_INDEX = (
@@ -346,8 +363,7 @@ def _one_statement(read_sql: str | None, table: str) -> str:
     """The statement for one outcome table (``_outcomes``: one per role, category and action), written into
     it as a constant: prepared once per connection, the server parses the table once."""
     columns = ", ".join(name for name, _ in EVENT_COLUMNS)
-    values = ", ".join(_FROM_TABLE.get(name, f"%(ev_{name})s::{kind}") for name, kind in EVENT_COLUMNS)
-    insert = (f"INSERT INTO audit_accessevent ({columns}) SELECT {values} FROM t "  # noqa: S608
+    insert = (f"INSERT INTO audit_accessevent ({columns}) SELECT {_event_values(0)} FROM t "  # noqa: S608
               "WHERE (t.d->>'a')::boolean RETURNING id")
     # Every part is SQL written here or in audit.services (the outcome table too, a JSON constant built by
     # ``_outcomes``); every value of the request is a bound parameter.
@@ -362,9 +378,44 @@ def _one_statement(read_sql: str | None, table: str) -> str:
     return sql + f", r.* FROM f LEFT JOIN e ON true LEFT JOIN ({read_sql}) r ON e.id IS NOT NULL"  # noqa: S608
 
 
+@functools.cache
+def _steps_statement(read_sql: str | None, tables: tuple[str, ...]) -> str:
+    """The statement for several decisions on one patient (``authorize_steps``), one outcome table each: one
+    facts query; the ``i``-th event is inserted when decisions 0 to ``i`` are allowed, the row read (if any)
+    when they all are. It returns the facts and the number of events inserted."""
+    columns = ", ".join(name for name, _ in EVENT_COLUMNS)
+    outcomes = ", ".join(f"({_sql_literal(table)}::jsonb) -> {_TABLE_INDEX} AS {_step_names(i)[0]}"
+                         for i, table in enumerate(tables))
+    selects = []
+    for i in range(len(tables)):
+        allowed = " AND ".join(f"(t.{_step_names(j)[0]}->>'a')::boolean" for j in range(i + 1))
+        selects.append(f"SELECT {_event_values(i)} FROM t WHERE {allowed}")  # noqa: S608
+    sql = (
+        f"WITH f AS ({_PATIENT_FACTS}), "  # noqa: S608
+        f"t AS (SELECT f.*, {outcomes} FROM f), "
+        f"e AS (INSERT INTO audit_accessevent ({columns}) {' UNION ALL '.join(selects)} RETURNING id) "
+        "SELECT f.confidentiality, f.care_basis, f.objected, f.break_glass_id, n.n"
+    )
+    if read_sql is None:
+        return sql + " FROM f CROSS JOIN (SELECT count(*) AS n FROM e) n"  # noqa: S608
+    return (sql + f", r.* FROM f CROSS JOIN (SELECT count(*) AS n FROM e) n "  # noqa: S608
+            f"LEFT JOIN ({read_sql}) r ON n.n = {len(tables)}")
+
+
 def _sql_literal(text: str) -> str:
     """A SQL string constant of ``text`` (JSON written here), with the driver's ``%`` escaped."""
     return "'" + text.replace("'", "''").replace("%", "%%") + "'"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One of the decisions ``authorize_steps`` makes on a patient, with what its event names."""
+
+    category: Category | str
+    action: Action | str
+    resource_type: str = ""
+    resource_id: str | int = ""
+    details: dict[str, Any] | None = None
 
 
 def _decide_and_record(user: Any, *, patient_id: int, category: Category | str, action: Action | str,
@@ -372,25 +423,64 @@ def _decide_and_record(user: Any, *, patient_id: int, category: Category | str, 
                        reader: Any = None) -> tuple[Decision, Any | None]:
     """``authorize`` (and, with ``reader``, the row's read) in one statement when the decision rests on the
     patient's facts (prepared on a direct connection, planned each time behind a transaction pooler)."""
+    decisions, row = _decide_and_record_steps(
+        user, patient_id, (Step(category, action, resource_type, resource_id, details),), reader)
+    return decisions[-1], row
+
+
+def _decide_and_record_steps(user: Any, patient_id: int, steps: tuple[Step, ...] | list[Step],
+                             reader: Any) -> tuple[list[Decision], Any | None]:
+    """The decisions of ``steps`` in order, up to the first refusal, with their events; the row of ``reader``
+    when they are all allowed. Those that rest on the patient's facts are made in one statement."""
     now = timezone.now()
     role = role_of(user)
-    early = _decide_without_facts(user, role, patient_id=patient_id, category=category, action=action, now=now)
+    early, made = None, len(steps)  # the first decision made without the facts (a refusal), and where
+    for i, step in enumerate(steps):
+        early = _decide_without_facts(user, role, patient_id=patient_id, category=step.category,
+                                      action=step.action, now=now)
+        if early is not None:
+            made = i
+            break
+    decisions: list[Decision] = []
+    instance = None
+    if made:
+        assert role is not None
+        decisions, instance = _decide_from_statement(user, role, patient_id, steps[:made],
+                                                     reader if made == len(steps) else None, now)
+        if not decisions[-1].allowed:
+            return decisions, None
     if early is not None:
-        event_record(**_event_fields(user, early, patient_id=patient_id, category=category, action=action,
-                                     resource_type=resource_type, resource_id=resource_id, details=details))
-        return early, None
-    assert role is not None
-    fields = _event_fields(user, Decision(True, "", role=role.value), patient_id=patient_id, category=category,
-                           action=action, resource_type=resource_type, resource_id=resource_id, details=details,
-                           count=False)
-    params = event_params(**fields)
-    params.update({"u": user.pk, "p": patient_id, "now": now})
+        step = steps[made]
+        event_record(**_event_fields(user, early, patient_id=patient_id, category=step.category,
+                                     action=step.action, resource_type=step.resource_type,
+                                     resource_id=step.resource_id, details=step.details))
+        return [*decisions, early], None
+    return decisions, instance
+
+
+def _decide_from_statement(user: Any, role: Role, patient_id: int, steps: tuple[Step, ...] | list[Step],
+                           reader: Any, now: datetime) -> tuple[list[Decision], Any | None]:
+    params: dict[str, Any] = {"u": user.pk, "p": patient_id, "now": now}
+    tables = []
+    for i, step in enumerate(steps):
+        fields = _event_fields(user, Decision(True, "", role=role.value), patient_id=patient_id,
+                               category=step.category, action=step.action, resource_type=step.resource_type,
+                               resource_id=step.resource_id, details=step.details, count=False)
+        values = event_params(**fields)
+        if i:
+            prefix = _step_names(i)[1]
+            values = {prefix + name[3:]: value for name, value in values.items()}
+        params.update(values)
+        tables.append(_outcomes(role, str(step.category), str(step.action)))
     read_sql = None
     if reader is not None:
         read_sql = reader.select_sql("rk")
         params["rk"] = patient_id
-    sql = _one_statement(read_sql, _outcomes(role, str(category), str(action)))
-    trace = current_read_trace()  # within ``audit.services.read_trace``: the event commits beside the read
+    if len(steps) == 1:
+        sql = _one_statement(read_sql, tables[0])
+    else:
+        sql = _steps_statement(read_sql, tuple(tables))
+    trace = current_read_trace()  # within ``audit.services.read_trace``: the events commit beside the read
     if trace is not None:
         row = trace.fetch_one(sql, params)
     else:
@@ -398,20 +488,29 @@ def _decide_and_record(user: Any, *, patient_id: int, category: Category | str, 
             cur.execute(sql, params)
             row = cur.fetchone()
     facts = None if row is None else tuple(row[:4])
-    decision = _decide_from_facts(role, category, action, facts)  # type: ignore[arg-type]
-    recorded = row is not None and row[4] is not None
-    if recorded != decision.allowed:  # pragma: no cover - the table is built from the same function
-        raise RuntimeError(f"gate: the statement and the decision disagree ({decision.basis})")
-    metrics.gate_decision(allowed=decision.allowed, basis=decision.basis)
-    if not decision.allowed:
-        event_record(**_event_fields(user, decision, patient_id=patient_id, category=category, action=action,
-                                     resource_type=resource_type, resource_id=resource_id, details=details,
-                                     count=False))
-        return decision, None
+    if row is None or row[4] is None:
+        recorded = 0
+    else:
+        recorded = 1 if len(steps) == 1 else row[4]  # the event's id, or the number of events
+    decisions = []
+    for step in steps:
+        decision = _decide_from_facts(role, step.category, step.action, facts)  # type: ignore[arg-type]
+        metrics.gate_decision(allowed=decision.allowed, basis=decision.basis)
+        decisions.append(decision)
+        if not decision.allowed:
+            break
+    if recorded != sum(d.allowed for d in decisions):  # pragma: no cover - the tables come from the same function
+        raise RuntimeError(f"gate: the statement and the decisions disagree ({decisions[-1].basis})")
+    if not decisions[-1].allowed:
+        step = steps[len(decisions) - 1]
+        event_record(**_event_fields(user, decisions[-1], patient_id=patient_id, category=step.category,
+                                     action=step.action, resource_type=step.resource_type,
+                                     resource_id=step.resource_id, details=step.details, count=False))
+        return decisions, None
     if reader is None:
-        return decision, None
+        return decisions, None
     rest = row[5:]
-    return decision, (None if rest[0] is None else reader.instance(rest))
+    return decisions, (None if rest[0] is None else reader.instance(rest))
 
 
 def authorize(
@@ -469,6 +568,25 @@ def require_read(
                                    resource_type=resource_type, resource_id=resource_id, details=details)
     _raise_if_refused(decision)
     return decision, row
+
+
+def authorize_steps(user: Any, *, patient_id: int, steps: tuple[Step, ...] | list[Step],
+                    reader: Any = None) -> tuple[list[Decision], Any | None]:
+    """Several decisions on one patient, in order, each made only if those before it were allowed (the chart
+    page: the medical record, then the identity in its banner), and the row of ``reader`` when they all are.
+    The decisions that rest on the patient's facts, their events and the row cost one statement (one facts
+    query), as one ``authorize_read``; the refusal that stops them is recorded as by ``authorize``, and nothing
+    after it is decided or recorded. Returns the decisions made (all allowed, or ending with the refusal) and
+    the instance or None."""
+    if not steps:
+        raise ValueError("authorize_steps needs at least one step")
+    return _decide_and_record_steps(user, patient_id, steps, reader)
+
+
+def raise_if_refused(decision: Decision) -> None:
+    """``PatientNotFound`` (HTTP 404) when the user may not know the patient exists, ``AccessDenied`` (403)
+    for another refusal, nothing when allowed: what ``require`` does with its decision."""
+    _raise_if_refused(decision)
 
 
 def _event_fields(user: Any, decision: Decision, *, patient_id: int | None, category: Category | str,

@@ -1,8 +1,8 @@
 """The chart page costs a fixed list of SQL statements (issue #18), and its cheaper reads give what the ORM gave.
 
 The page sends: the session, the user, the second-factor device, the staff profile and its units (the
-middleware), the gate's statement (facts query and access event) for the medical view and again for the
-identity with the patient row in it, then one statement per section. The banner and the latest vital signs are
+middleware), the gate's one statement for the medical view and the identity (facts query, both access events
+and the patient row), then one statement per section. The banner and the latest vital signs are
 drawn from the sections when those hold the whole record, and read by their own queries otherwise. A regression
 that adds a statement fails here; so does one where the faster paths (sections compiled once, banner from the
 sections, blank forms drawn once per worker) would show something else than the plain ORM reads and form
@@ -32,8 +32,8 @@ pytestmark = pytest.mark.django_db
 # What the page reads, in order: table named in each statement.
 CHART_STATEMENTS = [
     "django_session", "auth_user", "otp_totp_totpdevice", "access_staffprofile", "access_staffprofile_units",
-    "INSERT INTO audit_accessevent",  # the gate: medical view (its facts and its event in one statement)
-    "INSERT INTO audit_accessevent",  # the gate: identity, and the patient row in the same statement
+    # the gate: the medical view, then the identity (one facts query, both events, the patient row)
+    "INSERT INTO audit_accessevent",
     "patients_encounter", "dpi_clinicalnote", "dpi_observation", "dpi_prescription", "dpi_document", "dpi_allergy",
     "dpi_problem",
 ]
@@ -80,10 +80,12 @@ def _assert_chart_statements(statements: list[str]) -> None:
     assert len(statements) == len(CHART_STATEMENTS), statements
     for sql, table in zip(statements, CHART_STATEMENTS, strict=True):
         assert table in sql, (table, sql[:200])
-    assert "r.* FROM f LEFT JOIN e ON true LEFT JOIN (SELECT" in statements[6]  # the row, with the identity event
+    # The row, read only when both decisions are allowed (both events inserted).
+    assert "r.* FROM f CROSS JOIN (SELECT count(*) AS n FROM e) n LEFT JOIN (SELECT" in statements[5]
+    assert statements[5].endswith("r ON n.n = 2")
 
 
-def test_a_nurse_chart_is_fourteen_statements(cast):
+def test_a_nurse_chart_is_thirteen_statements(cast):
     _fill(cast.patient, cast.physician, cast.encounter, 3)
     _assert_chart_statements(_statements(verified_client(cast.nurse), cast.patient))
 
@@ -93,9 +95,9 @@ def test_a_physician_chart_adds_only_the_sensitive_notes_check(cast):
     # restricted-category decision (facts + event, one statement) when there are.
     _fill(cast.patient, cast.physician, cast.encounter, 3)
     statements = _statements(verified_client(cast.physician), cast.patient)
-    assert "dpi_clinicalnote" in statements[7] and "sensitive" in statements[7]
-    assert "access_caregrant" in statements[8] and "INSERT INTO audit_accessevent" in statements[8]
-    _assert_chart_statements(statements[:7] + statements[9:])
+    assert "dpi_clinicalnote" in statements[6] and "sensitive" in statements[6]
+    assert "access_caregrant" in statements[7] and "INSERT INTO audit_accessevent" in statements[7]
+    _assert_chart_statements(statements[:6] + statements[8:])
 
 
 def test_a_record_past_the_section_limits_reads_the_banner_and_vitals_on_their_own(cast):

@@ -101,12 +101,14 @@ def _chart_response(request, patient_id: int, *, note_form: NoteForm | None = No
 
 def _chart_page(request, patient_id: int, trace, *, note_form: NoteForm | None, status: int):
     user, role = request.user, request.dpi_role
-    decision = gate.authorize(user, patient_id=patient_id, category=M, action=Action.VIEW,
-                              resource_type="chart", resource_id=patient_id)
+    # The medical record, then the identity in its banner (with the patient row): two decisions and their
+    # events in one statement; the identity is decided only once the record is allowed.
+    decisions, patient = gate.authorize_steps(user, patient_id=patient_id, reader=patient_reader, steps=(
+        gate.Step(M, Action.VIEW, "chart", patient_id), gate.Step(A, Action.VIEW, "patient", patient_id)))
+    decision = decisions[0]
     if not decision.allowed:
         return _denied(request, patient_id, decision)
-    patient = gate.require_read(user, reader=patient_reader, patient_id=patient_id, category=A,
-                                   action=Action.VIEW, resource_type="patient", resource_id=patient_id)[1]
+    gate.raise_if_refused(decisions[-1])
     if patient is None:  # removed since the gate's decision
         raise Http404("no such patient")
     # Sensitive notes: asked of the gate only when the role may read them and there are some, so that a
