@@ -52,7 +52,14 @@ from access.policy import (
     needs_care_relationship,
     restricted_purpose,
 )
-from audit.services import EVENT_COLUMNS, current_read_trace, event_params, event_record
+from audit.services import (
+    EVENT_COLUMNS,
+    STEP_COLUMNS,
+    current_read_trace,
+    event_params,
+    event_record,
+    event_step_params,
+)
 from audit.services import read_trace as read_trace  # for the channels: a read's trace committed beside it
 from dpi import metrics
 from dpi.prepared import prepared_cursor
@@ -337,10 +344,12 @@ def _step_names(i: int) -> tuple[str, str]:
 
 
 def _event_values(i: int) -> str:
-    """The SELECT list of the ``i``-th decision's event (columns of ``EVENT_COLUMNS``) over the row ``t``."""
-    column, prefix = _step_names(i)
+    """The SELECT list of the ``i``-th decision's event (columns of ``EVENT_COLUMNS``) over the row ``t``: the
+    first decision's parameters, but for the ``STEP_COLUMNS`` of the others."""
+    column, own = _step_names(i)
     values = []
     for name, kind in EVENT_COLUMNS:
+        prefix = own if name in STEP_COLUMNS else "ev_"
         if name in _FROM_TABLE:
             values.append(_FROM_TABLE[name].replace("t.d-", f"t.{column}-").replace("%(ev_", f"%({prefix}"))
         else:
@@ -460,17 +469,17 @@ def _decide_and_record_steps(user: Any, patient_id: int, steps: tuple[Step, ...]
 
 def _decide_from_statement(user: Any, role: Role, patient_id: int, steps: tuple[Step, ...] | list[Step],
                            reader: Any, now: datetime) -> tuple[list[Decision], Any | None]:
-    params: dict[str, Any] = {"u": user.pk, "p": patient_id, "now": now}
-    tables = []
-    for i, step in enumerate(steps):
-        fields = _event_fields(user, Decision(True, "", role=role.value), patient_id=patient_id,
-                               category=step.category, action=step.action, resource_type=step.resource_type,
-                               resource_id=step.resource_id, details=step.details, count=False)
-        values = event_params(**fields)
-        if i:
-            prefix = _step_names(i)[1]
-            values = {prefix + name[3:]: value for name, value in values.items()}
-        params.update(values)
+    first = steps[0]
+    params = event_params(**_event_fields(
+        user, Decision(True, "", role=role.value), patient_id=patient_id, category=first.category,
+        action=first.action, resource_type=first.resource_type, resource_id=first.resource_id,
+        details=first.details, count=False))
+    params.update({"u": user.pk, "p": patient_id, "now": now})
+    tables = [_outcomes(role, str(first.category), str(first.action))]
+    for i, step in enumerate(steps[1:], start=1):  # the same request and patient: only these columns differ
+        params.update(event_step_params(_step_names(i)[1], category=str(step.category), action=str(step.action),
+                                        resource_type=step.resource_type, resource_id=step.resource_id,
+                                        details=step.details))
         tables.append(_outcomes(role, str(step.category), str(step.action)))
     read_sql = None
     if reader is not None:

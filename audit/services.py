@@ -160,6 +160,20 @@ def event_params(**fields: Any) -> dict[str, Any]:
     return {f"ev_{name}": value for (name, _), value in zip(EVENT_COLUMNS, values, strict=True)}
 
 
+# The columns in which the events of one request on one patient can differ (``access.gate.authorize_steps``):
+# the others (actor, patient, outcome, request) are the first event's.
+STEP_COLUMNS = ("category", "resource_type", "resource_id", "action", "details")
+
+
+def event_step_params(prefix: str, *, category: str, resource_type: str, resource_id: str | int, action: str,
+                      details: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``STEP_COLUMNS`` of another event of the same request, named ``<prefix><column>``, written as
+    ``event_params`` writes them."""
+    return {f"{prefix}category": category, f"{prefix}resource_type": resource_type,
+            f"{prefix}resource_id": str(resource_id)[:64], f"{prefix}action": action,
+            f"{prefix}details": _insert_params([details])[0]}
+
+
 def _values(
     *, action: str, outcome: str, actor: Any = None, actor_role: str = "", actor_unit: str = "",
     patient_id: int | None = None, category: str = "", resource_type: str = "", resource_id: str | int = "",

@@ -65,8 +65,9 @@ def test_the_steps_decide_and_record_as_one_decision_after_the_other(cast, perso
     if kind in ("objection", "break_glass") and user.pk is None:  # pragma: no cover - every persona is saved
         pytest.skip("no such account")
     patient_id = _patient_of_kind(cast, user, kind)
-    steps = [gate.Step(category, Action.VIEW, resource, patient_id, {"page": "test"})
-             for category, resource in ORDERS[order]]
+    # Each step's own resource id and details: the columns in which a step's event differs from the first's.
+    steps = [gate.Step(category, Action.VIEW, resource, f"{resource}-{patient_id}", {"page": "test", "step": i})
+             for i, (category, resource) in enumerate(ORDERS[order])]
 
     # One after the other, as the chart page did before: stop at the first refusal, the row with the last.
     mark = _last_id()
