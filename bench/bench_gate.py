@@ -184,7 +184,7 @@ identity read.
 
 The check adds **{added_check:.2f} ms** (median) and **{queries["check"] - queries["bare"]} indexed query**
 (goal: under 2 ms and one query) — {"met" if added_check < 2 and queries["check"] - queries["bare"] == 1 else "NOT met"}.
-With its audit event, the gate adds {added_gate:.2f} ms and {queries["gate"] - queries["bare"]} statement(s); goal at
+With its audit events, the gate adds {added_gate:.2f} ms and {queries["gate"] - queries["bare"]} statement(s); goal at
 most 1.15x the bare read's median: **{med["gate"] / med["bare"]:.3f}x**,
 {"met" if med["gate"] / med["bare"] <= 1.15 else "NOT met"}. Any durable write of one row costs
 {med["durable"] - med["bare"]:.2f} ms on this machine's disk (the reference line: PostgreSQL waits for the WAL
