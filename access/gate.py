@@ -367,31 +367,9 @@ _TABLE_INDEX = (
 )
 
 
-@functools.cache
-def _one_statement(read_sql: str | None, table: str) -> str:
-    """The statement for one outcome table (``_outcomes``: one per role, category and action), written into
-    it as a constant: prepared once per connection, the server parses the table once."""
-    columns = ", ".join(name for name, _ in EVENT_COLUMNS)
-    insert = (f"INSERT INTO audit_accessevent ({columns}) SELECT {_event_values(0)} FROM t "  # noqa: S608
-              "WHERE (t.d->>'a')::boolean RETURNING id")
-    # Every part is SQL written here or in audit.services (the outcome table too, a JSON constant built by
-    # ``_outcomes``); every value of the request is a bound parameter.
-    sql = (
-        f"WITH f AS ({_PATIENT_FACTS}), "  # noqa: S608
-        f"t AS (SELECT f.*, ({_sql_literal(table)}::jsonb) -> {_TABLE_INDEX} AS d FROM f), "
-        f"e AS ({insert}) "
-        "SELECT f.confidentiality, f.care_basis, f.objected, f.break_glass_id, e.id"
-    )
-    if read_sql is None:
-        return sql + " FROM f LEFT JOIN e ON true"
-    return sql + f", r.* FROM f LEFT JOIN e ON true LEFT JOIN ({read_sql}) r ON e.id IS NOT NULL"  # noqa: S608
-
-
-@functools.cache
-def _steps_statement(read_sql: str | None, tables: tuple[str, ...]) -> str:
-    """The statement for several decisions on one patient (``authorize_steps``), one outcome table each: one
-    facts query; the ``i``-th event is inserted when decisions 0 to ``i`` are allowed, the row read (if any)
-    when they all are. It returns the facts and the number of events inserted."""
+def _head(tables: tuple[str, ...]) -> str:
+    """The statement up to its final SELECT list: the facts, each decision's outcome (one table each), and the
+    events: the ``i``-th inserted when decisions 0 to ``i`` are allowed."""
     columns = ", ".join(name for name, _ in EVENT_COLUMNS)
     outcomes = ", ".join(f"({_sql_literal(table)}::jsonb) -> {_TABLE_INDEX} AS {_step_names(i)[0]}"
                          for i, table in enumerate(tables))
@@ -399,12 +377,32 @@ def _steps_statement(read_sql: str | None, tables: tuple[str, ...]) -> str:
     for i in range(len(tables)):
         allowed = " AND ".join(f"(t.{_step_names(j)[0]}->>'a')::boolean" for j in range(i + 1))
         selects.append(f"SELECT {_event_values(i)} FROM t WHERE {allowed}")  # noqa: S608
-    sql = (
+    # Every part is SQL written here or in audit.services (the outcome tables too, JSON constants built by
+    # ``_outcomes``); every value of the request is a bound parameter.
+    return (
         f"WITH f AS ({_PATIENT_FACTS}), "  # noqa: S608
         f"t AS (SELECT f.*, {outcomes} FROM f), "
         f"e AS (INSERT INTO audit_accessevent ({columns}) {' UNION ALL '.join(selects)} RETURNING id) "
-        "SELECT f.confidentiality, f.care_basis, f.objected, f.break_glass_id, n.n"
+        "SELECT f.confidentiality, f.care_basis, f.objected, f.break_glass_id"
     )
+
+
+@functools.cache
+def _one_statement(read_sql: str | None, table: str) -> str:
+    """The statement for one outcome table (``_outcomes``: one per role, category and action), written into
+    it as a constant: prepared once per connection, the server parses the table once. It returns the facts and
+    the event's id."""
+    sql = _head((table,)) + ", e.id"
+    if read_sql is None:
+        return sql + " FROM f LEFT JOIN e ON true"
+    return sql + f", r.* FROM f LEFT JOIN e ON true LEFT JOIN ({read_sql}) r ON e.id IS NOT NULL"  # noqa: S608
+
+
+@functools.cache
+def _steps_statement(read_sql: str | None, tables: tuple[str, ...]) -> str:
+    """The statement for several decisions on one patient (``authorize_steps``), one outcome table each, the
+    row read (if any) when they are all allowed. It returns the facts and the number of events inserted."""
+    sql = _head(tables) + ", n.n"
     if read_sql is None:
         return sql + " FROM f CROSS JOIN (SELECT count(*) AS n FROM e) n"  # noqa: S608
     return (sql + f", r.* FROM f CROSS JOIN (SELECT count(*) AS n FROM e) n "  # noqa: S608
@@ -575,7 +573,7 @@ def require_read(
     """``authorize_read`` that raises when refused, as ``require`` does."""
     decision, row = authorize_read(user, reader=reader, patient_id=patient_id, category=category, action=action,
                                    resource_type=resource_type, resource_id=resource_id, details=details)
-    _raise_if_refused(decision)
+    raise_if_refused(decision)
     return decision, row
 
 
@@ -590,12 +588,6 @@ def authorize_steps(user: Any, *, patient_id: int, steps: tuple[Step, ...] | lis
     if not steps:
         raise ValueError("authorize_steps needs at least one step")
     return _decide_and_record_steps(user, patient_id, steps, reader)
-
-
-def raise_if_refused(decision: Decision) -> None:
-    """``PatientNotFound`` (HTTP 404) when the user may not know the patient exists, ``AccessDenied`` (403)
-    for another refusal, nothing when allowed: what ``require`` does with its decision."""
-    _raise_if_refused(decision)
 
 
 def _event_fields(user: Any, decision: Decision, *, patient_id: int | None, category: Category | str,
@@ -645,11 +637,13 @@ def require(
         resource_id=resource_id,
         details=details,
     )
-    _raise_if_refused(decision)
+    raise_if_refused(decision)
     return decision
 
 
-def _raise_if_refused(decision: Decision) -> None:
+def raise_if_refused(decision: Decision) -> None:
+    """``PatientNotFound`` (HTTP 404) when the user may not know the patient exists, ``AccessDenied`` (403)
+    for another refusal, nothing when allowed: what ``require`` does with its decision."""
     if not decision.allowed:
         if is_hidden(decision):
             raise PatientNotFound(decision)

@@ -171,7 +171,7 @@ def event_step_params(prefix: str, *, category: str, resource_type: str, resourc
     ``event_params`` writes them."""
     return {f"{prefix}category": category, f"{prefix}resource_type": resource_type,
             f"{prefix}resource_id": str(resource_id)[:64], f"{prefix}action": action,
-            f"{prefix}details": _insert_params([details])[0]}
+            f"{prefix}details": _details_param(details)}
 
 
 def _values(
@@ -195,8 +195,11 @@ def _event(**fields: Any) -> AccessEvent:
 
 
 def _insert_params(values: list[Any]) -> list[Any]:
-    details = values[-1]
-    return [*values[:-1], json.dumps(details, cls=DjangoJSONEncoder, separators=(",", ":")) if details else "{}"]
+    return [*values[:-1], _details_param(values[-1])]
+
+
+def _details_param(details: dict[str, Any] | None) -> str:
+    return json.dumps(details, cls=DjangoJSONEncoder, separators=(",", ":")) if details else "{}"
 
 
 _INSERT = (
