@@ -84,9 +84,9 @@ class ReadTrace:
     committed at once, on its own (``event_record``); the caller gets nothing before ``settle`` confirms the
     COMMIT, and a COMMIT that fails raises (the request fails, nothing is shown).
 
-    The transaction goes through libpq's pipeline mode (``dpi.prepared.PipelinedTransaction``): its BEGIN
-    travels with the first statement, and the COMMIT goes out without waiting, so the trace costs the
-    statements' round trips and nothing more.
+    The transaction goes through libpq's pipeline mode (``dpi.prepared.PipelinedTransaction``): it is the
+    protocol's implicit transaction (no BEGIN or COMMIT statement), and its commit, the pipeline's Sync, goes
+    out without waiting, so the trace costs the statements' round trips and nothing more.
     """
 
     alias = "audit"
