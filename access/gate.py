@@ -223,10 +223,15 @@ def decide(
     return _decide_from_facts(role, category, action, _patient_facts(user.pk, patient_id, now))
 
 
+_UNCHECKED: Any = object()
+
+
 def _decide_without_facts(user: Any, role: Role | None, *, patient_id: int | None, category: Category | str,
-                          action: Action | str, now: datetime) -> Decision | None:
-    """The decision when it does not depend on the patient's row (the account, the matrix, the id), else None."""
-    problem = _account_problem(user, role, now)
+                          action: Action | str, now: datetime, problem: Any = _UNCHECKED) -> Decision | None:
+    """The decision when it does not depend on the patient's row (the account, the matrix, the id), else None.
+    ``problem``: the account's ``_account_problem`` at ``now`` when the caller already has it."""
+    if problem is _UNCHECKED:
+        problem = _account_problem(user, role, now)
     if problem:
         return Decision(False, problem[0], problem[1], role=role.value if role else "")
     assert role is not None
@@ -442,9 +447,10 @@ def _decide_and_record_steps(user: Any, patient_id: int, steps: tuple[Step, ...]
     now = timezone.now()
     role = role_of(user)
     early, made = None, len(steps)  # the first decision made without the facts (a refusal), and where
+    problem = _account_problem(user, role, now)  # the same account at the same instant for every step
     for i, step in enumerate(steps):
         early = _decide_without_facts(user, role, patient_id=patient_id, category=step.category,
-                                      action=step.action, now=now)
+                                      action=step.action, now=now, problem=problem)
         if early is not None:
             made = i
             break

@@ -7,6 +7,7 @@ a care relationship (or an active break-the-glass) with the patient: see ``CARE_
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
 
 
@@ -167,6 +168,7 @@ def may_record(role: Role | str | None, entry: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=4096)  # the matrix is a constant; asked several times for every decision
 def allowed_by_matrix(role: Role | str, category: Category | str, action: Action | str) -> bool:
     try:
         return Action(action) in MATRIX[Role(role)].get(Category(category), frozenset())
@@ -174,6 +176,7 @@ def allowed_by_matrix(role: Role | str, category: Category | str, action: Action
         return False
 
 
+@functools.lru_cache(maxsize=4096)
 def needs_care_relationship(role: Role | str, category: Category | str) -> bool:
     try:
         return Category(category) in CARE_RELATIONSHIP_REQUIRED.get(Role(role), frozenset({M, R}))

@@ -45,8 +45,16 @@ STALE_RUNS = Counter("dpi_stale_runs_failed", "Long runs marked failed because t
                      ["kind"])
 
 
+_GATE_COUNTERS: dict[tuple[bool, str], Counter] = {}  # the labelled counters, as GATE.labels keeps them
+
+
 def gate_decision(*, allowed: bool, basis: str) -> None:
-    GATE.labels("allowed" if allowed else "denied", basis[:40]).inc()
+    # Every audited read counts its decisions: the labelled counter is looked up once per (outcome, basis)
+    # instead of through ``labels`` (its argument checks and lock) each time.
+    counter = _GATE_COUNTERS.get((allowed, basis))
+    if counter is None:
+        counter = _GATE_COUNTERS[(allowed, basis)] = GATE.labels("allowed" if allowed else "denied", basis[:40])
+    counter.inc()
 
 
 def outage_answered() -> None:

@@ -209,6 +209,7 @@ class PipelinedTransaction:
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
+        self._conn = connections[alias]  # this thread's Django connection (a transaction lives in one thread)
         self._raw: Any = None
         self._session: _Session | None = None
         self._awaited: list[tuple[bytes, Any]] = []  # answers not read yet: (command, key of a PREPARE)
@@ -217,7 +218,7 @@ class PipelinedTransaction:
         self._lost_connection = False  # ... because the server had dropped the connection
 
     def _begin(self) -> Any:
-        conn = connections[self.alias]
+        conn = self._conn
         conn.ensure_connection()
         if not _alive(conn.connection):
             conn.close()
@@ -251,7 +252,7 @@ class PipelinedTransaction:
     @contextmanager
     def _or_abandon(self) -> Iterator[Any]:
         """Errors raised as Django's; on any failure the connection is dropped (``_abandon``)."""
-        conn = connections[self.alias]
+        conn = self._conn
         try:
             with conn.wrap_database_errors:
                 yield conn
@@ -350,7 +351,7 @@ class PipelinedTransaction:
     def _abandon(self) -> None:
         """Drop the connection: whatever was sent and not read is lost with it, nothing of it committed unless
         its COMMIT was answered (which ``confirm`` reads before anything else)."""
-        raw = self._raw if self._raw is not None else connections[self.alias].connection
+        raw = self._raw if self._raw is not None else self._conn.connection
         self._lost_connection = raw is None or raw.closed or raw.broken or raw.pgconn.status != pq.ConnStatus.OK
         self._raw, self._session, self._awaited, self._committing, self._lost = None, None, [], False, True
-        connections[self.alias].close()
+        self._conn.close()
