@@ -6,11 +6,15 @@ import re
 import uuid
 
 from audit.context import access_context, client_address, refusal_tracking
+from dpi.logs import mask_nir
 
 # Answers that refuse the request: each one has a denied access event naming what was asked for.
 REFUSAL_STATUSES = frozenset({401, 403})
 
-_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# A caller's X-Request-ID is kept only when it is an opaque token, a UUID or 16 to 64 hexadecimal digits: it goes
+# into every log line and audit event of the request, where a name, a birth date or an NIR must never be (a
+# "plain token" of letters and digits could be "DUPONT-JEAN-1850599123456"). Any other is replaced by our own.
+_REQUEST_ID_RE = re.compile(r"[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}|[0-9A-Fa-f]{16,64}")
 
 
 def _channel(path: str) -> str:
@@ -29,7 +33,7 @@ class RequestContextMiddleware:
         # Headers read from META: ``request.headers`` would copy every header of every request (issue #18).
         # A caller's id is kept only if it is a plain token: it goes into logs and audit events as is.
         request_id = request.META.get("HTTP_X_REQUEST_ID", "")
-        if not _REQUEST_ID_RE.fullmatch(request_id):
+        if not _REQUEST_ID_RE.fullmatch(request_id) or mask_nir(request_id) != request_id:
             request_id = uuid.uuid4().hex
         request.request_id = request_id  # read by dpi.logs for Django's own request log lines
         ip = client_address(request)  # behind a load balancer: the client, not the balancer
@@ -37,7 +41,7 @@ class RequestContextMiddleware:
             channel=_channel(request.path),
             request_id=request_id,
             ip=ip,
-            user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
+            user_agent=mask_nir(request.META.get("HTTP_USER_AGENT", "")[:300]),  # chosen by the client
         ), refusal_tracking() as denied:
             response = self.get_response(request)
             if response.status_code in REFUSAL_STATUSES and not denied[0]:

@@ -40,6 +40,11 @@ _TASK_PAYLOAD_KEYS = frozenset({"return_value", "args", "kwargs", "exc", "traceb
 REDACTED = "[redacted]"
 
 
+def mask_nir(text: str) -> str:
+    """The text with its INS/NIR-like digit runs masked (for what a client chooses: a header, a user agent)."""
+    return _NIR_RE.sub(REDACTED, text)
+
+
 def scrub(text: str) -> str:
     """The text without query strings and without INS/NIR-like digit runs."""
     text = _QUERY_RE.sub(lambda m: m.group("path") + "?" + REDACTED, text)

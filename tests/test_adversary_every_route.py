@@ -307,7 +307,7 @@ def test_no_persona_sees_a_marker_it_may_not_and_every_refusal_is_recorded(setti
         for method, path, body, cls in requests:
             if persona == "integration_session" and "_auth_user_id" not in client.session:
                 client = _client(persona, people)  # its sessions are ended at once: sign it in again
-            rid = uuid.uuid4().hex
+            rid = str(uuid.uuid4())  # a caller id is kept only if opaque (no NIR-like digit run)
             headers = {"HTTP_X_REQUEST_ID": rid, "HTTP_ACCEPT": "application/json, text/html", **extra}
             if method == "get":
                 response = client.get(path, **headers)

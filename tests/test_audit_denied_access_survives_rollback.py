@@ -23,7 +23,7 @@ def _fresh_permission_cache(monkeypatch):
 
 
 def test_denied_event_is_committed_even_though_the_transaction_rolls_back(cast):
-    request_id = uuid.uuid4().hex
+    request_id = str(uuid.uuid4())
     with access_context(request_id=request_id, channel="web"), pytest.raises(gate.AccessDenied):
         with transaction.atomic():
             gate.require(cast.physician, patient_id=cast.patient.pk, category=Category.MEDICAL,
@@ -40,7 +40,7 @@ def test_denied_event_is_committed_even_though_the_transaction_rolls_back(cast):
 def test_denied_page_answers_403_and_keeps_the_event(cast, client):
     from tests.test_audit_support import verified_client
 
-    request_id = uuid.uuid4().hex
+    request_id = str(uuid.uuid4())
     response = verified_client(cast.physician).get(
         f"/audit/patients/{cast.patient.pk}/access-report.csv", HTTP_X_REQUEST_ID=request_id)
     assert response.status_code == 403

@@ -100,7 +100,7 @@ def test_no_route_returns_patient_data_without_an_audit_event(client, cast, sent
         if route.startswith(SKIP_PREFIXES) or "logout" in route:
             continue
         path, params = fill(route)
-        request_id = uuid.uuid4().hex
+        request_id = str(uuid.uuid4())
         response = client.get(path, HTTP_X_REQUEST_ID=request_id, HTTP_ACCEPT="application/json, text/html")
         body = b"".join(response.streaming_content) if response.streaming else response.content
         shows_sentinel = SENTINEL.encode() in body

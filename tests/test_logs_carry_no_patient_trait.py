@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from django.conf import settings
 from dpi import launcher
 from dpi.logs import JsonFormatter
 from patients.ins import with_key
+from tests.helpers import audit_events
 from tests.personas import make_patient
 from tests.ui_support import verified_client
 
@@ -268,11 +270,28 @@ def test_a_queued_task_carries_the_request_id():
     assert headers == {"dpi_request_id": "req-42"}
 
 
-def test_a_caller_request_id_must_be_a_plain_token(cast, client):
-    ok = client.get("/healthz", HTTP_X_REQUEST_ID="abc-123")
-    assert ok["X-Request-ID"] == "abc-123"
-    forged = client.get("/accounts/login/", HTTP_X_REQUEST_ID=f"{NAME} {NIR}\n")
-    assert forged["X-Request-ID"] != f"{NAME} {NIR}\n" and NAME not in forged["X-Request-ID"]
+@pytest.mark.parametrize("caller_id", ["0b6f2c1e-4d3a-4c8e-9f1a-2b3c4d5e6f70", "0B6F2C1E4D3A4C8E", "ab" * 32])
+def test_a_caller_request_id_is_kept_when_opaque(cast, client, caller_id):
+    assert client.get("/healthz", HTTP_X_REQUEST_ID=caller_id)["X-Request-ID"] == caller_id
+
+
+@pytest.mark.parametrize("caller_id", [
+    f"{NAME} {NIR}\n",
+    f"{NAME}-{NIR.replace(' ', '')}",  # a "plain token" of letters, digits and dashes: a name and an NIR
+    "abc-123",  # a word
+    f"ab{NIR.replace(' ', '')}cd",  # hexadecimal, but an NIR inside
+    "ab" * 33,  # too long
+])
+def test_any_other_caller_request_id_is_replaced(cast, client, caller_id):
+    """The request id goes into every log line and audit event of the request (seen by a reviewer: an
+    X-Request-ID holding a name and an NIR came out in the access log)."""
+    response = client.get(f"/fhir/Patient/{cast.patient.pk}", HTTP_X_REQUEST_ID=caller_id,
+                          HTTP_USER_AGENT=f"agent {NIR}")
+    assert response.status_code == 401
+    assert response["X-Request-ID"] != caller_id
+    assert re.fullmatch(r"[0-9a-f]{32}", response["X-Request-ID"])
+    [event] = audit_events(request_id=response["X-Request-ID"])  # the 401's refusal
+    assert NIR.replace(" ", "") not in event.user_agent.replace(" ", "") and NAME not in event.request_id
 
 
 @pytest.mark.parametrize("method, path, query, status, request_id", [
