@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from audit.context import access_context, client_address, refusal_tracking
+from audit.context import access_context, asked_resource, client_address, refusal_tracking
 from dpi.logs import mask_nir
 
 # Answers that refuse the request: each one has a denied access event naming what was asked for.
@@ -57,13 +57,16 @@ def _refusal_record(request, status: int) -> None:
 
     user = getattr(request, "user", None)
     known = user is not None and getattr(user, "is_authenticated", False)
+    asked = asked_resource(request)
     event_record(
         actor=user if known else None,
         action="view" if request.method in {"GET", "HEAD"} else "other",
         outcome="denied",
         basis="deny:refused" if known else "deny:anonymous",
         reason=f"HTTP {status}",
-        resource_type="page",
-        resource_id=request.path[:64],
+        patient_id=asked["patient_id"],
+        resource_type=asked["resource_type"],
+        # A typed resource by its id (/fhir/Patient/12: "Patient", "12"), else the page by its path.
+        resource_id=(asked["resource_id"] if asked["resource_type"] != "page" else "") or request.path[:64],
         details={"path": request.path[:200], "status": status},
     )

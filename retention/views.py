@@ -16,8 +16,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from access.decorators import roles_required
+from access.decorators import refusal_record, roles_required
 from access.policy import Role
+from audit.context import denied_count
 from retention import selectors, services
 from retention.models import RestoreRequest
 
@@ -34,11 +35,17 @@ def _body(request: HttpRequest) -> dict[str, Any]:
     return request.POST.dict()
 
 
+_MAX_ID = 2**63 - 1  # a PostgreSQL bigint: a larger id names nothing and would fail the query or the event
+
+
 def _int(data: dict[str, Any], name: str) -> int:
     try:
-        return int(data.get(name))
+        value = int(data.get(name))
     except (TypeError, ValueError) as exc:
         raise ValidationError({name: ["A whole number is required."]}) from exc
+    if not 1 <= value <= _MAX_ID:
+        raise ValidationError({name: ["Out of range: an id is a whole number from 1 to 9223372036854775807."]})
+    return value
 
 
 def json_endpoint(view):
@@ -47,10 +54,14 @@ def json_endpoint(view):
     def wrapper(request: HttpRequest, *args, **kwargs):
         if not request.user.is_authenticated:
             return JsonResponse({"error": "authentication required"}, status=401)
+        recorded = denied_count()
         try:
             return view(request, *args, **kwargs)
         except ValidationError as exc:
             errors = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+            if denied_count() == recorded:  # refused before any decision: recorded like any refusal
+                refusal_record(request, basis="deny:invalid_request", reason=", ".join(sorted(errors))[:300],
+                               resource_type="retention", resource_id=kwargs.get("pk", ""))
             return JsonResponse({"errors": errors}, status=400)
         except PermissionDenied as exc:
             return JsonResponse({"error": str(exc) or "forbidden"}, status=403)

@@ -26,6 +26,7 @@ from rest_framework.authentication import BaseAuthentication, SessionAuthenticat
 
 from access import gate
 from access.authn.credentials import current_generation, generation_key
+from audit.context import asked_resource
 from audit.services import event_record
 from dpi import redis_client
 from dpi.api.models import ApiClient, ApiToken
@@ -139,7 +140,9 @@ def rate_key(ident: str, window: int) -> str:
     return f"api-rate:{ident}:{window}"
 
 
-def _refuse(*, actor: Any, basis: str, reason: str, details: dict[str, Any] | None = None) -> None:
+def _refuse(*, request: Any, actor: Any, basis: str, reason: str, details: dict[str, Any] | None = None) -> None:
+    """A refused credential, recorded with what the request asked for (the patient's file it sought)."""
+    asked = asked_resource(request)
     event_record(
         actor=actor,
         actor_role=str(gate.role_of(actor) or "") if actor else "",
@@ -148,7 +151,10 @@ def _refuse(*, actor: Any, basis: str, reason: str, details: dict[str, Any] | No
         outcome="denied",
         basis=basis,
         reason=reason,
-        details=details or {},
+        patient_id=asked["patient_id"],
+        resource_type=asked["resource_type"],
+        resource_id=asked["resource_id"],
+        details={**(details or {}), "path": getattr(request, "path", "")[:200]},
     )
 
 
@@ -186,11 +192,12 @@ class ApiTokenAuthentication(BaseAuthentication):
         verified, rate = verified_tokens.lookup(raw)
         if verified is None:
             # Redis unreachable a moment ago: do not wait for it a second time (its timeout) to read the counter.
-            verified = self._verify(raw, cacheable=rate is not False)
+            verified = self._verify(raw, request, cacheable=rate is not False)
         token, service_user = verified.token, _own_copy(verified.token.client.user)
         client = token.client
         if not token.is_usable or not client.is_active or not service_user.is_active:
             _refuse(
+                request=request,
                 actor=service_user,
                 basis="deny:token_inactive",
                 reason="token revoked or expired, or client off",
@@ -216,7 +223,7 @@ class ApiTokenAuthentication(BaseAuthentication):
         return (represented or service_user, principal)
 
     @staticmethod
-    def _verify(raw: str, *, cacheable: bool = True) -> VerifiedToken:
+    def _verify(raw: str, request: Any, *, cacheable: bool = True) -> VerifiedToken:
         """Read the token from the database and check its secret (a cache miss)."""
         generation = None  # Redis unreachable: nothing can be cached safely
         if cacheable:
@@ -230,6 +237,7 @@ class ApiTokenAuthentication(BaseAuthentication):
             token = ApiToken.objects.select_related("client__user").filter(prefix=parts[0][:16]).first()
         if token is None or parts is None or not token_matches(token, parts[1]):
             _refuse(
+                request=request,
                 actor=None,
                 basis="deny:bad_token",
                 reason="unknown or wrong API token",
@@ -251,25 +259,30 @@ class ApiTokenAuthentication(BaseAuthentication):
         username = request.META.get(_ON_BEHALF_META, "").strip()
         if not username:
             return None
+        # A username is printable and at most 150 characters: anything else names no account (a NUL byte would
+        # fail the look-up and the event's JSON), and is recorded escaped.
+        named = username if username.isprintable() and len(username) <= 150 else None
         base = {
             "api_client": client.name,
             "service_account": service_user.username,
-            "on_behalf_of": username[:150],
+            "on_behalf_of": named or username.encode("unicode_escape").decode("ascii")[:150],
         }
         if not client.may_act_on_behalf:
             _refuse(
+                request=request,
                 actor=service_user,
                 basis="deny:on_behalf_of",
                 reason="client may not act on behalf of users",
                 details=base,
             )
             raise exceptions.PermissionDenied("this client may not act on behalf of a user")
-        user = User.objects.filter(username=username[:150], is_active=True).first()
+        user = User.objects.filter(username=named, is_active=True).first() if named else None
         if (user is None or gate.profile_of(user) is None or hasattr(user, "api_client")
                 or not gate.may_be_represented(user)):
             # Same answer for an unknown account and one that cannot be represented (no care role, another
             # client's service account, or a privileged principal: they act with their own second factor only).
             _refuse(
+                request=request,
                 actor=service_user,
                 basis="deny:on_behalf_of",
                 reason="no such active staff account",
@@ -291,11 +304,13 @@ class VerifiedSessionAuthentication(SessionAuthentication):
             return None
         user = result[0]
         if gate.is_token_only(user):
-            _refuse(actor=user, basis="deny:token_only", reason="integration accounts act by API token only")
+            _refuse(request=request, actor=user, basis="deny:token_only",
+                    reason="integration accounts act by API token only")
             raise exceptions.AuthenticationFailed("integration accounts act by API token only")
         verified = getattr(user, "is_verified", None)
         if not callable(verified) or not verified():
-            _refuse(actor=user, basis="deny:second_factor", reason="API session without a verified second factor")
+            _refuse(request=request, actor=user, basis="deny:second_factor",
+                    reason="API session without a verified second factor")
             raise exceptions.PermissionDenied("a verified second factor is required")
         if request.headers.get(ON_BEHALF_HEADER):
             raise exceptions.PermissionDenied(f"{ON_BEHALF_HEADER} is for API clients only")

@@ -23,6 +23,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from access import gate
 from access.policy import Action, Category
+from audit.context import asked_resource
 from audit.services import event_record
 from dpi.api.authentication import (
     ON_BEHALF_HEADER,
@@ -71,8 +72,10 @@ def api_exception_handler(exc, context):
         if request is not None:
             from access.decorators import refusal_record
 
+            asked = asked_resource(request)  # the file sought, from the URL (the view decided nothing yet)
             refusal_record(request, basis="deny:anonymous", reason="authentication required",
-                           resource_type=getattr(context.get("view"), "resource_type", "") or "api")
+                           resource_type=getattr(context.get("view"), "resource_type", "") or asked["resource_type"],
+                           resource_id=asked["resource_id"], patient_id=asked["patient_id"])
     request, view = context.get("request"), context.get("view")
     if isinstance(exc, (exceptions.NotFound, Http404)) and request is not None and context.get("kwargs", {}).get("pk"):
         # A by-id read that finds nothing it may show is a refusal too, naming the resource asked for.

@@ -160,6 +160,10 @@ def break_glass(request, patient_id: int):
     user = request.user
     decision = gate.decide(user, patient_id=patient_id, category=M, action=Action.VIEW)
     if decision.allowed:
+        # Nothing to open: the access is already allowed. The request is still a decision on this file, recorded
+        # (whatever the form held) before the chart is shown.
+        gate.authorize(user, patient_id=patient_id, category=M, action=Action.VIEW, resource_type="chart",
+                       resource_id=patient_id, details={"break_glass": "not_needed"})
         return redirect("web:chart", patient_id=patient_id)
     if gate.is_hidden(decision) or not decision.can_break_glass:
         # Refused by role or unknown patient: recorded like any refusal, then 404 or 403.
