@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -16,6 +16,8 @@ from hl7apy import check_version
 from hl7apy.core import Segment as Hl7apySegment
 from hl7apy.exceptions import HL7apyException
 from hl7apy.parser import parse_message
+
+from dpi.core import dates
 
 # HL7 table 0357 (message error condition codes).
 SEGMENT_SEQUENCE_ERROR = ("100", "Segment sequence error")
@@ -260,7 +262,8 @@ _TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d{1,4})
 
 
 def parse_ts(raw: str, location: str, *, required: bool = False) -> datetime | None:
-    """HL7 TS/DTM (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]); without a zone: the hospital's (TIME_ZONE)."""
+    """HL7 TS/DTM (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]); without a zone: the hospital's (TIME_ZONE). Years
+    1900 to 2100 only, as on the REST API (``dpi.core.dates``)."""
     raw = raw.strip()
     if not raw:
         if required:
@@ -274,17 +277,18 @@ def parse_ts(raw: str, location: str, *, required: bool = False) -> datetime | N
         zone = ZoneInfo(settings.TIME_ZONE)
         value = datetime(int(y), int(mo or 1), int(d or 1), int(h or 0), int(mi or 0), int(s or 0), tzinfo=zone)
         if tz:
-            from datetime import timedelta, timezone
-
             sign = 1 if tz[0] == "+" else -1
             offset = timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5]))
             value = value.replace(tzinfo=timezone(sign * offset))
     except ValueError as exc:
         raise Hl7Error(location, DATA_TYPE_ERROR, f"{location} is not a calendar date/time.") from exc
+    if error := dates.year_error(value):
+        raise Hl7Error(location, DATA_TYPE_ERROR, f"{location}: {error}")
     return value
 
 
 def parse_dt(raw: str, location: str, *, required: bool = False) -> date | None:
+    """HL7 DT, or a DTM whose date is taken: the time, if any, must be a real time too."""
     raw = raw.strip()
     if not raw:
         if required:
@@ -292,7 +296,5 @@ def parse_dt(raw: str, location: str, *, required: bool = False) -> date | None:
         return None
     if not re.fullmatch(r"\d{8}(\d{2,6}([.]\d{1,4})?)?([+-]\d{4})?", raw):
         raise Hl7Error(location, DATA_TYPE_ERROR, f"{location} is not an HL7 date (YYYYMMDD).")
-    try:
-        return date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
-    except ValueError as exc:
-        raise Hl7Error(location, DATA_TYPE_ERROR, f"{location} is not a calendar date.") from exc
+    parse_ts(raw, location)  # a calendar date (and time) within the years allowed
+    return date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
