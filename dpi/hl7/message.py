@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.utils import timezone as django_timezone
 from hl7apy import check_version
 from hl7apy.core import Segment as Hl7apySegment
 from hl7apy.exceptions import HL7apyException
@@ -55,6 +56,9 @@ ADT_EVENTS = frozenset(
     }
 )
 ORU_EVENTS = frozenset({"R01"})
+# How far ahead of dpi's clock a sender's MSH-7 may be (clocks drift; NTP keeps them within seconds). Beyond,
+# the time is wrong, and would make later identity updates look older than this one (they are ordered by MSH-7).
+MAX_CLOCK_SKEW = timedelta(hours=1)
 
 
 class Hl7Error(Exception):
@@ -93,6 +97,8 @@ class Header:
     version: str = "2.5"
     charset: str = ""
     encoding: str = "^~\\&"
+    timestamp: str = ""  # MSH-7 as written
+    time: datetime | None = None  # MSH-7 read, once check_header has passed
 
 
 @dataclass
@@ -141,6 +147,7 @@ def read_header(text: str) -> Header:
     header.processing_id = f(11).split(comp)[0] or "P"
     header.version = f(12).split(comp)[0]
     header.charset = f(18)
+    header.timestamp = f(7).split(comp)[0]
     if len(header.control_id) > 199:
         raise Hl7Error("MSH-10", DATA_TYPE_ERROR, "The message control id is longer than 199 characters.", reject=True)
     return header
@@ -166,6 +173,13 @@ def check_header(header: Header) -> None:
         )
     if header.processing_id not in ("P", "T", "D"):
         raise Hl7Error("MSH-11", UNSUPPORTED_PROCESSING_ID, "Processing id must be P, T or D.", reject=True)
+    try:  # MSH-7 is required by HL7 v2, and orders identity updates
+        header.time = parse_ts(header.timestamp, "MSH-7", required=True)
+    except Hl7Error as error:
+        raise Hl7Error(error.location, error.condition, error.text, reject=True) from error
+    if header.time > django_timezone.now() + MAX_CLOCK_SKEW:
+        raise Hl7Error("MSH-7", DATA_TYPE_ERROR, "MSH-7 is more than an hour ahead of the receiver's clock.",
+                       reject=True)
 
 
 @functools.cache

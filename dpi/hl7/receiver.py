@@ -4,7 +4,8 @@
   acknowledgement again, nothing else.
 - In order per patient: the message's patients (PID-3, MRG-1) are locked (PostgreSQL advisory lock) for the
   transaction, so two connections never interleave one patient's movements; an identity update older (MSH-7)
-  than one already applied is acknowledged and not applied.
+  than one already applied is acknowledged and not applied. MSH-7 is therefore required, and refused when it is
+  more than ``MAX_CLOCK_SKEW`` ahead of this server's clock (a far-future time would freeze the identity).
 - All or nothing: the message is applied in one transaction; any error rolls it back and is answered AE (its
   content) or AR (the message itself), with an ERR segment naming the field.
 - Dead letters: errors are kept (``manage.py hl7_deadletters``) for the integration team to fix and replay. A
@@ -28,7 +29,6 @@ from dpi.hl7.message import (
     Hl7Error,
     Reader,
     parse,
-    parse_ts,
     read_header,
 )
 from dpi.hl7.models import InboundMessage
@@ -61,7 +61,7 @@ def process(text: str, header: Header) -> tuple[str, InboundMessage | None]:
             reader = Reader(header)
             key = feed.patient_key(message, reader)
             _lock(sorted({k for k in (key, feed.merged_key(message, reader)) if k}))
-            when = _message_time(header, text)
+            when = message.header.time
             note = ""
             if header.event in IDENTITY_EVENTS and _superseded(key, when):
                 note = "Superseded by a later identity message: not applied."
@@ -126,16 +126,6 @@ def _lock(keys: list[str]) -> None:
     with connection.cursor() as cur:
         for key in keys:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"hl7:{key}"])
-
-
-def _message_time(header: Header, text: str):
-    try:
-        first = text.replace("\n", "\r").split("\r", 1)[0]
-        sep = first[3]
-        fields = first[4:].split(sep)
-        return parse_ts(fields[5].split(header.encoding[:1] or "^")[0], "MSH-7") if len(fields) > 5 else None
-    except (Hl7Error, IndexError):
-        return None
 
 
 def _superseded(key: str, when) -> bool:
