@@ -80,6 +80,8 @@ FIELD_OF = {
     "loinc": "OBX-3",
     "effective_at": "OBX-14",
 }
+# HL7 table 0001 (administrative sex): F, M, O other, U unknown, A ambiguous, N not applicable.
+ADMINISTRATIVE_SEX = frozenset({"F", "M", "O", "U", "A", "N"})
 PATIENT_CLASS = {
     "I": Encounter.Kind.STAY,
     "O": Encounter.Kind.CONSULTATION,
@@ -211,7 +213,9 @@ def identity(ctx: Context, pid: Segment) -> dict[str, Any]:
         out["used_name"] = r.comp_of(usual, 1).split(r.sub)[0].strip().upper()
     out["birth_date"] = parse_dt(r.value(pid, 7), "PID-7", required=True)
     sex = r.value(pid, 8).upper()
-    out["sex"] = sex if sex in ("M", "F") else "U"
+    if sex and sex not in ADMINISTRATIVE_SEX:
+        raise Hl7Error("PID-8", TABLE_VALUE_NOT_FOUND, f"Administrative sex {sex[:3]} is not in HL7 table 0001.")
+    out["sex"] = sex if sex in ("M", "F") else "U"  # dpi records F, M or U (unknown)
     # PID-11: the home address, and (IHE PAM France) the birth place as a repetition of type BDL with the
     # INSEE code of the commune (or 99 + country) in XAD-9.
     places = r.reps(pid, 11)
