@@ -37,8 +37,9 @@ log = logging.getLogger("dpi.hl7")
 IDENTITY_EVENTS = frozenset({"A08", "A28", "A31"})
 
 
-def receive(text: str) -> str:
-    """Process one message (already taken out of its MLLP frame) and return the acknowledgement."""
+def receive(text: str, *, invalid_charset: str = "") -> str:
+    """Process one message (already taken out of its MLLP frame) and return the acknowledgement.
+    ``invalid_charset``: the character set the message declares (MSH-18) and its bytes are not valid in."""
     try:
         header = read_header(text)
     except Hl7Error as error:
@@ -47,6 +48,14 @@ def receive(text: str) -> str:
     existing = _same_message(header).first() if header.control_id else None
     if existing is not None and existing.status == InboundMessage.Status.PROCESSED:
         return existing.ack  # a duplicate: the same answer, nothing done again
+    if invalid_charset:
+        error = Hl7Error(
+            "MSH-18",
+            DATA_TYPE_ERROR,
+            f"The message is not valid in its declared character set ({invalid_charset[:20]}).",
+            reject=True,
+        )
+        return _refused(text, header, "", error)[0]
     answer, row = process(text, header)
     if row is not None and row.status == InboundMessage.Status.PROCESSED and row.patient_key:
         retry_waiting(row.patient_key)
