@@ -19,6 +19,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.utils import translation
 
 from dpi.hl7 import ack, feed
 from dpi.hl7.message import (
@@ -62,6 +63,9 @@ def receive(text: str, *, invalid_charset: str = "") -> str:
     return answer
 
 
+# Acknowledgement texts are in English, as the rest of the interface (HL7 tables, docs/hl7.md), whatever the
+# site's language: the services' translated messages would otherwise mix French into them.
+@translation.override("en")
 def process(text: str, header: Header) -> tuple[str, InboundMessage | None]:
     key = ""
     try:
