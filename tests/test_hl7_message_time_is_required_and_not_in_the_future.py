@@ -47,3 +47,16 @@ def test_a_far_future_message_time_is_refused_and_does_not_freeze_later_updates(
     now = t.ts(timezone.localtime() + timedelta(minutes=11))
     assert t.ack_fields(receive(_with_msh7(t.adt("A08", "8102", family="ENSUITE"), now)))["code"] == "AA"
     assert Patient.objects.get(ipp="8102").birth_name == "ENSUITE"
+
+
+def test_a_far_future_time_stored_before_the_check_no_longer_freezes_the_identity():
+    from datetime import UTC, datetime
+
+    from dpi.hl7.models import InboundMessage
+
+    receive(t.adt("A28", "8110", family="AVANT"))
+    InboundMessage.objects.filter(patient_key="8110").update(  # as stored by a release that did not check MSH-7
+        message_type="ADT^A08", message_time=datetime(9999, 12, 31, tzinfo=UTC)
+    )
+    assert t.ack_fields(receive(t.adt("A08", "8110", family="APRES")))["code"] == "AA"
+    assert Patient.objects.get(ipp="8110").birth_name == "APRES"

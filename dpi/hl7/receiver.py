@@ -19,12 +19,13 @@ import logging
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.utils import translation
+from django.utils import timezone, translation
 
 from dpi.hl7 import ack, feed
 from dpi.hl7.message import (
     APPLICATION_INTERNAL_ERROR,
     DATA_TYPE_ERROR,
+    MAX_CLOCK_SKEW,
     UNKNOWN_KEY_IDENTIFIER,
     Header,
     Hl7Error,
@@ -148,6 +149,8 @@ def _superseded(key: str, when) -> bool:
         patient_key=key,
         status=InboundMessage.Status.PROCESSED,
         message_time__gt=when,
+        # rows stored before MSH-7 was checked (year 9999) would otherwise freeze the identity for good
+        message_time__lte=timezone.now() + MAX_CLOCK_SKEW,
         message_type__in=[f"ADT^{e}" for e in IDENTITY_EVENTS],
     ).exists()
 
