@@ -177,7 +177,7 @@ def check_header(header: Header) -> None:
         header.time = parse_ts(header.timestamp, "MSH-7", required=True)
     except Hl7Error as error:
         raise Hl7Error(error.location, error.condition, error.text, reject=True) from error
-    if header.time > django_timezone.now() + MAX_CLOCK_SKEW:
+    if header.time is not None and header.time > django_timezone.now() + MAX_CLOCK_SKEW:
         raise Hl7Error("MSH-7", DATA_TYPE_ERROR, "MSH-7 is more than an hour ahead of the receiver's clock.",
                        reject=True)
 
