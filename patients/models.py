@@ -14,6 +14,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from dpi.core import dates
 from dpi.fields import EncryptedCharField
 from patients import ins as ins_rules
 from patients import places
@@ -261,6 +262,10 @@ class Patient(models.Model):
             self.date_of_death = None
         if self.birth_date and self.birth_date > today:
             errors.setdefault("birth_date", []).append(str(_("The date of birth cannot be in the future.")))
+        if self.birth_date and self.birth_date < dates.EARLIEST_BIRTH_DATE:
+            errors.setdefault("birth_date", []).append(str(
+                _("The date of birth cannot be before %(date)s.")
+                % {"date": dates.EARLIEST_BIRTH_DATE.strftime("%d/%m/%Y")}))
         if self.date_of_death:
             if self.date_of_death > today:
                 errors.setdefault("date_of_death", []).append(str(_("The date of death cannot be in the future.")))

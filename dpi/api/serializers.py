@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from audit import reports as audit_reports
 from audit.models import AccessEvent
+from dpi.core import dates
 from dpi.models import DOCUMENT_TYPE_CODES, Document, Observation
 from patients.models import Encounter, Patient
 
@@ -19,14 +20,13 @@ MAX_ID = 2**63 - 1
 class ApiDateTimeField(serializers.DateTimeField):
     """ISO 8601. Written in UTC (``Z``); read with its offset (a naive time is Europe/Paris, the hospital's).
 
-    Years 1900 to 2100 only: a feed sending year 237 is broken, and before 1911 the Paris zone has an offset
-    in seconds that RFC 3339 cannot write.
+    Years 1900 to 2100 only (``dpi.core.dates``, the bounds of every channel).
     """
 
     def to_internal_value(self, value):
         parsed = super().to_internal_value(value)
-        if not 1900 <= parsed.year <= 2100:
-            raise serializers.ValidationError("Out of range (years 1900 to 2100).")
+        if error := dates.year_error(parsed):
+            raise serializers.ValidationError(error)
         return parsed
 
     def to_representation(self, value):

@@ -16,6 +16,7 @@ through the encounter services (the care team follows them, as for the JSON ADT 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -79,6 +80,8 @@ FIELD_OF = {
     "loinc": "OBX-3",
     "effective_at": "OBX-14",
 }
+# HL7 table 0001 (administrative sex): F, M, O other, U unknown, A ambiguous, N not applicable.
+ADMINISTRATIVE_SEX = frozenset({"F", "M", "O", "U", "A", "N"})
 PATIENT_CLASS = {
     "I": Encounter.Kind.STAY,
     "O": Encounter.Kind.CONSULTATION,
@@ -210,7 +213,9 @@ def identity(ctx: Context, pid: Segment) -> dict[str, Any]:
         out["used_name"] = r.comp_of(usual, 1).split(r.sub)[0].strip().upper()
     out["birth_date"] = parse_dt(r.value(pid, 7), "PID-7", required=True)
     sex = r.value(pid, 8).upper()
-    out["sex"] = sex if sex in ("M", "F") else "U"
+    if sex and sex not in ADMINISTRATIVE_SEX:
+        raise Hl7Error("PID-8", TABLE_VALUE_NOT_FOUND, f"Administrative sex {sex[:3]} is not in HL7 table 0001.")
+    out["sex"] = sex if sex in ("M", "F") else "U"  # dpi records F, M or U (unknown)
     # PID-11: the home address, and (IHE PAM France) the birth place as a repetition of type BDL with the
     # INSEE code of the commune (or 99 + country) in XAD-9.
     places = r.reps(pid, 11)
@@ -298,8 +303,9 @@ def _unit(ctx: Context, *, required: bool = True) -> CareUnit | None:
     return unit
 
 
-def _when(ctx: Context, pv1_field: int | None = None) -> datetime:
-    """The movement's time: ZBE-2, else EVN-6, else PV1-44/45, else EVN-2, else MSH-7, else now."""
+def _when(ctx: Context, pv1_field: int | None = None) -> tuple[datetime, str]:
+    """The movement's time and the field it was read from: ZBE-2, else EVN-6, else PV1-44/45, else EVN-2, else
+    MSH-7, else now ('')."""
     r, m = ctx.reader, ctx.message
     candidates: list[tuple[Segment | None, int, str]] = [(m.first("ZBE"), 2, "ZBE-2"), (m.first("EVN"), 6, "EVN-6")]
     if pv1_field:
@@ -309,8 +315,22 @@ def _when(ctx: Context, pv1_field: int | None = None) -> datetime:
         if segment is not None and r.value(segment, n):
             value = parse_ts(r.value(segment, n), location)
             if value is not None:
-                return value
-    return timezone.now()
+                return value, location
+    return timezone.now(), ""
+
+
+@contextmanager
+def _time_from(location: str, *names: str):
+    """A service refusing the movement's time (``start``, ``end``...) is answered on the field the time was read
+    from, not on FIELD_OF's default (PV1-44 for a time that came from EVN-2)."""
+    try:
+        yield
+    except ValidationError as exc:
+        name = next((n for n in getattr(exc, "error_dict", {}) if n in names), None)
+        if not location or name is None:
+            raise
+        text = "; ".join(m for e in exc.error_dict[name] for m in e.messages)[:250]
+        raise Hl7Error(location, DATA_TYPE_ERROR, text or "Invalid time.") from exc
 
 
 def _link(ctx: Context, patient: Patient, *, open_encounter: bool | None = None) -> VisitLink:
@@ -345,8 +365,9 @@ def admit(ctx: Context) -> Patient:
     if link is not None and (link.patient_id != patient.pk or link.encounter_id is not None):
         raise Hl7Error("PV1-19", DUPLICATE_KEY_IDENTIFIER, "This visit number is already admitted.")
     _authorize(ctx, action="create", patient_id=patient.pk, resource_type="encounter")
-    encounter = patient_services.encounter_admit(patient=patient, unit=unit, start=_when(ctx, 44), kind=kind,
-                                                 source="feed")
+    start, where = _when(ctx, 44)
+    with _time_from(where, "start"):
+        encounter = patient_services.encounter_admit(patient=patient, unit=unit, start=start, kind=kind, source="feed")
     if link is None:
         VisitLink.objects.create(visit_number=number, patient=patient, encounter=encounter)
     else:
@@ -384,7 +405,9 @@ def transfer(ctx: Context) -> Patient:
     link = _link(ctx, patient, open_encounter=True)
     unit = _unit(ctx)
     _authorize(ctx, action="amend", patient_id=patient.pk, resource_type="encounter", resource_id=link.encounter_id)
-    new = patient_services.encounter_transfer(encounter=link.encounter, unit=unit, at=_when(ctx), source="feed")
+    at, where = _when(ctx)
+    with _time_from(where, "at", "start", "end"):
+        new = patient_services.encounter_transfer(encounter=link.encounter, unit=unit, at=at, source="feed")
     link.encounter = new
     link.save(update_fields=["encounter", "updated_at"])
     return patient
@@ -394,7 +417,9 @@ def discharge(ctx: Context) -> Patient:
     patient = patient_upsert(ctx, create=False)
     link = _link(ctx, patient, open_encounter=True)
     _authorize(ctx, action="amend", patient_id=patient.pk, resource_type="encounter", resource_id=link.encounter_id)
-    patient_services.encounter_discharge(encounter=link.encounter, end=_when(ctx, 45))
+    end, where = _when(ctx, 45)
+    with _time_from(where, "end"):
+        patient_services.encounter_discharge(encounter=link.encounter, end=end)
     link.leave_since = None
     link.save(update_fields=["leave_since", "updated_at"])
     return patient
@@ -440,7 +465,7 @@ def leave(ctx: Context) -> Patient:
     patient = patient_upsert(ctx, create=False)
     link = _link(ctx, patient, open_encounter=True)
     _authorize(ctx, action="amend", patient_id=patient.pk, resource_type="encounter", resource_id=link.encounter_id)
-    link.leave_since = _when(ctx) if ctx.event == "A21" else None
+    link.leave_since = _when(ctx)[0] if ctx.event == "A21" else None
     link.save(update_fields=["leave_since", "updated_at"])
     return patient
 
@@ -506,7 +531,7 @@ def results(ctx: Context) -> Patient:
             "label": (text or code)[:200],
             "loinc": code[:16] if system.upper() in ("LN", "LOINC") else "",
             "unit": r.value(obx, 6)[:32],
-            "effective_at": parse_ts(r.value(obx, 14), f"{where}-14") or default_time or _when(ctx),
+            "effective_at": parse_ts(r.value(obx, 14), f"{where}-14") or default_time or _when(ctx)[0],
         }
         if kind in ("NM", "SN"):
             if kind == "SN":

@@ -8,14 +8,17 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.utils import timezone as django_timezone
 from hl7apy import check_version
 from hl7apy.core import Segment as Hl7apySegment
 from hl7apy.exceptions import HL7apyException
 from hl7apy.parser import parse_message
+
+from dpi.core import dates
 
 # HL7 table 0357 (message error condition codes).
 SEGMENT_SEQUENCE_ERROR = ("100", "Segment sequence error")
@@ -53,6 +56,9 @@ ADT_EVENTS = frozenset(
     }
 )
 ORU_EVENTS = frozenset({"R01"})
+# How far ahead of dpi's clock a sender's MSH-7 may be (clocks drift; NTP keeps them within seconds). Beyond,
+# the time is wrong, and would make later identity updates look older than this one (they are ordered by MSH-7).
+MAX_CLOCK_SKEW = timedelta(hours=1)
 
 
 class Hl7Error(Exception):
@@ -91,6 +97,8 @@ class Header:
     version: str = "2.5"
     charset: str = ""
     encoding: str = "^~\\&"
+    timestamp: str = ""  # MSH-7 as written
+    time: datetime | None = None  # MSH-7 read, once check_header has passed
 
 
 @dataclass
@@ -139,6 +147,7 @@ def read_header(text: str) -> Header:
     header.processing_id = f(11).split(comp)[0] or "P"
     header.version = f(12).split(comp)[0]
     header.charset = f(18)
+    header.timestamp = f(7).split(comp)[0]
     if len(header.control_id) > 199:
         raise Hl7Error("MSH-10", DATA_TYPE_ERROR, "The message control id is longer than 199 characters.", reject=True)
     return header
@@ -164,6 +173,13 @@ def check_header(header: Header) -> None:
         )
     if header.processing_id not in ("P", "T", "D"):
         raise Hl7Error("MSH-11", UNSUPPORTED_PROCESSING_ID, "Processing id must be P, T or D.", reject=True)
+    try:  # MSH-7 is required by HL7 v2, and orders identity updates
+        header.time = parse_ts(header.timestamp, "MSH-7", required=True)
+    except Hl7Error as error:
+        raise Hl7Error(error.location, error.condition, error.text, reject=True) from error
+    if header.time is not None and header.time > django_timezone.now() + MAX_CLOCK_SKEW:
+        raise Hl7Error("MSH-7", DATA_TYPE_ERROR, "MSH-7 is more than an hour ahead of the receiver's clock.",
+                       reject=True)
 
 
 @functools.cache
@@ -260,7 +276,8 @@ _TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d{1,4})
 
 
 def parse_ts(raw: str, location: str, *, required: bool = False) -> datetime | None:
-    """HL7 TS/DTM (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]); without a zone: the hospital's (TIME_ZONE)."""
+    """HL7 TS/DTM (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]); without a zone: the hospital's (TIME_ZONE). Years
+    1900 to 2100 only, as on the REST API (``dpi.core.dates``)."""
     raw = raw.strip()
     if not raw:
         if required:
@@ -274,17 +291,18 @@ def parse_ts(raw: str, location: str, *, required: bool = False) -> datetime | N
         zone = ZoneInfo(settings.TIME_ZONE)
         value = datetime(int(y), int(mo or 1), int(d or 1), int(h or 0), int(mi or 0), int(s or 0), tzinfo=zone)
         if tz:
-            from datetime import timedelta, timezone
-
             sign = 1 if tz[0] == "+" else -1
             offset = timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5]))
             value = value.replace(tzinfo=timezone(sign * offset))
     except ValueError as exc:
         raise Hl7Error(location, DATA_TYPE_ERROR, f"{location} is not a calendar date/time.") from exc
+    if error := dates.year_error(value):
+        raise Hl7Error(location, DATA_TYPE_ERROR, f"{location}: {error}")
     return value
 
 
 def parse_dt(raw: str, location: str, *, required: bool = False) -> date | None:
+    """HL7 DT, or a DTM whose date is taken: the time, if any, must be a real time too."""
     raw = raw.strip()
     if not raw:
         if required:
@@ -292,7 +310,5 @@ def parse_dt(raw: str, location: str, *, required: bool = False) -> date | None:
         return None
     if not re.fullmatch(r"\d{8}(\d{2,6}([.]\d{1,4})?)?([+-]\d{4})?", raw):
         raise Hl7Error(location, DATA_TYPE_ERROR, f"{location} is not an HL7 date (YYYYMMDD).")
-    try:
-        return date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
-    except ValueError as exc:
-        raise Hl7Error(location, DATA_TYPE_ERROR, f"{location} is not a calendar date.") from exc
+    parse_ts(raw, location)  # a calendar date (and time) within the years allowed
+    return date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))

@@ -20,16 +20,43 @@ def frame(message: str, encoding: str = "utf-8") -> bytes:
     return START + message.encode(encoding, errors="replace") + END
 
 
-def charset(payload: bytes) -> str:
-    """MSH-18: ``8859/1`` is Latin-1; ``UNICODE UTF-8`` (or nothing) is UTF-8, falling back to Latin-1."""
-    first = payload.split(b"\r", 1)[0]
-    if b"8859/1" in first or b"8859-1" in first:
-        return "latin-1"
+# MSH-18 (HL7 table 0211) values dpi reads, and their Python codec.
+CHARSETS = {"ASCII": "ascii", "8859/1": "latin-1", "8859/15": "iso8859-15", "UNICODE UTF-8": "utf-8"}
+
+
+def declared_charset(payload: bytes) -> str:
+    """MSH-18 as written (its first repetition), or ''."""
+    first = payload.replace(b"\n", b"\r").split(b"\r", 1)[0]
+    if not first.startswith(b"MSH") or len(first) < 8:
+        return ""
+    fields = first.split(first[3:4])  # fields[n - 1] is MSH-n
+    value = fields[17] if len(fields) > 17 else b""
+    return value.split(fields[1][1:2] or b"~")[0].decode("latin-1").strip()
+
+
+def decode(payload: bytes) -> tuple[str, str, str]:
+    """The message as text, the codec to answer in, and the declared charset its bytes are not valid in (''
+    when they are). A charset declared in MSH-18 (``CHARSETS``) is the one read and answered in; with none (or
+    one not in ``CHARSETS``), UTF-8, or Latin-1 when the bytes are not UTF-8."""
+    declared = declared_charset(payload)
+    codec = CHARSETS.get(declared.upper())
+    if codec is not None:
+        try:
+            return payload.decode(codec), codec, ""
+        except UnicodeDecodeError:
+            return payload.decode(codec, errors="replace"), codec, declared
     try:
-        payload.decode("utf-8")
+        return payload.decode("utf-8"), "utf-8", ""
     except UnicodeDecodeError:
-        return "latin-1"
-    return "utf-8"
+        return payload.decode("latin-1"), "latin-1", ""
+
+
+def answer(payload: bytes) -> bytes:
+    """The framed acknowledgement of one framed payload, in the message's character set."""
+    from dpi.hl7.receiver import receive
+
+    text, codec, invalid = decode(payload)
+    return frame(receive(text, invalid_charset=invalid), codec)
 
 
 def frames(read: Callable[[], bytes], *, max_bytes: int):
@@ -58,14 +85,10 @@ def frames(read: Callable[[], bytes], *, max_bytes: int):
 
 class Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
-        from dpi.hl7.receiver import receive
-
         self.request.settimeout(IDLE_SECONDS)
         try:
             for payload in frames(lambda: self.request.recv(65536), max_bytes=settings.DPI_HL7_MAX_BYTES):
-                encoding = charset(payload)
-                answer = receive(payload.decode(encoding, errors="replace"))
-                self.request.sendall(frame(answer, encoding))
+                self.request.sendall(answer(payload))
         except (TimeoutError, ConnectionError, ValueError) as exc:
             log.info("HL7 connection from %s closed: %s", self.client_address[0], exc)
         finally:

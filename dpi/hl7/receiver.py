@@ -4,7 +4,8 @@
   acknowledgement again, nothing else.
 - In order per patient: the message's patients (PID-3, MRG-1) are locked (PostgreSQL advisory lock) for the
   transaction, so two connections never interleave one patient's movements; an identity update older (MSH-7)
-  than one already applied is acknowledged and not applied.
+  than one already applied is acknowledged and not applied. MSH-7 is therefore required, and refused when it is
+  more than ``MAX_CLOCK_SKEW`` ahead of this server's clock (a far-future time would freeze the identity).
 - All or nothing: the message is applied in one transaction; any error rolls it back and is answered AE (its
   content) or AR (the message itself), with an ERR segment naming the field.
 - Dead letters: errors are kept (``manage.py hl7_deadletters``) for the integration team to fix and replay. A
@@ -18,17 +19,18 @@ import logging
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone, translation
 
 from dpi.hl7 import ack, feed
 from dpi.hl7.message import (
     APPLICATION_INTERNAL_ERROR,
     DATA_TYPE_ERROR,
+    MAX_CLOCK_SKEW,
     UNKNOWN_KEY_IDENTIFIER,
     Header,
     Hl7Error,
     Reader,
     parse,
-    parse_ts,
     read_header,
 )
 from dpi.hl7.models import InboundMessage
@@ -37,8 +39,9 @@ log = logging.getLogger("dpi.hl7")
 IDENTITY_EVENTS = frozenset({"A08", "A28", "A31"})
 
 
-def receive(text: str) -> str:
-    """Process one message (already taken out of its MLLP frame) and return the acknowledgement."""
+def receive(text: str, *, invalid_charset: str = "") -> str:
+    """Process one message (already taken out of its MLLP frame) and return the acknowledgement.
+    ``invalid_charset``: the character set the message declares (MSH-18) and its bytes are not valid in."""
     try:
         header = read_header(text)
     except Hl7Error as error:
@@ -47,12 +50,23 @@ def receive(text: str) -> str:
     existing = _same_message(header).first() if header.control_id else None
     if existing is not None and existing.status == InboundMessage.Status.PROCESSED:
         return existing.ack  # a duplicate: the same answer, nothing done again
+    if invalid_charset:
+        error = Hl7Error(
+            "MSH-18",
+            DATA_TYPE_ERROR,
+            f"The message is not valid in its declared character set ({invalid_charset[:20]}).",
+            reject=True,
+        )
+        return _refused(text, header, "", error)[0]
     answer, row = process(text, header)
     if row is not None and row.status == InboundMessage.Status.PROCESSED and row.patient_key:
         retry_waiting(row.patient_key)
     return answer
 
 
+# Acknowledgement texts are in English, as the rest of the interface (HL7 tables, docs/hl7.md), whatever the
+# site's language: the services' translated messages would otherwise mix French into them.
+@translation.override("en")
 def process(text: str, header: Header) -> tuple[str, InboundMessage | None]:
     key = ""
     try:
@@ -61,7 +75,7 @@ def process(text: str, header: Header) -> tuple[str, InboundMessage | None]:
             reader = Reader(header)
             key = feed.patient_key(message, reader)
             _lock(sorted({k for k in (key, feed.merged_key(message, reader)) if k}))
-            when = _message_time(header, text)
+            when = message.header.time
             note = ""
             if header.event in IDENTITY_EVENTS and _superseded(key, when):
                 note = "Superseded by a later identity message: not applied."
@@ -128,16 +142,6 @@ def _lock(keys: list[str]) -> None:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"hl7:{key}"])
 
 
-def _message_time(header: Header, text: str):
-    try:
-        first = text.replace("\n", "\r").split("\r", 1)[0]
-        sep = first[3]
-        fields = first[4:].split(sep)
-        return parse_ts(fields[5].split(header.encoding[:1] or "^")[0], "MSH-7") if len(fields) > 5 else None
-    except (Hl7Error, IndexError):
-        return None
-
-
 def _superseded(key: str, when) -> bool:
     if not key or when is None:
         return False
@@ -145,6 +149,8 @@ def _superseded(key: str, when) -> bool:
         patient_key=key,
         status=InboundMessage.Status.PROCESSED,
         message_time__gt=when,
+        # rows stored before MSH-7 was checked (year 9999) would otherwise freeze the identity for good
+        message_time__lte=timezone.now() + MAX_CLOCK_SKEW,
         message_type__in=[f"ADT^{e}" for e in IDENTITY_EVENTS],
     ).exists()
 
