@@ -300,6 +300,25 @@ class ApiView:
         "partial_update": Action.AMEND,
     }
 
+    @property
+    def allowed_methods(self) -> list[str]:
+        """The methods this view implements (the ``Allow`` header); OPTIONS only with a metadata class."""
+        methods = super().allowed_methods  # type: ignore[misc]  # a mixin of DRF's APIView
+        if getattr(self, "metadata_class", None) is None:
+            methods = [m for m in methods if m != "OPTIONS"]
+        return methods
+
+    def check_permissions(self, request) -> None:
+        # A method this view does not implement is a 405 naming the ones it does, before the scope check: it
+        # is no access decision on patient data, so it leaves no refused-access event (which detection reads).
+        allowed = self.allowed_methods
+        if request.method.upper() not in allowed:
+            method = request.method[:20]
+            raise exceptions.MethodNotAllowed(
+                method, detail=f"Method {method} is not supported here (allowed: {', '.join(allowed)})."
+            )
+        super().check_permissions(request)  # type: ignore[misc]
+
     def required_scope(self, request) -> str | None:
         action = self.scope_actions.get(getattr(self, "action", None) or "")
         if action is None:
