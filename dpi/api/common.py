@@ -176,6 +176,11 @@ def check_if_match(request, obj: Any, *, required: bool) -> None:
             raise PreconditionRequired()
         return
     if header == "*":
+        # "*" only says the resource exists: it would skip the lost-update check the ETag is for.
+        if required:
+            raise PreconditionRequired(
+                "If-Match: * is not accepted here: send the ETag you read, so that no change is lost."
+            )
         return
     # Strong comparison (RFC 9110 13.1.1): weak tags never match.
     wanted = {t.strip() for t in header.split(",")}
