@@ -212,7 +212,8 @@ PATIENT = ResourceType(
         search.date_param("birthdate", search.SP + "individual-birthdate", "birth_date", is_date=True),
         search.token_param("gender", search.SP + "individual-gender",
                            search.coded("sex", ("http://hl7.org/fhir/administrative-gender",),
-                                        codes={v: k for k, v in mapping.GENDER.items()})),
+                                        codes={"other": []} | {v: k for k, v in mapping.GENDER.items()},
+                                        closed=True)),
     ),
     patient_required=False,
     supported_profiles=(mapping.PROFILE_PATIENT, mapping.PROFILE_PATIENT_INS),
@@ -528,6 +529,13 @@ class SearchView(_TypedView):
         """The rows this user may search, after the gate: visible patients, the DPO's trace, or the records of
         the named patients (each one asked of the gate)."""
         if self.rtype is PATIENT:
+            if not query.used and query.ignored:
+                # Only unknown parameters: name them, not a parameter the caller did not send.
+                raise exceptions.ValidationError({
+                    name: ["Unknown search parameter for Patient: give at least one of "
+                           + ", ".join(sorted(PATIENT.params)) + " (see /fhir/metadata)."]
+                    for name in query.ignored
+                })
             if not query.used:
                 raise search.bad(
                     "identifier", "Give at least one of " + ", ".join(sorted(PATIENT.params)) + "."
@@ -537,16 +545,16 @@ class SearchView(_TypedView):
             return self.search_patients(Patient.objects.all(), query=" ".join(query.used), exact=exact)
         if self.rtype is AUDIT_EVENT:
             filters: dict[str, Any] = {"search": "&".join(f"{k}={v}" for k, v in query.kept)[:300]}
-            if query.patients:
+            if query.patients is not None:
                 filters["patient"] = query.patients[0] if len(query.patients) == 1 else None
             require_dpo(self.request, filters)
             queryset = AccessEvent.objects.all()
-            if query.patients:
+            if query.patients is not None:
                 queryset = queryset.filter(patient_id__in=query.patients)
             return queryset
-        if not query.patients:
+        if query.patients is None:
             raise search.bad("patient", f"Searching {self.rtype.name} needs patient=<id>.")
-        for patient_id in query.patients:
+        for patient_id in query.named_patients:
             self.gate(patient_id=patient_id, action=Action.VIEW)
         return self.queryset().filter(patient_id__in=query.patients)
 
