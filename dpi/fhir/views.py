@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
-from django.utils import timezone
+from django.utils import timezone, translation
 from rest_framework import exceptions
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
@@ -104,10 +104,26 @@ def _flatten(detail: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, str(detail))]
 
 
+def _in_english(exc: Exception) -> Exception:
+    """DRF's own messages are translated when they are raised (French by default); FHIR speaks English: a default
+    message is given again in English (resources keep their French displays, so the request is not switched)."""
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        with translation.override("en"):
+            return exceptions.Throttled(wait=exc.wait)
+    if isinstance(exc, exceptions.APIException) and isinstance(exc.detail, str):
+        default = type(exc).default_detail
+        if str(exc.detail) == str(default):  # compared in the language it was raised in
+            with translation.override("en"):
+                exc.detail = exceptions.ErrorDetail(str(default), code=exc.detail.code)
+    return exc
+
+
 def fhir_exception_handler(exc, context):
-    response = api_exception_handler(exc, context)
-    if response is None:
-        response = drf_exception_handler(exc, context)
+    exc = _in_english(exc)
+    with translation.override("en"):  # exceptions converted there (gate refusal, Http404) are built in English
+        response = api_exception_handler(exc, context)
+        if response is None:
+            response = drf_exception_handler(exc, context)
     if response is None:
         return None
     pairs = _flatten(response.data)
