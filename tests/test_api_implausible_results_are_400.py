@@ -80,3 +80,18 @@ def test_a_correction_is_held_to_the_same_rules(client, cast):
     assert response.status_code == 400
     assert "reference_high" in response.json()
     assert Observation.objects.get(pk=obs.pk).reference_low == 3.5
+
+
+def test_fhir_sends_only_a_real_loinc_code_under_the_loinc_system(client, cast):
+    # The HL7 feed may still store a laboratory's local code sent as LN (or an older row may hold one).
+    local = clinical_services.observation_record(
+        patient=cast.patient, author=cast.physician, label="Aspect", loinc="X1", value_text="clair",
+        effective_at=timezone.now() - dt.timedelta(hours=1))
+    real = clinical_services.observation_record(
+        patient=cast.patient, author=cast.physician, label="Glucose", loinc="2345-7", value=5,
+        effective_at=timezone.now() - dt.timedelta(hours=1))
+    _, token = make_api_client()
+    local_code = client.get(f"/fhir/Observation/{local.pk}", headers=bearer(token)).json()["code"]
+    assert local_code == {"text": "Aspect"}
+    real_code = client.get(f"/fhir/Observation/{real.pk}", headers=bearer(token)).json()["code"]
+    assert real_code["coding"][0] == {"system": "http://loinc.org", "code": "2345-7", "display": "Glucose"}
