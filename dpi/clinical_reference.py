@@ -105,3 +105,19 @@ def format_result(obs) -> str:
     value = format_decimal(obs.value, spec.decimals if spec else None)
     unit = {"Cel": "°C", "mm[Hg]": "mmHg", "{score}": "/10"}.get(obs.unit, obs.unit)
     return f"{value} {unit}".strip()
+
+
+_LOINC = re.compile(r"^(\d{1,7})-(\d)$")
+
+
+def is_loinc(code: str) -> bool:
+    """A LOINC code's shape and check digit: digits, a dash, and the mod 10 check digit of the digits before it
+    (LOINC User's Guide, "Calculating Mod 10 check digits": Luhn's algorithm, e.g. ``2345-7``)."""
+    match = _LOINC.match(code)
+    if match is None:
+        return False
+    total = 0
+    for position, char in enumerate(reversed(match.group(1))):
+        digit = int(char) * (2 if position % 2 == 0 else 1)  # double every other digit, from the rightmost
+        total += digit - 9 if digit > 9 else digit
+    return (10 - total % 10) % 10 == int(match.group(2))

@@ -7,9 +7,12 @@ every previous version (see dpi.services).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from dpi.fields import EncryptedBinaryField, EncryptedCharField, EncryptedTextField
@@ -93,6 +96,30 @@ class Observation(ClinicalItem):
 
     def __str__(self) -> str:
         return f"{self.label} {self.value or ''} {self.unit}"
+
+    # How far ahead of the server's clock a result may be dated (clocks of other systems drift), as for vitals.
+    CLOCK_SKEW = timedelta(minutes=5)
+
+    def clean(self) -> None:
+        """The rules every channel shares (REST API, HL7 feed, structured entry): a reference range whose bounds
+        are in order, and a date within the patient's life, not ahead. (The LOINC check, ``is_loinc``, is the
+        channels' own: the HL7 feed still takes local codes sent as LN.)"""
+        errors: dict[str, list[str]] = {}
+        low, high = self.reference_low, self.reference_high
+        if low is not None and high is not None and low > high:
+            errors["reference_high"] = [str(_("The upper bound of the reference range is below its lower bound."))]
+        if isinstance(self.effective_at, datetime):
+            if self.effective_at > timezone.now() + self.CLOCK_SKEW:
+                errors["effective_at"] = [str(_("A result cannot be dated in the future."))]
+            elif self.patient_id is not None:
+                try:
+                    self.patient.check_in_lifetime(
+                        self.effective_at, field="effective_at",
+                        before_birth=_("A result cannot be dated before the patient's birth (%(date)s)."))
+                except ValidationError as exc:
+                    errors.update(exc.message_dict)
+        if errors:
+            raise ValidationError(errors)
 
 class Prescription(ClinicalItem):
     class Status(models.TextChoices):

@@ -164,6 +164,15 @@ class Patient(models.Model):
         name = self.used_name or self.birth_name
         return f"{name.upper()} {self.first_name}"
 
+    def check_in_lifetime(self, when, *, field: str, before_birth, after_death=None) -> None:
+        """A fact dated ``when`` (a datetime) is not before birth, nor after death when ``after_death`` is given
+        (compared on the hospital's calendar day). The messages take ``%(date)s``; the error names ``field``."""
+        day = timezone.localtime(when).date() if timezone.is_aware(when) else when.date()
+        if isinstance(self.birth_date, date) and day < self.birth_date:
+            raise ValidationError({field: [before_birth % {"date": self.birth_date.strftime("%d/%m/%Y")}]})
+        if after_death is not None and isinstance(self.date_of_death, date) and day > self.date_of_death:
+            raise ValidationError({field: [after_death % {"date": self.date_of_death.strftime("%d/%m/%Y")}]})
+
     @property
     def is_restricted(self) -> bool:
         return self.confidentiality == self.Confidentiality.RESTRICTED

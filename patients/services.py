@@ -415,13 +415,9 @@ def touch_activity(patient_id: int, when: datetime) -> None:
 
 def _check_stay_dates(patient: Patient, start: datetime) -> None:
     """No stay before birth or after death (compared on the hospital's calendar day)."""
-    day = timezone.localtime(start).date() if timezone.is_aware(start) else start.date()
-    if patient.birth_date and day < patient.birth_date:
-        raise ValidationError({"start": [_("A stay cannot start before the patient's birth (%(date)s).")
-                                         % {"date": patient.birth_date.strftime("%d/%m/%Y")}]})
-    if patient.date_of_death and day > patient.date_of_death:
-        raise ValidationError({"start": [_("A stay cannot start after the patient's death (%(date)s).")
-                                         % {"date": patient.date_of_death.strftime("%d/%m/%Y")}]})
+    patient.check_in_lifetime(start, field="start",
+                              before_birth=_("A stay cannot start before the patient's birth (%(date)s)."),
+                              after_death=_("A stay cannot start after the patient's death (%(date)s)."))
 
 
 def _check_no_open_stay(patient: Patient, *, start: datetime, excluding: int | None = None) -> None:

@@ -7,7 +7,8 @@ In ``MIDDLEWARE``:
   no-store`` on every answer to a signed-in user (health data must not stay in browser or proxy caches).
 * ``SessionTimeoutMiddleware`` then ``AuthenticationStepsMiddleware`` right after django-otp's
   ``OTPMiddleware``: idle timeout and absolute lifetime; then a signed-in user who still owes a second factor
-  (or a password change) reaches only the pages of that step and sign-out. The API and FHIR answer 403 JSON.
+  (or a password change) reaches only the pages of that step and sign-out. The API answers 403 JSON, FHIR a
+  403 OperationOutcome.
 """
 
 from __future__ import annotations
@@ -28,7 +29,25 @@ API_PREFIXES = ("/api/", "/fhir/")
 
 
 def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith(API_PREFIXES)
+    """A call of the REST API or FHIR, answered in data rather than by a redirect; but the API's documentation
+    page opened in a browser is a page (it is sent to the sign-in steps like any other)."""
+    if not request.path.startswith(API_PREFIXES):
+        return False
+    return not (request.path == reverse("api-docs") and "text/html" in request.headers.get("Accept", ""))
+
+
+# OperationOutcome issue codes of the answers below (FHIR R4 issue-type).
+_FHIR_ISSUE = {401: "login", 403: "forbidden"}
+
+
+def _api_error(request: HttpRequest, *, status: int, detail: str, code: str) -> HttpResponse:
+    """The channel's error shape: under /fhir/ every answer is FHIR (an OperationOutcome, application/fhir+json),
+    under /api/ the REST API's ``{"detail", "code"}``."""
+    if request.path.startswith("/fhir/"):
+        outcome = {"resourceType": "OperationOutcome", "issue": [{
+            "severity": "error", "code": _FHIR_ISSUE[status], "details": {"text": code}, "diagnostics": detail}]}
+        return JsonResponse(outcome, status=status, content_type="application/fhir+json")
+    return JsonResponse({"detail": detail, "code": code}, status=status)
 
 
 class SecurityHeadersMiddleware:
@@ -81,8 +100,7 @@ class SessionTimeoutMiddleware:
             if reason is not None:
                 services.session_end(request, reason=reason)
                 if _is_api(request) or request.headers.get("Accept", "").startswith("application/json"):
-                    return JsonResponse({"detail": "session expired", "code": f"session_expired_{reason}"},
-                                        status=401)
+                    return _api_error(request, status=401, detail="session expired", code=f"session_expired_{reason}")
                 query = {"next": request.get_full_path(), "expired": reason}
                 return redirect(reverse("login") + "?" + urlencode(query))
         return self.get_response(request)
@@ -109,7 +127,7 @@ class AuthenticationStepsMiddleware:
             refusal_record(request, basis="deny:token_only", reason="integration accounts act by API token only")
             services.session_end(request, reason="token_only")
             if _is_api(request):
-                return JsonResponse({"detail": "authentication required", "code": "token_only"}, status=401)
+                return _api_error(request, status=401, detail="authentication required", code="token_only")
             return redirect(reverse("login"))
         step = services.pending_step(request) if request.user.is_authenticated else None
         if step is not None and not self._allowed(request, step):
@@ -120,7 +138,7 @@ class AuthenticationStepsMiddleware:
                 from access.decorators import refusal_record
 
                 refusal_record(request, basis="deny:" + step, reason=detail)
-                return JsonResponse({"detail": detail, "code": code}, status=403)
+                return _api_error(request, status=403, detail=detail, code=code)
             target = reverse(STEP_URLS[step])
             return redirect(target + "?" + urlencode({"next": request.get_full_path()}))
         return self.get_response(request)

@@ -179,6 +179,11 @@ def check_if_match(request, obj: Any, *, required: bool) -> None:
             raise PreconditionRequired()
         return
     if header == "*":
+        # "*" only says the resource exists: it would skip the lost-update check the ETag is for.
+        if required:
+            raise PreconditionRequired(
+                "If-Match: * is not accepted here: send the ETag you read, so that no change is lost."
+            )
         return
     # Strong comparison (RFC 9110 13.1.1): weak tags never match.
     wanted = {t.strip() for t in header.split(",")}
@@ -302,6 +307,25 @@ class ApiView:
         "create": Action.CREATE,
         "partial_update": Action.AMEND,
     }
+
+    @property
+    def allowed_methods(self) -> list[str]:
+        """The methods this view implements (the ``Allow`` header); OPTIONS only with a metadata class."""
+        methods = super().allowed_methods  # type: ignore[misc]  # a mixin of DRF's APIView
+        if getattr(self, "metadata_class", None) is None:
+            methods = [m for m in methods if m != "OPTIONS"]
+        return methods
+
+    def check_permissions(self, request) -> None:
+        # A method this view does not implement is a 405 naming the ones it does, before the scope check: it
+        # is no access decision on patient data, so it leaves no refused-access event (which detection reads).
+        allowed = self.allowed_methods
+        if request.method.upper() not in allowed:
+            method = request.method[:20]
+            raise exceptions.MethodNotAllowed(
+                method, detail=f"Method {method} is not supported here (allowed: {', '.join(allowed)})."
+            )
+        super().check_permissions(request)  # type: ignore[misc]
 
     def required_scope(self, request) -> str | None:
         action = self.scope_actions.get(getattr(self, "action", None) or "")

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from audit import reports as audit_reports
 from audit.models import AccessEvent
+from dpi.clinical_reference import is_loinc
 from dpi.core import dates
 from dpi.models import DOCUMENT_TYPE_CODES, Document, Observation
 from patients.models import Encounter, Patient
@@ -250,6 +251,18 @@ def _decimal(**kwargs) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=12, decimal_places=3, **kwargs)
 
 
+def _loinc(value: str) -> str:
+    # FHIR sends this code with the LOINC system: it must be one (digits, a dash, the mod 10 check digit).
+    if value and not is_loinc(value):
+        raise serializers.ValidationError("Not a LOINC code: digits, a dash and the check digit (e.g. 2345-7).")
+    return value
+
+
+def _loinc_field(**kwargs) -> serializers.CharField:
+    return serializers.CharField(max_length=16, required=False, allow_blank=True, validators=[_loinc],
+                                 help_text="LOINC code with its check digit, e.g. 2345-7", **kwargs)
+
+
 class ObservationSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     patient = serializers.IntegerField(source="patient_id", read_only=True)
@@ -273,7 +286,7 @@ class ObservationCreateSerializer(serializers.Serializer):
     patient = _id_field()
     encounter = _id_field(required=False, allow_null=True)
     category = serializers.ChoiceField(Observation.Category.choices, required=False)
-    loinc = serializers.CharField(max_length=16, required=False, allow_blank=True)
+    loinc = _loinc_field()
     label = serializers.CharField(max_length=200)
     value = _decimal(required=False, allow_null=True)
     value_text = serializers.CharField(max_length=10000, required=False, allow_blank=True)
@@ -291,7 +304,7 @@ class ObservationCreateSerializer(serializers.Serializer):
 class ObservationAmendSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=300, help_text="why the result is corrected (kept with the old value)")
     label = serializers.CharField(max_length=200, required=False)
-    loinc = serializers.CharField(max_length=16, required=False, allow_blank=True)
+    loinc = _loinc_field()
     value = _decimal(required=False, allow_null=True)
     value_text = serializers.CharField(max_length=10000, required=False, allow_blank=True)
     unit = serializers.CharField(max_length=32, required=False, allow_blank=True)

@@ -23,6 +23,7 @@ from django.conf import settings
 
 from audit import reports as audit_reports
 from audit.models import AccessEvent
+from dpi.clinical_reference import is_loinc
 from dpi.models import (
     DOCUMENT_TYPE_CODES,
     Allergy,
@@ -331,8 +332,8 @@ def _quantity(value, unit: str) -> dict[str, Any]:
 
 def observation_resource(obs: Observation) -> dict[str, Any]:
     code: dict[str, Any] = {"text": obs.label}
-    if obs.loinc:
-        code["coding"] = [{"system": "http://loinc.org", "code": obs.loinc, "display": obs.label}]
+    if obs.loinc and is_loinc(obs.loinc):  # a local code sent as LN by a feed, or an older row, is not LOINC
+        code["coding"] = [{"system": CS_LOINC, "code": obs.loinc, "display": obs.label}]
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "id": str(obs.pk),

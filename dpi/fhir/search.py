@@ -207,15 +207,27 @@ def date_param(name: str, definition: str, start: str, end: str | None = None, *
                  "partial dates YYYY and YYYY-MM.", build, prefixes=DATE_PREFIXES, sort=start)
 
 
+class UnknownCode(Exception):
+    """A code outside a closed value set: the request is wrong (400), not the server."""
+
+    def __init__(self, code: str, allowed: list[str]):
+        super().__init__(code)
+        self.code, self.allowed = code, allowed
+
+
 def token_param(name: str, definition: str, match: Callable[[str | None, str], Q | None], *,
                 documentation: str = "", sort: str = "") -> Param:
-    """``match(system, code)`` returns the filter for one token, or None when it cannot match anything."""
+    """``match(system, code)`` returns the filter for one token, or None when it cannot match anything; it raises
+    ``UnknownCode`` for a code outside a closed value set (a 400 naming the parameter)."""
 
     def build(values: list[str], modifier: str, param: str) -> Q:
         q = Q(pk__isnull=True)
         for raw in values:
             system, code = token(raw)
-            one = match(system, code)
+            try:
+                one = match(system, code)
+            except UnknownCode as exc:
+                raise bad(param, f"Unknown code {exc.code[:50]!r}: one of {', '.join(exc.allowed)}.") from exc
             if one is not None:
                 q |= one
         return q
@@ -225,8 +237,9 @@ def token_param(name: str, definition: str, match: Callable[[str | None, str], Q
 
 
 def coded(column: str, systems: tuple[str, ...], *, translate: Callable[[str], Any] | None = None,
-          codes: dict[str, Any] | None = None) -> Callable[[str | None, str], Q | None]:
-    """A token matcher on one column whose codes belong to ``systems`` ("" = codes sent without a system)."""
+          codes: dict[str, Any] | None = None, closed: bool = False) -> Callable[[str | None, str], Q | None]:
+    """A token matcher on one column whose codes belong to ``systems`` ("" = codes sent without a system).
+    ``closed``: ``codes`` is the whole value set (a required binding), and any other code is refused."""
 
     def match(system: str | None, code: str) -> Q | None:
         if system is not None and system not in systems:
@@ -235,6 +248,8 @@ def coded(column: str, systems: tuple[str, ...], *, translate: Callable[[str], A
             return Q(pk__isnull=False) if system else None  # "system|": any code of that system
         if codes is not None:
             if code not in codes:
+                if closed:
+                    raise UnknownCode(code, sorted(codes))
                 return None
             value = codes[code]
             return Q(**{f"{column}__in": value}) if isinstance(value, list | tuple | set) else Q(**{column: value})
@@ -277,7 +292,10 @@ class Query:
     """A parsed search: filters (AND of ORs), paging, sorting, and the canonical parameters for links."""
 
     filters: list[Q] = field(default_factory=list)
+    # The patients every patient/subject occurrence allows (AND of the occurrences, each an OR list), None
+    # without any; ``named_patients`` every patient named (each goes through the gate).
     patients: list[int] | None = None
+    named_patients: list[int] = field(default_factory=list)
     patient_param: str = ""
     count: int = 20
     offset: int = 0
@@ -287,6 +305,7 @@ class Query:
     summary_count: bool = False
     kept: list[tuple[str, str]] = field(default_factory=list)  # (key, value) echoed in links, in request order
     used: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # unknown parameters left out (lenient handling)
 
 
 def strict_handling(request) -> bool:
@@ -298,7 +317,7 @@ def parse(request, params: dict[str, Param], *, default_count: int, max_count: i
           sort_default: str = "-pk") -> Query:
     strict = strict_handling(request)
     query = Query(count=default_count)
-    patients: list[int] = []
+    patient_groups: list[set[int]] = []
     for key, values in request.query_params.lists():
         name, _, modifier = key.partition(":")
         if name in RESULT_PARAMETERS:
@@ -310,6 +329,7 @@ def parse(request, params: dict[str, Param], *, default_count: int, max_count: i
         if spec is None:
             if strict:
                 raise bad(key, "Unknown search parameter (Prefer: handling=strict); see /fhir/metadata.")
+            query.ignored.append(key)
             continue  # lenient: ignored, and left out of the self link
         if modifier and modifier not in spec.modifiers:
             raise bad(key, f"Modifier :{modifier} is not supported on {name}"
@@ -319,11 +339,13 @@ def parse(request, params: dict[str, Param], *, default_count: int, max_count: i
                 continue  # an empty parameter is ignored (FHIR R4 3.1.1.4)
             parts = split_or(raw)
             if spec.type == "reference":
+                group = set()
                 for part in parts:
                     value = part.split("/", 1)[1] if part.startswith("Patient/") else part
                     if not value.isdigit() or not 1 <= int(value) <= max_id:
                         raise bad(name, "A patient id or Patient/<id>.")
-                    patients.append(int(value))
+                    group.add(int(value))
+                patient_groups.append(group)
                 query.patient_param = query.patient_param or name
             else:
                 assert spec.build is not None
@@ -331,8 +353,10 @@ def parse(request, params: dict[str, Param], *, default_count: int, max_count: i
             query.kept.append((key, raw))
             if name not in query.used:
                 query.used.append(name)
-    if patients:
-        query.patients = sorted(set(patients))
+    if patient_groups:
+        # Repeating the parameter is an AND, as for every other parameter (a comma is the OR).
+        query.patients = sorted(set.intersection(*patient_groups))
+        query.named_patients = sorted(set.union(*patient_groups))
     if not query.sort:
         query.sort = [sort_default]
     if "pk" not in {s.lstrip("-") for s in query.sort}:

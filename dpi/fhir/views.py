@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
-from django.utils import timezone
+from django.utils import timezone, translation
 from rest_framework import exceptions
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
@@ -104,10 +104,26 @@ def _flatten(detail: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, str(detail))]
 
 
+def _in_english(exc: Exception) -> Exception:
+    """DRF's own messages are translated when they are raised (French by default); FHIR speaks English: a default
+    message is given again in English (resources keep their French displays, so the request is not switched)."""
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        with translation.override("en"):
+            return exceptions.Throttled(wait=exc.wait)
+    if isinstance(exc, exceptions.APIException) and isinstance(exc.detail, str):
+        default = type(exc).default_detail
+        if str(exc.detail) == str(default):  # compared in the language it was raised in
+            with translation.override("en"):
+                exc.detail = exceptions.ErrorDetail(str(default), code=exc.detail.code)
+    return exc
+
+
 def fhir_exception_handler(exc, context):
-    response = api_exception_handler(exc, context)
-    if response is None:
-        response = drf_exception_handler(exc, context)
+    exc = _in_english(exc)
+    with translation.override("en"):  # exceptions converted there (gate refusal, Http404) are built in English
+        response = api_exception_handler(exc, context)
+        if response is None:
+            response = drf_exception_handler(exc, context)
     if response is None:
         return None
     pairs = _flatten(response.data)
@@ -212,7 +228,8 @@ PATIENT = ResourceType(
         search.date_param("birthdate", search.SP + "individual-birthdate", "birth_date", is_date=True),
         search.token_param("gender", search.SP + "individual-gender",
                            search.coded("sex", ("http://hl7.org/fhir/administrative-gender",),
-                                        codes={v: k for k, v in mapping.GENDER.items()})),
+                                        codes={"other": []} | {v: k for k, v in mapping.GENDER.items()},
+                                        closed=True)),
     ),
     patient_required=False,
     supported_profiles=(mapping.PROFILE_PATIENT, mapping.PROFILE_PATIENT_INS),
@@ -528,6 +545,13 @@ class SearchView(_TypedView):
         """The rows this user may search, after the gate: visible patients, the DPO's trace, or the records of
         the named patients (each one asked of the gate)."""
         if self.rtype is PATIENT:
+            if not query.used and query.ignored:
+                # Only unknown parameters: name them, not a parameter the caller did not send.
+                raise exceptions.ValidationError({
+                    name: ["Unknown search parameter for Patient: give at least one of "
+                           + ", ".join(sorted(PATIENT.params)) + " (see /fhir/metadata)."]
+                    for name in query.ignored
+                })
             if not query.used:
                 raise search.bad(
                     "identifier", "Give at least one of " + ", ".join(sorted(PATIENT.params)) + "."
@@ -537,16 +561,16 @@ class SearchView(_TypedView):
             return self.search_patients(Patient.objects.all(), query=" ".join(query.used), exact=exact)
         if self.rtype is AUDIT_EVENT:
             filters: dict[str, Any] = {"search": "&".join(f"{k}={v}" for k, v in query.kept)[:300]}
-            if query.patients:
+            if query.patients is not None:
                 filters["patient"] = query.patients[0] if len(query.patients) == 1 else None
             require_dpo(self.request, filters)
             queryset = AccessEvent.objects.all()
-            if query.patients:
+            if query.patients is not None:
                 queryset = queryset.filter(patient_id__in=query.patients)
             return queryset
-        if not query.patients:
+        if query.patients is None:
             raise search.bad("patient", f"Searching {self.rtype.name} needs patient=<id>.")
-        for patient_id in query.patients:
+        for patient_id in query.named_patients:
             self.gate(patient_id=patient_id, action=Action.VIEW)
         return self.queryset().filter(patient_id__in=query.patients)
 
