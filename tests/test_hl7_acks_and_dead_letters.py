@@ -97,3 +97,13 @@ def test_a_control_id_is_unique_for_its_sender_only():
     assert Patient.objects.filter(ipp__in=["7010", "7011"]).count() == 2
     assert receive(from_lab) == second  # the same sender's retransmission: the stored answer
     assert InboundMessage.objects.filter(control_id="0001").count() == 2
+
+
+def test_an_upside_down_reference_range_is_refused_on_obx_7():
+    """The result's own rules (``Observation.clean``, as on the REST API) answered on the field that held it."""
+    CareUnit.objects.create(code="MED", name="Médecine")
+    receive(t.adt("A01", "7010", visit="V7010", unit="MED"))
+    answer = receive(t.oru("7010", [("2345-7", "Glucose", "NM", "4.1", "mmol/L", "5-3.5")], visit="V7010"))
+    fields = t.ack_fields(answer)
+    assert (fields["code"], fields["err_location"]) == ("AE", "OBX^1^7"), answer
+    assert not Observation.objects.filter(patient__ipp="7010").exists()

@@ -79,6 +79,8 @@ FIELD_OF = {
     "label": "OBX-3",
     "loinc": "OBX-3",
     "effective_at": "OBX-14",
+    "reference_low": "OBX-7",
+    "reference_high": "OBX-7",
 }
 # HL7 table 0001 (administrative sex): F, M, O other, U unknown, A ambiguous, N not applicable.
 ADMINISTRATIVE_SEX = frozenset({"F", "M", "O", "U", "A", "N"})
