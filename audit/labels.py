@@ -107,6 +107,7 @@ BASES: dict[str, Promise] = {
     "deny:maintenance_window": _("refused: outside a maintenance window"),
     "deny:four_eyes": _("refused: a second person must approve"),
     "deny:self_review": _("refused: nobody reviews their own rights"),
+    "deny:hl7_sender": _("refused: HL7 sender outside the allowed networks"),
     "password": _("password"),
     "password_change": _("password change"),
     "temporary_password": _("temporary password"),

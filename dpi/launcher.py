@@ -5,8 +5,9 @@
    generated for this install (never with DPI_PRODUCTION=1; `manage.py demo_accounts` prints them again);
 3. gunicorn (web), a Celery worker, Celery beat and the HL7 v2 listener (dpi.hl7) as child processes.
 
-It refuses to listen beyond the loopback interface (DPI_BIND) while demo accounts can sign in, and stops the
-embedded servers it started when it ends, whatever the reason.
+It refuses to listen beyond the loopback interface (DPI_BIND) while demo accounts can sign in, and, with
+DPI_PRODUCTION, to open the HL7 listener beyond the loopback without an explicit DPI_HL7_ALLOWED_NETWORKS; it
+stops the embedded servers it started when it ends, whatever the reason.
 """
 
 from __future__ import annotations
@@ -102,6 +103,13 @@ def _run(embedded) -> int:
             f"{py} manage.py demo_accounts --disable",
             flush=True,
         )
+        return 2
+    from dpi.hl7.mllp import startup_refusal
+
+    hl7_refusal = startup_refusal(os.environ.get("DPI_HL7_HOST", "127.0.0.1"), production=_production(),
+                                  allowlist_explicit=bool(os.environ.get("DPI_HL7_ALLOWED_NETWORKS", "").strip()))
+    if hl7_refusal:
+        print(f"dpi: {hl7_refusal}", flush=True)
         return 2
     if demo_count:
         print(f"Demo accounts (synthetic data only): `{py} manage.py demo_accounts` prints them.", flush=True)

@@ -6,6 +6,7 @@ Defaults suit a laptop or CI (embedded PostgreSQL and Redis, a generated keyring
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -489,6 +490,25 @@ DPI_HL7_MAX_BYTES = env_int("DPI_HL7_MAX_BYTES", 1_000_000, minimum=10_000)  # l
 # This application's MSH-5/MSH-6 in acknowledgements.
 DPI_HL7_APPLICATION = env_str("DPI_HL7_APPLICATION", "DPI")
 DPI_HL7_FACILITY = env_str("DPI_HL7_FACILITY", "DPI")
+# Who may send: MLLP carries no sender identity, so whoever reaches the port would be "the feed" (trusted
+# admissions put the sender in care teams). Connections from outside these networks are closed unread and
+# recorded as denied (basis deny:hl7_sender). Default: this machine only. With DPI_PRODUCTION the listener refuses
+# to bind beyond the loopback unless the list is given explicitly (dpi.hl7.mllp.startup_refusal).
+DPI_HL7_ALLOWED_NETWORKS = env_list("DPI_HL7_ALLOWED_NETWORKS", "127.0.0.0/8,::1")
+DPI_HL7_ALLOWED_NETWORKS_EXPLICIT = bool(os.environ.get("DPI_HL7_ALLOWED_NETWORKS", "").strip())
+for _network in DPI_HL7_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DPI_HL7_ALLOWED_NETWORKS: {_network!r} is not a network (CIDR): {exc}") from exc
+# MLLP over TLS, the sender proving itself with a certificate issued by DPI_HL7_TLS_CLIENT_CA (all three or none).
+DPI_HL7_TLS_CERT = os.environ.get("DPI_HL7_TLS_CERT", "")  # paths, not secrets: no _FILE form
+DPI_HL7_TLS_KEY = os.environ.get("DPI_HL7_TLS_KEY", "")
+DPI_HL7_TLS_CLIENT_CA = os.environ.get("DPI_HL7_TLS_CLIENT_CA", "")
+if any((DPI_HL7_TLS_CERT, DPI_HL7_TLS_KEY, DPI_HL7_TLS_CLIENT_CA)) and not all(
+    (DPI_HL7_TLS_CERT, DPI_HL7_TLS_KEY, DPI_HL7_TLS_CLIENT_CA)
+):
+    raise ImproperlyConfigured("DPI_HL7_TLS_CERT, DPI_HL7_TLS_KEY and DPI_HL7_TLS_CLIENT_CA go together")
 
 # --- security headers -------------------------------------------------------------------------------------
 X_FRAME_OPTIONS = "DENY"

@@ -103,6 +103,9 @@ def coherence_errors(ins: str, *, sex: str, birth_date, birthplace: str = "") ->
     is not compared; for someone born abroad (department 99) the month is not compared either (foreign civil
     status often lacks it) but the birthplace must be that country. Corsica: department 20 only for births
     before 1976, 2A/2B from 1976.
+
+    The messages never quote the INS: it may be the one stored for the patient (an HL7 or API update of the traits
+    is checked against it), and an error returned to a sender must not tell it what the record holds.
     """
     from django.utils.translation import gettext as _
 
@@ -112,21 +115,21 @@ def coherence_errors(ins: str, *, sex: str, birth_date, birthplace: str = "") ->
     expected_sex = SEX_DIGITS.get(body[0])
     if sex in {"M", "F"} and expected_sex and expected_sex != sex:
         errors.setdefault("sex", []).append(
-            _("The sex does not match the INS (its first digit is %(digit)s).") % {"digit": body[0]}
+            _("The sex does not match the INS.")
         )
     if not month_code_valid(body[3:5]):
         errors.setdefault("ins", []).append(
-            _("The month code of the INS (%(code)s) does not exist.") % {"code": body[3:5]}
+            _("The month code of the INS does not exist.")
         )
     if birth_date is not None:
         if int(body[1:3]) != birth_date.year % 100:
             errors.setdefault("birth_date", []).append(
-                _("The year of birth does not match the INS (it gives %(yy)s).") % {"yy": body[1:3]}
+                _("The year of birth does not match the INS.")
             )
         born_abroad = body[5:7] == "99"
         if month_is_known(body[3:5]) and not is_nia and not born_abroad and int(body[3:5]) != birth_date.month:
             errors.setdefault("birth_date", []).append(
-                _("The month of birth does not match the INS (it gives %(mm)s).") % {"mm": body[3:5]}
+                _("The month of birth does not match the INS.")
             )
         if body[5:7] == "20" and birth_date.year >= 1976:
             errors.setdefault("ins", []).append(
@@ -140,8 +143,7 @@ def coherence_errors(ins: str, *, sex: str, birth_date, birthplace: str = "") ->
         country = foreign_country(body)
         if country and birthplace != country:
             errors.setdefault("birthplace_insee", []).append(
-                _("The INS says born abroad (country %(code)s): the birthplace must be that country code.")
-                % {"code": country}
+                _("The INS says born abroad: the birthplace must be the country code it names.")
             )
         if not country and birthplace.startswith("99"):
             errors.setdefault("birthplace_insee", []).append(

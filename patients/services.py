@@ -414,23 +414,23 @@ def touch_activity(patient_id: int, when: datetime) -> None:
 
 
 def _check_stay_dates(patient: Patient, start: datetime) -> None:
-    """No stay before birth or after death (compared on the hospital's calendar day)."""
+    """No stay before birth or after death (compared on the hospital's calendar day). The messages do not quote
+    the stored dates: they also reach HL7 and API senders, who must not learn what the record holds."""
     patient.check_in_lifetime(start, field="start",
-                              before_birth=_("A stay cannot start before the patient's birth (%(date)s)."),
-                              after_death=_("A stay cannot start after the patient's death (%(date)s)."))
+                              before_birth=_("A stay cannot start before the patient's birth."),
+                              after_death=_("A stay cannot start after the patient's death."))
 
 
 def _check_no_open_stay(patient: Patient, *, start: datetime, excluding: int | None = None) -> None:
-    """At most one open stay per patient: a move to another unit is a transfer, which closes the previous."""
+    """At most one open stay per patient: a move to another unit is a transfer, which closes the previous. The
+    message does not name the open stay's unit or date (it reaches HL7 and API senders too)."""
     open_stays = Encounter.objects.filter(patient_id=patient.pk, end__isnull=True)
     if excluding:
         open_stays = open_stays.exclude(pk=excluding)
     current = open_stays.select_related("unit").first()
     if current is not None:
-        raise ValidationError({"patient": [_("This patient already has a stay in progress (%(unit)s since "
-                                             "%(date)s): transfer or discharge it first.")
-                                           % {"unit": current.unit.name,
-                                              "date": timezone.localtime(current.start).strftime("%d/%m/%Y")}]},
+        raise ValidationError({"patient": [_("This patient already has a stay in progress: transfer or "
+                                             "discharge it first.")]},
                               code="open_stay")
 
 

@@ -14,7 +14,7 @@ def compose():
 
 def settings_variables() -> set[str]:
     src = (ROOT / "dpi" / "settings.py").read_text()
-    return set(re.findall(r'env_(?:str|bool|int|list)\("([A-Z_]+)"', src))
+    return set(re.findall(r'env_(?:str|bool|int|list)\("([A-Z0-9_]+)"', src))
 
 
 def test_services_and_health_checks():
@@ -84,7 +84,7 @@ print(json.dumps(out))
 
 def _compose_value(value: str) -> str:
     """``${NAME:-default}`` as compose would expand it with NAME unset."""
-    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
+    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(value))
 
 
 def _dockerfile_static_root() -> str:

@@ -1,12 +1,19 @@
 """MLLP (Minimal Lower Layer Protocol) over TCP: each message framed as 0x0B <message> 0x1C 0x0D, answered with
 its acknowledgement framed the same way on the same connection. One thread per connection; messages of one
-connection are processed in the order they arrive."""
+connection are processed in the order they arrive.
+
+MLLP names no sender, and what the feed says is trusted (an admission puts the unit's team in the care team), so
+the listener decides who the feed is at the transport: connections from outside ``DPI_HL7_ALLOWED_NETWORKS`` are
+closed before a byte is read and recorded as denied; with ``DPI_HL7_TLS_*`` the sender must also present a
+certificate issued by the configured CA (docs/hl7.md, "Who may send")."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socketserver
-from collections.abc import Callable
+import ssl
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.db import connections
@@ -83,14 +90,87 @@ def frames(read: Callable[[], bytes], *, max_bytes: int):
             buffer = buffer[end + 2 :]
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip())
+
+
+def sender_allowed(address: str, allowed: Iterable[Network]) -> bool:
+    """Whether a peer address is in one of the allowed networks (an IPv4-mapped IPv6 peer counts as IPv4)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip.version == net.version and ip in net for net in allowed)
+
+
+def is_loopback_host(host: str) -> bool:
+    if host.strip("[]") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # "", "0.0.0.0"-like names, a host name: reachable from elsewhere
+
+
+def startup_refusal(host: str, *, production: bool, allowlist_explicit: bool) -> str:
+    """Why the listener must not start (empty when it may): in production, bound beyond the loopback, the
+    senders must be named (DPI_HL7_ALLOWED_NETWORKS), not left to the default."""
+    if production and not is_loopback_host(host) and not allowlist_explicit:
+        return (
+            f"refusing to listen for HL7 on {host} with DPI_PRODUCTION: name the networks of the interface "
+            "engines in DPI_HL7_ALLOWED_NETWORKS (comma-separated CIDRs), or bind DPI_HL7_HOST to the loopback."
+        )
+    return ""
+
+
+def tls_context(cert: str, key: str, client_ca: str) -> ssl.SSLContext:
+    """Server side of MLLP over TLS: TLS 1.2 at least, and a client certificate issued by ``client_ca``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_cert_chain(cert, key)
+    context.load_verify_locations(cafile=client_ca)
+    return context
+
+
+def _record_refused_sender(address: str) -> None:
+    """Logged with the address only (nothing was read), and a denied event in the trail."""
+    from audit.context import access_context
+    from audit.services import event_record
+
+    log.warning("HL7 connection from %s refused: not in DPI_HL7_ALLOWED_NETWORKS", address)
+    try:
+        with access_context(channel="hl7", ip=address):
+            event_record(action="login_failure", outcome="denied", actor_role="system", actor_unit="hl7",
+                         basis="deny:hl7_sender", reason="HL7 sender outside DPI_HL7_ALLOWED_NETWORKS",
+                         details={"peer": address})
+    except Exception:  # noqa: BLE001 - the connection stays refused even if the trail cannot be written
+        log.exception("HL7 refused connection from %s: the denied event could not be recorded", address)
+
+
 class Handler(socketserver.BaseRequestHandler):
+    server: Server
+
     def handle(self) -> None:
-        self.request.settimeout(IDLE_SECONDS)
+        address = str(self.client_address[0])
         try:
+            if not sender_allowed(address, self.server.allowed_networks):
+                _record_refused_sender(address)
+                return  # closed by the server (shutdown_request), unread
+            self.request.settimeout(IDLE_SECONDS)
+            if isinstance(self.request, ssl.SSLSocket):
+                self.request.do_handshake()  # here, not in accept(): a slow client holds only its own thread
             for payload in frames(lambda: self.request.recv(65536), max_bytes=settings.DPI_HL7_MAX_BYTES):
                 self.request.sendall(answer(payload))
+        except ssl.SSLError as exc:
+            log.warning("HL7 connection from %s refused: TLS handshake failed (%s)", address, exc.reason)
         except (TimeoutError, ConnectionError, ValueError) as exc:
-            log.info("HL7 connection from %s closed: %s", self.client_address[0], exc)
+            log.info("HL7 connection from %s closed: %s", address, exc)
         finally:
             connections.close_all()  # this thread's database connection
 
@@ -98,8 +178,23 @@ class Handler(socketserver.BaseRequestHandler):
 class Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    allowed_networks: tuple[Network, ...] = ()
 
 
-def serve(host: str, port: int) -> Server:
-    """A bound server (``serve_forever()`` to run it); port 0 picks a free port (``server.server_address``)."""
-    return Server((host, port), Handler)
+def serve(
+    host: str,
+    port: int,
+    *,
+    allowed: Iterable[str] | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> Server:
+    """A bound server (``serve_forever()`` to run it); port 0 picks a free port (``server.server_address``).
+    ``allowed``: the sender networks (default ``DPI_HL7_ALLOWED_NETWORKS``); ``tls``: a server context (default:
+    from ``DPI_HL7_TLS_*`` when set, else plain TCP)."""
+    server = Server((host, port), Handler)
+    server.allowed_networks = networks(settings.DPI_HL7_ALLOWED_NETWORKS if allowed is None else allowed)
+    if tls is None and settings.DPI_HL7_TLS_CERT:
+        tls = tls_context(settings.DPI_HL7_TLS_CERT, settings.DPI_HL7_TLS_KEY, settings.DPI_HL7_TLS_CLIENT_CA)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+    return server

@@ -7,9 +7,9 @@ import signal
 import threading
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from dpi.hl7.mllp import serve
+from dpi.hl7.mllp import serve, startup_refusal
 
 
 class Command(BaseCommand):
@@ -20,6 +20,10 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=settings.DPI_HL7_PORT)
 
     def handle(self, *args, host: str, port: int, **options):
+        refusal = startup_refusal(host, production=settings.PRODUCTION,
+                                  allowlist_explicit=settings.DPI_HL7_ALLOWED_NETWORKS_EXPLICIT)
+        if refusal:
+            raise CommandError(refusal)
         server = serve(host, port)
         bound = server.server_address
         stop = threading.Event()
@@ -31,7 +35,9 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, shutdown)
         signal.signal(signal.SIGINT, shutdown)
-        self.stdout.write(f"HL7 listener on {bound[0]}:{bound[1]} (MLLP)")
+        tls = " over TLS, client certificate required" if settings.DPI_HL7_TLS_CERT else ""
+        senders = ", ".join(str(n) for n in server.allowed_networks)
+        self.stdout.write(f"HL7 listener on {bound[0]}:{bound[1]} (MLLP{tls}); senders from {senders}")
         self.stdout.flush()
         try:
             server.serve_forever(poll_interval=0.5)
