@@ -682,6 +682,29 @@ def allowed_by_purpose_only(decision: Decision) -> bool:
     return decision.allowed and "restricted_purpose" in decision.flags
 
 
+def split_visible(user: Any, patient_ids: list[int], *, resource_type: str = "patient",
+                  details: dict[str, Any] | None = None) -> tuple[set[int], list[int]]:
+    """Which of these patients a write's answer may name (a new file's probable duplicates): those the user
+    may know exist (``visibility_condition``), and the others, each recorded as a refused view
+    (``deny:not_visible``, flagged ``restricted_patient``) so the DPO sees what was asked and not shown."""
+    from patients.models import Patient
+
+    if not patient_ids:
+        return set(), []
+    now = timezone.now()
+    visible = set(Patient.objects.filter(visibility_condition(user, now), pk__in=patient_ids)
+                  .values_list("pk", flat=True))
+    hidden = [pk for pk in patient_ids if pk not in visible]
+    role = role_of(user)
+    for pk in hidden:
+        decision = Decision(False, "deny:not_visible", "no such patient", role=role.value if role else "",
+                            flags=("restricted_patient",))
+        event_record(**_event_fields(user, decision, patient_id=pk, category=Category.ADMINISTRATIVE,
+                                     action=Action.VIEW, resource_type=resource_type, resource_id=pk,
+                                     details=details))
+    return visible, hidden
+
+
 def raise_if_refused(decision: Decision) -> None:
     """``PatientNotFound`` (HTTP 404) when the user may not know the patient exists, ``AccessDenied`` (403)
     for another refusal, nothing when allowed: what ``require`` does with its decision."""

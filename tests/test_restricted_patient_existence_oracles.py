@@ -15,7 +15,7 @@ from access.policy import Role
 from dpi.api.common import etag_of
 from dpi.api.testing import make_api_client
 from patients import services as patient_services
-from patients.models import CareUnit, Patient
+from patients.models import CareUnit, DuplicateSuspicion, Patient
 from tests.helpers import audit_events
 from tests.personas import make_patient, make_user
 from tests.ui_support import _model_backend
@@ -142,3 +142,44 @@ def test_the_feed_still_admits_a_restricted_patient_without_reading_it(world):
         patient_services.encounter_discharge(encounter=e)
     status, text = _call(_api(), "post", "/api/encounters/", {"patient": vip.pk, "unit": "u2"})
     assert status == 201 and not _markers(vip, text), text
+
+
+# --- H11 ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("who", ["integration", "reception"])
+def test_creating_a_look_alike_does_not_name_the_hidden_vip_but_says_a_duplicate_is_hidden(world, who):
+    vip = world["vip"]
+    c = _api() if who == "integration" else _session(make_user("r.zz", Role.RECEPTION))
+    body = {"birth_name": VIP_NAME, "first_name": "Marqueur", "sex": "F", "birth_date": vip.birth_date.isoformat()}
+    r = c.post("/api/patients/", data=json.dumps(body), content_type="application/json")
+    assert r.status_code == 201, r.content
+    created = r.json()
+    assert created["probable_duplicates"] == [] and created["probable_duplicates_not_shown"] is True
+    assert VIP_IPP not in r.content.decode()
+    # Identity vigilance still has the suspicion, and the refusal to name it is in the trace.
+    assert DuplicateSuspicion.objects.filter(patient_id=created["id"], candidate_id=vip.pk).exists()
+    assert audit_events(patient_id=vip.pk, outcome="denied", basis="deny:not_visible", resource_type="patient")
+
+
+def test_a_visible_duplicate_is_still_named(world):
+    other = make_patient(birth_name="ZQVISIBLE", first_name="Paul", sex="M")
+    c = _session(make_user("r.zz", Role.RECEPTION))
+    body = {"birth_name": "ZQVISIBLE", "first_name": "Paul", "sex": "M", "birth_date": other.birth_date.isoformat()}
+    created = c.post("/api/patients/", data=json.dumps(body), content_type="application/json").json()
+    assert [d["id"] for d in created["probable_duplicates"]] == [other.pk]
+    assert created["probable_duplicates_not_shown"] is False
+
+
+def test_reception_admin_add_with_a_similar_name_does_not_show_the_hidden_vip(world):
+    vip = world["vip"]
+    c = _session(make_user("r.zz", Role.RECEPTION))
+    data = {"birth_name": VIP_NAME + "M", "first_names": "Marqueur", "first_name": "Marqueur", "sex": "F",
+            "birth_date": vip.birth_date.strftime("%d/%m/%Y"), "birthplace_insee": "", "used_name": "",
+            "identity_status": "PROV", "identity_attribute": "", "validation_mode": "", "address": "",
+            "postal_code": "", "city": "", "phone": "", "email": "", "confidentiality": "normal",
+            "restriction_reason": "", "_save": "1"}
+    r = c.post("/admin/patients/patient/add/", data, follow=True)
+    assert r.status_code == 200
+    shown = [str(m.message) for m in r.context["messages"]]
+    text = r.content.decode().upper().replace(VIP_NAME + "M", "")
+    assert VIP_IPP not in text and VIP_NAME not in text, shown
+    assert any("identit" in m.lower() for m in shown), shown  # told to ask identity vigilance, without a name

@@ -188,6 +188,13 @@ class PatientViewSet(_Base):
             self.gate(patient_id=None, action=Action.CREATE)
             patient = patient_services.patient_create(actor=request.user, **body.validated_data)
             self.written = (patient.pk, self.category, self.resource_type, patient.pk)
+            # Probable duplicates the principal may not know are not named (recorded refusals); it is told that
+            # one exists, for identity vigilance, which has the suspicion (DuplicateSuspicion).
+            candidates = patient.probable_duplicates
+            shown, hidden = gate.split_visible(request.user, [other.pk for other, _why in candidates],
+                                               details={"duplicate_of": patient.pk, **api_details(request)})
+            patient.probable_duplicates = [(other, why) for other, why in candidates if other.pk in shown]
+            patient.probable_duplicates_not_shown = bool(hidden)
             return etag_response(
                 s.PatientCreatedSerializer(patient).data,
                 patient,
