@@ -183,3 +183,12 @@ def test_reception_admin_add_with_a_similar_name_does_not_show_the_hidden_vip(wo
     text = r.content.decode().upper().replace(VIP_NAME + "M", "")
     assert VIP_IPP not in text and VIP_NAME not in text, shown
     assert any("identit" in m.lower() for m in shown), shown  # told to ask identity vigilance, without a name
+
+
+def test_the_feed_discharging_a_restricted_stay_is_not_told_its_unit_or_start(world):
+    vip = world["vip"]
+    stay = vip.encounters.get(end__isnull=True)
+    status, text = _call(_api(), "post", f"/api/encounters/{stay.pk}/discharge/", {})
+    assert status == 200 and not _markers(vip, text) and "psy" not in text, text
+    stay.refresh_from_db()
+    assert stay.end is not None

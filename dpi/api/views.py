@@ -401,9 +401,11 @@ class EncounterViewSet(_Base):
 
     def _locked_for_change(self, request, pk) -> Encounter:
         encounter = _get_or_404(self._encounters(), pk)
-        self.gate(patient_id=encounter.patient_id, action=Action.AMEND, resource_id=encounter.pk)
+        decision = self.gate(patient_id=encounter.patient_id, action=Action.AMEND, resource_id=encounter.pk)
         encounter = Encounter.objects.select_for_update().get(pk=encounter.pk)
         check_if_match(request, encounter, required=False)
+        # Allowed by a purpose only (the feed on a restricted patient): the answer keeps what it sent.
+        encounter.dpi_purpose_only = gate.allowed_by_purpose_only(decision)
         return encounter
 
     @action(detail=True, methods=["post"])
@@ -445,10 +447,14 @@ class EncounterViewSet(_Base):
 
         def perform():
             encounter = self._locked_for_change(request, pk)
+            purpose_only = encounter.dpi_purpose_only
             encounter = patient_services.encounter_discharge(encounter=encounter, end=body.validated_data.get("end"))
             encounter = self._encounters().get(pk=encounter.pk)
             self.written = (encounter.patient_id, self.category, self.resource_type, encounter.pk)
-            return etag_response(s.EncounterSerializer(encounter).data, encounter)
+            data = s.EncounterSerializer(encounter).data
+            if purpose_only:  # the stay's unit and start are data of a patient the client may not read
+                data = {k: v for k, v in data.items() if k not in ("unit", "unit_name", "start")}
+            return etag_response(data, encounter)
 
         return idempotent(self, request, perform)
 
