@@ -647,6 +647,64 @@ def require(
     return decision
 
 
+def refusal_if_unknown(
+    user: Any,
+    *,
+    patient_id: int,
+    category: Category | str,
+    action: Action | str,
+    known_by: tuple[Category | str, Action | str] | None = None,
+    resource_type: str = "",
+    resource_id: str | int = "",
+    details: dict[str, Any] | None = None,
+) -> Decision | None:
+    """Before a write that names a patient by id does anything else: the recorded refusal when the user may not
+    know that the patient exists (unknown id, or restricted and not visible), which the caller answers exactly
+    as a missing patient; else None, and nothing is recorded (the write's own ``authorize`` records it).
+
+    ``known_by``: the (category, action) whose decision tells whether the user may know the patient, when it
+    is not the write's own. Acts on the identity itself (its update, an INSi call) pass (administrative, view):
+    a purpose of ``RESTRICTED_PURPOSES`` lets a feed write beside a patient it cannot read, never read or
+    rewrite the identity it may not see (its ETag included). The refusal is recorded as the write asked for."""
+    known_category, known_action = known_by or (category, action)
+    decision = decide(user, patient_id=patient_id, category=known_category, action=known_action)
+    if not is_hidden(decision):
+        return None
+    event_record(**_event_fields(user, decision, patient_id=patient_id, category=category, action=action,
+                                 resource_type=resource_type, resource_id=resource_id, details=details))
+    return decision
+
+
+def allowed_by_purpose_only(decision: Decision) -> bool:
+    """An allowed decision that rests on a purpose of the policy (``RESTRICTED_PURPOSES``) on a restricted
+    patient outside the care team: the user may do the act, but may not read the patient's data, so the answer
+    (refusal messages included) must not carry any (birth date, current stay...)."""
+    return decision.allowed and "restricted_purpose" in decision.flags
+
+
+def split_visible(user: Any, patient_ids: list[int], *, resource_type: str = "patient",
+                  details: dict[str, Any] | None = None) -> tuple[set[int], list[int]]:
+    """Which of these patients a write's answer may name (a new file's probable duplicates): those the user
+    may know exist (``visibility_condition``), and the others, each recorded as a refused view
+    (``deny:not_visible``, flagged ``restricted_patient``) so the DPO sees what was asked and not shown."""
+    from patients.models import Patient
+
+    if not patient_ids:
+        return set(), []
+    now = timezone.now()
+    visible = set(Patient.objects.filter(visibility_condition(user, now), pk__in=patient_ids)
+                  .values_list("pk", flat=True))
+    hidden = [pk for pk in patient_ids if pk not in visible]
+    role = role_of(user)
+    for pk in hidden:
+        decision = Decision(False, "deny:not_visible", "no such patient", role=role.value if role else "",
+                            flags=("restricted_patient",))
+        event_record(**_event_fields(user, decision, patient_id=pk, category=Category.ADMINISTRATIVE,
+                                     action=Action.VIEW, resource_type=resource_type, resource_id=pk,
+                                     details=details))
+    return visible, hidden
+
+
 def raise_if_refused(decision: Decision) -> None:
     """``PatientNotFound`` (HTTP 404) when the user may not know the patient exists, ``AccessDenied`` (403)
     for another refusal, nothing when allowed: what ``require`` does with its decision."""

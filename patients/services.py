@@ -97,8 +97,11 @@ def check_not_frozen(patient: Patient) -> None:
         )
     if patient.is_merged:
         kept = merged_into(patient)
+        if kept is None or kept.is_restricted:  # a refusal never names a restricted file (docs/authorization.md)
+            raise ValidationError({"__all__": [_("This file was merged into another file: write there (identity "
+                                                 "vigilance knows which).")]}, code="merged")
         raise ValidationError({"__all__": [_("This file was merged into file %(ipp)s: write there.")
-                                           % {"ipp": kept.ipp if kept else "?"}]}, code="merged")
+                                           % {"ipp": kept.ipp}]}, code="merged")
 
 
 def merge_of(patient: Patient) -> IdentityMerge | None:
@@ -127,11 +130,15 @@ def check_ins_unique(patient: Patient) -> None:
     if not patient.ins:
         return
     other = (Patient.objects.filter(ins_bidx=ins_blind_index(patient.ins), is_merged=False)
-             .exclude(pk=patient.pk).values_list("ipp", flat=True).first())
+             .exclude(pk=patient.pk).values_list("ipp", "confidentiality").first())
+    if other and other[1] == Patient.Confidentiality.RESTRICTED:
+        # A refusal never names a restricted file: whoever typed the INS may not be allowed to know it.
+        raise ValidationError({"ins": [_("This INS is already registered on another file: the same person "
+                                         "cannot have two files (ask identity vigilance).")]}, code="duplicate_ins")
     if other:
         raise ValidationError({"ins": [_("This INS is already registered on file %(ipp)s: the same person "
                                          "cannot have two files (ask identity vigilance to merge them).")
-                                       % {"ipp": other}]}, code="duplicate_ins")
+                                       % {"ipp": other[0]}]}, code="duplicate_ins")
 
 
 def _flags_resolve(patient: Patient) -> None:
@@ -413,21 +420,23 @@ def touch_activity(patient_id: int, when: datetime) -> None:
     Patient.objects.filter(pk=patient_id).exclude(last_activity_at__gte=when).update(last_activity_at=when)
 
 
-def _check_stay_dates(patient: Patient, start: datetime) -> None:
+def _check_stay_dates(patient: Patient, start: datetime, *, disclose: bool = True) -> None:
     """No stay before birth or after death (compared on the hospital's calendar day). The messages do not quote
-    the stored dates: they also reach HL7 and API senders, who must not learn what the record holds."""
+    the stored dates, whoever asks (``disclose`` is kept for the callers that say who may read the patient):
+    they also reach HL7 and API senders, who must not learn what the record holds."""
     patient.check_in_lifetime(start, field="start",
                               before_birth=_("A stay cannot start before the patient's birth."),
                               after_death=_("A stay cannot start after the patient's death."))
 
 
-def _check_no_open_stay(patient: Patient, *, start: datetime, excluding: int | None = None) -> None:
+def _check_no_open_stay(patient: Patient, *, start: datetime, excluding: int | None = None,
+                        disclose: bool = True) -> None:
     """At most one open stay per patient: a move to another unit is a transfer, which closes the previous. The
-    message does not name the open stay's unit or date (it reaches HL7 and API senders too)."""
+    message does not name the open stay's unit or date, whoever asks (it reaches HL7 and API senders too)."""
     open_stays = Encounter.objects.filter(patient_id=patient.pk, end__isnull=True)
     if excluding:
         open_stays = open_stays.exclude(pk=excluding)
-    current = open_stays.select_related("unit").first()
+    current = open_stays.first()
     if current is not None:
         raise ValidationError({"patient": [_("This patient already has a stay in progress: transfer or "
                                              "discharge it first.")]},
@@ -463,13 +472,17 @@ def encounter_admit(
     kind: str = Encounter.Kind.STAY,
     actor: Any = None,
     source: str = Encounter.Source.SYSTEM,
+    disclose: bool = True,
 ) -> Encounter:
+    """Open a stay. ``disclose=False`` for a principal allowed to admit a patient whose data it may not read
+    (a purpose of the access policy: the feed, reception's arrival of a restricted patient): a refusal then
+    does not give the birth or death date nor the unit and date of the stay in progress."""
     patient = Patient.objects.select_for_update().get(pk=patient.pk)  # one admission at a time per patient
     check_not_frozen(patient)
     unit = _unit(unit)
     start = start or timezone.now()
-    _check_stay_dates(patient, start)
-    _check_no_open_stay(patient, start=start)
+    _check_stay_dates(patient, start, disclose=disclose)
+    _check_no_open_stay(patient, start=start, disclose=disclose)
     encounter = Encounter(patient=patient, unit=unit, start=start, kind=kind, **_provenance(actor, source))
     encounter.full_clean()
     encounter.save(force_insert=True)

@@ -136,9 +136,16 @@ class PatientUpdateSerializer(PatientWriteSerializer):
 class PatientCreatedSerializer(PatientSerializer):
     probable_duplicates = serializers.SerializerMethodField(help_text="files that may be the same person")
 
+    probable_duplicates_not_shown = serializers.SerializerMethodField(
+        help_text="true when a probable duplicate exists in a file you may not see (restricted): it is not named; "
+                  "identity vigilance has it")
+
     def get_probable_duplicates(self, obj: Patient) -> list[dict]:
         return [{"id": other.pk, "ipp": other.ipp, "reason": why}
                 for other, why in getattr(obj, "probable_duplicates", [])]
+
+    def get_probable_duplicates_not_shown(self, obj: Patient) -> bool:
+        return bool(getattr(obj, "probable_duplicates_not_shown", False))
 
 
 class InsiAnswerSerializer(serializers.Serializer):

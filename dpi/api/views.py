@@ -78,6 +78,25 @@ def _get_or_404(queryset, pk):
     return obj
 
 
+def _known_or_missing(view, *, patient_id: int, action: str, category: Category | str | None = None,
+                      known_by: tuple[Category, Action] | None = None, missing: str = "404",
+                      resource_id: object = "", details: dict | None = None) -> None:
+    """First thing a write naming a patient does: a patient the principal may not know (unknown, or restricted
+    and not visible to it) gets exactly the answer of a missing one (``gate.refusal_if_unknown``, recorded)."""
+    refused = gate.refusal_if_unknown(
+        view.request.user, patient_id=patient_id, category=category or view.category, action=action,
+        known_by=known_by, resource_type=view.resource_type, resource_id=resource_id,
+        details={**api_details(view.request), **(details or {})})
+    if refused is None:
+        return
+    if missing == "400":
+        raise exceptions.ValidationError({"patient": ["Unknown patient."]})
+    raise exceptions.NotFound()
+
+
+_IDENTITY = (Category.ADMINISTRATIVE, Action.VIEW)  # who may know a patient's identity file: who may read it
+
+
 class _Base(ApiView, viewsets.GenericViewSet):
     metadata_class = None  # no OPTIONS introspection
 
@@ -169,6 +188,13 @@ class PatientViewSet(_Base):
             self.gate(patient_id=None, action=Action.CREATE)
             patient = patient_services.patient_create(actor=request.user, **body.validated_data)
             self.written = (patient.pk, self.category, self.resource_type, patient.pk)
+            # Probable duplicates the principal may not know are not named (recorded refusals); it is told that
+            # one exists, for identity vigilance, which has the suspicion (DuplicateSuspicion).
+            candidates = patient.probable_duplicates
+            shown, hidden = gate.split_visible(request.user, [other.pk for other, _why in candidates],
+                                               details={"duplicate_of": patient.pk, **api_details(request)})
+            patient.probable_duplicates = [(other, why) for other, why in candidates if other.pk in shown]
+            patient.probable_duplicates_not_shown = bool(hidden)
             return etag_response(
                 s.PatientCreatedSerializer(patient).data,
                 patient,
@@ -189,6 +215,10 @@ class PatientViewSet(_Base):
         body = s.PatientUpdateSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
         with transaction.atomic():
+            # A purpose (the feed's administrative amendment) writes beside a restricted patient, it does not
+            # rewrite an identity it may not read: 404 before the gate's amendment and the ETag's check.
+            _known_or_missing(self, patient_id=pk, action=Action.AMEND, known_by=_IDENTITY, resource_id=pk,
+                              details={"fields": sorted(body.validated_data)})
             self.gate(
                 patient_id=pk,
                 action=Action.AMEND,
@@ -207,6 +237,8 @@ class PatientViewSet(_Base):
     def insi(self, request, pk=None):
         pk = parse_id(pk)
         with transaction.atomic():
+            _known_or_missing(self, patient_id=pk, action=Action.AMEND, known_by=_IDENTITY, resource_id=pk,
+                              details={"insi": True})
             self.gate(patient_id=pk, action=Action.AMEND, resource_id=pk, details={"insi": True})
             patient = _get_or_404(Patient.objects.all(), pk)
             patient, query = patient_services.patient_insi_check(actor=request.user, patient=patient)
@@ -350,11 +382,12 @@ class EncounterViewSet(_Base):
         data = body.validated_data
 
         def perform():
-            self.gate(patient_id=data["patient"], action=Action.CREATE, missing="400")
+            decision = self.gate(patient_id=data["patient"], action=Action.CREATE, missing="400")
             patient = Patient.objects.get(pk=data["patient"])
             kwargs = {k: data[k] for k in ("start", "kind") if k in data}
             encounter = patient_services.encounter_admit(
-                patient=patient, unit=data["unit"], **kwargs, **self.provenance()
+                patient=patient, unit=data["unit"], **kwargs, **self.provenance(),
+                disclose=not gate.allowed_by_purpose_only(decision),
             )
             self.written = (patient.pk, self.category, self.resource_type, encounter.pk)
             return etag_response(
@@ -368,9 +401,11 @@ class EncounterViewSet(_Base):
 
     def _locked_for_change(self, request, pk) -> Encounter:
         encounter = _get_or_404(self._encounters(), pk)
-        self.gate(patient_id=encounter.patient_id, action=Action.AMEND, resource_id=encounter.pk)
+        decision = self.gate(patient_id=encounter.patient_id, action=Action.AMEND, resource_id=encounter.pk)
         encounter = Encounter.objects.select_for_update().get(pk=encounter.pk)
         check_if_match(request, encounter, required=False)
+        # Allowed by a purpose only (the feed on a restricted patient): the answer keeps what it sent.
+        encounter.dpi_purpose_only = gate.allowed_by_purpose_only(decision)
         return encounter
 
     @action(detail=True, methods=["post"])
@@ -412,10 +447,14 @@ class EncounterViewSet(_Base):
 
         def perform():
             encounter = self._locked_for_change(request, pk)
+            purpose_only = encounter.dpi_purpose_only
             encounter = patient_services.encounter_discharge(encounter=encounter, end=body.validated_data.get("end"))
             encounter = self._encounters().get(pk=encounter.pk)
             self.written = (encounter.patient_id, self.category, self.resource_type, encounter.pk)
-            return etag_response(s.EncounterSerializer(encounter).data, encounter)
+            data = s.EncounterSerializer(encounter).data
+            if purpose_only:  # the stay's unit and start are data of a patient the client may not read
+                data = {k: v for k, v in data.items() if k not in ("unit", "unit_name", "start")}
+            return etag_response(data, encounter)
 
         return idempotent(self, request, perform)
 
@@ -729,9 +768,10 @@ class CareTeamMembershipViewSet(_Base):
 
         def perform():
             self._require_team_manager(data["patient"])
-            patient = Patient.objects.filter(pk=data["patient"]).first()
-            if patient is None:
-                raise exceptions.ValidationError({"patient": ["Unknown patient."]})
+            # Before anything that depends on the patient: a restricted one the principal may not know answers
+            # as a free id does (membership_add's own gate decides the rest).
+            _known_or_missing(self, patient_id=data["patient"], action=Action.CREATE, missing="400")
+            patient = Patient.objects.get(pk=data["patient"])
             member = User.objects.filter(username=data["user"], is_active=True).first()
             if member is None or gate.role_of(member) not in CARE_STAFF_ROLES:
                 raise exceptions.ValidationError({"user": ["No active care professional with this username."]})

@@ -448,7 +448,16 @@ class PatientAdmin(GatedAdmin):
                      resource_type="patient", resource_id=created.pk)
         obj.pk, obj.ipp = created.pk, created.ipp
         obj._state.adding = False
+        # A probable duplicate in a file the user may not know (restricted) is not named (recorded refusal):
+        # the user is told one exists, for identity vigilance, which has the suspicion (DuplicateSuspicion).
+        shown, hidden = gate.split_visible(request.user, [other.pk for other, _why in created.probable_duplicates],
+                                           details={"duplicate_of": created.pk})
+        if hidden:
+            self.message_user(request, gettext("A possible duplicate exists in a file you may not see: ask identity "
+                                               "vigilance to check it."), messages.WARNING)
         for other, why in created.probable_duplicates:
+            if other.pk not in shown:
+                continue
             self.message_user(request, gettext("Possible duplicate (%(why)s): %(who)s. If it is the same person, "
                                                "ask identity vigilance to merge the files.") % {
                 "why": gettext("same strict traits") if why == "strict_traits"
