@@ -115,7 +115,7 @@ class Observation(ClinicalItem):
                 try:
                     self.patient.check_in_lifetime(
                         self.effective_at, field="effective_at",
-                        before_birth=_("A result cannot be dated before the patient's birth (%(date)s)."))
+                        before_birth=_("A result cannot be dated before the patient's birth."))
                 except ValidationError as exc:
                     errors.update(exc.message_dict)
         if errors:

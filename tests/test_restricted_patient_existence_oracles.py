@@ -93,13 +93,15 @@ def test_admission_before_birth_does_not_tell_a_restricted_birth_date(world):
     assert status == 400 and not _markers(vip, text), text
 
 
-def test_admission_error_still_names_the_stay_to_whoever_may_read_it(world):
-    """A normal patient: reception reads current stays, the message keeps the unit and date."""
+def test_admission_error_says_why_without_naming_the_stay(world):
+    """A normal patient: the refusal says a stay is in progress, for anyone, without its unit or date (the same
+    text reaches HL7 senders and API clients: tests/test_errors_never_quote_what_the_record_holds.py)."""
     other = make_patient()
     patient_services.encounter_admit(patient=other, unit=CareUnit.objects.get(code="psy"))
     c = _session(make_user("r.zz", Role.RECEPTION))
     status, text = _call(c, "post", "/api/encounters/", {"patient": other.pk, "unit": "u2"})
-    assert status == 400 and "Psychiatrie" in text, text
+    assert status == 400 and "Psychiatrie" not in text, text
+    assert "séjour en cours" in text or "stay in progress" in text, text
 
 
 def test_a_secretary_admitting_a_restricted_patient_gets_the_missing_patient_answer(world):
