@@ -1,5 +1,5 @@
 """Swagger UI at /api/docs/ renders in Chromium without tripping the Content Security Policy (no inline style
-or script refused), while every other page keeps the strict policy (no 'unsafe-inline')."""
+or script refused) when the page loads and an operation is opened."""
 
 from __future__ import annotations
 
