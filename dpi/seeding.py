@@ -426,11 +426,14 @@ def _seed_batch(
                 kind = Encounter.Kind.STAY
                 end = min(start + timedelta(days=rng.randint(1, 10), hours=rng.randint(1, 8)),
                           anchor - timedelta(days=1))
+            if unit.code == "urgences":  # an emergency visit lasts hours (same draws: the demo data stays alike)
+                kind, end = Encounter.Kind.EMERGENCY, min(end, start + timedelta(hours=8))
             stays.append((unit, kind, max(start, born + timedelta(hours=6)), end))
         if current is not None:
             days_in = 0 if code == "urgences" else rng.randint(0, 9)
             start = anchor - timedelta(days=days_in, hours=rng.randint(1, 14))
-            stays.append((current, Encounter.Kind.STAY, max(start, born + timedelta(hours=6)), None))
+            kind = Encounter.Kind.EMERGENCY if code == "urgences" else Encounter.Kind.STAY
+            stays.append((current, kind, max(start, born + timedelta(hours=6)), None))
         plans.append(stays)
         for _unit, _kind, start, end in stays:
             when = end or start

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class PatientsConfig(AppConfig):
     name = "patients"
-    verbose_name = "Patients (administrative data)"
+    verbose_name = _("Patients (administrative data)")  # the reception site's breadcrumb
 
     def ready(self) -> None:
         # A merged file's access traces belong in the kept file's access report (and back after an unmerge).

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 # Access traces have their own period (CNIL 2021-122: 6 months to 1 year, up to 3 years where a misuse risk is
 # documented): DPI_AUDIT_RETENTION_MONTHS, enforced by dropping whole monthly partitions (audit.services).
@@ -76,7 +77,7 @@ class PatientDates:
 @dataclass(frozen=True)
 class RetentionPolicy:
     name: str
-    label: str
+    label: str  # English, as in logs and commands; pages translate it (``{% translate policy.label %}``)
     source: str
     active_years: int  # live database
     total_years: int  # live + archive, from the last activity
@@ -124,11 +125,11 @@ class RetentionPolicy:
 
 
 ESTABLISHMENT = RetentionPolicy(
-    name="establishment", label="Health establishment (R1112-7 CSP)", source="R1112-7 CSP",
+    name="establishment", label=gettext_noop("Health establishment (R1112-7 CSP)"), source="R1112-7 CSP",
     active_years=5, total_years=20, majority_extension_age=28, death_rule_years=10,
 )
 PRACTICE = RetentionPolicy(
-    name="practice", label="Medical practice (CNIL 2020-081)", source="CNIL deliberation 2020-081",
+    name="practice", label=gettext_noop("Medical practice (CNIL 2020-081)"), source="CNIL deliberation 2020-081",
     active_years=5, total_years=20, majority_extension_age=None, death_rule_years=None,
 )
 PROFILES = {p.name: p for p in (ESTABLISHMENT, PRACTICE)}

@@ -82,6 +82,6 @@ def test_the_alert_says_what_was_accessed_what_was_looked_for_and_the_baseline(c
     assert "Consulté : 1 accès au dossier du patient" in fr and "aux données médicales" in fr
     assert "Explications recherchées : séjour ou consultation dans son service, rendez-vous" in fr
     assert "Trouvé : aucune" in fr
-    assert "il ouvre d'ordinaire 1.0 dossier(s) sans lien de soins par jour" in fr
+    assert "il ouvre d'ordinaire 1,0 dossier(s) sans lien de soins par jour" in fr
     page = verified_client(cast.dpo).get(f"/dpo/queue/{alert.pk}/").content.decode()
     assert "Explications recherchées" in page

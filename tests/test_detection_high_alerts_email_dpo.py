@@ -24,6 +24,8 @@ def test_high_alert_mails_the_dpo_once(cast, settings, django_capture_on_commit_
     msg = mail.outbox[0]
     assert msg.to == ["dpo@hopital.example"] and "after_end_date" in msg.body
     assert cast.patient.birth_name not in msg.body
+    # the link is the French queue, not the JSON API (which a browser cannot read)
+    assert "/dpo/queue/" in msg.body and "/dpo/alerts/" not in msg.body
     with django_capture_on_commit_callbacks(execute=True):
         services.detect_range(day_from=D, day_to=day_ago(1))
     assert len(mail.outbox) == 1

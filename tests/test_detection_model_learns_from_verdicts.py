@@ -160,8 +160,8 @@ def test_baselines_by_weekday_and_hour_band_own_and_peers(cast):
     weekday = ["le lundi", "le mardi", "le mercredi", "le jeudi", "le vendredi", "le week-end", "le week-end"][
         day.weekday()]
     fr = alert.context["fr"]
-    assert f"d'habitude 2.0 dossier(s) {weekday} entre 14 h et 18 h (moyenne de 3 jour(s)" in fr
-    assert "ses pairs (médecins de pneumologie (test)) 4.0 ; aujourd'hui 3." in fr
+    assert f"d'habitude 2,0 dossier(s) {weekday} entre 14 h et 18 h (moyenne de 3 jour(s)" in fr
+    assert "ses pairs (médecins de pneumologie (test)) 4,0 ; aujourd'hui 3." in fr
     assert "Consulté : " in fr  # the rest of the context is kept
     assert "Usual pattern" in alert.context["en"] and "their peers (physicians, pneumologie (test)) 4.0" in (
         alert.context["en"])
@@ -209,7 +209,7 @@ def test_a_user_level_alert_compares_the_day_with_the_same_weekday(cast):
     assert "after_end_date" in alert.rules
     weekday = ["le lundi", "le mardi", "le mercredi", "le jeudi", "le vendredi", "le week-end", "le week-end"][
         day.weekday()]
-    assert (f"Habitudes ({weekday}, dossiers ouverts) : d'habitude 2.0 par jour, dont 2.0 entre 10 h et 14 h "
+    assert (f"Habitudes ({weekday}, dossiers ouverts) : d'habitude 2,0 par jour, dont 2,0 entre 10 h et 14 h "
             "(moyenne de 1 jour(s) comparable(s) sur 28 jours) ; aujourd'hui 1, dont 1 entre 10 h et 14 h.") in (
         alert.context["fr"])
     assert alert.context["fr"].count("Habitudes (") == 1

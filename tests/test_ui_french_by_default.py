@@ -43,17 +43,23 @@ def _unescape(text: str) -> str:
 
 
 def _po_entries(path: Path) -> dict[str, str]:
-    """msgid -> msgstr (first plural form) of a .po file, without a third-party parser."""
+    """msgid -> msgstr (first plural form) of a .po file, without a third-party parser. A message with a
+    context is keyed as the .mo keys it: "context\x04msgid"."""
     entries, key, current = {}, None, None
     for line in path.read_text(encoding="utf-8").splitlines() + [""]:
         if line.startswith("#~"):
             continue
-        match = re.match(r'^(msgid|msgstr|msgstr\[0\]|msgid_plural|msgstr\[\d\])\s+"(.*)"$', line)
+        match = re.match(r'^(msgctxt|msgid|msgstr|msgstr\[0\]|msgid_plural|msgstr\[\d\])\s+"(.*)"$', line)
         if match:
             key = match.group(1)
-            current = {"msgid": "", "msgstr": ""} if key == "msgid" else current
+            if key == "msgctxt":
+                current = {"msgid": _unescape(match.group(2)) + "\x04", "msgstr": ""}
+                continue
+            if key == "msgid" and not (current and current["msgid"].endswith("\x04")):
+                current = {"msgid": "", "msgstr": ""}
             if key in {"msgid", "msgstr", "msgstr[0]"}:
-                current[key.replace("[0]", "")] = _unescape(match.group(2))
+                field = key.replace("[0]", "")
+                current[field] = (current[field] if field == "msgid" else "") + _unescape(match.group(2))
         elif line.startswith('"') and key in {"msgid", "msgstr", "msgstr[0]"}:
             current[key.replace("[0]", "")] += _unescape(line[1:-1])
         elif not line.strip() and current is not None:

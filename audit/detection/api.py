@@ -7,11 +7,13 @@ apps; audit's services and rules do not import access).
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
+from django.urls import reverse
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -104,11 +106,29 @@ def _record_read(request, details: dict) -> None:
                  resource_type="detection_alert", basis="role", details=details)
 
 
-class AlertListView(APIView):
+class DetectionAPIView(APIView):
+    """JSON only: the DPO reads alerts on the French queue (/dpo/queue/), never on DRF's English developer page.
+
+    A browser asking for a page (Accept prefers text/html, no ``?format=``) is sent to the queue's page for
+    the same thing (``browser_page``), which checks the DPO role itself; API clients get JSON as before."""
+
+    renderer_classes = [JSONRenderer]
+    browser_page: str | None = None
+
+    def dispatch(self, request, *args, **kwargs):
+        if (self.browser_page and request.method == "GET" and "format" not in request.GET
+                and request.get_preferred_type(["application/json", "text/html"]) == "text/html"):
+            target = reverse(self.browser_page, kwargs={"alert_id": kwargs["pk"]} if "pk" in kwargs else None)
+            return HttpResponseRedirect(target)
+        return super().dispatch(request, *args, **kwargs)
+
+
+class AlertListView(DetectionAPIView):
     """GET: alerts, filtered by ``status`` (repeatable or comma-separated), ``rule``, ``severity``, ``user``,
     ``patient``, ``day_from``, ``day_to``, ``min_score``; paginated (``page``, ``page_size``)."""
 
     permission_classes = [IsAuthenticated, IsDPO]
+    browser_page = "web:dpo_alerts"
 
     def get(self, request):
         f = FilterSerializer(data=_query(request))
@@ -126,8 +146,9 @@ class AlertListView(APIView):
         return paginator.get_paginated_response(AlertSerializer(page, many=True).data)
 
 
-class AlertDetailView(APIView):
+class AlertDetailView(DetectionAPIView):
     permission_classes = [IsAuthenticated, IsDPO]
+    browser_page = "web:dpo_alert_detail"
 
     def get(self, request, pk: int):
         try:
@@ -138,7 +159,7 @@ class AlertDetailView(APIView):
         return Response(AlertSerializer(alert).data)
 
 
-class AlertReviewView(APIView):
+class AlertReviewView(DetectionAPIView):
     """POST ``{"status": "in_review" | "justified" | "violation" | "new", "comment": "..."}``."""
 
     permission_classes = [IsAuthenticated, IsDPO]
@@ -156,10 +177,11 @@ class AlertReviewView(APIView):
         return Response(AlertSerializer(alert).data, status=status.HTTP_200_OK)
 
 
-class DashboardView(APIView):
+class DashboardView(DetectionAPIView):
     """GET: alerts by status, by rule, per day; the share of explained accesses; the detector's watermark."""
 
     permission_classes = [IsAuthenticated, IsDPO]
+    browser_page = "web:dpo_dashboard"
 
     def get(self, request):
         r = RangeSerializer(data=_query(request))
@@ -168,7 +190,7 @@ class DashboardView(APIView):
                                             day_to=r.validated_data.get("day_to")))
 
 
-class RulesView(APIView):
+class RulesView(DetectionAPIView):
     """GET: the rules, their labels and rationale (what the DPO reads next to an alert)."""
 
     permission_classes = [IsAuthenticated, IsDPO]

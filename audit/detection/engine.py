@@ -461,7 +461,8 @@ WITH s AS (
                    || CASE WHEN g.in_hospital AND g.explained_by IS NULL
                            THEN ' ; le patient est hospitalisé dans un autre service' ELSE '' END
                    || '. Par rapport à d''habitude : '
-                   || CASE WHEN bl.n >= 5 THEN 'il ouvre d''ordinaire ' || round(bl.med_unexplained::numeric, 1)
+                   || CASE WHEN bl.n >= 5 THEN 'il ouvre d''ordinaire '
+                                               || replace(round(bl.med_unexplained::numeric, 1)::text, '.', ',')
                                                || ' dossier(s) sans lien de soins par jour (médiane des '
                                                || %(volume_baseline_days)s || ' jours précédents) ; ce jour-là '
                                                || d.n_unexplained_patients
@@ -496,13 +497,16 @@ WITH s AS (
              'fr', 'Consulté : ' || d.n_patients || ' patients distincts, dont ' || d.n_unexplained_patients
                    || ' sans lien de soins trouvé, ' || d.n_searches || ' recherche(s), ' || d.n_export_patients
                    || ' patient(s) exporté(s) ou imprimé(s). Par rapport à d''habitude : '
-                   || CASE WHEN bl.n >= 5 THEN 'médiane de ' || round(bl.med_patients::numeric, 1)
-                                               || ' patients dont ' || round(bl.med_unexplained::numeric, 1)
+                   || CASE WHEN bl.n >= 5 THEN 'médiane de '
+                                               || replace(round(bl.med_patients::numeric, 1)::text, '.', ',')
+                                               || ' patients dont '
+                                               || replace(round(bl.med_unexplained::numeric, 1)::text, '.', ',')
                                                || ' sans lien par jour sur les ' || %(volume_baseline_days)s
                                                || ' jours précédents'
                            ELSE 'historique insuffisant (moins de 5 jours d''activité connus)' END
                    || CASE WHEN bl.n_peers >= 1 THEN ' ; ses pairs (même rôle, même service) ce jour-là : médiane de '
-                                                     || round(bl.peer_patients::numeric, 1) || ' patients'
+                                                     || replace(round(bl.peer_patients::numeric, 1)::text, '.', ',')
+                                                     || ' patients'
                            ELSE '' END
                    || '. Explications recherchées pour chaque dossier : séjour ou consultation dans son service, '
                    || 'rendez-vous, équipe de soins, prescription, hospitalisation ailleurs, ancien patient.',

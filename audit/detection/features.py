@@ -174,14 +174,15 @@ CROSS JOIN LATERAL (
 _BASELINE_FR = f"""
 'Habitudes (dossiers ouverts pour la première fois de la journée) : '
 || CASE WHEN b.own_days >= 1
-        THEN 'd''habitude ' || round(b.own_mean::numeric, 1) || ' dossier(s) ' || {_DAY_FR}[b.dow]
+        THEN 'd''habitude ' || replace(round(b.own_mean::numeric, 1)::text, '.', ',') || ' dossier(s) '
+             || {_DAY_FR}[b.dow]
              || ' entre ' || {_BAND_START} || ' h et ' || mod({_BAND_START} + 4, 24) || ' h (moyenne de '
              || b.own_days || ' jour(s) comparable(s) sur ' || %(model_baseline_days)s || ' jours)'
         ELSE 'pas d''historique propre ' || {_DAY_FR}[b.dow] || ' entre ' || {_BAND_START} || ' h et '
              || mod({_BAND_START} + 4, 24) || ' h' END
 || CASE WHEN b.peer_days >= 1
         THEN ', ses pairs (' || {_case("b.role", _ROLE_FR)} || coalesce(' de ' || b.unit_name, '') || ') '
-             || round(b.peer_mean::numeric, 1)
+             || replace(round(b.peer_mean::numeric, 1)::text, '.', ',')
         ELSE '' END
 || ' ; aujourd''hui ' || b.k || '.'
 """
@@ -310,14 +311,16 @@ UPDATE detection_alert a SET context = jsonb_build_object(
     'fr', regexp_replace(coalesce(a.context ->> 'fr', ''), ' Habitudes \\(.*$', '') || ' Habitudes ('
           || {_DAY_FR}[s.dow] || ', dossiers ouverts) : '
           || CASE WHEN s.own_days >= 1
-                  THEN 'd''habitude ' || round(s.day_mean::numeric, 1) || ' par jour, dont '
-                       || round(s.band_mean::numeric, 1) || ' entre ' || mod(s.band * 4 + 22, 24) || ' h et '
+                  THEN 'd''habitude ' || replace(round(s.day_mean::numeric, 1)::text, '.', ',') || ' par jour, dont '
+                       || replace(round(s.band_mean::numeric, 1)::text, '.', ',') || ' entre '
+                       || mod(s.band * 4 + 22, 24) || ' h et '
                        || mod(s.band * 4 + 26, 24) || ' h (moyenne de ' || s.own_days || ' jour(s) comparable(s) sur '
                        || %(model_baseline_days)s || ' jours)'
                   ELSE 'pas d''historique propre' END
           || CASE WHEN s.peer_days >= 1
                   THEN ', ses pairs (' || {_case("s.role", _ROLE_FR)} || coalesce(' de ' || s.unit_name, '') || ') '
-                       || round(s.peer_day::numeric, 1) || ' par jour, dont ' || round(s.peer_band::numeric, 1)
+                       || replace(round(s.peer_day::numeric, 1)::text, '.', ',') || ' par jour, dont '
+                       || replace(round(s.peer_band::numeric, 1)::text, '.', ',')
                        || ' dans cette tranche'
                   ELSE '' END
           || ' ; aujourd''hui ' || s.today || ', dont ' || s.k || ' entre ' || mod(s.band * 4 + 22, 24) || ' h et '

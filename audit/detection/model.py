@@ -119,7 +119,7 @@ def score_pass(cur, params: dict[str, Any], conf: dict[str, Any]) -> Loaded | No
         SELECT 'model', m.actor_id, m.patient_id, m.day, m.pts,
                jsonb_build_object('version', %(version)s, 'probability', round(m.p::numeric, 3)),
                'Modèle appris (version ' || %(version)s || ') : probabilité d''un accès illégitime '
-                 || round(m.p::numeric, 2) || ' au vu des avis du DPO sur des cas semblables',
+                 || replace(round(m.p::numeric, 2)::text, '.', ',') || ' au vu des avis du DPO sur des cas semblables',
                'Learned model (version ' || %(version)s || '): probability of an illegitimate access '
                  || round(m.p::numeric, 2) || ' given the DPO''s verdicts on similar cases'
         FROM det_mscore m WHERE m.pts <> 0

@@ -224,11 +224,11 @@ BREAK_GLASS = Rule(
              || CASE WHEN g.objection THEN ' malgré l''opposition du patient' ELSE '' END
              || CASE WHEN {_BG_REPEAT}
                      THEN ' (' || r.n || ' patients en bris de glace sur ' || %(break_glass_repeat_days)s
-                          || ' jours, ' || round((rt.rate * greatest(o.d7, 1))::numeric, 1)
+                          || ' jours, ' || replace(round((rt.rate * greatest(o.d7, 1))::numeric, 1)::text, '.', ',')
                           || ' attendus d''après les collègues)' ELSE '' END
              || CASE WHEN {_BG_LONG}
                      THEN ' (' || r.n_long || ' patients en bris de glace sur ' || %(break_glass_long_days)s
-                          || ' jours, ' || round((rt.rate * greatest(o.dl, 1))::numeric, 1)
+                          || ' jours, ' || replace(round((rt.rate * greatest(o.dl, 1))::numeric, 1)::text, '.', ',')
                           || ' attendus d''après les collègues)' ELSE '' END
              || CASE WHEN {_WEAK_REASON} THEN ', motif absent ou insuffisant' ELSE '' END
              || CASE WHEN NOT g.in_hospital THEN ', patient ni hospitalisé ni attendu en consultation' ELSE '' END,
@@ -558,8 +558,8 @@ VOLUME = Rule(
            jsonb_build_object('patients', x, 'own_median', own_med, 'own_z', round(own_z::numeric, 1),
                               'peer_median', peer_med, 'peer_z', round(peer_z::numeric, 1)),
            x || ' patients distincts dans la journée (médiane habituelle '
-             || coalesce(round(own_med::numeric, 1)::text, 'inconnue') || ', médiane des pairs '
-             || coalesce(round(peer_med::numeric, 1)::text, 'inconnue') || ')',
+             || coalesce(replace(round(own_med::numeric, 1)::text, '.', ','), 'inconnue') || ', médiane des pairs '
+             || coalesce(replace(round(peer_med::numeric, 1)::text, '.', ','), 'inconnue') || ')',
            x || ' distinct patients in the day (usual median '
              || coalesce(round(own_med::numeric, 1)::text, 'unknown') || ', peer median '
              || coalesce(round(peer_med::numeric, 1)::text, 'unknown') || ')'
@@ -630,7 +630,7 @@ BULK_EXPORT = Rule(
            jsonb_build_object('patients', d.n_export_patients, 'usual', o.med,
                               'export_only', d.n_export_only_patients),
            d.n_export_patients || ' patients exportés ou imprimés (habituellement '
-             || coalesce(round(o.med::numeric, 1)::text, '0') || ')',
+             || coalesce(replace(round(o.med::numeric, 1)::text, '.', ','), '0') || ')',
            d.n_export_patients || ' patients exported or printed (usually '
              || coalesce(round(o.med::numeric, 1)::text, '0') || ')'
     FROM det_ud d CROSS JOIN LATERAL (

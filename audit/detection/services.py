@@ -239,8 +239,8 @@ def alerts_notify(*, alert_ids: list[int]) -> int:
         ]
         subject = f"[dpi] {len(alerts)} alerte(s) d'accès de gravité haute / high-severity access alert(s)"
         body = (
-            "Alertes de gravité haute à examiner dans dpi (/dpo/alerts/).\n"
-            "High-severity alerts to review in dpi (/dpo/alerts/).\n\n" + "\n".join(lines) + "\n"
+            "Alertes de gravité haute à examiner dans dpi (file des alertes : /dpo/queue/).\n"
+            "High-severity alerts to review in dpi (alert queue: /dpo/queue/).\n\n" + "\n".join(lines) + "\n"
         )
         # Raises on failure: the claim rolls back and the next pass retries.
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)

@@ -102,13 +102,20 @@ def check_second_factor(now: datetime) -> list[Check]:
     for key in sorted(per_role):
         total, done = per_role[key]
         checks.append(Check(
-            f"second_factor:{key}", _("Second factor: %(role)s") % {"role": key},
+            f"second_factor:{key}", _("Second factor: %(role)s") % {"role": _role_label(key)},
             GREEN if done == total else RED, f"{done}/{total}",
             _("Every account of a role reading health data, and every privileged account, has a second factor "
               "(CNIL DPI fiche 11; PGSSI-S)."),
             details=sorted(missing.get(key, []))[:50],
         ))
     return checks
+
+
+def _role_label(key: str) -> str:
+    """The role in words (audit.labels), never its code."""
+    from audit.labels import role_label
+
+    return _("superuser") if key == "superuser" else role_label(key)
 
 
 # --- accounts ---------------------------------------------------------------------------------------------

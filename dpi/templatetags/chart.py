@@ -31,6 +31,11 @@ def result_value(obs) -> str:
 
 
 @register.filter
+def encounter_title(encounter) -> str:
+    return chart_selectors.encounter_title(encounter)
+
+
+@register.filter
 def decimal_text(value) -> str:
     return format_decimal(value)
 

@@ -44,7 +44,7 @@ from access.unit_history import (
 )
 from dpi.converters import parse_id
 from dpi.web.permissions import ADMIN_SITE_ROLES, is_verified, record_refusal
-from dpi.web.selectors import patient_filter
+from dpi.web.selectors import SHOWN_NAME, patient_filter
 from patients import places
 from patients import services as patient_services
 from patients.models import Appointment, CareUnit, Encounter, Patient
@@ -350,7 +350,7 @@ class PatientAdmin(GatedAdmin):
     list_filter = ("identity_status", "identity_attribute", "is_merged", ToReviewFilter)
     search_fields = ("birth_name",)  # the real search is get_search_results (names, IPP, INS, birth date)
     search_help_text = _("Name, date of birth (dd/mm/yyyy), IPP or INS.")
-    ordering = ("birth_name", "first_name", "pk")
+    ordering = (SHOWN_NAME.asc(), "first_name", "pk")
     readonly_fields = ("ipp", "identity_status", "insi_date", "validated_by_label", "merge_note", "to_review")
     actions = ("insi_check", "merge", "unmerge")
     fieldsets = (
@@ -365,7 +365,7 @@ class PatientAdmin(GatedAdmin):
         (_("Confidentiality"), {"fields": ("confidentiality", "restriction_reason", "date_of_death")}),
     )
 
-    @admin.display(description=_("name"), ordering="birth_name")
+    @admin.display(description=_("name"), ordering=SHOWN_NAME)
     def display_name(self, obj: Patient) -> str:
         return obj.display_name
 

@@ -12,6 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, Exists, Max, OuterRef, QuerySet
+from django.utils import formats
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from dpi.clinical_reference import VITALS, VITALS_BY_LOINC, format_decimal, format_result
 from dpi.models import Allergy, Observation, Problem
@@ -196,3 +199,24 @@ def vitals_latest(patient_id: int, observations=None) -> list[tuple[str, str, An
 
 
 __all__ = ["banner", "banner_from_chart", "census", "results_queryset", "trend", "units_of", "vitals_latest"]
+
+
+def encounter_title(encounter: Encounter) -> str:
+    """"Hospitalisation — Cardiologie", "Consultation — Pédiatrie", and "Passage aux urgences" for an emergency
+    visit (the unit named only when its name does not already say it)."""
+    if encounter.kind == Encounter.Kind.EMERGENCY:
+        unit = encounter.unit.name
+        return _("Emergency visit") + ("" if "urgence" in unit.lower() else f" — {unit}")
+    return f"{encounter.get_kind_display().capitalize()} — {encounter.unit.name}"
+
+
+def born_on(patient: Patient) -> str:
+    """"né le 03/09/1950", "née le …", and "né(e) le …" only when the sex is unknown."""
+    born = formats.date_format(patient.birth_date, "SHORT_DATE_FORMAT")
+    if patient.sex == Patient.Sex.MALE:
+        text = pgettext("male", "born on %(date)s")
+    elif patient.sex == Patient.Sex.FEMALE:
+        text = pgettext("female", "born on %(date)s")
+    else:
+        text = pgettext("unknown sex", "born on %(date)s")
+    return text % {"date": born}

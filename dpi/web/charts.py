@@ -7,6 +7,7 @@ readers and for anyone who prefers numbers.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -109,8 +110,29 @@ def day_labels(since: date, days: int) -> list[date]:
 
 
 @dataclass
+class HBarRow:
+    """One bar of an ``HBarChart``: its label on as many lines as it needs (``lines``: (y, text)), never cut."""
+
+    label: str
+    lines: list[tuple[float, str]]
+    y: float  # top of the bar
+    width: float
+    text_x: float  # where the value is written
+    value: int
+    middle: float  # vertical middle of the bar (the value's baseline)
+
+
+# Labels are right-aligned to ``label_x`` in 12 px text (dpi.css): about 6.5 user units a character, so a
+# line of this many characters fits left of the bars; longer labels wrap onto more lines.
+HBAR_LABEL_CHARS = 34
+HBAR_LINE_HEIGHT = 14
+HBAR_BAR_HEIGHT = 18
+HBAR_GAP = 8
+
+
+@dataclass
 class HBarChart:
-    """Horizontal bars: one row per (long) label, the value written at the end of the bar."""
+    """Horizontal bars: one row per (long) label, wrapped, the value written at the end of the bar."""
 
     title: str
     labels: list[str]
@@ -120,10 +142,9 @@ class HBarChart:
     height: int = 0
     label_x: int = 236
     bar_x: int = 244
-    rows_geometry: list[tuple[str, float, float, float, int]] = field(default_factory=list)  # label, y, w, text-x, v
+    rows_geometry: list[HBarRow] = field(default_factory=list)
     legend: list[tuple[str, str]] = field(default_factory=list)
     colour: str = PALETTE[0]
-    row_height: int = 26
 
     @property
     def empty(self) -> bool:
@@ -135,14 +156,24 @@ class HBarChart:
 
 
 def hbar_chart(title: str, labels: list[str], series: dict[str, list[int]], *, axis_label: str = "") -> HBarChart:
-    """One series drawn as horizontal bars (long category names stay readable)."""
+    """One series drawn as horizontal bars (long category names stay readable: they wrap, whole)."""
     name, values = next(iter(series.items()), ("", []))
     chart = HBarChart(title=title, labels=labels, series=series, axis_label=axis_label)
     chart.legend.append((name, chart.colour))
-    chart.height = max(1, len(labels)) * chart.row_height + 8
     top = max(values, default=0) or 1
     room = WIDTH - chart.bar_x - 48
-    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
+    y = 4.0
+    for label, value in zip(labels, values, strict=True):
+        texts = textwrap.wrap(label, HBAR_LABEL_CHARS) or [""]
+        block = max(HBAR_BAR_HEIGHT, len(texts) * HBAR_LINE_HEIGHT)
+        middle = y + block / 2
+        first = middle - (len(texts) - 1) * HBAR_LINE_HEIGHT / 2
         w = round(room * value / top, 1)
-        chart.rows_geometry.append((label[:40], 4 + i * chart.row_height, w, chart.bar_x + w + 6, value))
+        chart.rows_geometry.append(HBarRow(
+            label=label, lines=[(round(first + i * HBAR_LINE_HEIGHT, 1), t) for i, t in enumerate(texts)],
+            y=round(middle - HBAR_BAR_HEIGHT / 2, 1), width=w, text_x=chart.bar_x + w + 6, value=value,
+            middle=round(middle, 1),
+        ))
+        y += block + HBAR_GAP
+    chart.height = max(1, round(y + 4 - HBAR_GAP))
     return chart

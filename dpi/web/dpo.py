@@ -20,6 +20,7 @@ from django.db.models.functions import TruncDate
 from django.utils import formats, timezone, translation
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from access.models import AccessReviewCampaign, EmergencyAccess, StaffProfile
 from audit import labels
@@ -206,12 +207,30 @@ def audit_verification() -> AreaStatus:
             "message": _field(v, "message", "detail", "error") or "",
             "completed": _field(v, "completed") is not False,
         }
+        if status.data["ok"] and status.data["completed"] and hasattr(v, "checkpoints_checked"):
+            # The stored message is English (logs, verify_audit, the signed report): the page says it in words.
+            status.data["message"] = verification_summary(v)
         at = status.data["at"]
         if at is not None:  # the real age of the latest run: a nightly run missed shows here
             status.data["age"] = timesince(at, timezone.now())
             status.data["stale"] = timezone.now() - at > timedelta(hours=36)
         status.data["report"] = bool(optional("audit.verification_report", "signed_json"))
     return status
+
+
+def verification_summary(run: Any) -> str:
+    """What an intact verification checked, in the page's language (``Result.message`` is the English one)."""
+    text = _("%(events)s and %(checkpoints)s verified") % {
+        "events": ngettext("%(n)s event", "%(n)s events", run.events_checked) % {"n": run.events_checked},
+        "checkpoints": ngettext("%(n)s checkpoint", "%(n)s checkpoints", run.checkpoints_checked)
+        % {"n": run.checkpoints_checked},
+    }
+    if run.first_seq:
+        text += " " + _("(links %(first)s to %(last)s)") % {"first": run.first_seq, "last": run.last_seq}
+    if run.witness_checked:
+        text += ", " + ngettext("%(n)s witness entry reconciled", "%(n)s witness entries reconciled",
+                                run.witness_checked) % {"n": run.witness_checked}
+    return text
 
 
 def retention_status() -> AreaStatus:

@@ -7,6 +7,7 @@ from django.utils import formats
 from django.utils.translation import gettext as _
 
 from dpi.printing import PageMarks, build_pdf, escape, printed_at_text
+from dpi.web.chart_selectors import born_on
 
 
 def ordonnance_pdf(rx, *, printed_by) -> bytes:
@@ -17,8 +18,7 @@ def ordonnance_pdf(rx, *, printed_by) -> bytes:
     profile = getattr(prescriber, "staff", None)
     rpps = getattr(profile, "rpps", "") if profile is not None else ""
     units = ", ".join(u.name for u in profile.units.all()) if profile is not None else ""
-    born = formats.date_format(patient.birth_date, "SHORT_DATE_FORMAT")
-    identity = f"{patient.display_name} — {_('born')} {born} — IPP {patient.ipp}"
+    identity = f"{patient.display_name} — {born_on(patient)} — IPP {patient.ipp}"
     marks = PageMarks(title=_("Ordonnance"), identity=identity,
                       printed=printed_at_text(by=printed_by.get_full_name() or printed_by.username))
 
@@ -29,8 +29,9 @@ def ordonnance_pdf(rx, *, printed_by) -> bytes:
             Paragraph(escape(" — ".join(x for x in (units, f"RPPS {rpps}" if rpps else _("RPPS not recorded")) if x)),
                       st["body"]),
             Spacer(1, 8),
-            Paragraph(escape(_("Patient: %(name)s, born %(born)s, IPP %(ipp)s")
-                             % {"name": patient.display_name, "born": born, "ipp": patient.ipp}), st["body"]),
+            Paragraph(escape(_("Patient: %(name)s, %(born_on)s, IPP %(ipp)s")
+                             % {"name": patient.display_name, "born_on": born_on(patient), "ipp": patient.ipp}),
+                      st["body"]),
             Paragraph(escape(_("Date: %(date)s") % {"date": formats.date_format(rx.start, "SHORT_DATE_FORMAT")}),
                       st["body"]),
             Spacer(1, 10),

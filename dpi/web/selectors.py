@@ -12,7 +12,8 @@ from datetime import date, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import Coalesce, NullIf, Upper
 from django.utils import timezone
 
 from access import gate
@@ -72,6 +73,11 @@ def _valid_grants(user_id: int, now: datetime) -> QuerySet:
     )
 
 
+# Lists show the used name when there is one (Patient.display_name) and sort by it, not by the birth name they
+# hide: WAGNER Adrienne, born ALVES, is among the W's.
+SHOWN_NAME = Upper(Coalesce(NullIf("used_name", Value("")), "birth_name"))
+
+
 def patient_filter(patients: QuerySet, query: str) -> QuerySet:
     """Patients matching ``query``: an IPP (P000000123), an INS (15 digits, exact match on its blind index),
     a birth date (dd/mm/yyyy), or names (each word starts a birth, used or first name)."""
@@ -102,7 +108,7 @@ def patient_search(user: Any, query: str) -> Section:
     in_team = _valid_grants(user.pk, now).filter(content_object_id=OuterRef("pk"))
     patients = patient_filter(Patient.objects.all(), query) if query else Patient.objects.filter(Exists(in_team))
     visible = gate.visible_patients(user, patients, query=query)
-    visible = visible.annotate(in_care_team=Exists(in_team)).order_by("birth_name", "first_name", "birth_date", "pk")
+    visible = visible.annotate(in_care_team=Exists(in_team)).order_by(SHOWN_NAME, "first_name", "birth_date", "pk")
     return Section.of(visible, SEARCH_LIMIT)
 
 

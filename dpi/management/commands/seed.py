@@ -33,11 +33,11 @@ class Command(BaseCommand):
                 raise CommandError("the database already has patients (use --append to add more)")
 
         def progress(done, total):
-            self.stdout.write(f"\r  patients {done}/{total}", ending="")
+            # The last count ends its line: the access history and detection that follow may log meanwhile.
+            self.stdout.write(f"\r  patients {done}/{total}", ending="\n" if done >= total else "")
             self.stdout.flush()
 
         result = seeding.seed(patients=patients, seed=seed, progress=progress, history_days=history_days)
-        self.stdout.write("")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Seeded {result.patients} patients, {result.encounters} encounters, {result.notes} notes, "

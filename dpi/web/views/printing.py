@@ -10,13 +10,13 @@ from __future__ import annotations
 from django.http import Http404, HttpResponse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext
 
 from access import gate
 from access.policy import Action, Category
 from dpi.models import Prescription
 from dpi.printing import PageMarks, build_pdf, escape, printed_at_text
 from dpi.web import selectors
+from dpi.web.chart_selectors import born_on, encounter_title
 from dpi.web.permissions import clinician_required, may_view_restricted
 from patients.ages import age_label
 from patients.models import Patient
@@ -26,14 +26,7 @@ M, R, A = Category.MEDICAL, Category.RESTRICTED, Category.ADMINISTRATIVE
 
 def identity_line(patient: Patient) -> str:
     """"DUPONT Jean · né le 03/09/1950 (76 ans) · IPP P000000001", as on a label."""
-    born = formats.date_format(patient.birth_date, "SHORT_DATE_FORMAT")
-    if patient.sex == Patient.Sex.MALE:
-        born_on = pgettext("male", "born on %(date)s")
-    elif patient.sex == Patient.Sex.FEMALE:
-        born_on = pgettext("female", "born on %(date)s")
-    else:
-        born_on = pgettext("unknown sex", "born on %(date)s")
-    parts = [patient.display_name, born_on % {"date": born}]
+    parts = [patient.display_name, born_on(patient)]
     age = age_label(patient.birth_date, patient.date_of_death or timezone.localdate())
     if age:
         parts[-1] += f" ({age})"
@@ -119,7 +112,7 @@ def chart_print(request, patient_id: int):
         for e in data.encounters:
             period = (_("from %(start)s to %(end)s") % {"start": _when(e.start), "end": _when(e.end)} if e.end
                       else _("since %(start)s (in progress)") % {"start": _when(e.start)})
-            yield p(f"{e.get_kind_display().capitalize()} — {e.unit.name}, {period}")
+            yield p(f"{encounter_title(e)}, {period}")
         if not data.encounters:
             yield p(_("No encounter recorded."), "muted")
         yield from more(data.encounters, _("Older encounters are not shown."))
