@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from access import gate
 from access.policy import Role
+from audit.context import asked_resource
 from audit.services import event_record
 
 
@@ -27,7 +28,10 @@ def refusal_record(
     resource_id: Any = "",
     action: str = "",
 ) -> None:
-    """A refused request, recorded on the independent audit connection with the path asked for."""
+    """A refused request, recorded on the independent audit connection with the path asked for, and the
+    patient its URL names when the caller does not give one (``audit.context.asked_resource``)."""
+    if patient_id is None:
+        patient_id = asked_resource(request)["patient_id"]
     user = getattr(request, "user", None)
     known = user is not None and getattr(user, "is_authenticated", False)
     role = gate.role_of(user) if known else None

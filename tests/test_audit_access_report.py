@@ -119,3 +119,13 @@ def test_anonymous_is_sent_to_sign_in(cast, client):
     # An anonymous request for a patient's report is a refusal like any other (issue 13, finding 6).
     assert [(e.basis, e.patient_id) for e in audit_events(request_id=rid)] == [
         ("deny:anonymous", cast.patient.pk)]
+
+
+def test_a_report_refused_for_want_of_a_fresh_code_names_its_patient(cast):
+    """A refusal names the file its URL asks for, whoever refuses (here the fresh-code check, before the view)."""
+    from dpi.api.testing import request_id
+
+    rid = request_id()
+    response = verified_client(cast.dpo).get(_url(cast.patient.pk, "json"), HTTP_X_REQUEST_ID=rid)
+    assert response.status_code == 403
+    assert [(e.basis, e.patient_id) for e in audit_events(request_id=rid)] == [("deny:fresh_otp", cast.patient.pk)]
