@@ -88,6 +88,15 @@ not exist (HTTP 404, no break-the-glass offer that would reveal the patient), wi
 (`deny:not_visible`) naming the resource asked for. `gate.decide` applies it before any role-specific rule,
 so roles that need no care relationship (reception, DIM, the feeds) are held to it too.
 
+Writes follow the same rule before anything else (`gate.refusal_if_unknown`): a write naming a patient
+the principal may not know (`PATCH /api/patients/<id>/`, `POST /api/patients/<id>/insi/`, a care-team
+membership, an admission) answers as for a missing patient, before any check that would tell the two apart;
+an identity write needs the right to read that identity, even where a purpose allows the write itself.
+Probable duplicates are named only when the user may know them (`gate.split_visible`); otherwise the user is
+told that a possible duplicate exists in a file they cannot see, for identity vigilance to check. No refusal,
+on any channel, quotes what the record holds (stored dates, the INS's birth year and month, the unit of a
+stay in progress).
+
 Confidentiality is raised by an ordinary administrative amendment (marking a VIP), but **lowered** only by
 a separate, audited act of: {_names(CONFIDENTIALITY_LOWERING_ROLES)}
 (`access.services.patient_confidentiality_lower`, with a reason). It is never a field of a general update:
