@@ -303,6 +303,9 @@ class Person:
         # one at each key, a navigation drops pending ones) is not a failure of the server.
         if "ERR_ABORTED" in (request.failure or "") and request.resource_type in {"xhr", "fetch", "document"}:
             return
+        # Chromium fetches the favicon in the background and drops the fetch when the page navigates away.
+        if "ERR_ABORTED" in (request.failure or "") and "/favicon" in request.url:
+            return
         self.failures.append(f"no answer {request.resource_type} {request.url} ({request.failure})")
 
     def _response(self, response) -> None:
