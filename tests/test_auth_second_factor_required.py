@@ -38,8 +38,11 @@ def test_an_unverified_physician_reaches_no_patient_page_nor_the_api(cast, clien
         code = body["issue"][0]["details"]["text"] if path.startswith("/fhir/") else body["code"]
         assert code == "second_factor_required"
     assert client.post(chart + "break-glass/", {"reason_category": "emergency"}).status_code == 302
-    # no gate decision was even asked for this user: nothing reached patient data
-    assert not audit_events(actor_id=cast.physician.pk, patient_id=cast.patient.pk)
+    # no gate decision was even asked for this user: nothing reached patient data (the refusals name the file
+    # the request asked for, and are refusals for the second factor only)
+    events = audit_events(actor_id=cast.physician.pk, patient_id=cast.patient.pk)
+    assert [(e.outcome, e.basis) for e in events] == [("denied", "deny:second_factor")] * len(events)
+    assert not audit_events(actor_id=cast.physician.pk, outcome="allowed", category__in=["medical", "administrative"])
 
 
 def test_after_the_code_the_chart_opens(cast, client):
