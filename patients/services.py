@@ -420,17 +420,16 @@ def touch_activity(patient_id: int, when: datetime) -> None:
     Patient.objects.filter(pk=patient_id).exclude(last_activity_at__gte=when).update(last_activity_at=when)
 
 
-def _check_stay_dates(patient: Patient, start: datetime, *, disclose: bool = True) -> None:
+def _check_stay_dates(patient: Patient, start: datetime) -> None:
     """No stay before birth or after death (compared on the hospital's calendar day). The messages do not quote
-    the stored dates, whoever asks (``disclose`` is kept for the callers that say who may read the patient):
-    they also reach HL7 and API senders, who must not learn what the record holds."""
+    the stored dates, whoever asks: they also reach HL7 and API senders, who must not learn what the record
+    holds."""
     patient.check_in_lifetime(start, field="start",
                               before_birth=_("A stay cannot start before the patient's birth."),
                               after_death=_("A stay cannot start after the patient's death."))
 
 
-def _check_no_open_stay(patient: Patient, *, start: datetime, excluding: int | None = None,
-                        disclose: bool = True) -> None:
+def _check_no_open_stay(patient: Patient, *, start: datetime, excluding: int | None = None) -> None:
     """At most one open stay per patient: a move to another unit is a transfer, which closes the previous. The
     message does not name the open stay's unit or date, whoever asks (it reaches HL7 and API senders too)."""
     open_stays = Encounter.objects.filter(patient_id=patient.pk, end__isnull=True)
@@ -472,17 +471,15 @@ def encounter_admit(
     kind: str = Encounter.Kind.STAY,
     actor: Any = None,
     source: str = Encounter.Source.SYSTEM,
-    disclose: bool = True,
 ) -> Encounter:
-    """Open a stay. ``disclose=False`` for a principal allowed to admit a patient whose data it may not read
-    (a purpose of the access policy: the feed, reception's arrival of a restricted patient): a refusal then
-    does not give the birth or death date nor the unit and date of the stay in progress."""
+    """Open a stay. A refusal gives neither the birth or death date nor the unit and date of the stay in
+    progress, whoever asks (a purpose lets the feed admit a patient whose data it may not read)."""
     patient = Patient.objects.select_for_update().get(pk=patient.pk)  # one admission at a time per patient
     check_not_frozen(patient)
     unit = _unit(unit)
     start = start or timezone.now()
-    _check_stay_dates(patient, start, disclose=disclose)
-    _check_no_open_stay(patient, start=start, disclose=disclose)
+    _check_stay_dates(patient, start)
+    _check_no_open_stay(patient, start=start)
     encounter = Encounter(patient=patient, unit=unit, start=start, kind=kind, **_provenance(actor, source))
     encounter.full_clean()
     encounter.save(force_insert=True)

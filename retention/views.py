@@ -17,6 +17,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from access.decorators import refusal_record, roles_required
+from access.gate import MAX_ID
 from access.policy import Role
 from audit.context import denied_count
 from retention import selectors, services
@@ -35,15 +36,12 @@ def _body(request: HttpRequest) -> dict[str, Any]:
     return request.POST.dict()
 
 
-_MAX_ID = 2**63 - 1  # a PostgreSQL bigint: a larger id names nothing and would fail the query or the event
-
-
 def _int(data: dict[str, Any], name: str) -> int:
     try:
         value = int(data.get(name))
     except (TypeError, ValueError) as exc:
         raise ValidationError({name: ["A whole number is required."]}) from exc
-    if not 1 <= value <= _MAX_ID:
+    if not 1 <= value <= MAX_ID:  # a PostgreSQL bigint: a larger id would fail the query and its event
         raise ValidationError({name: ["Out of range: an id is a whole number from 1 to 9223372036854775807."]})
     return value
 

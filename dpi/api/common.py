@@ -75,7 +75,7 @@ def api_exception_handler(exc, context):
             asked = asked_resource(request)  # the file sought, from the URL (the view decided nothing yet)
             refusal_record(request, basis="deny:anonymous", reason="authentication required",
                            resource_type=getattr(context.get("view"), "resource_type", "") or asked["resource_type"],
-                           resource_id=asked["resource_id"], patient_id=asked["patient_id"])
+                           resource_id=asked["resource_id"])  # refusal_record adds the patient the URL names
     request, view = context.get("request"), context.get("view")
     if isinstance(exc, (exceptions.NotFound, Http404)) and request is not None and context.get("kwargs", {}).get("pk"):
         # A by-id read that finds nothing it may show is a refusal too, naming the resource asked for.

@@ -382,12 +382,11 @@ class EncounterViewSet(_Base):
         data = body.validated_data
 
         def perform():
-            decision = self.gate(patient_id=data["patient"], action=Action.CREATE, missing="400")
+            self.gate(patient_id=data["patient"], action=Action.CREATE, missing="400")
             patient = Patient.objects.get(pk=data["patient"])
             kwargs = {k: data[k] for k in ("start", "kind") if k in data}
             encounter = patient_services.encounter_admit(
-                patient=patient, unit=data["unit"], **kwargs, **self.provenance(),
-                disclose=not gate.allowed_by_purpose_only(decision),
+                patient=patient, unit=data["unit"], **kwargs, **self.provenance()
             )
             self.written = (patient.pk, self.category, self.resource_type, encounter.pk)
             return etag_response(
