@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from access.policy import (
     BREAK_GLASS_ROLES,
@@ -86,8 +88,21 @@ MAX_ID = 2**63 - 1
 
 class AccessDenied(PermissionDenied):
     def __init__(self, decision: Decision):
-        super().__init__(decision.reason or "access denied")
+        super().__init__(decision.reason or gettext_noop("access denied"))
         self.decision = decision
+
+
+# The trace keeps each reason in English (gettext_noop marks them for translation); the caller reads them in its
+# language (``reason_words``). The matrix's reason carries the role, action and category codes.
+_MATRIX_REASON = re.compile(r"role (?P<role>\S+) may not (?P<action>\S+) (?P<category>\S+) data")
+
+
+def reason_words(decision: Decision) -> str:
+    """The refusal's reason in the active language, for the caller (the access event keeps the English)."""
+    reason = decision.reason or "access denied"
+    if decision.basis == "deny:matrix" and (parts := _MATRIX_REASON.fullmatch(reason)):
+        return gettext("role %(role)s may not %(action)s %(category)s data") % parts.groupdict()
+    return gettext(reason)
 
 
 class PatientNotFound(Http404):
@@ -161,23 +176,23 @@ def is_token_only(user: Any) -> bool:
 
 def _account_problem(user: Any, role: Role | None, now: datetime) -> tuple[str, str] | None:
     if user is None or not getattr(user, "is_authenticated", False):
-        return "deny:anonymous", "not signed in"
+        return "deny:anonymous", gettext_noop("not signed in")
     if not user.is_active:
-        return "deny:inactive", "account disabled"
+        return "deny:inactive", gettext_noop("account disabled")
     profile = profile_of(user)
     if profile is None or role is None:
-        return "deny:no_role", "account has no care role"
+        return "deny:no_role", gettext_noop("account has no care role")
     if role in TOKEN_ONLY_ROLES and not getattr(user, TOKEN_ATTR, False):
-        return "deny:token_only", "integration accounts act by API token only"
+        return "deny:token_only", gettext_noop("integration accounts act by API token only")
     today = timezone.localdate(now)
     if profile.start_date and profile.start_date > today:
-        return "deny:contract", "account not yet valid"
+        return "deny:contract", gettext_noop("account not yet valid")
     if profile.end_date and profile.end_date < today:
-        return "deny:contract", "account past its end date"
+        return "deny:contract", gettext_noop("account past its end date")
     verified = getattr(user, "is_verified", None)
     needs_otp = requires_second_factor(role) or getattr(user, "is_superuser", False)
     if needs_otp and callable(verified) and not verified() and not getattr(user, TOKEN_ATTR, False):
-        return "deny:second_factor", "a verified second factor is required"
+        return "deny:second_factor", gettext_noop("a verified second factor is required")
     return None
 
 
@@ -244,8 +259,8 @@ def _decide_without_facts(user: Any, role: Role | None, *, patient_id: int | Non
     if getattr(profile_of(user), "patient_id", None) == int(patient_id):
         # A professional account is not the way to one's own file, even when one's own unit treats one: the
         # patient's right of access goes through the hospital's request procedure (detection: self_access).
-        return Decision(False, "deny:own_record", "a professional account does not open its holder's own file",
-                        role=role.value)
+        return Decision(False, "deny:own_record",
+                        gettext_noop("a professional account does not open its holder's own file"), role=role.value)
     return None
 
 
@@ -280,7 +295,7 @@ def _decide_from_facts(role: Role, category: Category | str, action: Action | st
         return Decision(
             False,
             "deny:objection",
-            "the patient objected to this professional",
+            gettext_noop("the patient objected to this professional"),
             role=role.value,
             can_break_glass=can_bg,
             flags=flags,
@@ -290,7 +305,7 @@ def _decide_from_facts(role: Role, category: Category | str, action: Action | st
     return Decision(
         False,
         "deny:no_care_relationship",
-        "not in the patient's care team",
+        gettext_noop("not in the patient's care team"),
         role=role.value,
         can_break_glass=can_bg,
         flags=flags,

@@ -15,6 +15,7 @@ from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from access import gate
 from access.authn.credentials import credentials_changed
@@ -72,7 +73,7 @@ def _require_role(user: Any, roles: set[Role], what: str) -> None:
             basis="deny:role",
             reason=what,
         )
-        raise PermissionDenied(what)
+        raise PermissionDenied(gettext(what))  # the trace keeps the English; the caller reads its language
 
 
 # --- break-the-glass --------------------------------------------------------------------------------------
@@ -372,7 +373,7 @@ def care_fact_confirm(
     creator_id = fact.granted_by_id if isinstance(fact, CareTeamMembership) else fact.created_by_id
     role = gate.role_of(actor)
     if actor.pk == creator_id:
-        _require_role(actor, set(), "the creator of a care relationship cannot confirm it")
+        _require_role(actor, set(), gettext_noop("the creator of a care relationship cannot confirm it"))
     if source != "feed":
         unit_id = getattr(fact, "unit_id", None)
         profile = gate.profile_of(actor)

@@ -10,6 +10,10 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.http.multipartparser import MultiPartParserError
+from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
+from django.utils import translation
+from django.utils.translation import gettext_noop
+from django.utils.translation.trans_real import parse_accept_lang_header
 
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 _DRF_PREFIXES = ("/api/", "/fhir/")  # DRF's own parsers read those bodies; its fields refuse NUL bytes
@@ -30,16 +34,19 @@ class RejectNulBytesMiddleware:
                 and not request.path.startswith(_DRF_PREFIXES) and _has_nul(request.POST)
             )
         except MultiPartParserError:
-            return _bad_request(request, "malformed form data")
+            return _bad_request(request, gettext_noop("malformed form data"))
         if refused:
-            return _bad_request(request, "NUL byte in the request")
+            return _bad_request(request, gettext_noop("NUL byte in the request"))
         return self.get_response(request)
 
 
 def _bad_request(request, message: str) -> HttpResponse:
-    """The 400 in each channel's own shape: JSON for the REST API, an OperationOutcome for FHIR."""
-    if request.path.startswith("/api/"):
-        return HttpResponseBadRequest(json.dumps({"detail": message}), content_type="application/json")
+    """The 400 in each channel's own shape: JSON for the REST API (in its caller's language: this runs before
+    the language is chosen), an OperationOutcome for FHIR (in English, as all of FHIR)."""
+    if is_api_call(request):
+        with translation.override(api_language(request)):
+            detail = translation.gettext(message)
+        return HttpResponseBadRequest(json.dumps({"detail": detail}), content_type="application/json")
     if request.path.startswith("/fhir/"):
         outcome = {"resourceType": "OperationOutcome",
                    "issue": [{"severity": "error", "code": "invalid", "diagnostics": message}]}
@@ -51,9 +58,56 @@ def _has_nul(data) -> bool:
     return any("\x00" in key or any("\x00" in v for v in values) for key, values in data.lists())
 
 
+# --- the language of each channel --------------------------------------------------------------------------
+_API_PREFIX = "/api/"
+_BROWSER_PAGES = ("/api/docs/",)  # an HTML page under /api/: always through the whole stack
+API_DEFAULT_LANGUAGE = "en"
+
+
+def is_api_call(request) -> bool:
+    """A call to the REST API (not its HTML documentation page, which is the browser's)."""
+    return request.path.startswith(_API_PREFIX) and not request.path.startswith(_BROWSER_PAGES)
+
+
+def api_language(request) -> str:
+    """The REST API's language: the first language of ``Accept-Language`` that dpi speaks, else English, as
+    FHIR, HL7 and DRF's own messages (machines integrate with it; the browser's language cookie and French
+    default are the UI's). ``Accept-Language: fr`` gives every message in French, DRF's included."""
+    for code, quality in parse_accept_lang_header(request.META.get("HTTP_ACCEPT_LANGUAGE", "")):
+        if code == "*":
+            break
+        if quality <= 0:
+            continue
+        try:
+            return translation.get_supported_language_variant(code)
+        except LookupError:
+            continue
+    return API_DEFAULT_LANGUAGE
+
+
+def in_callers_language(request, message: str) -> str:
+    """``message`` (an English msgid) for the caller of code shared by the REST API and FHIR (authentication,
+    scopes, methods): translated for a REST call, English for FHIR (whose request keeps the browser's language
+    for the French displays of its resources)."""
+    return translation.gettext(message) if is_api_call(request) else message
+
+
+class LocaleMiddleware(DjangoLocaleMiddleware):
+    """Django's choice for the browser (language cookie, ``Accept-Language``, else ``LANGUAGE_CODE``, French);
+    ``api_language`` for the REST API. FHIR and HL7 answer in English whatever this chose (their views
+    override it). The answer still says its language (``Content-Language``, ``Vary: Accept-Language``)."""
+
+    def process_request(self, request):
+        if not is_api_call(request):
+            return super().process_request(request)
+        language = api_language(request)
+        translation.activate(language)
+        request.LANGUAGE_CODE = language
+        return None
+
+
 # --- bearer-token calls skip the browser's middleware ------------------------------------------------------
 _BEARER_PREFIXES = ("/api/", "/fhir/")
-_BROWSER_PAGES = ("/api/docs/",)  # an HTML page under /api/: always through the whole stack
 _pending_end = threading.local()
 
 

@@ -190,7 +190,8 @@ class Document(ClinicalItem):
 
     def clean(self) -> None:
         if self.type_code and self.type_code not in DOCUMENT_TYPE_CODES:
-            raise ValidationError({"type_code": [f"Unknown document type {self.type_code!r}."]})
+            message = _("Unknown document type %(code)s.") % {"code": repr(self.type_code)}
+            raise ValidationError({"type_code": [message]})
 
 class Allergy(ClinicalItem):
     class Severity(models.TextChoices):

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from dpi.models import (
     Allergy,
@@ -31,7 +32,7 @@ from patients.services import check_not_frozen, touch_activity
 
 def _check_encounter(patient: Patient, encounter: Encounter | None) -> None:
     if encounter is not None and encounter.patient_id != patient.pk:
-        raise ValidationError({"encounter": ["This encounter belongs to another patient."]})
+        raise ValidationError({"encounter": [_("This encounter belongs to another patient.")]})
 
 
 @transaction.atomic
@@ -111,7 +112,7 @@ def document_add(
     check_not_frozen(patient)
     _check_encounter(patient, encounter)
     if document_date is not None and document_date > timezone.localdate():
-        raise ValidationError({"document_date": ["The date of the document cannot be in the future."]})
+        raise ValidationError({"document_date": [_("The date of the document cannot be in the future.")]})
     doc = Document(
         patient=patient,
         author=author,
@@ -137,13 +138,13 @@ _NOT_AMENDABLE = {"id", "pk", "patient", "patient_id", "author", "author_id", "v
 def item_amend(*, item, author, reason: str, **changes: Any):
     """Amend a clinical item: keep its previous values in ``Amendment``, then apply the changes."""
     if not reason.strip():
-        raise ValidationError({"reason": ["An amendment needs a reason."]})
+        raise ValidationError({"reason": [_("An amendment needs a reason.")]})
     model = type(item)
     item = model.objects.select_for_update().get(pk=item.pk)
     check_not_frozen(item.patient)
     bad = [name for name in changes if name in _NOT_AMENDABLE or not hasattr(item, name)]
     if bad:
-        raise ValidationError({name: ["This field cannot be amended."] for name in bad})
+        raise ValidationError({name: [_("This field cannot be amended.")] for name in bad})
     previous = {name: getattr(item, name) for name in changes}
     if all(previous[n] == v for n, v in changes.items()):
         return item

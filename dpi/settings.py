@@ -150,7 +150,7 @@ MIDDLEWARE = [
     "audit.middleware.RequestContextMiddleware",
     "dpi.middleware.RejectNulBytesMiddleware",  # 400 for a NUL byte in path, query or form (never a 500)
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "dpi.middleware.LocaleMiddleware",  # the UI in French by default, the REST API in English (Accept-Language)
     # From here to BrowserMiddlewareEnd: what a browser needs; API and FHIR calls with a bearer token and no
     # session cookie jump over it (their user comes from the token; issue #18).
     "dpi.middleware.BrowserMiddlewareStart",

@@ -778,7 +778,7 @@ def encounter_cancel(*, encounter: Encounter) -> None:
     encounter = Encounter.objects.select_for_update().get(pk=encounter.pk)
     check_not_frozen(encounter.patient)
     if Encounter.objects.filter(transferred_from=encounter).exists():
-        raise ValidationError({"encounter": ["This stay was transferred since: cancel the transfer first."]})
+        raise ValidationError({"encounter": [_("This stay was transferred since: cancel the transfer first.")]})
     encounter.delete()
 
 
@@ -788,9 +788,9 @@ def encounter_discharge_cancel(*, encounter: Encounter) -> Encounter:
     encounter = Encounter.objects.select_for_update().get(pk=encounter.pk)
     check_not_frozen(encounter.patient)
     if encounter.end is None:
-        raise ValidationError({"end": ["This encounter is not closed."]})
+        raise ValidationError({"end": [_("This encounter is not closed.")]})
     if Encounter.objects.filter(transferred_from=encounter).exists():
-        raise ValidationError({"end": ["This encounter ended with a transfer, not a discharge."]})
+        raise ValidationError({"end": [_("This encounter ended with a transfer, not a discharge.")]})
     _check_no_open_stay(encounter.patient, start=encounter.start, excluding=encounter.pk)  # one stay in progress
     encounter.end = None
     encounter.full_clean()
@@ -805,9 +805,9 @@ def encounter_transfer_cancel(*, encounter: Encounter) -> Encounter:
     check_not_frozen(encounter.patient)
     previous = encounter.transferred_from
     if previous is None:
-        raise ValidationError({"encounter": ["This encounter does not follow a transfer."]})
+        raise ValidationError({"encounter": [_("This encounter does not follow a transfer.")]})
     if encounter.end is not None or Encounter.objects.filter(transferred_from=encounter).exists():
-        raise ValidationError({"encounter": ["Only the current movement of a stay can be cancelled."]})
+        raise ValidationError({"encounter": [_("Only the current movement of a stay can be cancelled.")]})
     encounter.delete()
     previous.end = None
     previous.full_clean()

@@ -75,6 +75,9 @@ def test_with_postgres_stopped_readiness_fails_and_pages_answer_503_in_french(tm
             assert headers["Content-Type"].startswith("text/plain") and headers["Retry-After"]
 
             status, body, _ = http_get(base + "/api/patients/", headers={"Authorization": "Bearer x.y"})
+            assert status == 503 and "unavailable" in json.loads(body)["detail"]  # the API's default: English
+            status, body, _ = http_get(base + "/api/patients/", headers={"Authorization": "Bearer x.y",
+                                                                         "Accept-Language": "fr"})
             assert status == 503 and "indisponible" in json.loads(body)["detail"]
     finally:
         postgres.remove()

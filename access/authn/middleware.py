@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext, gettext_noop
 
 from access.authn import services
 
@@ -42,12 +43,12 @@ _FHIR_ISSUE = {401: "login", 403: "forbidden"}
 
 def _api_error(request: HttpRequest, *, status: int, detail: str, code: str) -> HttpResponse:
     """The channel's error shape: under /fhir/ every answer is FHIR (an OperationOutcome, application/fhir+json),
-    under /api/ the REST API's ``{"detail", "code"}``."""
+    under /api/ the REST API's ``{"detail", "code"}``, ``detail`` in the caller's language (FHIR's in English)."""
     if request.path.startswith("/fhir/"):
         outcome = {"resourceType": "OperationOutcome", "issue": [{
             "severity": "error", "code": _FHIR_ISSUE[status], "details": {"text": code}, "diagnostics": detail}]}
         return JsonResponse(outcome, status=status, content_type="application/fhir+json")
-    return JsonResponse({"detail": detail, "code": code}, status=status)
+    return JsonResponse({"detail": gettext(detail), "code": code}, status=status)
 
 
 class SecurityHeadersMiddleware:
@@ -127,14 +128,15 @@ class AuthenticationStepsMiddleware:
             refusal_record(request, basis="deny:token_only", reason="integration accounts act by API token only")
             services.session_end(request, reason="token_only")
             if _is_api(request):
-                return _api_error(request, status=401, detail="authentication required", code="token_only")
+                return _api_error(request, status=401, detail=gettext_noop("authentication required"),
+                                  code="token_only")
             return redirect(reverse("login"))
         step = services.pending_step(request) if request.user.is_authenticated else None
         if step is not None and not self._allowed(request, step):
             if _is_api(request):
                 code = "password_change_required" if step == "password_change" else "second_factor_required"
-                detail = ("a password change is required" if step == "password_change"
-                          else "a verified second factor is required")
+                detail = (gettext_noop("a password change is required") if step == "password_change"
+                          else gettext_noop("a verified second factor is required"))
                 from access.decorators import refusal_record
 
                 refusal_record(request, basis="deny:" + step, reason=detail)

@@ -20,6 +20,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 from redis.exceptions import RedisError
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
@@ -31,6 +32,7 @@ from audit.services import event_record
 from dpi import redis_client
 from dpi.api.models import ApiClient, ApiToken
 from dpi.api.services import token_matches, token_split
+from dpi.middleware import in_callers_language
 
 ON_BEHALF_HEADER = "X-On-Behalf-Of"
 _ON_BEHALF_META = "HTTP_X_ON_BEHALF_OF"  # read from META: no copy of every header per call (issue #18)
@@ -188,7 +190,7 @@ class ApiTokenAuthentication(BaseAuthentication):
         try:
             raw = header[1].decode("ascii")
         except UnicodeDecodeError as exc:
-            raise exceptions.AuthenticationFailed("invalid token") from exc
+            raise exceptions.AuthenticationFailed(in_callers_language(request, gettext_noop("invalid token"))) from exc
         verified, rate = verified_tokens.lookup(raw)
         if verified is None:
             # Redis unreachable a moment ago: do not wait for it a second time (its timeout) to read the counter.
@@ -203,7 +205,8 @@ class ApiTokenAuthentication(BaseAuthentication):
                 reason="token revoked or expired, or client off",
                 details={"api_client": client.name, "prefix": token.prefix},
             )
-            raise exceptions.AuthenticationFailed("token revoked or expired")
+            raise exceptions.AuthenticationFailed(
+                in_callers_language(request, gettext_noop("token revoked or expired")))
         now = timezone.now()
         if verified.used_at is None or now - verified.used_at > _LAST_USED_GRANULARITY:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
@@ -243,7 +246,7 @@ class ApiTokenAuthentication(BaseAuthentication):
                 reason="unknown or wrong API token",
                 details={"prefix": parts[0][:16] if parts else ""},
             )
-            raise exceptions.AuthenticationFailed("invalid token")
+            raise exceptions.AuthenticationFailed(in_callers_language(request, gettext_noop("invalid token")))
         verified = VerifiedToken(
             token=token,
             profile=gate.profile_of(token.client.user),
@@ -275,7 +278,8 @@ class ApiTokenAuthentication(BaseAuthentication):
                 reason="client may not act on behalf of users",
                 details=base,
             )
-            raise exceptions.PermissionDenied("this client may not act on behalf of a user")
+            raise exceptions.PermissionDenied(
+                in_callers_language(request, gettext_noop("this client may not act on behalf of a user")))
         user = User.objects.filter(username=named, is_active=True).first() if named else None
         if (user is None or gate.profile_of(user) is None or hasattr(user, "api_client")
                 or not gate.may_be_represented(user)):
@@ -288,7 +292,8 @@ class ApiTokenAuthentication(BaseAuthentication):
                 reason="no such active staff account",
                 details=base,
             )
-            raise exceptions.PermissionDenied("cannot act on behalf of this account")
+            raise exceptions.PermissionDenied(
+                in_callers_language(request, gettext_noop("cannot act on behalf of this account")))
         return user
 
     def authenticate_header(self, request) -> str:
@@ -306,14 +311,18 @@ class VerifiedSessionAuthentication(SessionAuthentication):
         if gate.is_token_only(user):
             _refuse(request=request, actor=user, basis="deny:token_only",
                     reason="integration accounts act by API token only")
-            raise exceptions.AuthenticationFailed("integration accounts act by API token only")
+            raise exceptions.AuthenticationFailed(
+                in_callers_language(request, gettext_noop("integration accounts act by API token only")))
         verified = getattr(user, "is_verified", None)
         if not callable(verified) or not verified():
             _refuse(request=request, actor=user, basis="deny:second_factor",
                     reason="API session without a verified second factor")
-            raise exceptions.PermissionDenied("a verified second factor is required")
+            raise exceptions.PermissionDenied(
+                in_callers_language(request, gettext_noop("a verified second factor is required")))
         if request.headers.get(ON_BEHALF_HEADER):
-            raise exceptions.PermissionDenied(f"{ON_BEHALF_HEADER} is for API clients only")
+            raise exceptions.PermissionDenied(
+                in_callers_language(request, gettext_noop("%(header)s is for API clients only"))
+                % {"header": ON_BEHALF_HEADER})
         return result
 
 

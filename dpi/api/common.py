@@ -6,11 +6,14 @@ Views are thin: they validate input with a serializer, ask the gate, call a serv
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, gettext_noop
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
@@ -34,6 +37,7 @@ from dpi.api.authentication import (
 from dpi.api.permissions import HasScope
 from dpi.api.scopes import scope
 from dpi.api.throttling import ApiRateThrottle
+from dpi.middleware import in_callers_language
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -41,19 +45,20 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 # --- errors -----------------------------------------------------------------------------------------------
 class PreconditionFailed(exceptions.APIException):
     status_code = status.HTTP_412_PRECONDITION_FAILED
-    default_detail = "The resource changed since you read it (If-Match does not match its ETag): read it again."
+    default_detail = gettext_lazy(
+        "The resource changed since you read it (If-Match does not match its ETag): read it again.")
     default_code = "precondition_failed"
 
 
 class PreconditionRequired(exceptions.APIException):
     status_code = status.HTTP_428_PRECONDITION_REQUIRED
-    default_detail = "Send If-Match with the ETag you read, so that no change is lost."
+    default_detail = gettext_lazy("Send If-Match with the ETag you read, so that no change is lost.")
     default_code = "precondition_required"
 
 
 class IdempotencyConflict(exceptions.APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_detail = "This Idempotency-Key was already used for a different request."
+    default_detail = gettext_lazy("This Idempotency-Key was already used for a different request.")
     default_code = "idempotency_key_reused"
 
 
@@ -87,12 +92,28 @@ def api_exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(django_validation_detail(exc))
     elif isinstance(exc, gate.AccessDenied):
-        exc = exceptions.PermissionDenied(exc.decision.reason or "access denied")
+        exc = exceptions.PermissionDenied(gate.reason_words(exc.decision))
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     return drf_exception_handler(exc, context)
+
+
+class ApiJSONParser(JSONParser):
+    """DRF's JSON parser, its refusal in the caller's language: DRF quotes Python's English error instead."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except exceptions.ParseError as exc:
+            cause = exc.__context__
+            if isinstance(cause, json.JSONDecodeError):
+                raise exceptions.ParseError(
+                    _("Malformed JSON at line %(line)d, column %(column)d.") % {"line": cause.lineno,
+                                                                               "column": cause.colno}
+                ) from cause
+            raise exceptions.ParseError(_("Malformed JSON.")) from cause
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -125,9 +146,8 @@ class ApiCursorPagination(CursorPagination):
         except (TypeError, ValueError):
             size = 0
         if not 1 <= size <= self.max_page_size:
-            raise exceptions.ValidationError(
-                {self.page_size_query_param: [f"An integer from 1 to {self.max_page_size} is required."]}
-            )
+            message = _("An integer from 1 to %(max)d is required.") % {"max": self.max_page_size}
+            raise exceptions.ValidationError({self.page_size_query_param: [message]})
         return size
 
     def get_schema_operation_parameters(self, view):
@@ -141,7 +161,7 @@ class ApiCursorPagination(CursorPagination):
         try:
             return super().decode_cursor(request)
         except exceptions.NotFound as exc:
-            raise exceptions.ValidationError({"cursor": ["Invalid cursor."]}) from exc
+            raise exceptions.ValidationError({"cursor": [self.invalid_cursor_message]}) from exc
 
 
 MAX_ID = 2**63 - 1
@@ -182,7 +202,7 @@ def check_if_match(request, obj: Any, *, required: bool) -> None:
         # "*" only says the resource exists: it would skip the lost-update check the ETag is for.
         if required:
             raise PreconditionRequired(
-                "If-Match: * is not accepted here: send the ETag you read, so that no change is lost."
+                _("If-Match: * is not accepted here: send the ETag you read, so that no change is lost.")
             )
         return
     # Strong comparison (RFC 9110 13.1.1): weak tags never match.
@@ -294,7 +314,7 @@ class ApiView:
     permission_classes = [HasScope]
     throttle_classes = [ApiRateThrottle]
     renderer_classes = [JSONRenderer]
-    parser_classes = [JSONParser]
+    parser_classes = [ApiJSONParser]
     pagination_class = ApiCursorPagination
     schema = ApiAutoSchema()
 
@@ -323,7 +343,10 @@ class ApiView:
         if request.method.upper() not in allowed:
             method = request.method[:20]
             raise exceptions.MethodNotAllowed(
-                method, detail=f"Method {method} is not supported here (allowed: {', '.join(allowed)})."
+                method,
+                detail=in_callers_language(request, gettext_noop("Method %(method)s is not supported here (allowed: "
+                                                                 "%(allowed)s)."))
+                % {"method": method, "allowed": ", ".join(allowed)},
             )
         super().check_permissions(request)  # type: ignore[misc]
 
@@ -363,7 +386,7 @@ class ApiView:
             return decision
         if gate.is_hidden(decision):
             if missing == "400":
-                raise exceptions.ValidationError({"patient": ["Unknown patient."]})
+                raise exceptions.ValidationError({"patient": [_("Unknown patient.")]})
             raise exceptions.NotFound()
         raise gate.AccessDenied(decision)
 

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
@@ -62,7 +63,7 @@ def _key_of(request) -> str | None:
         return None
     key = key.strip()
     if not 1 <= len(key) <= 200 or not key.isascii() or not key.isprintable():
-        raise exceptions.ValidationError({IDEMPOTENCY_HEADER: ["1 to 200 printable ASCII characters."]})
+        raise exceptions.ValidationError({IDEMPOTENCY_HEADER: [_("1 to 200 printable ASCII characters.")]})
     return key
 
 

@@ -7,12 +7,14 @@ decide, in the gate.
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_noop
 from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
 
 from access import gate
 from audit.services import event_record
 from dpi.api.authentication import principal_of
+from dpi.middleware import in_callers_language
 
 
 class HasScope(BasePermission):
@@ -39,4 +41,5 @@ class HasScope(BasePermission):
             resource_type=getattr(view, "resource_type", ""),
             details={**principal.details(), "scope": needed, "path": request.path[:200]},
         )
-        raise exceptions.PermissionDenied(f"this credential lacks the scope {needed}")
+        raise exceptions.PermissionDenied(
+            in_callers_language(request, gettext_noop("this credential lacks the scope %(scope)s")) % {"scope": needed})

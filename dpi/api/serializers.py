@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -205,7 +207,7 @@ class QueryParametersSerializer(serializers.Serializer):
         return super().run_validation(data)
 
 
-_BLANK_PARAMETER = "This parameter is empty: leave it out or give a value."
+_BLANK_PARAMETER = gettext_lazy("This parameter is empty: leave it out or give a value.")
 
 
 class PatientSearchSerializer(QueryParametersSerializer):
@@ -217,7 +219,7 @@ class PatientSearchSerializer(QueryParametersSerializer):
 
     def validate(self, attrs):
         if not any(attrs.get(k) for k in ("ins", "ipp", "family", "given", "birth_date")):
-            raise serializers.ValidationError("Give at least one of ins, ipp, family, given, birth_date.")
+            raise serializers.ValidationError(_("Give at least one of ins, ipp, family, given, birth_date."))
         return attrs
 
 
@@ -261,7 +263,7 @@ def _decimal(**kwargs) -> serializers.DecimalField:
 def _loinc(value: str) -> str:
     # FHIR sends this code with the LOINC system: it must be one (digits, a dash, the mod 10 check digit).
     if value and not is_loinc(value):
-        raise serializers.ValidationError("Not a LOINC code: digits, a dash and the check digit (e.g. 2345-7).")
+        raise serializers.ValidationError(_("Not a LOINC code: digits, a dash and the check digit (e.g. 2345-7)."))
     return value
 
 
@@ -304,7 +306,7 @@ class ObservationCreateSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         if attrs.get("value") is None and not attrs.get("value_text"):
-            raise serializers.ValidationError({"value": ["Give a value or a value_text."]})
+            raise serializers.ValidationError({"value": [_("Give a value or a value_text.")]})
         return attrs
 
 

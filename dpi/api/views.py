@@ -10,6 +10,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -58,7 +60,7 @@ def api_docs(request):
 
 @csrf_exempt  # it changes nothing; without this a POST would get Django's HTML CSRF page instead
 def api_not_found(request, *args, **kwargs):
-    return JsonResponse({"detail": "Not found."}, status=404)
+    return JsonResponse({"detail": str(exceptions.NotFound.default_detail)}, status=404)  # DRF's words
 
 
 def _location(kind: str, pk: int) -> dict[str, str]:
@@ -90,9 +92,16 @@ def _known_or_missing(view, *, patient_id: int, action: str, category: Category 
     if refused is None:
         return
     if missing == "400":
-        raise exceptions.ValidationError({"patient": ["Unknown patient."]})
+        raise exceptions.ValidationError({"patient": [_("Unknown patient.")]})
     raise exceptions.NotFound()
 
+
+# Whole sentences, so that each translates as one (the French verb is not the English one).
+_IDENTITY_VIGILANCE_ONLY = {
+    "merge": gettext_noop("Only the identity-vigilance cell may merge files."),
+    "unmerge": gettext_noop("Only the identity-vigilance cell may unmerge files."),
+    "split": gettext_noop("Only the identity-vigilance cell may split files."),
+}
 
 _IDENTITY = (Category.ADMINISTRATIVE, Action.VIEW)  # who may know a patient's identity file: who may read it
 
@@ -209,7 +218,7 @@ class PatientViewSet(_Base):
         refused = sorted({"confidentiality", "restriction_reason"} & set(request.data))
         if refused:
             raise exceptions.ValidationError(
-                {name: ["Not a field of an update: lowering confidentiality is a separate act of the DPO."]
+                {name: [_("Not a field of an update: lowering confidentiality is a separate act of the DPO.")]
                  for name in refused}
             )
         body = s.PatientUpdateSerializer(data=request.data, partial=True)
@@ -273,7 +282,7 @@ class PatientViewSet(_Base):
             event_record(action="amend", outcome="denied", actor=request.user, actor_role=str(role or ""),
                          patient_id=pk, category=self.category, resource_type="identitymerge",
                          basis="deny:identity_vigilance", reason=f"{what} needs the identity-vigilance group")
-            raise exceptions.PermissionDenied(f"Only the identity-vigilance cell may {what} files.")
+            raise exceptions.PermissionDenied(_(_IDENTITY_VIGILANCE_ONLY[what]))
 
     @extend_schema(summary="Undo the merge of this (merged) file, within the period allowed (identity vigilance "
                            "only)", request=s.UnmergeSerializer, responses=s.MergeResultSerializer)
@@ -288,7 +297,7 @@ class PatientViewSet(_Base):
             merged = _get_or_404(Patient.objects.all(), pk)
             record = patient_services.merge_of(merged)
             if record is None:
-                raise exceptions.ValidationError({"merge": ["This file is not merged into another one."]})
+                raise exceptions.ValidationError({"merge": [_("This file is not merged into another one.")]})
             self.gate(patient_id=record.kept_patient_id, action=Action.AMEND, resource_id=record.kept_patient_id)
             record = patient_services.patient_unmerge(actor=request.user, merge=record,
                                                       reason=body.validated_data["reason"])
@@ -513,7 +522,7 @@ class ObservationViewSet(_Base):
             if encounter_id is not None:
                 encounter = Encounter.objects.filter(pk=encounter_id, patient_id=patient_id).first()
                 if encounter is None:
-                    raise exceptions.ValidationError({"encounter": ["No such encounter for this patient."]})
+                    raise exceptions.ValidationError({"encounter": [_("No such encounter for this patient.")]})
             if "category" in data:
                 data["obs_category"] = data.pop("category")
             obs = clinical_services.observation_record(
@@ -536,7 +545,7 @@ class ObservationViewSet(_Base):
         changes = dict(body.validated_data)
         reason = changes.pop("reason", "")
         if not reason.strip():
-            raise exceptions.ValidationError({"reason": ["An amendment needs a reason."]})
+            raise exceptions.ValidationError({"reason": [_("An amendment needs a reason.")]})
         with transaction.atomic():
             obs = _get_or_404(self._observations(), pk)
             self.gate(
@@ -568,23 +577,25 @@ def _check_upload(upload) -> tuple[bytes, str]:
     from django.conf import settings
 
     if upload.size > settings.DPI_API_DOCUMENT_MAX_BYTES:
-        raise exceptions.ValidationError({"file": [f"Larger than {settings.DPI_API_DOCUMENT_MAX_BYTES} bytes."]})
+        raise exceptions.ValidationError(
+            {"file": [_("Larger than %(max)d bytes.") % {"max": settings.DPI_API_DOCUMENT_MAX_BYTES}]})
     media_type = (upload.content_type or "").split(";")[0].strip().lower()
     if media_type == "text/xml":
         media_type = "application/xml"
     if media_type not in MEDIA_TYPES:
         raise exceptions.ValidationError(
-            {"file": [f"Unsupported type {media_type!r}: " + ", ".join(MEDIA_TYPES) + "."]}
+            {"file": [_("Unsupported type %(type)s: %(accepted)s.")
+                      % {"type": repr(media_type), "accepted": ", ".join(MEDIA_TYPES)}]}
         )
     content = upload.read()
     magic = MEDIA_TYPES[media_type]
     if magic and not content.lstrip(b" \t\r\n").startswith(magic):
-        raise exceptions.ValidationError({"file": [f"The content is not {media_type}."]})
+        raise exceptions.ValidationError({"file": [_("The content is not %(type)s.") % {"type": media_type}]})
     if media_type == "text/plain":
         try:
             content.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise exceptions.ValidationError({"file": ["Plain text must be UTF-8."]}) from exc
+            raise exceptions.ValidationError({"file": [_("Plain text must be UTF-8.")]}) from exc
     return content, media_type
 
 
@@ -646,7 +657,7 @@ class DocumentViewSet(_Base):
             if data.get("encounter") is not None:
                 encounter = Encounter.objects.filter(pk=data["encounter"], patient_id=patient.pk).first()
                 if encounter is None:
-                    raise exceptions.ValidationError({"encounter": ["No such encounter for this patient."]})
+                    raise exceptions.ValidationError({"encounter": [_("No such encounter for this patient.")]})
             doc = clinical_services.document_add(
                 patient=patient,
                 author=request.user,
@@ -747,7 +758,7 @@ class CareTeamMembershipViewSet(_Base):
             resource_type=self.resource_type,
             details=api_details(self.request),
         )
-        raise exceptions.PermissionDenied("this role does not manage care teams")
+        raise exceptions.PermissionDenied(_("this role does not manage care teams"))
 
     def list(self, request):
         patient_id = _patient_filter(request)
@@ -773,7 +784,7 @@ class CareTeamMembershipViewSet(_Base):
             patient = Patient.objects.get(pk=data["patient"])
             member = User.objects.filter(username=data["user"], is_active=True).first()
             if member is None or gate.role_of(member) not in CARE_STAFF_ROLES:
-                raise exceptions.ValidationError({"user": ["No active care professional with this username."]})
+                raise exceptions.ValidationError({"user": [_("No active care professional with this username.")]})
             membership = access_services.membership_add(
                 actor=request.user,
                 patient=patient,
@@ -862,7 +873,7 @@ def require_dpo(request, filters: dict) -> None:
         details={"filters": shown, **api_details(request)},
     )
     if not allowed:
-        raise exceptions.PermissionDenied("only the DPO reads the access trace")
+        raise exceptions.PermissionDenied(_("only the DPO reads the access trace"))
 
 
 def audit_events_filtered(filters: dict):

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from datetime import date
 
+from django.utils.translation import gettext
+
 MIN_YEAR = 1900
 MAX_YEAR = 2100
 EARLIEST_BIRTH_DATE = date(MIN_YEAR, 1, 1)
 
 
 def year_error(value: date) -> str:
-    """Why ``value`` (a date or datetime) is out of bounds, or '' when it is within them."""
+    """Why ``value`` (a date or datetime) is out of bounds, or '' when it is within them (in the active
+    language: the REST API's caller's; HL7 answers in English)."""
     if MIN_YEAR <= value.year <= MAX_YEAR:
         return ""
-    return f"Out of range (years {MIN_YEAR} to {MAX_YEAR})."
+    return gettext("Out of range (years %(min)d to %(max)d).") % {"min": MIN_YEAR, "max": MAX_YEAR}
