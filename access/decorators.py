@@ -57,7 +57,7 @@ def account_refusal(user: Any, roles: Iterable[Role]) -> tuple[str, str] | None:
     role = gate.role_of(user)
     if not user.is_active or role not in set(roles):
         return "deny:role", "not allowed for this role"
-    needs = gate.requires_second_factor(role) or getattr(user, "is_superuser", False)
+    needs = gate.user_requires_second_factor(user)
     verified = getattr(user, "is_verified", None)
     if needs and callable(verified) and not verified():
         return "deny:second_factor", "a verified second factor is required"

@@ -8,6 +8,7 @@ from access.policy import (
     CONFIDENTIALITY_LOWERING_ROLES,
     EXACT_LOOKUP_ROLES,
     MEDICAL_ROLES,
+    PRIVILEGE_GROUPS,
     PRIVILEGED_ROLES,
     RESTRICTED_PURPOSES,
     TOKEN_ONLY_ROLES,
@@ -129,6 +130,11 @@ their own fact). The same fact lets **others** in at once (the unit's other staf
 admission, the physician booked by reception): for them it is the act of another person. Each
 self-declared fact leaves a denied event (`deny:self_declared`, flag `self_declared_relationship`) that the
 DPO sees. Nobody changes their own role or units.
+Ending a care-team membership only shortens it (`deny:extend`): an end later than the current one would extend
+a grant, or re-open one that has ended, without a new membership recording who grants it. A merge of two files
+that would let its actor read medical data of a file she cannot read today (a medical secretary of the
+identity-vigilance cell joining a file to one her unit treats) is left to another member of the cell
+(`access.services.merge_check`, `deny:self_declared`).
 
 These relationships are materialised as django-guardian object permissions on the patient
 (`access.CareGrant`, permission `patients.access_medical`, with their validity), recomputed in the same
@@ -157,10 +163,15 @@ detection rules raise as an alert (see "Identity visibility" above for who may k
 - Roles that must have a verified second factor on **every** page and API call: {otp}, and the privileged
   roles {_names(PRIVILEGED_ROLES)} and superusers (and reception when `DPI_RECEPTION_REQUIRES_OTP` is on, the
   default).
-- A client's token is nobody's second factor: an API client may not act **on behalf of** a privileged
-  principal (`X-On-Behalf-Of` naming one is refused, `deny:on_behalf_of`), and never merges, unmerges or
-  splits patient files on behalf of a member of the identity-vigilance cell (`access.gate.may_be_represented`,
-  `access.gate.may_manage_identities`).
+- A privilege held **besides the role** needs it too, whatever the role asks: the superuser or admin-site
+  (`is_staff`) flag, any Django model permission (of the account or of one of its groups), and the groups
+  {", ".join(sorted(PRIVILEGE_GROUPS))} (`access.gate.user_requires_second_factor`). The rule is read at every
+  request: a privilege given to a session signed in with a password alone asks for the code at its next request.
+- A client's token is nobody's second factor: a token authenticates only a plain integration account (a service
+  account given another role or any of the privileges above is refused, `deny:token_account`); an API client
+  may not act **on behalf of** a privileged principal (`X-On-Behalf-Of` naming one is refused,
+  `deny:on_behalf_of`), and never merges, unmerges or splits patient files on behalf of a member of the
+  identity-vigilance cell (`access.gate.may_be_represented`, `access.gate.may_manage_identities`).
 - Every export of patient data (access reports CSV/PDF/JSON) asks a **fresh** one-time code
   (`DPI_FRESH_OTP_SECONDS`).
 - Every one-time code typed anywhere — second sign-in step, fresh-code prompt, break-the-glass — goes through

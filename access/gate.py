@@ -45,6 +45,7 @@ from access.policy import (
     BREAK_GLASS_ROLES,
     EXACT_LOOKUP_ROLES,
     MEDICAL_ROLES,
+    PRIVILEGE_GROUPS,
     PRIVILEGED_ROLES,
     TOKEN_ONLY_ROLES,
     Action,
@@ -162,6 +163,35 @@ def requires_second_factor(role: Role | None) -> bool:
     return role == Role.RECEPTION and settings.DPI_RECEPTION_REQUIRES_OTP
 
 
+def holds_privilege(user: Any) -> bool:
+    """Privileges held besides the role (``access.policy.PRIVILEGE_GROUPS``): the superuser or admin-site flag, a
+    privilege group, or any model permission of the account or its groups. Read once per request (cached on the
+    user object, like its profile)."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    if getattr(user, "is_superuser", False) or getattr(user, "is_staff", False):
+        return True
+    cached = getattr(user, "_dpi_privileged", None)
+    if cached is None:
+        from django.contrib.auth import get_user_model
+
+        cached = user._dpi_privileged = get_user_model().objects.filter(
+            Q(groups__name__in=PRIVILEGE_GROUPS) | Q(user_permissions__isnull=False)
+            | Q(groups__permissions__isnull=False), pk=user.pk,
+        ).exists()
+    return cached
+
+
+def user_requires_second_factor(user: Any) -> bool:
+    """Whether this account must have a verified second factor on every page and API call: its role asks for one
+    (``requires_second_factor``), or it holds a privilege besides its role (``holds_privilege``). Asked on every
+    request from what the account holds now, so a privilege given to a session already signed in with a password
+    alone takes effect at its next request."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    return requires_second_factor(role_of(user)) or holds_privilege(user)
+
+
 TOKEN_ATTR = "_dpi_via_token"  # noqa: S105 - an attribute name, not a secret
 
 
@@ -190,8 +220,9 @@ def _account_problem(user: Any, role: Role | None, now: datetime) -> tuple[str, 
     if profile.end_date and profile.end_date < today:
         return "deny:contract", gettext_noop("account past its end date")
     verified = getattr(user, "is_verified", None)
-    needs_otp = requires_second_factor(role) or getattr(user, "is_superuser", False)
-    if needs_otp and callable(verified) and not verified() and not getattr(user, TOKEN_ATTR, False):
+    if getattr(user, TOKEN_ATTR, False) or not callable(verified) or verified():
+        return None
+    if requires_second_factor(role) or holds_privilege(user):
         return "deny:second_factor", gettext_noop("a verified second factor is required")
     return None
 
@@ -865,8 +896,9 @@ def authorize_system(
 
 # --- principals a client may not stand for ------------------------------------------------------------------
 def is_privileged(user: Any) -> bool:
-    """DPO, security officer, IT administrator, superuser: they reach the trace, the accounts or the keys."""
-    return role_of(user) in PRIVILEGED_ROLES or bool(getattr(user, "is_superuser", False))
+    """DPO, security officer, IT administrator, maintenance, superuser, or any privilege held besides the role
+    (``holds_privilege``): they reach the trace, the accounts, the keys or the servers."""
+    return role_of(user) in PRIVILEGED_ROLES or holds_privilege(user)
 
 
 def may_be_represented(user: Any) -> bool:

@@ -103,9 +103,10 @@ CARE_STAFF_ROLES = frozenset({Role.PHYSICIAN, Role.MIDWIFE, Role.NURSE, Role.PHA
 # books appointments for others, never with herself).
 CLINICAL_ROLES = frozenset({Role.PHYSICIAN, Role.MIDWIFE, Role.NURSE, Role.PHARMACIST})
 
-# Privileged roles: they reach the trace, the accounts or the keys. Like every role that reads health data,
-# they need a verified second factor on every page and API call (superusers too).
-PRIVILEGED_ROLES = frozenset({Role.DPO, Role.SECURITY_OFFICER, Role.IT_ADMIN})
+# Privileged roles: they reach the trace, the accounts, the keys or the servers (a maintenance provider, inside
+# its approved window). Like every role that reads health data, they need a verified second factor on every page
+# and API call (superusers too).
+PRIVILEGED_ROLES = frozenset({Role.DPO, Role.SECURITY_OFFICER, Role.IT_ADMIN, Role.MAINTENANCE})
 
 # Principals that authenticate by API token only: no web, admin or session sign-in, whatever their codes.
 TOKEN_ONLY_ROLES = frozenset({Role.INTEGRATION})
@@ -209,6 +210,12 @@ def matrix_markdown() -> str:
 # own: identity vigilance is done by reception or medical-secretariat staff appointed to it.
 IDENTITY_VIGILANCE_GROUP = "identity_vigilance"
 IDENTITY_VIGILANCE_BASE_ROLES = frozenset({Role.RECEPTION, Role.MEDICAL_SECRETARY})
+
+# Privileges an account can hold besides its role, each of which needs a verified second factor whatever the
+# role asks: the superuser and admin-site flags, any Django model permission (given to the account or to one of
+# its groups), and the groups below (identity vigilance merges files; a group named after a privileged role
+# gives that role where no staff profile says otherwise, e.g. a maintenance provider's account).
+PRIVILEGE_GROUPS = frozenset({IDENTITY_VIGILANCE_GROUP, *(r.value for r in PRIVILEGED_ROLES)})
 
 
 def may_manage_identities(role: Role | str | None, groups: set[str] | frozenset[str]) -> bool:

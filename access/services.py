@@ -285,7 +285,20 @@ def membership_end(*, actor: User, membership: CareTeamMembership, at: datetime 
         resource_type="careteammembership",
         resource_id=membership.pk,
     )
-    membership.end = at or timezone.now()
+    membership = CareTeamMembership.objects.select_for_update().get(pk=membership.pk)
+    end = at or timezone.now()
+    if end > membership.end:
+        # Ending only shortens: a later date would extend a grant, or re-open one that has ended, without the
+        # act of another person that created it (provenance: who created the fact that grants this access?).
+        event_record(
+            actor=actor, actor_role=str(gate.role_of(actor) or ""), actor_unit=gate.unit_of(actor),
+            patient_id=membership.patient_id, category=Category.MEDICAL, action=Action.AMEND, outcome="denied",
+            basis="deny:extend", reason="ending a care-team membership cannot move its end later",
+            resource_type="careteammembership", resource_id=membership.pk,
+        )
+        raise ValidationError({"at": [gettext("A membership ends at the latest on its current end: to extend it, "
+                                              "add a new one.")]})
+    membership.end = end
     if membership.end <= membership.start:  # ended before it began: keep start < end, both past
         membership.start = membership.end - timedelta(microseconds=1)
     membership.save(update_fields=["start", "end"])
@@ -402,6 +415,36 @@ def care_fact_confirm(
         details={"fact": model._meta.model_name, "fact_id": fact.pk, "creator_id": creator_id, "source": source},
     )
     return fact
+
+
+def merge_check(*, actor: User, kept_id: int, merged_id: int) -> None:
+    """A merge moves every stay, appointment and membership of one file to the other: a member of identity
+    vigilance who is care staff (a medical secretary) could join a file she may not read to one her unit treats,
+    and read it. So a merge that would let its actor read medical data of a file she cannot read today is left to
+    another member of the cell (provenance: nobody creates the fact that grants them access). Refused and
+    recorded (``deny:self_declared``, flagged for the DPO)."""
+    decisions = {
+        pid: gate.decide(actor, patient_id=pid, category=Category.MEDICAL, action=Action.VIEW)
+        for pid in (kept_id, merged_id)
+    }
+    if decisions[kept_id].allowed == decisions[merged_id].allowed:
+        return
+    closed = merged_id if decisions[kept_id].allowed else kept_id
+    event_record(
+        actor=actor,
+        actor_role=str(gate.role_of(actor) or ""),
+        actor_unit=gate.unit_of(actor),
+        patient_id=closed,
+        category=Category.MEDICAL,
+        action="permission_change",
+        outcome="denied",
+        basis="deny:self_declared",
+        reason="a merge that would open to its actor a file she may not read is done by another member",
+        resource_type="identitymerge",
+        details={"flags": ["self_declared_relationship"], "kept": kept_id, "merged": merged_id},
+    )
+    raise PermissionDenied(gettext("this merge would open to you a file you may not read: another member of "
+                                   "identity vigilance must do it"))
 
 
 # --- confidentiality ----------------------------------------------------------------------------------------

@@ -88,43 +88,38 @@ def test_the_api_merge_for_a_member_of_the_cell(cast, duplicate):
     assert client.get(f"/api/patients/{duplicate.pk}/").json()["merged_into"] == cast.patient.ipp
 
 
-def _cell_token():
-    from access.models import StaffProfile
-    from access.policy import Role
-
-    app, token = make_api_client()
-    StaffProfile.objects.filter(user=app.user).update(role=Role.RECEPTION.value)
-    _vigilance(app.user)
-    return token
+def _cell_client(cast):
+    """A member of the cell in her own verified session (a token is nobody's second factor: a service account
+    given the identity-vigilance group is refused, tests/test_api_token_of_a_privileged_account_is_refused.py)."""
+    _vigilance(cast.reception)
+    return verified_client(cast.reception)
 
 
 def test_the_cell_undoes_a_merge_through_the_api(cast, duplicate, client):
-    token = _cell_token()
-    merged = post_json(client, f"/api/patients/{cast.patient.pk}/merge/",
-                       {"merged": duplicate.pk, "reason": "doublon"}, **bearer(token))
+    cell = _cell_client(cast)
+    merged = post_json(cell, f"/api/patients/{cast.patient.pk}/merge/", {"merged": duplicate.pk, "reason": "doublon"})
     assert merged.status_code == 200, merged.content
     outsider, other_token = make_api_client()
     refused = post_json(client, f"/api/patients/{duplicate.pk}/unmerge/", {"reason": "erreur"},
                         **bearer(other_token))
     assert refused.status_code == 403
-    undone = post_json(client, f"/api/patients/{duplicate.pk}/unmerge/", {"reason": "deux personnes"},
-                       **bearer(token))
+    undone = post_json(cell, f"/api/patients/{duplicate.pk}/unmerge/", {"reason": "deux personnes"})
     assert undone.status_code == 200, undone.content
     assert undone.json()["undone_at"] and not Patient.objects.get(pk=duplicate.pk).is_merged
     assert Encounter.objects.filter(patient=duplicate).count() == 1
-    again = post_json(client, f"/api/patients/{duplicate.pk}/unmerge/", {"reason": "encore"}, **bearer(token))
+    again = post_json(cell, f"/api/patients/{duplicate.pk}/unmerge/", {"reason": "encore"})
     assert again.status_code == 400
 
 
 def test_the_cell_splits_a_collision_through_the_api(cast, duplicate, client):
-    token = _cell_token()
+    cell = _cell_client(cast)
     stay = Encounter.objects.get(patient=duplicate)
     body = {"reason": "deux personnes dans un dossier", "encounters": [stay.pk],
             "identity": {"birth_name": "AUTRE", "first_name": "Paul", "sex": "M",
                          "birth_date": duplicate.birth_date.isoformat()}}
     _app, other_token = make_api_client()
     assert post_json(client, f"/api/patients/{duplicate.pk}/split/", body, **bearer(other_token)).status_code == 403
-    response = post_json(client, f"/api/patients/{duplicate.pk}/split/", body, **bearer(token))
+    response = post_json(cell, f"/api/patients/{duplicate.pk}/split/", body)
     assert response.status_code == 201, response.content
     other = Patient.objects.get(pk=response.json()["id"])
     assert (other.birth_name, other.identity_status) == ("AUTRE", "PROV")

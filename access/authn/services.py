@@ -64,10 +64,10 @@ def auth_event(*, action: str, outcome: str, user: Any = None, basis: str = "", 
 
 # --- who needs what ---------------------------------------------------------------------------------------
 def needs_second_factor(user: Any) -> bool:
-    """Roles that read medical data (and reception, by default) and superusers need a verified second factor."""
-    if not getattr(user, "is_authenticated", False):
-        return False
-    return gate.requires_second_factor(gate.role_of(user)) or bool(getattr(user, "is_superuser", False))
+    """Roles that read medical data (and reception, by default), privileged roles, and any account holding a
+    privilege besides its role (superuser, admin-site flag, identity vigilance, a model permission) need a verified
+    second factor (``access.gate.user_requires_second_factor``)."""
+    return gate.user_requires_second_factor(user)
 
 
 def is_verified(user: Any) -> bool:
@@ -171,8 +171,8 @@ def password_login(request: HttpRequest | None, username: str, password: str) ->
             return None
         attempt.succeeded()
     auth_event(action="login", outcome="allowed", user=user, basis="password",
-           details={"method": "password", "second_factor": "required" if gate.requires_second_factor(
-               gate.role_of(user)) or user.is_superuser else "not_required"})
+           details={"method": "password", "second_factor": "required" if needs_second_factor(user)
+               else "not_required"})
     _mark_blocked(request, False)
     return user
 

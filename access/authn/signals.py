@@ -69,3 +69,11 @@ def _profile_changed(sender, instance, raw=False, **kwargs):
 def _profile_units_changed(sender, action, **kwargs):
     if action in {"post_add", "post_remove", "post_clear"}:
         credentials_changed()
+
+
+@receiver(m2m_changed, sender=User.groups.through)
+@receiver(m2m_changed, sender=User.user_permissions.through)
+def _account_privileges_changed(sender, action, **kwargs):
+    """A group or a model permission is a privilege (``access.gate.holds_privilege``): a cached token must see it."""
+    if action in {"post_add", "post_remove", "post_clear"}:
+        credentials_changed()

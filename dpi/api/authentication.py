@@ -71,6 +71,10 @@ class VerifiedToken:
     used_at: datetime | None
     generation: int = -1
     loaded_at: float = 0.0
+    # The service account is not a plain integration account (another role, a superuser or admin-site flag, a
+    # privilege group or a model permission): a token is nobody's second factor, so it authenticates no such
+    # account (access.gate.holds_privilege).
+    unfit: bool = False
 
 
 class VerifiedTokens:
@@ -207,6 +211,16 @@ class ApiTokenAuthentication(BaseAuthentication):
             )
             raise exceptions.AuthenticationFailed(
                 in_callers_language(request, gettext_noop("token revoked or expired")))
+        if verified.unfit:
+            _refuse(
+                request=request,
+                actor=service_user,
+                basis="deny:token_account",
+                reason="a token authenticates only an integration account without privileges",
+                details={"api_client": client.name, "prefix": token.prefix},
+            )
+            raise exceptions.AuthenticationFailed(
+                in_callers_language(request, gettext_noop("token revoked or expired")))
         now = timezone.now()
         if verified.used_at is None or now - verified.used_at > _LAST_USED_GRANULARITY:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
@@ -247,11 +261,13 @@ class ApiTokenAuthentication(BaseAuthentication):
                 details={"prefix": parts[0][:16] if parts else ""},
             )
             raise exceptions.AuthenticationFailed(in_callers_language(request, gettext_noop("invalid token")))
+        account = token.client.user
         verified = VerifiedToken(
             token=token,
-            profile=gate.profile_of(token.client.user),
+            profile=gate.profile_of(account),
             scopes=token.effective_scopes(),
             used_at=token.last_used_at,
+            unfit=not gate.is_token_only(account) or gate.holds_privilege(account),
         )
         if generation is not None:
             verified_tokens.store(raw, verified, generation)

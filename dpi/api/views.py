@@ -270,6 +270,7 @@ class PatientViewSet(_Base):
                 self.gate(patient_id=patient_id, action=Action.AMEND, resource_id=patient_id, missing="400")
             kept = _get_or_404(Patient.objects.all(), pk)
             merged = Patient.objects.get(pk=merged_id)
+            access_services.merge_check(actor=request.user, kept_id=kept.pk, merged_id=merged.pk)
             record = patient_services.patient_merge(actor=request.user, kept=kept, merged=merged,
                                                     reason=body.validated_data["reason"])
             self.written = (kept.pk, self.category, "identitymerge", record.pk)

@@ -35,6 +35,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from access import gate
+from access import services as access_services
 from access.policy import CLINICAL_ROLES, Action, Category, allowed_by_matrix
 from access.unit_history import (
     annotate_medical_access,
@@ -92,7 +93,7 @@ class ReceptionAdminSite(admin.AdminSite):
         role = gate.role_of(user)
         if role not in ADMIN_SITE_ROLES:
             return False, "deny:role"
-        if is_verified(user) or not gate.requires_second_factor(role):
+        if is_verified(user) or not gate.user_requires_second_factor(user):
             return True, ""
         return False, "deny:second_factor"
 
@@ -498,6 +499,7 @@ class PatientAdmin(GatedAdmin):
                     for p in chosen:
                         gate.require(request.user, patient_id=p.pk, category=A, action=Action.AMEND,
                                      resource_type="patient", resource_id=p.pk)
+                    access_services.merge_check(actor=request.user, kept_id=kept.pk, merged_id=merged.pk)
                     patient_services.patient_merge(actor=request.user, kept=kept, merged=merged,
                                                    reason=form.cleaned_data["reason"])
             except ValidationError as exc:

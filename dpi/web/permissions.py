@@ -55,7 +55,7 @@ def record_refusal(request, role: Role | None, reason: str, kwargs: dict[str, An
     )
 
 
-def _role_required(check: Callable[[Role | None], bool], *, needs_otp: Callable[[Role | None], bool], what: str):
+def _role_required(check: Callable[[Role | None], bool], *, what: str):
     def decorator(view):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
@@ -73,7 +73,7 @@ def _role_required(check: Callable[[Role | None], bool], *, needs_otp: Callable[
             if not user.is_active or not check(role):
                 record_refusal(request, role, what, kwargs)
                 raise PermissionDenied(what)
-            if needs_otp(role) and not is_verified(user):
+            if gate.user_requires_second_factor(user) and not is_verified(user):
                 record_refusal(request, role, SECOND_FACTOR_MISSING, kwargs)
                 raise PermissionDenied(SECOND_FACTOR_MISSING)
             request.dpi_role = role
@@ -86,12 +86,10 @@ def _role_required(check: Callable[[Role | None], bool], *, needs_otp: Callable[
 
 SECOND_FACTOR_MISSING = "a verified second factor is required"
 
-clinician_required = _role_required(is_clinician, needs_otp=gate.requires_second_factor,
-                                    what="this page is for care staff")
-# The DPO reads the trace, not the record: the second factor follows the same rule as everywhere else
-# (access.gate.requires_second_factor), which the sign-in enforces.
-dpo_required = _role_required(lambda role: role == Role.DPO, needs_otp=gate.requires_second_factor,
-                              what="this page is for the DPO")
+# The second factor follows the same rule as everywhere else (access.gate.user_requires_second_factor: the role,
+# and any privilege held besides it), which the sign-in enforces.
+clinician_required = _role_required(is_clinician, what="this page is for care staff")
+dpo_required = _role_required(lambda role: role == Role.DPO, what="this page is for the DPO")
 
 
 def home_for(role: Role | None) -> str:
