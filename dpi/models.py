@@ -15,11 +15,12 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from dpi.core.choices import ChoiceDisplay
 from dpi.fields import EncryptedBinaryField, EncryptedCharField, EncryptedTextField
 from patients.models import Encounter, Patient
 
 
-class ClinicalItem(models.Model):
+class ClinicalItem(ChoiceDisplay):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
     encounter = models.ForeignKey(Encounter, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -247,7 +248,7 @@ class Problem(ClinicalItem):
     def __str__(self) -> str:
         return f"{self.icd10} {self.label}"
 
-class Amendment(models.Model):
+class Amendment(ChoiceDisplay):
     """A previous version of a clinical item, kept when it is amended (never overwritten silently)."""
 
     resource_type = models.CharField(max_length=40)
@@ -292,7 +293,7 @@ class MedicationAdministration(ClinicalItem):
 CLINICAL_MODELS = (ClinicalNote, Observation, Prescription, Document, Allergy, Problem, MedicationAdministration)
 
 
-class JobRun(models.Model):
+class JobRun(ChoiceDisplay):
     """One execution of a long background run (retention, detection replay, backup), with a heartbeat.
 
     The worker running it touches ``heartbeat_at`` every ``DPI_JOB_HEARTBEAT_SECONDS`` (``dpi.jobs``). A run whose

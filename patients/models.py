@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from dpi.core import dates
+from dpi.core.choices import ChoiceDisplay
 from dpi.fields import EncryptedCharField
 from patients import ins as ins_rules
 from patients import places
@@ -23,7 +24,7 @@ from patients import places
 STRICT_TRAITS = ("birth_name", "first_name", "first_names", "sex", "birth_date", "birthplace_insee")
 
 
-class CareUnit(models.Model):
+class CareUnit(ChoiceDisplay):
     """A care unit (service), e.g. cardiology."""
 
     code = models.SlugField(_("code"), max_length=32, unique=True)
@@ -45,7 +46,7 @@ def status_from_evidence(*, insi: bool, document: bool, doubtful_or_fictitious: 
     return {(True, True): "QUAL", (True, False): "RECUP", (False, True): "VALI"}.get((insi, document), "PROV")
 
 
-class Patient(models.Model):
+class Patient(ChoiceDisplay):
     class Sex(models.TextChoices):
         MALE = "M", _("male")
         FEMALE = "F", _("female")
@@ -308,7 +309,7 @@ STATUS_REFUSAL = {
 }
 
 
-class InsiQuery(models.Model):
+class InsiQuery(ChoiceDisplay):
     """One call to the INSi teleservice (or its simulator) and what it answered: the trace RNIV asks for."""
 
     class Outcome(models.TextChoices):
@@ -344,7 +345,7 @@ class InsiQuery(models.Model):
         return self.first_names.split(" ")[0] if self.first_names else ""
 
 
-class IdentityMerge(models.Model):
+class IdentityMerge(ChoiceDisplay):
     """A merge of two files of one person (identity vigilance): ``merged`` into the kept patient.
 
     The merged file stays (its IPP an alias of the kept one, its audit trail untouched); ``moved`` lists every
@@ -372,7 +373,7 @@ class IdentityMerge(models.Model):
         return f"{self.merged_id} -> {self.kept_patient_id}"
 
 
-class IdentityFlag(models.Model):
+class IdentityFlag(ChoiceDisplay):
     """Something in an identity for the identity-vigilance cell to look at (worklist): found on identities
     recorded before the rules (migration ``0007_identities_brought_into_line``), resolved when the identity is
     next saved through the rules (or, for a status, when its evidence is recorded)."""
@@ -399,7 +400,7 @@ class IdentityFlag(models.Model):
         return f"{self.patient_id} {self.kind}"
 
 
-class DuplicateSuspicion(models.Model):
+class DuplicateSuspicion(ChoiceDisplay):
     """A probable duplicate flagged at creation, for the identity-vigilance worklist."""
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="duplicate_suspicions")
@@ -412,7 +413,7 @@ class DuplicateSuspicion(models.Model):
         return f"{self.patient_id} ~ {self.candidate_id} ({self.reason})"
 
 
-class CareFactProvenance(models.Model):
+class CareFactProvenance(ChoiceDisplay):
     """Who created a fact that lets people into a patient's care team, and how (access.policy, provenance).
 
     A fact created by the person it would let in grants that person nothing until another person confirms it.
