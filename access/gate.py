@@ -65,6 +65,7 @@ from audit.services import (
 )
 from audit.services import read_trace as read_trace  # for the channels: a read's trace committed beside it
 from dpi import metrics
+from dpi.converters import MAX_ID
 from dpi.prepared import prepared_cursor
 
 
@@ -84,7 +85,6 @@ class Decision:
 
 # Refusals that must look exactly like a missing patient: the user may not know the patient exists.
 HIDDEN_BASES = frozenset({"deny:not_found", "deny:not_visible"})
-MAX_ID = 2**63 - 1
 
 
 class AccessDenied(PermissionDenied):

@@ -37,6 +37,7 @@ from dpi.api.authentication import (
 from dpi.api.permissions import HasScope
 from dpi.api.scopes import scope
 from dpi.api.throttling import ApiRateThrottle
+from dpi.converters import MAX_ID
 from dpi.middleware import in_callers_language
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -162,9 +163,6 @@ class ApiCursorPagination(CursorPagination):
             return super().decode_cursor(request)
         except exceptions.NotFound as exc:
             raise exceptions.ValidationError({"cursor": [self.invalid_cursor_message]}) from exc
-
-
-MAX_ID = 2**63 - 1
 
 
 def parse_id(value: Any) -> int:

@@ -13,11 +13,10 @@ from rest_framework import serializers
 from audit import reports as audit_reports
 from audit.models import AccessEvent
 from dpi.clinical_reference import is_loinc
+from dpi.converters import MAX_ID
 from dpi.core import dates
 from dpi.models import DOCUMENT_TYPE_CODES, Document, Observation
 from patients.models import Encounter, Patient
-
-MAX_ID = 2**63 - 1
 
 
 class ApiDateTimeField(serializers.DateTimeField):
