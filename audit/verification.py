@@ -42,8 +42,8 @@ from django.utils import timezone
 
 from audit import witness
 from audit.models import AuditCheckpoint, VerificationRun
-from audit.services import chain_seal
-from audit.signing import GENESIS, checkpoint_digest, checkpoint_signature_valid
+from audit.services import chain_seal, verification_run_store
+from audit.signing import GENESIS, checkpoint_digest, checkpoint_signature_valid, run_digest, run_signature_valid
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +147,7 @@ def chain_verify(*, seal: bool = True, record: bool = True, batch: int = 20_000,
     )
     if record:
         try:
-            with transaction.atomic():
-                run.save(force_insert=True)
+            verification_run_store(run)  # signed, numbered, chained and witnessed
         except Exception as exc:  # noqa: BLE001 - reported by the caller (the command exits non-zero)
             log.exception("audit verification: the run could not be recorded")
             run.save_error = str(exc)
@@ -181,7 +180,41 @@ def _describe(cp) -> str:
     return f"checkpoint #{cp.number} ({cp.kind}, link {cp.seq}, signed {cp.signed_at:%Y-%m-%d %H:%M:%S})"
 
 
-def _check_checkpoints(result: Result, witness_file: Path | None) -> list:
+def _check_runs(result: Result, wl) -> None:
+    """The earlier verification runs: each signed, numbered without gap, chained to the previous one, and as
+    the witness file recorded it. A run edited, deleted or inserted in the database is named."""
+    runs = list(VerificationRun.objects.filter(number__isnull=False).order_by("number"))
+    by_number = {r.number: r for r in runs}
+    expected = 1
+    for r in runs:
+        if r.number > expected:
+            result.add(None, None, f"verification #{expected} to #{r.number - 1} are missing from the database: "
+                                   f"deleted", kind="verification_deleted")
+        expected = r.number + 1
+        prev = by_number.get(r.number - 1)
+        if not run_signature_valid(r) or (prev is not None and bytes(r.prev_digest) != run_digest(prev)):
+            result.add(None, None, f"the record of verification #{r.number} (finished "
+                                   f"{r.finished_at:%Y-%m-%d %H:%M:%S}) has an invalid signature: altered in the "
+                                   f"database", kind="verification_altered")
+    first_numbered = runs[0].pk if runs else None
+    if first_numbered is not None:
+        for r in VerificationRun.objects.filter(number__isnull=True, pk__gt=first_numbered, ok=True):
+            result.add(None, None, f"an unsigned verification record says intact (finished "
+                                   f"{r.finished_at:%Y-%m-%d %H:%M:%S}): inserted in the database",
+                       kind="verification_altered")
+    for number, lines in sorted(wl.verifications.items()):
+        r = by_number.get(number)
+        if r is None:
+            entry = lines[-1][1]
+            result.add(None, None, f"verification #{number} (finished {entry.get('finished_at')}, "
+                                   f"{'intact' if entry.get('ok') else 'BROKEN'}) is in the witness but missing "
+                                   f"from the database: deleted", kind="verification_deleted")
+        elif any(entry.get("digest") != run_digest(r).hex() for _, entry in lines):
+            result.add(None, None, f"the record of verification #{number} differs from its witness: altered in "
+                                   f"the database", kind="verification_altered")
+
+
+def _check_checkpoints(result: Result, wl) -> list:
     """Signatures, numbering, the checkpoint chain and the witness; returns the trusted checkpoints (validly
     signed, from the database and from the witness, one per number) in number order."""
     db = list(AuditCheckpoint.objects.order_by("number"))
@@ -208,7 +241,6 @@ def _check_checkpoints(result: Result, witness_file: Path | None) -> list:
             result.add(cp.seq, None, f"checkpoint #{cp.number} does not follow checkpoint #{cp.number - 1}: the "
                                      f"checkpoint chain was altered", kind="checkpoint_chain")
 
-    wl = witness.read(witness_file)
     if wl.path is None:
         result.notes.append("no witness file configured (DPI_AUDIT_WITNESS_FILE)")
         return [trusted[n] for n in sorted(trusted)]
@@ -315,7 +347,9 @@ def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_fi
             chain_seal()
         except Exception as exc:  # noqa: BLE001 - reported, and the trail is still read as it is
             result.add(None, None, f"queued events could not be chained: {exc}"[:500], kind="error")
-    trusted = _check_checkpoints(result, witness_file)
+    wl = witness.read(witness_file)
+    trusted = _check_checkpoints(result, wl)
+    _check_runs(result, wl)
     by_seq: dict[int, list] = defaultdict(list)
     for cp in trusted:
         by_seq[cp.seq].append(cp)
