@@ -32,6 +32,7 @@ import logging
 import queue
 import threading
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,6 +55,10 @@ CANONICAL_SQL = (
     "e.channel, e.request_id, e.ip, e.user_agent, e.details))"
 )
 MAX_BREAKS_KEPT = 100
+# Records kept outside the trail that must agree with the chained events written when they changed (a
+# break-the-glass and its review, a detection alert's review): each app that keeps one registers a check when
+# it starts (audit holds no access policy); a check yields what disagrees, in words.
+record_checks: list[Callable[[], Iterable[str]]] = []
 # Rows come in index order (ids follow the heap): never let the planner sort the serialised rows instead (with
 # stale statistics it does, and spills them to disk).
 NO_SORT = "SET LOCAL enable_sort = off"
@@ -391,6 +396,8 @@ def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_fi
                 log.exception("audit verification: the rewritten rows could not be named")
                 result.notes.append(f"the rewritten rows could not be named: {exc.__class__.__name__}: {exc}")
 
+    _check_records(result)
+
     if last is None:
         for cp in trusted:
             if cp.seq > 0 and cp.kind != AuditCheckpoint.Kind.RETENTION:
@@ -402,6 +409,18 @@ def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_fi
             cp = max(beyond, key=lambda c: c.seq)
             result.add(last + 1, None, f"the chain ends at link {last} but {_describe(cp)} covers link {cp.seq}: "
                                        f"links {last + 1} to {cp.seq} were cut off", kind="tail_cut")
+
+
+def _check_records(result: Result) -> None:
+    """Records outside the trail against the chain's events (``record_checks``). Only worth as much as the
+    events: run after the chain itself was proven; a check that fails is a note, not a crash."""
+    for check in record_checks:
+        try:
+            for problem in check():
+                result.add(None, None, problem, kind="record_altered")
+        except Exception as exc:  # noqa: BLE001 - the chain's own result stands
+            log.exception("audit verification: record check %s failed", getattr(check, "__name__", check))
+            result.notes.append(f"a record check could not run: {exc.__class__.__name__}: {exc}")
 
 
 def _anchor(result: Result, retention: list, first: int) -> bytes | None:
