@@ -397,6 +397,7 @@ def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_fi
                 result.notes.append(f"the rewritten rows could not be named: {exc.__class__.__name__}: {exc}")
 
     _check_records(result)
+    _check_guards(result)
 
     if last is None:
         for cp in trusted:
@@ -409,6 +410,68 @@ def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_fi
             cp = max(beyond, key=lambda c: c.seq)
             result.add(last + 1, None, f"the chain ends at link {last} but {_describe(cp)} covers link {cp.seq}: "
                                        f"links {last + 1} to {cp.seq} were cut off", kind="tail_cut")
+
+
+# The guards migrations install (trigger name -> function), per table; partitions of the trail carry the same as
+# their parent. Triggers do not stop a superuser, but one left disabled, dropped, or added (a BEFORE INSERT that
+# drops refusals, a rule that does it INSTEAD, row-level security that hides rows from this verifier) is a
+# lasting change of the trail's defences, and is named.
+EVENT_GUARDS = {"audit_append_only": "audit_reject_change", "audit_chain": "audit_chain_link",
+                "audit_event_id_guard": "audit_event_id_guard", "audit_no_truncate": "audit_reject_change"}
+GUARDS = {
+    "audit_accessevent": EVENT_GUARDS,
+    "audit_chainlink": {"audit_append_only": "audit_chainlink_guard", "audit_no_truncate": "audit_reject_change"},
+    "audit_auditcheckpoint": {"audit_append_only": "audit_reject_change", "audit_checkpoint_next":
+                              "audit_checkpoint_next", "audit_no_truncate": "audit_reject_change"},
+    "audit_chainquarantine": {"audit_append_only": "audit_reject_change", "audit_no_truncate": "audit_reject_change"},
+    "audit_chainpending": {},
+    "audit_verificationrun": {"audit_append_only": "audit_reject_change"},
+}
+
+
+def _check_guards(result: Result) -> None:
+    with connection.cursor() as cur:
+        cur.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'public.audit_accessevent'::regclass")
+        expected = dict(GUARDS) | {row[0]: EVENT_GUARDS for row in cur.fetchall()}
+        tables = list(expected)
+        cur.execute("SELECT c.relname, t.tgname, t.tgenabled, p.proname FROM pg_trigger t "
+                    "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "JOIN pg_proc p ON p.oid = t.tgfoid "
+                    "WHERE n.nspname = 'public' AND c.relname = ANY(%s) AND NOT t.tgisinternal", [tables])
+        found: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
+        for table, name, enabled, function in cur.fetchall():
+            found[table][name] = (enabled, function)
+        cur.execute("SELECT tablename, rulename FROM pg_rules WHERE schemaname = 'public' AND tablename = ANY(%s)",
+                    [tables])
+        rules = cur.fetchall()
+        cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = 'public' AND c.relname = ANY(%s) "
+                    "AND (c.relrowsecurity OR c.relforcerowsecurity)",
+                    [tables])
+        secured = [row[0] for row in cur.fetchall()]
+    for table in sorted(expected):
+        for name, function in sorted(expected[table].items()):
+            state = found[table].get(name)
+            if state is None:
+                result.add(None, None, f"the trigger {name} on {table} was dropped: the trail's guards were "
+                                       f"removed in the database", kind="guard_removed")
+            elif state[1] != function:
+                result.add(None, None, f"the trigger {name} on {table} runs {state[1]}() instead of {function}(): "
+                                       f"replaced in the database", kind="guard_removed")
+            elif state[0] in ("D", "R"):
+                result.add(None, None, f"the trigger {name} on {table} is disabled: the trail's guards were turned "
+                                       f"off in the database", kind="guard_removed")
+        for name, (_, function) in sorted(found[table].items()):
+            if name not in expected[table]:
+                result.add(None, None, f"an unexpected trigger {name} ({function}()) is on {table}: added in the "
+                                       f"database, it can change or drop what is recorded", kind="guard_added")
+    for table, name in rules:
+        result.add(None, None, f"a rule {name} rewrites statements on {table}: added in the database, it can drop or "
+                               f"redirect what is recorded", kind="guard_added")
+    for table in secured:
+        result.add(None, None, f"row-level security is enabled on {table}: rows can be hidden from the verification "
+                               f"and the reports", kind="guard_added")
 
 
 def _check_records(result: Result) -> None:
