@@ -360,6 +360,10 @@ def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_fi
         by_seq[cp.seq].append(cp)
     retention = [cp for cp in trusted if cp.kind == AuditCheckpoint.Kind.RETENTION]
     purged_before = max((cp.retention_cutoff for cp in retention if cp.retention_cutoff), default=None)
+    # What retention removed is the signed range of its checkpoints, never a date a link or a row carries (a
+    # link's date is not hashed, a forged row's date is the forger's).
+    removed_upto = max((cp.removed_last_seq if cp.removed_last_seq is not None else cp.seq for cp in retention),
+                       default=0)
 
     outer = connection.in_atomic_block
     with transaction.atomic(using=connection.alias):
@@ -370,10 +374,10 @@ def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_fi
             cur.execute(NO_SORT)
             cur.execute("SELECT min(seq), max(seq) FROM audit_chainlink")
             first, last = cur.fetchone()
-            first_link_at = None
+            first_link_at = first_event_id = None
             if first is not None:
-                cur.execute("SELECT event_occurred_at FROM audit_chainlink WHERE seq = %s", [first])
-                first_link_at = cur.fetchone()[0]
+                cur.execute("SELECT event_occurred_at, event_id FROM audit_chainlink WHERE seq = %s", [first])
+                first_link_at, first_event_id = cur.fetchone()
             cur.execute("SELECT event_id FROM audit_chainpending")
             pending = {row[0] for row in cur.fetchall()}
             cur.execute("SELECT event_id, event_occurred_at, reason, quarantined_at FROM audit_chainquarantine "
@@ -386,7 +390,8 @@ def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_fi
         result.first_seq, result.last_seq = first, last
         _check_freshness(result, trusted, now, first_link_at)
         scan = _scan(result, by_seq, retention, first, batch, snapshot)
-        _explain(result, scan, pending, purged_before, quarantined, by_seq)
+        _explain(result, scan, pending, purged_before, quarantined, by_seq, removed_upto=removed_upto,
+                 first_event_id=first_event_id)
         if scan.rewritten:
             from audit.forensics import localize
 
@@ -769,7 +774,7 @@ def _scan(result: Result, by_seq, retention: list, first: int | None, batch: int
 
 
 def _explain(result: Result, scan: _Scan, pending: set[int], purged_before: datetime | None,
-             quarantined: list, by_seq) -> None:
+             quarantined: list, by_seq, *, removed_upto: int = 0, first_event_id: int | None = None) -> None:
     """Events gone, rows reusing an id (named by id and date), events outside the chain, quarantined rows."""
     if scan.missing:
         seqs = [seq for seq, _ in scan.missing]
@@ -777,7 +782,7 @@ def _explain(result: Result, scan: _Scan, pending: set[int], purged_before: date
             cur.execute("SELECT seq, event_occurred_at FROM audit_chainlink WHERE seq = ANY(%s)", [seqs])
             occurred = dict(cur.fetchall())
         for seq, event_id in scan.missing:
-            if purged_before is None or occurred[seq] >= purged_before:
+            if seq > removed_upto:  # a link retention did not sign away: its event was deleted
                 result.add(seq, event_id, f"event {event_id} (link {seq}) is missing: it was deleted",
                            kind="event_deleted", occurred_at=occurred[seq])
 
@@ -834,7 +839,10 @@ def _explain(result: Result, scan: _Scan, pending: set[int], purged_before: date
             cur.execute("SELECT id, occurred_at FROM audit_accessevent WHERE id = ANY(%s)", [really_unlinked[:10_000]])
             dated = dict(cur.fetchall())
         if purged_before is not None:
-            old = {i for i, at in dated.items() if at < purged_before}
+            # A row whose link retention purged but which stayed (a month in the DEFAULT partition): older than the
+            # cutoff *and* before the first remaining link's event. A forged row gets a new, higher id.
+            old = {i for i, at in dated.items()
+                   if at < purged_before and first_event_id is not None and i < first_event_id}
         quarantined_ids = {q[0] for q in quarantined}
         for event_id in really_unlinked:
             if event_id not in old and event_id not in quarantined_ids:
