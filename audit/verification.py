@@ -55,6 +55,9 @@ CANONICAL_SQL = (
     "e.channel, e.request_id, e.ip, e.user_agent, e.details))"
 )
 MAX_BREAKS_KEPT = 100
+# How long before a periodic checkpoint an event chained after it may have occurred: the longest transaction
+# (an event's date is its statement's, its link is written at COMMIT).
+BACKDATE_TOLERANCE = timedelta(hours=24)
 # Records kept outside the trail that must agree with the chained events written when they changed (a
 # break-the-glass and its review, a detection alert's review): each app that keeps one registers a check when
 # it starts (audit holds no access policy); a check yields what disagrees, in words.
@@ -692,6 +695,10 @@ def _scan(result: Result, by_seq, retention: list, first: int | None, batch: int
     expected_seq = first
     checkpoint_seqs = by_seq.keys()
     last_ok_checkpoint = first - 1 if first else 0
+    # An event chained after a periodic checkpoint occurred at most BACKDATE_TOLERANCE before it was signed (the
+    # signer chains every queued event first): an older date is a row inserted after the fact and backdated. The
+    # date is compared as record_send's big-endian int64 bytes (one slice per link; below b"\x80": not negative).
+    not_before, not_before_cp = b"", None
     n = 0
 
     def take(more: list) -> None:
@@ -747,8 +754,19 @@ def _scan(result: Result, by_seq, retention: list, first: int | None, batch: int
                     if h.digest() != digest:
                         result.add(seq, event_id, f"event {event_id} (link {seq}) was altered after it was recorded",
                                    kind="event_altered", occurred_at=_from_micros(occurred_micros(canonical)))
+                    if not not_before <= canonical[28:36] < b"\x80":
+                        at = _from_micros(occurred_micros(canonical))
+                        after = (f"after {_describe(not_before_cp)}" if not_before_cp is not None
+                                 else "although dated before 2000")
+                        result.add(seq, event_id, f"event {event_id} (link {seq}) is dated {at:%Y-%m-%d %H:%M:%S} but "
+                                                  f"was chained {after}: inserted after the fact and backdated",
+                                   kind="event_backdated", occurred_at=at)
                 if seq in checkpoint_seqs:
                     for cp in by_seq[seq]:
+                        if cp.kind == AuditCheckpoint.Kind.PERIODIC:
+                            bound = _micros(cp.signed_at - BACKDATE_TOLERANCE).to_bytes(8, "big", signed=True)
+                            if bound > not_before:
+                                not_before, not_before_cp = bound, cp
                         if bytes(cp.head_hash) != digest:
                             scan.rewritten.append((last_ok_checkpoint + 1, cp))
                             result.add(seq, event_id, f"the chain between links {last_ok_checkpoint + 1} and {seq} "
