@@ -36,6 +36,7 @@ from access.policy import (
     Category,
     Role,
 )
+from access.selectors import justification_digest
 from audit.services import event_record
 from patients import services as patient_services
 from patients.models import Appointment, CareUnit, Encounter, Patient
@@ -167,6 +168,8 @@ def _break_glass_open(
             "reason_category": reason_category,
             "expires_at": access.expires_at.isoformat(),
             "patient_objection": objected,
+            # verify_audit checks the record against these (access.selectors.emergency_accesses_against_trail)
+            "reason_digest": justification_digest(access.reason_text),
         },
     )
     transaction.on_commit(lambda: _notify_dpo_break_glass(access.pk))
@@ -221,7 +224,7 @@ def emergency_access_review(
         reviewer,
         what="break_glass_review",
         patient_id=access.patient_id,
-        details={"emergency_access_id": access.pk, "status": status},
+        details={"emergency_access_id": access.pk, "status": status, "comment": comment},
     )
     return access
 

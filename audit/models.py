@@ -170,6 +170,12 @@ class VerificationRun(models.Model):
     last_checkpoint_number = models.BigIntegerField(null=True)
     last_checkpoint_at = models.DateTimeField(null=True)
     witness_checked = models.IntegerField(default=0, help_text="witness entries reconciled with the database")
+    # Signed like a checkpoint (audit.signing.run_message) and chained to the previous run: a superuser who
+    # edits, deletes or inserts a run contradicts a signature, the numbering or the witness file.
+    number = models.BigIntegerField(null=True, unique=True, help_text="runs are numbered without gap (signed)")
+    prev_digest = models.BinaryField(null=True, max_length=32)
+    key_version = models.PositiveIntegerField(null=True)
+    signature = models.BinaryField(null=True, max_length=64)
 
     class Meta:
         ordering = ["-finished_at", "-id"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Q, QuerySet
+from django.utils import timezone
 
 from audit.models import AccessEvent, AuditCheckpoint, ChainQuarantine, VerificationRun
 
@@ -19,8 +20,46 @@ person_files: list[Callable[[int], list[tuple[int, datetime | None, datetime | N
 
 
 def last_verification() -> VerificationRun | None:
-    """The most recent ``verify_audit`` run (DPO dashboard)."""
-    return VerificationRun.objects.order_by("-finished_at", "-id").first()
+    """The most recent ``verify_audit`` run (DPO dashboard, retention gate, signed report), checked first.
+
+    A run that says the trail is intact must prove it: its signature (``audit.signing.run_message``) and the
+    witness file's newest run. Otherwise, what is returned is an unsaved run that says the trail is broken
+    and why (a run edited, deleted or inserted by whoever holds the database). A run that says the trail is
+    broken is believed as it is.
+    """
+    from audit import witness
+    from audit.signing import run_digest, run_signature_valid
+
+    run = VerificationRun.objects.order_by("-finished_at", "-id").first()
+    try:
+        entry = witness.last_run_entry()
+    except OSError:
+        entry = None
+    if run is None and entry is None:
+        return None
+    problem = None
+    if run is not None and run.ok and run.number is None:
+        problem = (f"the record of the latest verification (finished {run.finished_at:%Y-%m-%d %H:%M:%S}) says "
+                   f"intact but is not signed: inserted or altered in the database")
+    elif run is not None and run.number is not None and not run_signature_valid(run):
+        problem = (f"the record of verification #{run.number} (finished {run.finished_at:%Y-%m-%d %H:%M:%S}) has "
+                   f"an invalid signature: altered in the database")
+    elif entry is not None:
+        top = VerificationRun.objects.aggregate(top=Max("number"))["top"]
+        if top is None or entry["number"] > top:
+            problem = (f"verification #{entry['number']} (finished {entry.get('finished_at')}, "
+                       f"{'intact' if entry.get('ok') else 'BROKEN'}) is in the witness but missing from the "
+                       f"database: deleted")
+        elif run is not None and run.number == entry["number"] and entry.get("digest") != run_digest(run).hex():
+            problem = f"the record of verification #{run.number} differs from its witness: altered in the database"
+    if problem is None:
+        return run
+    finished = run.finished_at if run is not None else timezone.now()
+    return VerificationRun(
+        started_at=finished, finished_at=finished, ok=False, completed=True,
+        message=f"{problem}; run verify_audit again", problems=[{"kind": "verification_forged", "seq": None,
+                                                                 "event_id": None, "reason": problem,
+                                                                 "occurred_at": None}])
 
 
 def last_checkpoint() -> AuditCheckpoint | None:
@@ -69,13 +108,31 @@ def integrity_flags(events: list[AccessEvent]) -> dict[tuple[int, datetime], str
         return flags
     for event_id, at in ChainQuarantine.objects.filter(event_id__in=ids).values_list("event_id", "event_occurred_at"):
         flags[(event_id, at)] = "quarantined"
-    run = last_verification()
-    for problem in (run.problems if run is not None else []):
-        kind = problem.get("kind", "")
-        event_id, at = problem.get("event_id"), problem.get("occurred_at")
+    for event_id, at, kind in _named_rows():
         if kind in NOT_GENUINE_KINDS and event_id in ids and at:
             flags.setdefault((event_id, datetime.fromisoformat(at)), kind)
     return {(e.id, e.occurred_at): flags[(e.id, e.occurred_at)] for e in events if (e.id, e.occurred_at) in flags}
+
+
+def _named_rows() -> list[tuple[int, str, str]]:
+    """(event id, date, kind) of the rows the latest verification named: from its record when its signature
+    holds (or an unsigned record from before migration 0006 that says broken), and from its witness line,
+    which an edit of the record in the database does not reach."""
+    from audit import witness
+    from audit.signing import run_signature_valid
+
+    rows: list[tuple[int, str, str]] = []
+    run = VerificationRun.objects.order_by("-finished_at", "-id").first()
+    if run is not None and (run_signature_valid(run) or (run.number is None and not run.ok)):
+        rows += [(p.get("event_id"), p.get("occurred_at"), p.get("kind", "")) for p in run.problems or []]
+    try:
+        entry = witness.last_run_entry()
+    except OSError:
+        entry = None
+    for item in (entry or {}).get("named", []):
+        if isinstance(item, list) and len(item) == 3:
+            rows.append((item[0], item[1], item[2]))
+    return rows
 
 
 def last_witness() -> datetime | None:

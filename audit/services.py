@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from audit import context
 from audit.models import AccessEvent, AuditCheckpoint, VerificationRun
-from audit.signing import GENESIS, checkpoint_digest, checkpoint_message
-from dpi.crypto import signing_key
+from audit.signing import GENESIS, checkpoint_digest, checkpoint_message, run_digest, run_message
+from dpi.crypto import KeyringError, signing_key
 from dpi.prepared import PipelinedTransaction, prepared_cursor
 
 log = logging.getLogger(__name__)
@@ -282,6 +282,33 @@ def checkpoint_sign(
     return cp
 
 
+RUN_LOCK = 7391004414  # pg advisory lock key: one verification run numbered at a time
+
+
+def verification_run_store(run: VerificationRun) -> VerificationRun:
+    """Save a verification run as the next of the runs' chain, signed with the audit-signing key, then write
+    it to the witness file: what the DPO is shown of a verification cannot be edited or removed unseen."""
+    from audit import witness
+
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", [RUN_LOCK])
+        try:
+            version, key = signing_key()
+        except KeyringError:
+            # Recorded unsigned: shown as broken (an unsigned run is never believed intact), and it is one.
+            log.exception("audit verification: the run cannot be signed (keyring)")
+            run.save(force_insert=True)
+            return run
+        last = VerificationRun.objects.filter(number__isnull=False).order_by("-number").first()
+        run.number = (last.number + 1) if last else 1
+        run.prev_digest = run_digest(last) if last else GENESIS
+        run.key_version = version
+        run.signature = key.sign(run_message(run))
+        run.save(force_insert=True)
+    witness.run_witness(run)
+    return run
+
+
 # --- partitions and retention -----------------------------------------------------------------------------
 def partitions_ensure(*, months_ahead: int = 3) -> int:
     """Create this month's partition and the next ``months_ahead`` ones; returns how many were created."""
@@ -312,7 +339,9 @@ def partitions_drop_older_than(months: int | None = None, *, purge_batch: int = 
     """
     months = settings.DPI_AUDIT_RETENTION_MONTHS if months is None else months
     cutoff = retention_cutoff(months)
-    last_run = VerificationRun.objects.order_by("-finished_at", "-id").first()
+    from audit.selectors import last_verification
+
+    last_run = last_verification()  # checked against its signature and the witness (an edited run is broken)
     if last_run is not None and not last_run.ok:
         raise RetentionRefused(f"the last audit verification failed ({last_run.message}); traces are kept")
     chain_seal()

@@ -62,3 +62,44 @@ def checkpoint_signature_valid(cp) -> bool:
     except (InvalidSignature, KeyringError, ValueError, TypeError):
         return False
     return True
+
+
+# --- verification runs -----------------------------------------------------------------------------------------
+def _opt(value) -> str:
+    if value is None:
+        return "-"
+    return _time(value) if hasattr(value, "astimezone") else str(value)
+
+
+def run_message(run) -> bytes:
+    """The exact bytes signed for a verification run: its number, the previous run's digest, and everything
+    the DPO is shown of it (the message and the problems by their SHA-256)."""
+    import json
+
+    problems = json.dumps(run.problems or [], sort_keys=True, separators=(",", ":")).encode()
+    lines = [
+        "dpi-audit-verification/1", str(int(run.number)), bytes(run.prev_digest or b"").hex(),
+        _time(run.started_at), _time(run.finished_at), "ok" if run.ok else "broken",
+        "completed" if run.completed else "incomplete",
+        *(_opt(getattr(run, name)) for name in (
+            "events_checked", "checkpoints_checked", "witness_checked", "first_seq", "last_seq", "first_broken_id",
+            "first_broken_seq", "first_broken_occurred_at", "last_checkpoint_number", "last_checkpoint_at")),
+        hashlib.sha256((run.message or "").encode()).hexdigest(), hashlib.sha256(problems).hexdigest(),
+        str(int(run.key_version)),
+    ]
+    return "\n".join(lines).encode()
+
+
+def run_digest(run) -> bytes:
+    """What the next run signs as ``prev_digest`` (and what the witness line records)."""
+    return hashlib.sha256(run_message(run) + bytes(run.signature)).digest()
+
+
+def run_signature_valid(run) -> bool:
+    if run.number is None or run.signature is None or run.key_version is None:
+        return False
+    try:
+        public_key(int(run.key_version)).verify(bytes(run.signature), run_message(run))
+    except (InvalidSignature, KeyringError, ValueError, TypeError):
+        return False
+    return True

@@ -32,6 +32,7 @@ import logging
 import queue
 import threading
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,8 +43,8 @@ from django.utils import timezone
 
 from audit import witness
 from audit.models import AuditCheckpoint, VerificationRun
-from audit.services import chain_seal
-from audit.signing import GENESIS, checkpoint_digest, checkpoint_signature_valid
+from audit.services import chain_seal, verification_run_store
+from audit.signing import GENESIS, checkpoint_digest, checkpoint_signature_valid, run_digest, run_signature_valid
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,13 @@ CANONICAL_SQL = (
     "e.channel, e.request_id, e.ip, e.user_agent, e.details))"
 )
 MAX_BREAKS_KEPT = 100
+# How long before a periodic checkpoint an event chained after it may have occurred: the longest transaction
+# (an event's date is its statement's, its link is written at COMMIT).
+BACKDATE_TOLERANCE = timedelta(hours=24)
+# Records kept outside the trail that must agree with the chained events written when they changed (a
+# break-the-glass and its review, a detection alert's review): each app that keeps one registers a check when
+# it starts (audit holds no access policy); a check yields what disagrees, in words.
+record_checks: list[Callable[[], Iterable[str]]] = []
 # Rows come in index order (ids follow the heap): never let the planner sort the serialised rows instead (with
 # stale statistics it does, and spills them to disk).
 NO_SORT = "SET LOCAL enable_sort = off"
@@ -147,8 +155,7 @@ def chain_verify(*, seal: bool = True, record: bool = True, batch: int = 20_000,
     )
     if record:
         try:
-            with transaction.atomic():
-                run.save(force_insert=True)
+            verification_run_store(run)  # signed, numbered, chained and witnessed
         except Exception as exc:  # noqa: BLE001 - reported by the caller (the command exits non-zero)
             log.exception("audit verification: the run could not be recorded")
             run.save_error = str(exc)
@@ -181,7 +188,41 @@ def _describe(cp) -> str:
     return f"checkpoint #{cp.number} ({cp.kind}, link {cp.seq}, signed {cp.signed_at:%Y-%m-%d %H:%M:%S})"
 
 
-def _check_checkpoints(result: Result, witness_file: Path | None) -> list:
+def _check_runs(result: Result, wl) -> None:
+    """The earlier verification runs: each signed, numbered without gap, chained to the previous one, and as
+    the witness file recorded it. A run edited, deleted or inserted in the database is named."""
+    runs = list(VerificationRun.objects.filter(number__isnull=False).order_by("number"))
+    by_number = {r.number: r for r in runs}
+    expected = 1
+    for r in runs:
+        if r.number > expected:
+            result.add(None, None, f"verification #{expected} to #{r.number - 1} are missing from the database: "
+                                   f"deleted", kind="verification_deleted")
+        expected = r.number + 1
+        prev = by_number.get(r.number - 1)
+        if not run_signature_valid(r) or (prev is not None and bytes(r.prev_digest) != run_digest(prev)):
+            result.add(None, None, f"the record of verification #{r.number} (finished "
+                                   f"{r.finished_at:%Y-%m-%d %H:%M:%S}) has an invalid signature: altered in the "
+                                   f"database", kind="verification_altered")
+    first_numbered = runs[0].pk if runs else None
+    if first_numbered is not None:
+        for r in VerificationRun.objects.filter(number__isnull=True, pk__gt=first_numbered, ok=True):
+            result.add(None, None, f"an unsigned verification record says intact (finished "
+                                   f"{r.finished_at:%Y-%m-%d %H:%M:%S}): inserted in the database",
+                       kind="verification_altered")
+    for number, lines in sorted(wl.verifications.items()):
+        r = by_number.get(number)
+        if r is None:
+            entry = lines[-1][1]
+            result.add(None, None, f"verification #{number} (finished {entry.get('finished_at')}, "
+                                   f"{'intact' if entry.get('ok') else 'BROKEN'}) is in the witness but missing "
+                                   f"from the database: deleted", kind="verification_deleted")
+        elif any(entry.get("digest") != run_digest(r).hex() for _, entry in lines):
+            result.add(None, None, f"the record of verification #{number} differs from its witness: altered in "
+                                   f"the database", kind="verification_altered")
+
+
+def _check_checkpoints(result: Result, wl) -> list:
     """Signatures, numbering, the checkpoint chain and the witness; returns the trusted checkpoints (validly
     signed, from the database and from the witness, one per number) in number order."""
     db = list(AuditCheckpoint.objects.order_by("number"))
@@ -208,7 +249,6 @@ def _check_checkpoints(result: Result, witness_file: Path | None) -> list:
             result.add(cp.seq, None, f"checkpoint #{cp.number} does not follow checkpoint #{cp.number - 1}: the "
                                      f"checkpoint chain was altered", kind="checkpoint_chain")
 
-    wl = witness.read(witness_file)
     if wl.path is None:
         result.notes.append("no witness file configured (DPI_AUDIT_WITNESS_FILE)")
         return [trusted[n] for n in sorted(trusted)]
@@ -315,12 +355,18 @@ def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_fi
             chain_seal()
         except Exception as exc:  # noqa: BLE001 - reported, and the trail is still read as it is
             result.add(None, None, f"queued events could not be chained: {exc}"[:500], kind="error")
-    trusted = _check_checkpoints(result, witness_file)
+    wl = witness.read(witness_file)
+    trusted = _check_checkpoints(result, wl)
+    _check_runs(result, wl)
     by_seq: dict[int, list] = defaultdict(list)
     for cp in trusted:
         by_seq[cp.seq].append(cp)
     retention = [cp for cp in trusted if cp.kind == AuditCheckpoint.Kind.RETENTION]
     purged_before = max((cp.retention_cutoff for cp in retention if cp.retention_cutoff), default=None)
+    # What retention removed is the signed range of its checkpoints, never a date a link or a row carries (a
+    # link's date is not hashed, a forged row's date is the forger's).
+    removed_upto = max((cp.removed_last_seq if cp.removed_last_seq is not None else cp.seq for cp in retention),
+                       default=0)
 
     outer = connection.in_atomic_block
     with transaction.atomic(using=connection.alias):
@@ -331,10 +377,10 @@ def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_fi
             cur.execute(NO_SORT)
             cur.execute("SELECT min(seq), max(seq) FROM audit_chainlink")
             first, last = cur.fetchone()
-            first_link_at = None
+            first_link_at = first_event_id = None
             if first is not None:
-                cur.execute("SELECT event_occurred_at FROM audit_chainlink WHERE seq = %s", [first])
-                first_link_at = cur.fetchone()[0]
+                cur.execute("SELECT event_occurred_at, event_id FROM audit_chainlink WHERE seq = %s", [first])
+                first_link_at, first_event_id = cur.fetchone()
             cur.execute("SELECT event_id FROM audit_chainpending")
             pending = {row[0] for row in cur.fetchall()}
             cur.execute("SELECT event_id, event_occurred_at, reason, quarantined_at FROM audit_chainquarantine "
@@ -347,7 +393,8 @@ def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_fi
         result.first_seq, result.last_seq = first, last
         _check_freshness(result, trusted, now, first_link_at)
         scan = _scan(result, by_seq, retention, first, batch, snapshot)
-        _explain(result, scan, pending, purged_before, quarantined, by_seq)
+        _explain(result, scan, pending, purged_before, quarantined, by_seq, removed_upto=removed_upto,
+                 first_event_id=first_event_id)
         if scan.rewritten:
             from audit.forensics import localize
 
@@ -356,6 +403,9 @@ def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_fi
             except Exception as exc:  # noqa: BLE001 - naming the rows is a refinement: the breaks above stand
                 log.exception("audit verification: the rewritten rows could not be named")
                 result.notes.append(f"the rewritten rows could not be named: {exc.__class__.__name__}: {exc}")
+
+    _check_records(result)
+    _check_guards(result)
 
     if last is None:
         for cp in trusted:
@@ -368,6 +418,80 @@ def _verify(result: Result, *, seal: bool, batch: int, now: datetime, witness_fi
             cp = max(beyond, key=lambda c: c.seq)
             result.add(last + 1, None, f"the chain ends at link {last} but {_describe(cp)} covers link {cp.seq}: "
                                        f"links {last + 1} to {cp.seq} were cut off", kind="tail_cut")
+
+
+# The guards migrations install (trigger name -> function), per table; partitions of the trail carry the same as
+# their parent. Triggers do not stop a superuser, but one left disabled, dropped, or added (a BEFORE INSERT that
+# drops refusals, a rule that does it INSTEAD, row-level security that hides rows from this verifier) is a
+# lasting change of the trail's defences, and is named.
+EVENT_GUARDS = {"audit_append_only": "audit_reject_change", "audit_chain": "audit_chain_link",
+                "audit_event_id_guard": "audit_event_id_guard", "audit_no_truncate": "audit_reject_change"}
+GUARDS = {
+    "audit_accessevent": EVENT_GUARDS,
+    "audit_chainlink": {"audit_append_only": "audit_chainlink_guard", "audit_no_truncate": "audit_reject_change"},
+    "audit_auditcheckpoint": {"audit_append_only": "audit_reject_change", "audit_checkpoint_next":
+                              "audit_checkpoint_next", "audit_no_truncate": "audit_reject_change"},
+    "audit_chainquarantine": {"audit_append_only": "audit_reject_change", "audit_no_truncate": "audit_reject_change"},
+    "audit_chainpending": {},
+    "audit_verificationrun": {"audit_append_only": "audit_reject_change"},
+}
+
+
+def _check_guards(result: Result) -> None:
+    with connection.cursor() as cur:
+        cur.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'public.audit_accessevent'::regclass")
+        expected = dict(GUARDS) | {row[0]: EVENT_GUARDS for row in cur.fetchall()}
+        tables = list(expected)
+        cur.execute("SELECT c.relname, t.tgname, t.tgenabled, p.proname FROM pg_trigger t "
+                    "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "JOIN pg_proc p ON p.oid = t.tgfoid "
+                    "WHERE n.nspname = 'public' AND c.relname = ANY(%s) AND NOT t.tgisinternal", [tables])
+        found: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
+        for table, name, enabled, function in cur.fetchall():
+            found[table][name] = (enabled, function)
+        cur.execute("SELECT tablename, rulename FROM pg_rules WHERE schemaname = 'public' AND tablename = ANY(%s)",
+                    [tables])
+        rules = cur.fetchall()
+        cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = 'public' AND c.relname = ANY(%s) "
+                    "AND (c.relrowsecurity OR c.relforcerowsecurity)",
+                    [tables])
+        secured = [row[0] for row in cur.fetchall()]
+    for table in sorted(expected):
+        for name, function in sorted(expected[table].items()):
+            state = found[table].get(name)
+            if state is None:
+                result.add(None, None, f"the trigger {name} on {table} was dropped: the trail's guards were "
+                                       f"removed in the database", kind="guard_removed")
+            elif state[1] != function:
+                result.add(None, None, f"the trigger {name} on {table} runs {state[1]}() instead of {function}(): "
+                                       f"replaced in the database", kind="guard_removed")
+            elif state[0] in ("D", "R"):
+                result.add(None, None, f"the trigger {name} on {table} is disabled: the trail's guards were turned "
+                                       f"off in the database", kind="guard_removed")
+        for name, (_, function) in sorted(found[table].items()):
+            if name not in expected[table]:
+                result.add(None, None, f"an unexpected trigger {name} ({function}()) is on {table}: added in the "
+                                       f"database, it can change or drop what is recorded", kind="guard_added")
+    for table, name in rules:
+        result.add(None, None, f"a rule {name} rewrites statements on {table}: added in the database, it can drop or "
+                               f"redirect what is recorded", kind="guard_added")
+    for table in secured:
+        result.add(None, None, f"row-level security is enabled on {table}: rows can be hidden from the verification "
+                               f"and the reports", kind="guard_added")
+
+
+def _check_records(result: Result) -> None:
+    """Records outside the trail against the chain's events (``record_checks``). Only worth as much as the
+    events: run after the chain itself was proven; a check that fails is a note, not a crash."""
+    for check in record_checks:
+        try:
+            for problem in check():
+                result.add(None, None, problem, kind="record_altered")
+        except Exception as exc:  # noqa: BLE001 - the chain's own result stands
+            log.exception("audit verification: record check %s failed", getattr(check, "__name__", check))
+            result.notes.append(f"a record check could not run: {exc.__class__.__name__}: {exc}")
 
 
 def _anchor(result: Result, retention: list, first: int) -> bytes | None:
@@ -571,6 +695,10 @@ def _scan(result: Result, by_seq, retention: list, first: int | None, batch: int
     expected_seq = first
     checkpoint_seqs = by_seq.keys()
     last_ok_checkpoint = first - 1 if first else 0
+    # An event chained after a periodic checkpoint occurred at most BACKDATE_TOLERANCE before it was signed (the
+    # signer chains every queued event first): an older date is a row inserted after the fact and backdated. The
+    # date is compared as record_send's big-endian int64 bytes (one slice per link; below b"\x80": not negative).
+    not_before, not_before_cp = b"", None
     n = 0
 
     def take(more: list) -> None:
@@ -626,8 +754,19 @@ def _scan(result: Result, by_seq, retention: list, first: int | None, batch: int
                     if h.digest() != digest:
                         result.add(seq, event_id, f"event {event_id} (link {seq}) was altered after it was recorded",
                                    kind="event_altered", occurred_at=_from_micros(occurred_micros(canonical)))
+                    if not not_before <= canonical[28:36] < b"\x80":
+                        at = _from_micros(occurred_micros(canonical))
+                        after = (f"after {_describe(not_before_cp)}" if not_before_cp is not None
+                                 else "although dated before 2000")
+                        result.add(seq, event_id, f"event {event_id} (link {seq}) is dated {at:%Y-%m-%d %H:%M:%S} but "
+                                                  f"was chained {after}: inserted after the fact and backdated",
+                                   kind="event_backdated", occurred_at=at)
                 if seq in checkpoint_seqs:
                     for cp in by_seq[seq]:
+                        if cp.kind == AuditCheckpoint.Kind.PERIODIC:
+                            bound = _micros(cp.signed_at - BACKDATE_TOLERANCE).to_bytes(8, "big", signed=True)
+                            if bound > not_before:
+                                not_before, not_before_cp = bound, cp
                         if bytes(cp.head_hash) != digest:
                             scan.rewritten.append((last_ok_checkpoint + 1, cp))
                             result.add(seq, event_id, f"the chain between links {last_ok_checkpoint + 1} and {seq} "
@@ -653,7 +792,7 @@ def _scan(result: Result, by_seq, retention: list, first: int | None, batch: int
 
 
 def _explain(result: Result, scan: _Scan, pending: set[int], purged_before: datetime | None,
-             quarantined: list, by_seq) -> None:
+             quarantined: list, by_seq, *, removed_upto: int = 0, first_event_id: int | None = None) -> None:
     """Events gone, rows reusing an id (named by id and date), events outside the chain, quarantined rows."""
     if scan.missing:
         seqs = [seq for seq, _ in scan.missing]
@@ -661,7 +800,7 @@ def _explain(result: Result, scan: _Scan, pending: set[int], purged_before: date
             cur.execute("SELECT seq, event_occurred_at FROM audit_chainlink WHERE seq = ANY(%s)", [seqs])
             occurred = dict(cur.fetchall())
         for seq, event_id in scan.missing:
-            if purged_before is None or occurred[seq] >= purged_before:
+            if seq > removed_upto:  # a link retention did not sign away: its event was deleted
                 result.add(seq, event_id, f"event {event_id} (link {seq}) is missing: it was deleted",
                            kind="event_deleted", occurred_at=occurred[seq])
 
@@ -718,7 +857,10 @@ def _explain(result: Result, scan: _Scan, pending: set[int], purged_before: date
             cur.execute("SELECT id, occurred_at FROM audit_accessevent WHERE id = ANY(%s)", [really_unlinked[:10_000]])
             dated = dict(cur.fetchall())
         if purged_before is not None:
-            old = {i for i, at in dated.items() if at < purged_before}
+            # A row whose link retention purged but which stayed (a month in the DEFAULT partition): older than the
+            # cutoff *and* before the first remaining link's event. A forged row gets a new, higher id.
+            old = {i for i, at in dated.items()
+                   if at < purged_before and first_event_id is not None and i < first_event_id}
         quarantined_ids = {q[0] for q in quarantined}
         for event_id in really_unlinked:
             if event_id not in old and event_id not in quarantined_ids:

@@ -596,6 +596,7 @@ def _access_history(rng: random.Random, anchor: datetime, units, authors, *, day
     import json
 
     from access.models import EmergencyAccess
+    from access.selectors import justification_digest
     from audit.detection.models import Alert
     from audit.detection.services import detect_range
 
@@ -615,10 +616,11 @@ def _access_history(rng: random.Random, anchor: datetime, units, authors, *, day
     )
     rows: list[tuple] = []
 
-    def add(when, user, patient_id, category, rtype, action, outcome, basis, reason="", details=None):
+    def add(when, user, patient_id, category, rtype, action, outcome, basis, reason="", details=None,
+            resource_id=None):
         uid, uname, role, unit = actor(user)
         rows.append((when, uid, uname, role, unit, patient_id, category, rtype,
-                     str(patient_id or ""), action, outcome, basis, reason,
+                     str(resource_id if resource_id is not None else patient_id or ""), action, outcome, basis, reason,
                      f"10.20.{rng.randint(1, 30)}.{rng.randint(2, 250)}", _AGENT,
                      json.dumps(details or {}, separators=(",", ":"))))
 
@@ -673,13 +675,22 @@ def _access_history(rng: random.Random, anchor: datetime, units, authors, *, day
         patient_id = rng.choice(others)[0]
         started = anchor - timedelta(days=[19, 8, 2][k], hours=rng.randint(1, 10))
         reviewed = k < 2 and dpo is not None
-        EmergencyAccess.objects.create(
+        comment = "Urgence confirmée par le registre du service." if reviewed else ""
+        access = EmergencyAccess.objects.create(
             user=doctor, patient_id=patient_id, reason_category=category_, reason_text=text, started_at=started,
             expires_at=started + timedelta(hours=4), review_status="justified" if reviewed else "pending",
             reviewed_by=dpo if reviewed else None, reviewed_at=started + timedelta(days=1) if reviewed else None,
-            review_comment="Urgence confirmée par le registre du service." if reviewed else "",
+            review_comment=comment,
         )
-        add(started, doctor, patient_id, "medical", "patient", "break_glass", "allowed", "break_glass", text[:300])
+        # The events access.services writes, with the details verify_audit checks the record against.
+        add(started, doctor, patient_id, "medical", "emergencyaccess", "break_glass", "allowed", "break_glass",
+            text[:300], resource_id=access.pk,
+            details={"reason_category": category_, "expires_at": access.expires_at.isoformat(),
+                     "patient_objection": False, "reason_digest": justification_digest(text)})
+        if reviewed:
+            add(started + timedelta(days=1), dpo, patient_id, "administrative", "", "permission_change", "allowed",
+                "break_glass_review", resource_id="",
+                details={"emergency_access_id": access.pk, "status": "justified", "comment": comment})
         for m in range(rng.randint(2, 4)):
             add(started + timedelta(minutes=5 + 10 * m), doctor, patient_id, "medical", "patient", "view",
                 "allowed", "break_glass")

@@ -6,9 +6,13 @@ class RetentionConfig(AppConfig):
     verbose_name = "Retention and archives"
 
     def ready(self) -> None:
+        from audit import verification
         from dpi import jobs
+        from retention.selectors import archives_against_trail
 
         jobs.STALE_HANDLERS["retention"] = _retention_worker_died
+        if archives_against_trail not in verification.record_checks:
+            verification.record_checks.append(archives_against_trail)
 
 
 def _retention_worker_died(job) -> None:

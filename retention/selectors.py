@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import Count
 
 from retention import archiving, policies
-from retention.models import ArchivedPatient, ArchiveJob, LegalHold, RestoreRequest, RetentionRun
+from retention.models import ArchivedPatient, ArchiveJob, DisposalDecision, LegalHold, RestoreRequest, RetentionRun
 
 RUN_FIELDS = ("id", "started_at", "finished_at", "status", "profile", "due", "archived", "restored", "destroyed",
               "anonymised", "care_sheets_purged", "trace_partitions_dropped", "errors", "message")
@@ -69,3 +71,59 @@ def retention_dates(patient_ids: list[int]) -> dict[int, dict[str, Any]]:
             {"ids": list(patient_ids), "tz": settings.TIME_ZONE},
         )
         return {pid: {"live_through": live, "kept_through": kept} for pid, live, kept in cur.fetchall()}
+
+
+# Where a record is, by the last retention step the trail recorded for its patient (archiving.audit_step).
+STATE_AFTER_STEP = {"remove": ArchivedPatient.State.ARCHIVED, "disposal:destroy": ArchivedPatient.State.DESTROYED,
+                    "disposal:anonymise": ArchivedPatient.State.ANONYMISED, "restore": None}
+
+
+def archives_against_trail() -> Iterator[str]:
+    """The archive stubs (the proof, in the live database, that a record was archived, destroyed or anonymised)
+    and the disposal decisions against the trail's chained retention events: a stub deleted, created, or whose
+    state was changed in the database, and a decision deleted or altered, are named. Registered in
+    ``audit.verification.record_checks``."""
+    from django.db import connection
+
+    last_step: dict[int, tuple[str, Any]] = {}
+    decisions: dict[int, dict[str, Any]] = {}
+    with connection.cursor() as cur:
+        cur.execute("SELECT patient_id, details->>'step', occurred_at FROM audit_accessevent WHERE actor_role = "
+                    "'system' AND actor_unit = 'retention' AND resource_type = 'patient' AND outcome = 'allowed' "
+                    "AND details->>'step' = ANY(%s) AND patient_id IS NOT NULL ORDER BY occurred_at, id",
+                    [list(STATE_AFTER_STEP)])
+        for patient_id, step, at in cur.fetchall():
+            last_step[patient_id] = (step, at)
+        cur.execute("SELECT resource_id, details FROM audit_accessevent WHERE resource_type = 'disposal_decision' "
+                    "AND outcome = 'allowed' AND resource_id ~ '^[0-9]+$'")
+        for resource_id, details in cur.fetchall():
+            decisions[int(resource_id)] = json.loads(details) if isinstance(details, str) else details
+    stubs = dict(ArchivedPatient.objects.values_list("patient_id", "state"))
+    for patient_id, (step, at) in sorted(last_step.items()):
+        expected = STATE_AFTER_STEP[step]
+        state = stubs.get(patient_id)
+        if expected is None:
+            continue  # restored: the stub was removed with it (a later removal is a later step)
+        if state is None:
+            yield (f"the archive stub of patient {patient_id} ({step} on {at:%Y-%m-%d}) was deleted: nothing in the "
+                   f"database says any more where the record went")
+        elif state != expected:
+            yield (f"the archive stub of patient {patient_id} says {state} but the trail's last retention step is "
+                   f"{step} ({at:%Y-%m-%d}): altered")
+    for patient_id, state in sorted(stubs.items()):
+        if patient_id not in last_step or STATE_AFTER_STEP[last_step[patient_id][0]] is None:
+            yield (f"the archive stub of patient {patient_id} ({state}) has no retention step in the trail: created "
+                   f"in the database")
+    rows = {pk: (action, reference) for pk, action, reference in
+            DisposalDecision.objects.values_list("pk", "action", "reference")}
+    for pk, details in sorted(decisions.items()):
+        if pk not in rows:
+            yield f"disposal decision #{pk}, recorded in the trail ({details.get('action')}), was deleted"
+            continue
+        action, reference = rows[pk]
+        if details.get("action") not in (None, action):
+            yield f"disposal decision #{pk}: action {action} but the trail recorded {details['action']}: altered"
+        if details.get("reference") not in (None, reference):
+            yield f"disposal decision #{pk}: its reference differs from the one the trail recorded: altered"
+    for pk in sorted(set(rows) - set(decisions)):
+        yield f"disposal decision #{pk} has no event in the trail: created in the database"

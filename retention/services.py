@@ -440,6 +440,7 @@ def disposal_decision_record(*, user: Any, action: str, reference: str, as_of: d
     event_record(actor=user, actor_role=role.value, actor_unit=gate.unit_of(user), category=Category.MEDICAL,
                  action="delete", outcome="allowed", basis=f"role:{role.value}", resource_type="disposal_decision",
                  resource_id=decision.pk, details={"step": "disposal_decision", "action": action,
+                                                   "reference": decision.reference,
                                                    "archives": decision.archives_count})
     return decision
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import DatabaseError, transaction
 
-from audit.models import AccessEvent, AuditCheckpoint, VerificationRun
+from audit.models import AccessEvent, AuditCheckpoint
 from audit.services import (
     RetentionRefused,
     checkpoint_sign,
@@ -15,7 +15,7 @@ from audit.services import (
     retention_cutoff,
 )
 from audit.verification import chain_verify
-from tests.test_audit_support import chain_now, fresh_trail, record, sql
+from tests.test_audit_support import chain_now, fresh_trail, record, sql, stored_run
 
 pytestmark = pytest.mark.django_db
 
@@ -90,6 +90,6 @@ def test_links_cannot_be_purged_without_an_anchor():
 
 def test_retention_waits_while_the_trail_is_broken():
     now = datetime.now(UTC)
-    VerificationRun.objects.create(started_at=now, finished_at=now, ok=False, message="event 12 was altered")
+    stored_run(started_at=now, finished_at=now, ok=False, message="event 12 was altered")
     with pytest.raises(RetentionRefused):
         partitions_drop_older_than(12)

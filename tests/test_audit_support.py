@@ -80,3 +80,12 @@ def verified_client(user) -> Client:
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()
     return client
+
+
+def stored_run(**fields):
+    """A verification run recorded as ``verify_audit`` records it: signed, numbered and witnessed (an unsigned
+    row saying "intact" is shown as broken, migration 0006)."""
+    from audit.models import VerificationRun
+    from audit.services import verification_run_store
+
+    return verification_run_store(VerificationRun(**fields))

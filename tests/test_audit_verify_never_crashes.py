@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from audit import selectors, verification
 from audit.models import VerificationRun
-from tests.test_audit_support import fresh_trail, signed, verified_client
+from tests.test_audit_support import fresh_trail, signed, stored_run, verified_client
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 def verified_yesterday(now):
     fresh_trail()
     signed(3)
-    return VerificationRun.objects.create(started_at=now - timedelta(hours=20), finished_at=now - timedelta(hours=20),
+    return stored_run(started_at=now - timedelta(hours=20), finished_at=now - timedelta(hours=20),
                                           ok=True, events_checked=3)
 
 

@@ -15,11 +15,10 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from audit import verification_report, witness
-from audit.models import VerificationRun
 from audit.services import checkpoint_sign
 from audit.verification import chain_verify
 from tests.helpers import audit_events
-from tests.test_audit_support import chain_now, record, signed, sql, triggers_off, verified_client
+from tests.test_audit_support import chain_now, record, signed, sql, stored_run, triggers_off, verified_client
 
 pytestmark = pytest.mark.django_db
 
@@ -163,7 +162,7 @@ def test_only_the_dpo_downloads_the_report_and_each_download_is_recorded(cast, v
 
 def test_the_dashboard_shows_the_latest_runs_real_state_and_age(cast, now):
     client = verified_client(cast.dpo)
-    VerificationRun.objects.create(started_at=now - timedelta(hours=50), finished_at=now - timedelta(hours=50),
+    stored_run(started_at=now - timedelta(hours=50), finished_at=now - timedelta(hours=50),
                                    ok=True, events_checked=10)
     html = client.get("/dpo/").content.decode()
     assert "2" in html and "/audit/verification/report.pdf" in html

@@ -11,18 +11,18 @@ from django.utils import timezone
 
 from access import services as access_services
 from access.policy import Role
-from audit.models import VerificationRun
 from dpi.compliance import live_state, signed_reports
 from dpi.compliance.models import RightsRequest
 from tests.helpers import audit_events
 from tests.personas import make_user
+from tests.test_audit_support import stored_run
 from tests.ui_support import totp_device, verified_client
 
 pytestmark = pytest.mark.django_db
 
 
 def _verification(at, ok=True):
-    return VerificationRun.objects.create(started_at=at, finished_at=at, ok=ok, events_checked=10)
+    return stored_run(started_at=at, finished_at=at, ok=ok, events_checked=10)
 
 
 def test_a_bad_instance_turns_red_then_green_once_fixed(cast):

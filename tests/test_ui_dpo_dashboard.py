@@ -12,6 +12,7 @@ from access import services as access_services
 from access.models import AccessReviewItem
 from audit.services import event_record
 from tests.helpers import audit_events, page_queries
+from tests.test_audit_support import stored_run
 from tests.ui_support import verified_client
 
 pytestmark = pytest.mark.django_db
@@ -114,7 +115,6 @@ def test_the_dashboard_costs_the_same_queries_whatever_the_volume(cast):
 
 
 def test_the_last_audit_chain_verification_is_shown(cast):
-    from audit.models import VerificationRun
 
     now = timezone.now()
     client = verified_client(cast.dpo)
@@ -122,8 +122,8 @@ def test_the_last_audit_chain_verification_is_shown(cast):
     def panel() -> str:
         return client.get("/dpo/").content.decode().split('id="audit-chain"')[1].split("</div>")[0]
 
-    VerificationRun.objects.create(started_at=now, finished_at=now, ok=True, events_checked=1234)
+    stored_run(started_at=now, finished_at=now, ok=True, events_checked=1234)
     assert "chaîne vérifiée" in panel() and "1234 événements vérifiés" in panel()
-    VerificationRun.objects.create(started_at=now, finished_at=now + timedelta(seconds=1), ok=False,
+    stored_run(started_at=now, finished_at=now + timedelta(seconds=1), ok=False,
                                    events_checked=99, first_broken_id=4242, message="hash mismatch")
     assert "chaîne rompue" in panel() and "n° 4242" in panel() and "hash mismatch" in panel()

@@ -12,6 +12,7 @@ from audit.detection.models import Alert
 from audit.models import VerificationRun
 from dpi.web import charts, dpo
 from tests.detection_support import day_ago
+from tests.test_audit_support import stored_run
 from tests.ui_support import verified_client
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def _run(**fields) -> VerificationRun:
     now = timezone.now()
-    return VerificationRun.objects.create(started_at=now, finished_at=now, ok=True, events_checked=2244,
+    return stored_run(started_at=now, finished_at=now, ok=True, events_checked=2244,
                                           checkpoints_checked=1, first_seq=1, last_seq=2244,
                                           message="2244 events and 1 checkpoints verified (links 1 to 2244)",
                                           **fields)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -120,3 +121,32 @@ def dashboard(*, day_from: date | None = None, day_to: date | None = None) -> di
         "explained": explained_share(day_from=day_from, day_to=day_to),
         "detector": detector_status(),
     }
+
+
+def alerts_against_trail() -> Iterator[str]:
+    """Each alert's review status and comment against the trail's review events (``alert_review`` writes one
+    per change, chained): a status or comment edited in the database, an alert closed without a review, a
+    reviewed alert deleted. Registered in ``audit.verification.record_checks``."""
+    reviews: dict[int, tuple[str, str]] = {}  # alert id -> (last status, last non-empty comment)
+    with connection.cursor() as cur:
+        cur.execute("SELECT resource_id, details->>'to', coalesce(details->>'comment', '') FROM audit_accessevent "
+                    "WHERE action = 'alert' AND resource_type = 'detection_alert' AND outcome = 'allowed' "
+                    "AND resource_id ~ '^[0-9]+$' ORDER BY occurred_at, id")
+        for resource_id, to, comment in cur.fetchall():
+            previous = reviews.get(int(resource_id), ("", ""))
+            reviews[int(resource_id)] = (to or "", comment or previous[1])
+    seen: set[int] = set()
+    alerts = Alert.objects.filter(Q(pk__in=list(reviews)) | ~Q(status=Alert.Status.NEW) | ~Q(comment=""))
+    for pk, status, comment in alerts.values_list("pk", "status", "comment").iterator():
+        seen.add(pk)
+        trail = reviews.get(pk)
+        if trail is None:
+            yield (f"detection alert #{pk} is {status} but the trail holds no review of it: its status was set "
+                   f"in the database")
+            continue
+        if status != trail[0]:
+            yield f"detection alert #{pk}: status {status} but the trail's last review says {trail[0]}: altered"
+        if comment != trail[1]:
+            yield f"detection alert #{pk}: the DPO's comment differs from the one in the trail's review: altered"
+    for pk in sorted(set(reviews) - seen):
+        yield f"detection alert #{pk}, reviewed in the trail (last: {reviews[pk][0]}), was deleted"

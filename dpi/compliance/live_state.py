@@ -168,10 +168,11 @@ def check_review(now: datetime) -> list[Check]:
 
 # --- audit trail ------------------------------------------------------------------------------------------
 def check_audit(now: datetime) -> list[Check]:
-    from audit.models import AuditCheckpoint, VerificationRun
+    from audit.models import AuditCheckpoint
+    from audit.selectors import last_verification
 
     checks = []
-    run = VerificationRun.objects.order_by("-finished_at", "-id").first()
+    run = last_verification()  # checked against its signature and the witness file
     rule = _("The chain is verified at least daily and found intact (CNIL 2021-122: traces tamper-evident).")
     if run is None:
         checks.append(Check("audit:verification", _("Last audit-chain verification"), RED, _("never"), rule))
