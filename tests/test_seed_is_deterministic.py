@@ -96,7 +96,11 @@ def test_the_demo_looks_like_a_hospital(scratch_var):
     from audit.detection.models import Alert
     from audit.models import AccessEvent
     from audit.verification import chain_verify
+    from tests.test_audit_support import fresh_trail
 
+    # The seed writes a month of history into an empty trail, as on a new install: after a checkpoint that other
+    # tests signed, its backdated events would rightly be named as inserted after the fact.
+    fresh_trail()
     now = timezone.now()
     seed(patients=60, seed=3)
     open_units = set(Encounter.objects.filter(end__isnull=True).values_list("unit__code", flat=True))
@@ -122,7 +126,8 @@ def test_the_demo_looks_like_a_hospital(scratch_var):
     assert seeded.exists()
     for patient_id, occurred_at in seeded:
         assert timezone.localdate(occurred_at) >= births[patient_id]
-    assert chain_verify(record=False).ok
+    result = chain_verify(record=False)
+    assert result.ok, (result.message, result.problems)
     assert Alert.objects.exists()
     # Demo secrets of this install, outside the database, readable by the owner only.
     path = demo.secrets_path()
