@@ -327,6 +327,26 @@ class ApiView:
             )
         super().check_permissions(request)  # type: ignore[misc]
 
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]  # a mixin of DRF's APIView
+        if "pk" in kwargs:
+            self.refuse_by_matrix_first(kwargs["pk"])
+
+    def matrix_action(self) -> str | None:
+        """The gate action of this request (None: the view decides alone)."""
+        return self.scope_actions.get(getattr(self, "action", None) or "")
+
+    def refuse_by_matrix_first(self, pk: Any) -> None:
+        """A role the matrix refuses this action on this category is refused before the id is looked up: the
+        same 403 for any id, so that the answer tells nothing of what exists (a lookup first answered 403 for
+        an object of a patient the user may not know and 404 for a free id). Recorded naming the resource."""
+        action = self.matrix_action()
+        if action is None or self.category is None:
+            return
+        if gate.decide(self.request.user, patient_id=None, category=self.category, action=action).basis == \
+                "deny:matrix":
+            self.gate(patient_id=None, action=action, resource_id=str(pk)[:64])
+
     def required_scope(self, request) -> str | None:
         action = self.scope_actions.get(getattr(self, "action", None) or "")
         if action is None:
