@@ -219,3 +219,44 @@ def test_a_sub_resource_of_another_patient_is_recorded_against_its_real_patient(
     assert denied and denied[-1].patient_id == world["vip"].pk, [(e.patient_id, e.basis) for e in denied]
     assert str(denied[-1].resource_id) == path.split("/")[4]
 
+
+# --- unmerge (identity vigilance) ---------------------------------------------------------------------------
+@pytest.fixture
+def alias_of_the_vip(world):
+    """A normal file merged (by the ADT feed) into the restricted one: the alias holds the same person."""
+    vip = world["vip"]
+    for stay in vip.encounters.filter(end__isnull=True):
+        patient_services.encounter_discharge(encounter=stay)
+    alias = make_patient(birth_name=VIP_NAME, first_name="Marqueur", sex="F", birth_date=vip.birth_date,
+                         identity_status="PROV")
+    patient_services.encounter_discharge(encounter=patient_services.encounter_admit(
+        patient=alias, unit=CareUnit.objects.get(code="zqmine"), start=timezone.now() - timedelta(days=2)))
+    patient_services.patient_merge(actor=None, system_task="hl7:A40:zq", kept=vip, merged=alias,
+                                   reason="doublon")
+    return alias
+
+
+def test_unmerging_into_a_hidden_file_answers_as_a_missing_file(world, alias_of_the_vip):
+    """The cell member may not know the kept file: neither the alias nor its unmerge tells that it is hidden;
+    they answer as for a file that does not exist, and the refusal names the file asked for."""
+    alias, client = alias_of_the_vip, _session(world["personas"]["vigilance"])
+    for method, path in (("get", "/api/patients/{}/"), ("post", "/api/patients/{}/unmerge/"),
+                         ("get", "/fhir/Patient/{}")):
+        hidden = _ask(client, method, path.format(alias.pk))
+        missing = _ask(client, method, path.format(MISSING))
+        assert hidden[0] == missing[0] == 404, (path, hidden[:2], missing[:2])
+        assert _without_ids(hidden[1], str(alias.pk)) == _without_ids(missing[1], str(MISSING))
+        assert not _markers(hidden[1]), hidden[1]
+        denied = [e for e in audit_events(request_id=hidden[2]) if e.outcome == "denied"]
+        assert denied and denied[-1].patient_id == alias.pk, [(e.patient_id, e.basis) for e in denied]
+    assert patient_services.merge_of(alias) is not None  # nothing was undone
+
+
+def test_unmerge_puts_the_alias_confidentiality_back(world, alias_of_the_vip):
+    alias = alias_of_the_vip
+    alias.refresh_from_db()
+    assert alias.confidentiality == "restricted"
+    patient_services.patient_unmerge(actor=None, system_task="hl7:A37:zq", merge=patient_services.merge_of(alias),
+                                     reason="erreur")
+    alias.refresh_from_db()
+    assert alias.confidentiality == "normal" and alias.restriction_reason == ""
