@@ -260,3 +260,34 @@ def test_unmerge_puts_the_alias_confidentiality_back(world, alias_of_the_vip):
                                      reason="erreur")
     alias.refresh_from_db()
     assert alias.confidentiality == "normal" and alias.restriction_reason == ""
+
+
+@pytest.mark.parametrize("path", ["/patients/{other}/notes/{note}/", "/patients/{other}/documents/{doc}/",
+                                  "/patients/{other}/prescriptions/{rx}/ordonnance.pdf"])
+def test_under_a_patient_the_user_may_not_open_the_refusal_still_names_the_real_patient(world, path):
+    """The URL's patient is refused too (another unit: no care relationship): the answer is that refusal, the
+    same as for a free id, and the event names the object asked for and the patient it belongs to."""
+    other = make_patient(birth_name="ZQAUTRE", first_name="Luc")
+    patient_services.encounter_admit(patient=other, unit=CareUnit.objects.get(code="zqpsy"))
+    objects, client = world["objects"], _session(world["personas"]["physician"])
+    asked = path.format(other=other.pk, note=objects["note"].pk, doc=objects["doc"].pk, rx=objects["rx"].pk)
+    free = path.format(other=other.pk, note=MISSING, doc=MISSING, rx=MISSING)
+    status, _, rid = _ask(client, "get", asked)
+    assert status == _ask(client, "get", free)[0] == 403
+    denied = [e for e in audit_events(request_id=rid) if e.outcome == "denied"]
+    assert denied and {e.patient_id for e in denied} == {world["vip"].pk}, [(e.patient_id, e.basis) for e in denied]
+    assert str(denied[-1].resource_id) == asked.split("/")[4]
+    assert denied[-1].details.get("requested_patient_id") == other.pk
+
+
+@pytest.mark.parametrize("who", ["reception", "anonymous"])
+def test_a_page_refused_before_any_lookup_names_the_sub_resource_and_its_real_patient(world, who):
+    """A role the page is not for (reception) or an anonymous request: refused before the view looks anything
+    up, the event still names the note asked for and the patient it belongs to, not the URL's patient."""
+    client = Client() if who == "anonymous" else _session(world["personas"]["reception"])
+    note = world["objects"]["note"]
+    status, _, rid = _ask(client, "get", f"/patients/{world['seen'].pk}/notes/{note.pk}/")
+    assert status in (302, 403)
+    denied = [e for e in audit_events(request_id=rid) if e.outcome == "denied"]
+    assert denied and denied[-1].patient_id == world["vip"].pk, [(e.patient_id, e.basis) for e in denied]
+    assert (denied[-1].resource_type, str(denied[-1].resource_id)) == ("clinicalnote", str(note.pk))
