@@ -291,3 +291,27 @@ def test_a_page_refused_before_any_lookup_names_the_sub_resource_and_its_real_pa
     denied = [e for e in audit_events(request_id=rid) if e.outcome == "denied"]
     assert denied and denied[-1].patient_id == world["vip"].pk, [(e.patient_id, e.basis) for e in denied]
     assert (denied[-1].resource_type, str(denied[-1].resource_id)) == ("clinicalnote", str(note.pk))
+
+
+# --- reception's arrival purpose ----------------------------------------------------------------------------
+def test_reception_admitting_a_raw_id_without_the_exact_lookup_gets_the_missing_patient_answer(world):
+    """Reception's purpose (create administrative on a restricted patient) is for an arrival found by exact
+    IPP / INS: a raw id typed without it answers as an id that does not exist, admits nothing, and the refusal
+    names the patient; after the exact lookup the arrival is registered."""
+    vip, client = world["vip"], _session(world["personas"]["reception"])
+    for stay in vip.encounters.filter(end__isnull=True):
+        patient_services.encounter_discharge(encounter=stay)
+    body = {"unit": "zqmine"}
+
+    def admit(patient_id):
+        response = client.post("/api/encounters/", data=json.dumps({**body, "patient": patient_id}),
+                               content_type="application/json", HTTP_X_REQUEST_ID=(rid := str(uuid.uuid4())))
+        return response.status_code, response.content.decode(), rid
+
+    hidden, missing = admit(vip.pk), admit(MISSING)
+    assert hidden[:2] == missing[:2] and hidden[0] == 400, (hidden, missing)
+    assert not vip.encounters.filter(end__isnull=True).exists()
+    denied = [e for e in audit_events(request_id=hidden[2]) if e.outcome == "denied"]
+    assert denied and denied[-1].patient_id == vip.pk and denied[-1].basis == "deny:not_visible"
+    assert client.get(f"/api/patients/?ipp={VIP_IPP}").json()["results"][0]["id"] == vip.pk
+    assert admit(vip.pk)[0] == 201

@@ -382,6 +382,9 @@ class EncounterViewSet(_Base):
         data = body.validated_data
 
         def perform():
+            # A patient the principal may not know (reception's purpose without the exact lookup included)
+            # answers as a free id, before anything else.
+            _known_or_missing(self, patient_id=data["patient"], action=Action.CREATE, missing="400")
             self.gate(patient_id=data["patient"], action=Action.CREATE, missing="400")
             patient = Patient.objects.get(pk=data["patient"])
             kwargs = {k: data[k] for k in ("start", "kind") if k in data}
