@@ -16,6 +16,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
@@ -315,3 +316,26 @@ def test_reception_admitting_a_raw_id_without_the_exact_lookup_gets_the_missing_
     assert denied and denied[-1].patient_id == vip.pk and denied[-1].basis == "deny:not_visible"
     assert client.get(f"/api/patients/?ipp={VIP_IPP}").json()["results"][0]["id"] == vip.pk
     assert admit(vip.pk)[0] == 201
+
+
+@pytest.mark.parametrize("action", ["discharge", "transfer"])
+def test_the_reception_admin_actions_on_a_hidden_stay_answer_as_a_free_id_and_record_it(world, action):
+    """The admin's discharge and transfer actions: a stay of a patient reception may not know is left alone,
+    with the answer of an id that does not exist, and the refusal names the stay and its patient."""
+    stay, client = world["objects"]["encounter"], _session(world["personas"]["reception"])
+
+    def act(object_id):
+        response = client.post("/admin/patients/encounter/", {
+            "action": action, ACTION_CHECKBOX_NAME: [object_id], "apply": "1", "unit": "1"},
+            HTTP_X_REQUEST_ID=(rid := str(uuid.uuid4())), follow=True)
+        return response.status_code, [str(m) for m in response.context["messages"]], rid
+
+    hidden, missing = act(stay.pk), act(MISSING)
+    assert hidden[:2] == missing[:2], (hidden, missing)
+    assert not _markers(" ".join(hidden[1]))
+    stay.refresh_from_db()
+    assert stay.end is None
+    denied = [e for e in audit_events(request_id=hidden[2]) if e.outcome == "denied"]
+    assert denied and (denied[-1].patient_id, denied[-1].resource_type, str(denied[-1].resource_id)) == (
+        world["vip"].pk, "encounter", str(stay.pk)), [(e.patient_id, e.basis) for e in denied]
+    assert denied[-1].basis == "deny:not_visible"
