@@ -339,3 +339,17 @@ def test_the_reception_admin_actions_on_a_hidden_stay_answer_as_a_free_id_and_re
     assert denied and (denied[-1].patient_id, denied[-1].resource_type, str(denied[-1].resource_id)) == (
         world["vip"].pk, "encounter", str(stay.pk)), [(e.patient_id, e.basis) for e in denied]
     assert denied[-1].basis == "deny:not_visible"
+
+
+@pytest.mark.parametrize(("persona", "method", "path", "key"), [
+    ("physician", "post", "/api/encounters/{}/discharge/", "encounter"),
+    ("physician", "post", "/api/encounters/{}/transfer/", "encounter"),
+    ("reception", "get", "/api/observations/{}/", "obs"),
+    ("dpo", "get", "/fhir/Encounter/{}", "encounter"),
+])
+def test_a_matrix_refusal_before_the_lookup_names_the_object_and_its_patient(world, persona, method, path, key):
+    obj = world["objects"][key]
+    status, _, rid = _ask(_session(world["personas"][persona]), method, path.format(obj.pk))
+    assert status == 403
+    denied = [e for e in audit_events(request_id=rid) if e.outcome == "denied"]
+    assert denied and (denied[-1].patient_id, str(denied[-1].resource_id)) == (world["vip"].pk, str(obj.pk))
