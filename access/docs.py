@@ -6,6 +6,7 @@ from access.policy import (
     BREAK_GLASS_ROLES,
     CLINICAL_ROLES,
     CONFIDENTIALITY_LOWERING_ROLES,
+    EXACT_LOOKUP_MINUTES,
     EXACT_LOOKUP_ROLES,
     MEDICAL_ROLES,
     PRIVILEGE_GROUPS,
@@ -77,7 +78,9 @@ user, only if the user:
 
 {purposes_markdown()}
 Roles that find a restricted patient by an **exact identifier** (IPP or INS)
-to register an arrival: {_names(EXACT_LOOKUP_ROLES)}. Each such lookup, and each use of a purpose, is an
+to register an arrival: {_names(EXACT_LOOKUP_ROLES)}. Their purpose holds only for a patient they found that
+way in the last {EXACT_LOOKUP_MINUTES} minutes: a raw id typed without the lookup answers as a missing patient
+(`gate.refusal_if_unknown`). Each such lookup, and each use of a purpose, is an
 access event flagged `restricted_patient` (and `restricted_exact_lookup` / `restricted_purpose`), which the
 detection rules raise as an alert for the DPO. The identity still cannot be read by id afterwards.
 
@@ -91,8 +94,12 @@ so roles that need no care relationship (reception, DIM, the feeds) are held to 
 
 Writes follow the same rule before anything else (`gate.refusal_if_unknown`): a write naming a patient
 the principal may not know (`PATCH /api/patients/<id>/`, `POST /api/patients/<id>/insi/`, a care-team
-membership, an admission) answers as for a missing patient, before any check that would tell the two apart;
-an identity write needs the right to read that identity, even where a purpose allows the write itself.
+membership, an admission, a discharge or transfer) answers as for a missing patient, before any check that
+would tell the two apart; an identity write needs the right to read that identity, even where a purpose allows
+the write itself. An object named by id (encounter, observation, document...) of a patient the user may not
+know answers exactly as an id that does not exist; a role the matrix refuses the action is refused before the
+id is looked up (the same 403 for any id). A sub-resource asked under another patient's URL is recorded
+against its real patient. The alias left by a merge into a restricted file is restricted too.
 Probable duplicates are named only when the user may know them (`gate.split_visible`); otherwise the user is
 told that a possible duplicate exists in a file they cannot see, for identity vigilance to check. No refusal,
 on any channel, quotes what the record holds (stored dates, the INS's birth year and month, the unit of a

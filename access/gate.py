@@ -31,7 +31,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -43,6 +43,7 @@ from django.utils.translation import gettext, gettext_noop
 
 from access.policy import (
     BREAK_GLASS_ROLES,
+    EXACT_LOOKUP_MINUTES,
     EXACT_LOOKUP_ROLES,
     MEDICAL_ROLES,
     PRIVILEGE_GROUPS,
@@ -714,11 +715,27 @@ def refusal_if_unknown(
     rewrite the identity it may not see (its ETag included). The refusal is recorded as the write asked for."""
     known_category, known_action = known_by or (category, action)
     decision = decide(user, patient_id=patient_id, category=known_category, action=known_action)
+    if allowed_by_purpose_only(decision) and not _found_by_exact_lookup(user, patient_id):
+        decision = Decision(False, "deny:not_visible", "no such patient", role=decision.role,
+                            flags=("restricted_patient", "no_exact_lookup"))
     if not is_hidden(decision):
         return None
     event_record(**_event_fields(user, decision, patient_id=patient_id, category=category, action=action,
                                  resource_type=resource_type, resource_id=resource_id, details=details))
     return decision
+
+
+def _found_by_exact_lookup(user: Any, patient_id: int) -> bool:
+    """For the roles whose purpose rests on an exact lookup (``EXACT_LOOKUP_ROLES``: reception registering an
+    arrival): whether this user found this patient by exact IPP / INS in the last ``EXACT_LOOKUP_MINUTES``
+    (the lookup's recorded event). Other roles' purposes (the feeds) need none."""
+    if role_of(user) not in EXACT_LOOKUP_ROLES:
+        return True
+    from audit.models import AccessEvent
+
+    since = timezone.now() - timedelta(minutes=EXACT_LOOKUP_MINUTES)
+    return AccessEvent.objects.filter(actor_id=user.pk, patient_id=patient_id, basis="purpose:exact_lookup",
+                                      outcome="allowed", occurred_at__gte=since).exists()
 
 
 def allowed_by_purpose_only(decision: Decision) -> bool:

@@ -134,6 +134,10 @@ RESTRICTED_PURPOSES: dict[Role, frozenset[tuple[Category, Action]]] = {
 # Roles that find a restricted patient by an exact identifier (IPP, or the INS of a qualified identity):
 # reception registering an arrival. The lookup is recorded and flagged ``restricted_exact_lookup``.
 EXACT_LOOKUP_ROLES = frozenset({Role.RECEPTION})
+# Their purpose holds only for a patient they found that way, this long before the write: an arrival is
+# registered right after the lookup. A raw id typed without it answers as a missing patient (an admission of
+# a guessed id would put a hidden patient into a unit's care team).
+EXACT_LOOKUP_MINUTES = 60
 
 
 def restricted_purpose(role: Role | str, category: Category | str, action: Action | str) -> bool:

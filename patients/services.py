@@ -612,6 +612,7 @@ def _move_rows(*, source_id: int, target_id: int, only: dict[str, list[int]] | N
 
 # In ``IdentityMerge.moved``: the kept file's confidentiality before a restricted file was merged into it.
 _KEPT_CONFIDENTIALITY = "_kept_confidentiality"
+_MERGED_CONFIDENTIALITY = "_merged_confidentiality"
 
 
 def _moved_back(moved: dict[str, Any], *, source_id: int, target_id: int) -> None:
@@ -667,8 +668,14 @@ def patient_merge(*, actor: Any, kept: Patient, merged: Patient, reason: str, sy
         moved[_KEPT_CONFIDENTIALITY] = [kept.confidentiality, kept.restriction_reason]
         kept.confidentiality, kept.restriction_reason = merged.confidentiality, merged.restriction_reason
         kept.save(update_fields=["confidentiality", "restriction_reason", "updated_at"])
+    if kept.is_restricted and not merged.is_restricted:
+        # The same rule the other way: the alias is the same person (its identity, its IPP resolving to the kept
+        # file), so whoever may not know the kept file may not know the alias either, nor learn from it or its
+        # unmerge that a hidden file exists. Put back by an unmerge.
+        moved[_MERGED_CONFIDENTIALITY] = [merged.confidentiality, merged.restriction_reason]
+        merged.confidentiality, merged.restriction_reason = kept.confidentiality, kept.restriction_reason
     merged.is_merged = True
-    merged.save(update_fields=["is_merged", "updated_at"])
+    merged.save(update_fields=["is_merged", "confidentiality", "restriction_reason", "updated_at"])
     if merged.last_activity_at and (not kept.last_activity_at or merged.last_activity_at > kept.last_activity_at):
         touch_activity(kept.pk, merged.last_activity_at)
     record = IdentityMerge(merged=merged, kept_patient_id=kept.pk, kept_ipp=kept.ipp, actor=actor,
@@ -713,8 +720,10 @@ def patient_unmerge(*, actor: Any, merge: IdentityMerge, reason: str, system_tas
         kept = Patient.objects.select_for_update().get(pk=merge.kept_patient_id)
         kept.confidentiality, kept.restriction_reason = merge.moved[_KEPT_CONFIDENTIALITY]
         kept.save(update_fields=["confidentiality", "restriction_reason", "updated_at"])
+    if _MERGED_CONFIDENTIALITY in merge.moved:
+        merged.confidentiality, merged.restriction_reason = merge.moved[_MERGED_CONFIDENTIALITY]
     merged.is_merged = False
-    merged.save(update_fields=["is_merged", "updated_at"])
+    merged.save(update_fields=["is_merged", "confidentiality", "restriction_reason", "updated_at"])
     merge.undone_at, merge.undone_by, merge.undo_reason = timezone.now(), actor, reason[:300]
     merge.save(update_fields=["undone_at", "undone_by", "undo_reason"])
     for pid in (merge.kept_patient_id, merged.pk):

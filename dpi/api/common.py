@@ -348,6 +348,44 @@ class ApiView:
             )
         super().check_permissions(request)  # type: ignore[misc]
 
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]  # a mixin of DRF's APIView
+        if "pk" in kwargs:
+            self.refuse_by_matrix_first(kwargs["pk"])
+
+    def matrix_action(self) -> str | None:
+        """The gate action of this request (None: the view decides alone)."""
+        return self.scope_actions.get(getattr(self, "action", None) or "")
+
+    def refuse_by_matrix_first(self, pk: Any) -> None:
+        """A role the matrix refuses this action on this category is refused before the id is looked up: the
+        same 403 for any id, so that the answer tells nothing of what exists (a lookup first answered 403 for
+        an object of a patient the user may not know and 404 for a free id). Recorded naming the resource."""
+        action = self.matrix_action()
+        if action is None or self.category is None:
+            return
+        if gate.decide(self.request.user, patient_id=None, category=self.category, action=action).basis == \
+                "deny:matrix":
+            # The matrix refuses whatever the patient: asking about the object's patient changes nothing in the
+            # answer, and lets the event name the patient it belongs to (someone probing that patient's ids).
+            self.gate(patient_id=self._owner_of(pk), action=action, resource_id=str(pk)[:64])
+
+    def _owner_of(self, pk: Any) -> int | None:
+        """The patient of the object ``pk`` names in this view's model, or None (no such object)."""
+        from patients.models import Patient
+
+        queryset = getattr(self, "queryset", None)
+        model = getattr(queryset() if callable(queryset) else queryset, "model", None)
+        try:
+            number = parse_id(pk)
+        except exceptions.NotFound:
+            return None
+        if model is Patient:
+            return number if Patient.objects.filter(pk=number).exists() else None
+        if model is None or not any(f.attname == "patient_id" for f in model._meta.concrete_fields):
+            return None
+        return model._base_manager.filter(pk=number).values_list("patient_id", flat=True).first()
+
     def required_scope(self, request) -> str | None:
         action = self.scope_actions.get(getattr(self, "action", None) or "")
         if action is None:

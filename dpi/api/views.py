@@ -392,6 +392,9 @@ class EncounterViewSet(_Base):
         data = body.validated_data
 
         def perform():
+            # A patient the principal may not know (reception's purpose without the exact lookup included)
+            # answers as a free id, before anything else.
+            _known_or_missing(self, patient_id=data["patient"], action=Action.CREATE, missing="400")
             self.gate(patient_id=data["patient"], action=Action.CREATE, missing="400")
             patient = Patient.objects.get(pk=data["patient"])
             kwargs = {k: data[k] for k in ("start", "kind") if k in data}
@@ -410,6 +413,8 @@ class EncounterViewSet(_Base):
 
     def _locked_for_change(self, request, pk) -> Encounter:
         encounter = _get_or_404(self._encounters(), pk)
+        # A stay of a patient the principal may not know answers as a free id, before any other check.
+        _known_or_missing(self, patient_id=encounter.patient_id, action=Action.AMEND, resource_id=encounter.pk)
         decision = self.gate(patient_id=encounter.patient_id, action=Action.AMEND, resource_id=encounter.pk)
         encounter = Encounter.objects.select_for_update().get(pk=encounter.pk)
         check_if_match(request, encounter, required=False)
@@ -813,6 +818,9 @@ class CareTeamMembershipViewSet(_Base):
 
         def perform():
             membership = _get_or_404(self._memberships(), pk)
+            # A patient the principal may not know answers as a free id, before the role check that says 403.
+            _known_or_missing(self, patient_id=membership.patient_id, action=Action.AMEND, known_by=_IDENTITY,
+                              resource_id=membership.pk)
             self._require_team_manager(membership.patient_id)
             membership = access_services.membership_end(
                 actor=request.user, membership=membership, at=body.validated_data.get("at")

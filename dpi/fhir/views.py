@@ -403,6 +403,9 @@ class _TypedView(FhirView):
         self.resource_type = rtype.gate_resource
         super().initial(request, *args, **kwargs)
 
+    def matrix_action(self) -> str | None:
+        return None if self.rtype is AUDIT_EVENT else Action.VIEW
+
     def required_scope(self, request) -> str | None:
         if self.rtype is AUDIT_EVENT:
             return AUDIT_VIEW
@@ -463,6 +466,16 @@ class ReadView(_TypedView):
 
     interaction = "read"
 
+    def _gated_read(self, pk: int) -> Any:
+        if self.rtype is PATIENT:
+            # The row is read in the statement that records the access (one round trip).
+            return self.gate_read(patient_id=pk, reader=patient_selectors.patient_reader)
+        obj = self.queryset().filter(pk=pk).first()
+        if obj is not None:
+            self.gate(patient_id=obj.patient_id, action=Action.VIEW, resource_id=pk,
+                      category=getattr(obj, "category", None) or self.category)
+        return obj
+
     def get(self, request, resource_type: str, pk: str):
         if not pk.isdigit() or not 1 <= int(pk) <= MAX_ID:
             raise exceptions.NotFound(f"{resource_type}/{pk} not found")
@@ -474,18 +487,11 @@ class ReadView(_TypedView):
             rows = list(self.queryset().filter(pk=pk_int).order_by("occurred_at"))
             flags = audit_selectors.integrity_flags(rows)
             obj = next((r for r in rows if (r.id, r.occurred_at) not in flags), rows[0] if rows else None)
-        elif self.rtype is PATIENT:
-            # The row is read in the statement that records the access (one round trip).
-            obj = self.gate_read(patient_id=pk_int, reader=patient_selectors.patient_reader)
         else:
-            obj = self.queryset().filter(pk=pk_int).first()
-            if obj is not None:
-                self.gate(
-                    patient_id=obj.patient_id,
-                    action=Action.VIEW,
-                    resource_id=pk_int,
-                    category=getattr(obj, "category", None) or self.category,
-                )
+            try:
+                obj = self._gated_read(pk_int)
+            except exceptions.NotFound:
+                obj = None  # a patient the user may not know: the very answer of a missing id
         if obj is None:
             raise exceptions.NotFound(f"{resource_type}/{pk} not found")
         headers = {}

@@ -235,7 +235,8 @@ class GatedAdmin(admin.ModelAdmin):
         """A list or search of patients is an administrative search, recorded like any other."""
         gate.visible_patients(request.user, Patient.objects.none(), query=term)
 
-    def record_masked(self, request, patient_id: int | None, resource_type: str, resource_id: Any) -> None:
+    def record_masked(self, request, patient_id: int | None, resource_type: str, resource_id: Any,
+                      action: Action = Action.VIEW) -> None:
         """An object opened by id that the list masks (restricted patient) or that does not exist: the
         same answer as Django's "does not exist", and a recorded refusal naming what was asked for."""
         # One denied event: the gate's refusal when there is one (a masked patient), else "not found" (nothing
@@ -243,12 +244,14 @@ class GatedAdmin(admin.ModelAdmin):
         decision = None
         if patient_id is not None:
             decision = gate.decide(request.user, patient_id=patient_id, category=A, action=Action.VIEW)
+            if decision.allowed and action != Action.VIEW:
+                decision = gate.decide(request.user, patient_id=patient_id, category=A, action=action)
         refused = decision is not None and not decision.allowed
         from audit.services import event_record
 
         event_record(actor=request.user, actor_role=str(gate.role_of(request.user) or ""),
                      actor_unit=gate.unit_of(request.user), patient_id=patient_id, category=A,
-                     action=Action.VIEW, outcome="denied", basis=decision.basis if refused else "deny:not_found",
+                     action=action, outcome="denied", basis=decision.basis if refused else "deny:not_found",
                      reason=decision.reason if refused else "no such object", resource_type=resource_type,
                      resource_id=str(resource_id)[:64],
                      details={"flags": list(decision.flags)} if refused and decision.flags else {})
@@ -640,6 +643,18 @@ class PatientScopedAdmin(GatedAdmin):
     def patient_name(self, obj) -> str:
         return identity_label(obj.patient)
 
+    def record_unlisted(self, request, queryset) -> None:
+        """Ids an action was posted that its list does not hold (a patient the user may not know, or no such
+        row): nothing is done with them, as with a free id, and each is a refusal naming the object asked for
+        and its real patient."""
+        listed = {str(pk) for pk in queryset.values_list("pk", flat=True)}
+        for object_id in request.POST.getlist(ACTION_CHECKBOX_NAME)[:self.list_per_page]:
+            if object_id in listed:
+                continue
+            pk = _int_id(object_id)
+            owner = self.model.objects.filter(pk=pk).values_list("patient_id", flat=True).first() if pk else None
+            self.record_masked(request, owner, self.resource_type, object_id, action=Action.AMEND)
+
     def _each(self, request, queryset, do, done_message: str) -> None:
         done, errors = 0, []
         for item in queryset:
@@ -708,12 +723,14 @@ class EncounterAdmin(PatientScopedAdmin):
     @admin.action(description=_("Discharge the selected patients (close the encounter now)"),
                   permissions=("change",))
     def discharge(self, request, queryset):
+        self.record_unlisted(request, queryset)
         self._each(request, queryset.filter(end__isnull=True),
                    lambda e: patient_services.encounter_discharge(encounter=e),
                    gettext("%(count)d encounter(s) closed."))
 
     @admin.action(description=_("Transfer the selected patients to another unit"), permissions=("change",))
     def transfer(self, request, queryset):
+        self.record_unlisted(request, queryset)
         queryset = queryset.filter(end__isnull=True)
         form = TransferForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():

@@ -7,7 +7,7 @@ carries the patient's identity (name, birth date, IPP), "page x / y" and the pri
 
 from __future__ import annotations
 
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
@@ -39,10 +39,7 @@ def _require_print(request, patient_id: int, resource_type: str) -> None:
     for category, resource in ((M, resource_type), (A, "patient")):
         decision = gate.authorize(request.user, patient_id=patient_id, category=category, action=Action.PRINT,
                                   resource_type=resource, resource_id=patient_id, details={"printout": resource_type})
-        if not decision.allowed:
-            if decision.basis == "deny:not_found":
-                raise Http404("no such patient")
-            raise gate.AccessDenied(decision)
+        gate.raise_if_refused(decision)  # a patient the user may not know: 404, as a missing one
 
 
 def _printed_by(user) -> str:
