@@ -141,29 +141,42 @@ def read(path: Path | None = None) -> WitnessLog:
     return wl
 
 
-def _last_number(path: Path) -> int:
-    """The highest checkpoint number in the file's last lines (cheap: reads its tail only)."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 65536))
-            tail = fh.read().decode("utf-8", "replace").splitlines()
-    except FileNotFoundError:
-        return 0
-    best = 0
+_TAIL_BYTES = 65536
+
+
+def _tail_entries(path: Path, kind: str) -> tuple[list[dict[str, Any]], bool]:
+    """The entries of one type in the file's last ``_TAIL_BYTES`` (cheap), and whether the file is longer than
+    that (then a caller that found nothing there reads it whole). Raises FileNotFoundError."""
+    with path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - _TAIL_BYTES))
+        tail = fh.read().decode("utf-8", "replace").splitlines()
+    entries = []
     for text in tail:
         start = text.find("{")
         try:
             entry = json.loads(text[start:]) if start >= 0 else None
         except ValueError:
             continue
-        if isinstance(entry, dict) and entry.get("type") == "checkpoint":
-            try:
-                best = max(best, int(entry["number"]))
-            except (KeyError, TypeError, ValueError):
-                continue
-    if best == 0 and size > 65536:  # an unusual file (long lines): read it whole
+        if isinstance(entry, dict) and entry.get("type") == kind:
+            entries.append(entry)
+    return entries, size > _TAIL_BYTES
+
+
+def _last_number(path: Path) -> int:
+    """The highest checkpoint number in the file's last lines (cheap: reads its tail only)."""
+    try:
+        entries, longer = _tail_entries(path, "checkpoint")
+    except FileNotFoundError:
+        return 0
+    best = 0
+    for entry in entries:
+        try:
+            best = max(best, int(entry["number"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    if best == 0 and longer:  # an unusual file (long lines): read it whole
         best = read(path).last_number
     return best
 
@@ -209,22 +222,12 @@ def last_run_entry(path: Path | None = None) -> dict[str, Any] | None:
     path = path if path is not None else witness_path()
     if path is None or not path.exists():
         return None
-    with path.open("rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(max(0, size - 65536))
-        tail = fh.read().decode("utf-8", "replace").splitlines()
+    entries, longer = _tail_entries(path, "verification")
     best: dict[str, Any] | None = None
-    for text in tail:
-        start = text.find("{")
-        try:
-            entry = json.loads(text[start:]) if start >= 0 else None
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("type") == "verification" and isinstance(entry.get("number"), int):
-            if best is None or entry["number"] > best["number"]:
-                best = entry
-    if best is None and size > 65536:
+    for entry in entries:
+        if isinstance(entry.get("number"), int) and (best is None or entry["number"] > best["number"]):
+            best = entry
+    if best is None and longer:
         runs = read(path).verifications
         if runs:
             best = runs[max(runs)][-1][1]

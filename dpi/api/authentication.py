@@ -202,23 +202,14 @@ class ApiTokenAuthentication(BaseAuthentication):
         token, service_user = verified.token, _own_copy(verified.token.client.user)
         client = token.client
         if not token.is_usable or not client.is_active or not service_user.is_active:
-            _refuse(
-                request=request,
-                actor=service_user,
-                basis="deny:token_inactive",
-                reason="token revoked or expired, or client off",
-                details={"api_client": client.name, "prefix": token.prefix},
-            )
-            raise exceptions.AuthenticationFailed(
-                in_callers_language(request, gettext_noop("token revoked or expired")))
-        if verified.unfit:
-            _refuse(
-                request=request,
-                actor=service_user,
-                basis="deny:token_account",
-                reason="a token authenticates only an integration account without privileges",
-                details={"api_client": client.name, "prefix": token.prefix},
-            )
+            refusal = ("deny:token_inactive", "token revoked or expired, or client off")
+        elif verified.unfit:
+            refusal = ("deny:token_account", "a token authenticates only an integration account without privileges")
+        else:
+            refusal = None
+        if refusal is not None:  # the caller is told the same in both cases; the trace says which
+            _refuse(request=request, actor=service_user, basis=refusal[0], reason=refusal[1],
+                    details={"api_client": client.name, "prefix": token.prefix})
             raise exceptions.AuthenticationFailed(
                 in_callers_language(request, gettext_noop("token revoked or expired")))
         now = timezone.now()
