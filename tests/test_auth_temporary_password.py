@@ -89,3 +89,4 @@ def _privileged_roles_without_second_factor_here(monkeypatch):
     # This module tests sessions and passwords, not the second factor: privileged roles' second factor (issue
     # #13) is tested in tests/test_privileged_roles_need_a_second_factor.py.
     monkeypatch.setattr("access.gate.PRIVILEGED_ROLES", frozenset())
+    monkeypatch.setattr("access.gate.PRIVILEGE_GROUPS", frozenset())  # their accounts are in their role's group
