@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,6 +78,9 @@ class Decision:
     emergency_access_id: int | None = None
     can_break_glass: bool = False
     flags: tuple[str, ...] = field(default_factory=tuple)
+    # The words ``reason`` was made of, when it was made from a template (``MATRIX_REASON``): the caller reads
+    # the reason in its language from them (``reason_words``), the trace keeps ``reason`` in English.
+    reason_args: tuple[tuple[str, str], ...] = ()
 
     def __bool__(self) -> bool:
         return self.allowed
@@ -95,16 +97,15 @@ class AccessDenied(PermissionDenied):
 
 
 # The trace keeps each reason in English (gettext_noop marks them for translation); the caller reads them in its
-# language (``reason_words``). The matrix's reason carries the role, action and category codes.
-_MATRIX_REASON = re.compile(r"role (?P<role>\S+) may not (?P<action>\S+) (?P<category>\S+) data")
+# language (``reason_words``).
+MATRIX_REASON = gettext_noop("role %(role)s may not %(action)s %(category)s data")
 
 
 def reason_words(decision: Decision) -> str:
     """The refusal's reason in the active language, for the caller (the access event keeps the English)."""
-    reason = decision.reason or "access denied"
-    if decision.basis == "deny:matrix" and (parts := _MATRIX_REASON.fullmatch(reason)):
-        return gettext("role %(role)s may not %(action)s %(category)s data") % parts.groupdict()
-    return gettext(reason)
+    if decision.reason_args:
+        return gettext(MATRIX_REASON) % dict(decision.reason_args)
+    return gettext(decision.reason or "access denied")
 
 
 class PatientNotFound(Http404):
@@ -283,7 +284,9 @@ def _decide_without_facts(user: Any, role: Role | None, *, patient_id: int | Non
         return Decision(False, problem[0], problem[1], role=role.value if role else "")
     assert role is not None
     if not allowed_by_matrix(role, category, action):
-        return Decision(False, "deny:matrix", f"role {role.value} may not {action} {category} data", role=role.value)
+        words = {"role": role.value, "action": str(action), "category": str(category)}
+        return Decision(False, "deny:matrix", MATRIX_REASON % words, role=role.value,
+                        reason_args=tuple(words.items()))
     if patient_id is None:
         return Decision(True, "role", role=role.value)
     if not 1 <= int(patient_id) <= MAX_ID:
