@@ -314,6 +314,8 @@ def patient_update(
     patient.save(update_fields=sorted({("validated_by" if n == "validated_by" else n) for n in saved}
                                       | {"ins_bidx", "updated_at"}))
     _flags_resolve(patient)
+    if "confidentiality" in diff or "restriction_reason" in diff:
+        _aliases_follow(patient, actor=actor)
     if "identity_status" in downgrade or trait_changed:
         _audit(actor=actor, action="amend", patient_id=patient.pk, basis="identity:update",
                details={"fields": sorted(diff), "traits_changed": trait_changed,
@@ -624,6 +626,37 @@ def _moved_back(moved: dict[str, Any], *, source_id: int, target_id: int) -> Non
         model._base_manager.filter(pk__in=ids, **{field.attname: source_id}).update(**{field.attname: target_id})
 
 
+def _aliases_follow(patient: Patient, *, actor: Any = None, system_task: str = "") -> None:
+    """The files merged into ``patient`` (merges not undone, and the files merged into those) carry its
+    confidentiality: an alias is the same person (its identity, its IPP resolving to the kept file), so a file
+    restricted or lowered after its merge takes its aliases with it, and whoever may not know it may not find it
+    under an alias either. Each alias's own setting before it first followed is kept in its merge record, which
+    an unmerge puts back."""
+    level = (patient.confidentiality, patient.restriction_reason)
+    seen, frontier = {patient.pk}, [patient.pk]
+    while frontier:
+        merges = list(IdentityMerge.objects.select_for_update()
+                      .filter(kept_patient_id__in=frontier, undone_at__isnull=True).order_by("pk"))
+        frontier = []
+        for merge in merges:
+            if merge.merged_id in seen:
+                continue
+            seen.add(merge.merged_id)
+            frontier.append(merge.merged_id)
+            alias = Patient.objects.select_for_update().get(pk=merge.merged_id)
+            old = (alias.confidentiality, alias.restriction_reason)
+            if old == level:
+                continue
+            if _MERGED_CONFIDENTIALITY not in merge.moved:
+                merge.moved[_MERGED_CONFIDENTIALITY] = list(old)
+                merge.save(update_fields=["moved"])
+            Patient.objects.filter(pk=alias.pk).update(confidentiality=level[0], restriction_reason=level[1],
+                                                       updated_at=timezone.now())
+            _audit(actor=actor, action="amend", patient_id=alias.pk, basis="identity:alias_confidentiality",
+                   system_task=system_task, resource_type="identitymerge", resource_id=merge.pk,
+                   details={"kept": patient.pk, "confidentiality": [old[0], level[0]]})
+
+
 @transaction.atomic
 def patient_merge(*, actor: Any, kept: Patient, merged: Patient, reason: str, system_task: str = "") -> IdentityMerge:
     """Merge two files of one person (identity vigilance; HL7 ADT A40): ``merged`` into ``kept``.
@@ -682,6 +715,7 @@ def patient_merge(*, actor: Any, kept: Patient, merged: Patient, reason: str, sy
                            system_task=system_task[:100], reason=reason[:300], moved=moved)
     record.full_clean()
     record.save(force_insert=True)
+    _aliases_follow(kept, actor=actor, system_task=system_task)  # the merged file's own aliases too
     DuplicateSuspicion.objects.filter(patient_id__in=[kept.pk, merged.pk], candidate_id__in=[kept.pk, merged.pk],
                                       resolved_at__isnull=True).update(resolved_at=timezone.now())
     IdentityFlag.objects.filter(patient_id__in=[kept.pk, merged.pk], kind=IdentityFlag.Kind.SAME_INS,
@@ -726,6 +760,8 @@ def patient_unmerge(*, actor: Any, merge: IdentityMerge, reason: str, system_tas
     merged.save(update_fields=["is_merged", "confidentiality", "restriction_reason", "updated_at"])
     merge.undone_at, merge.undone_by, merge.undo_reason = timezone.now(), actor, reason[:300]
     merge.save(update_fields=["undone_at", "undone_by", "undo_reason"])
+    _aliases_follow(merged, actor=actor, system_task=system_task)
+    _aliases_follow(Patient.objects.get(pk=merge.kept_patient_id), actor=actor, system_task=system_task)
     for pid in (merge.kept_patient_id, merged.pk):
         _audit(actor=actor, action="amend", patient_id=pid, basis="identity:unmerge", system_task=system_task,
                resource_type="identitymerge", resource_id=merge.pk,
