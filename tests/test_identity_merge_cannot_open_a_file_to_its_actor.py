@@ -71,6 +71,8 @@ def test_the_reception_admin_refuses_it_too(cast, secretary, elsewhere):
         "action": "merge", "_selected_action": [cast.patient.pk, elsewhere.pk], "apply": "1", "kept": cast.patient.pk,
         "reason": "doublon"})
     assert response.status_code == 403
+    page = response.content.decode()  # the merge page again, in the admin's frame, saying why (not a bare 403)
+    assert "Cette fusion vous ouvrirait un dossier" in page and 'name="reason"' in page, page[:500]
     assert not IdentityMerge.objects.exists()
     assert audit_events(actor_id=secretary.pk, basis="deny:self_declared")
 

@@ -508,14 +508,23 @@ class PatientAdmin(GatedAdmin):
             except ValidationError as exc:
                 self.message_user(request, " ".join(str(m) for m in exc.messages), messages.ERROR)
                 return None
+            except PermissionDenied as exc:
+                if isinstance(exc, gate.AccessDenied):
+                    raise
+                # merge_check (recorded already): the page again with the reason, still a refusal (403).
+                form.add_error(None, str(exc))
+                return self._merge_page(request, chosen, form, status=403)
             self.message_user(request, gettext("File %(merged)s merged into %(kept)s.") % {
                 "merged": merged.ipp, "kept": kept.ipp}, messages.SUCCESS)
             return None
+        return self._merge_page(request, chosen, form)
+
+    def _merge_page(self, request, chosen, form, status: int = 200):
         return render(request, "admin/patients/patient/merge.html", {
             **self.admin_site.each_context(request), "title": gettext("Merge two files of the same person"),
             "files": [(p, identity_label(p)) for p in chosen], "form": form, "opts": self.model._meta,
             "action_checkbox_name": ACTION_CHECKBOX_NAME,
-        })
+        }, status=status)
 
     @admin.action(description=_("Undo the merge of the selected (merged) file (identity vigilance)"),
                   permissions=("change",))
