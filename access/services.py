@@ -111,11 +111,11 @@ def _break_glass_open(
 ) -> EmergencyAccess:
     errors: dict[str, list[str]] = {}
     if reason_category not in EmergencyAccess.ReasonCategory.values:
-        errors["reason_category"] = ["Choose a reason category."]
+        errors["reason_category"] = [gettext("Choose a reason category.")]
     if len((reason_text or "").strip()) < 10:
-        errors["reason_text"] = ["Explain the emergency (at least 10 characters)."]
+        errors["reason_text"] = [gettext("Explain the emergency (at least 10 characters).")]
     if not code_ok:
-        errors["otp_token"] = ["The one-time code is wrong or expired."]
+        errors["otp_token"] = [gettext("The one-time code is wrong or expired.")]
     if errors:
         event_record(
             actor=user,
@@ -141,7 +141,7 @@ def _break_glass_open(
             basis="deny:role",
             reason="this role cannot use emergency access",
         )
-        raise PermissionDenied("this role cannot use emergency access")
+        raise PermissionDenied(gettext("this role cannot use emergency access"))
     now = timezone.now()
     objected = PatientObjection.objects.filter(patient=patient, professional=user).exists()
     access = EmergencyAccess.objects.create(
@@ -211,11 +211,11 @@ def _notify_dpo_break_glass(access_id: int) -> None:
 def emergency_access_review(
     *, reviewer: User, access: EmergencyAccess, status: str, comment: str = ""
 ) -> EmergencyAccess:
-    _require_role(reviewer, {Role.DPO}, "only the DPO reviews emergency accesses")
+    _require_role(reviewer, {Role.DPO}, gettext_noop("only the DPO reviews emergency accesses"))
     if status not in {EmergencyAccess.Review.JUSTIFIED, EmergencyAccess.Review.VIOLATION}:
-        raise ValidationError({"status": ["Choose justified or violation."]})
+        raise ValidationError({"status": [gettext("Choose justified or violation.")]})
     if status == EmergencyAccess.Review.VIOLATION and not comment.strip():
-        raise ValidationError({"comment": ["A violation needs a comment."]})
+        raise ValidationError({"comment": [gettext("A violation needs a comment.")]})
     access = EmergencyAccess.objects.select_for_update().get(pk=access.pk)
     access.review_status, access.review_comment = status, comment
     access.reviewed_by, access.reviewed_at = reviewer, timezone.now()
@@ -333,7 +333,7 @@ def appointment_practitioner_check(appointment: Appointment) -> None:
     """Only a clinician is the practitioner of an appointment (registered in patients.services)."""
     profile = gate.profile_of(appointment.practitioner) if appointment.practitioner_id else None
     if profile is None or profile.role not in {r.value for r in CLINICAL_ROLES}:
-        raise ValidationError({"practitioner": ["The practitioner of an appointment must be a clinician."]})
+        raise ValidationError({"practitioner": [gettext("The practitioner of an appointment must be a clinician.")]})
 
 
 def self_declared_grantees(fact: Encounter | Appointment | CareTeamMembership) -> list[int]:
@@ -471,9 +471,9 @@ def patient_confidentiality_lower(*, actor: User, patient: Patient, reason: str)
             resource_type="patient",
             resource_id=patient.pk,
         )
-        raise PermissionDenied("only the DPO lowers confidentiality")
+        raise PermissionDenied(gettext("only the DPO lowers confidentiality"))
     if len((reason or "").strip()) < 10:
-        raise ValidationError({"reason": ["Explain why the restriction ends (at least 10 characters)."]})
+        raise ValidationError({"reason": [gettext("Explain why the restriction ends (at least 10 characters).")]})
     old = (patient.confidentiality, patient.restriction_reason)
     patient_services.patient_update(
         patient=patient, _confidentiality_lowering=True, confidentiality="normal", restriction_reason=""
@@ -494,10 +494,11 @@ def staff_role_set(
 ) -> StaffProfile:
     """Grant a role (and units) to a user: one role per person, audited."""
     if actor is not None:
-        _require_role(actor, {Role.IT_ADMIN, Role.SECURITY_OFFICER}, "only IT administrators manage roles")
+        _require_role(actor, {Role.IT_ADMIN, Role.SECURITY_OFFICER},
+                      gettext_noop("only IT administrators manage roles"))
         if actor.pk == user.pk:
             # Provenance: nobody grants themselves a role or units (who created the fact that grants access?).
-            _require_role(actor, set(), "nobody changes their own role or units")
+            _require_role(actor, set(), gettext_noop("nobody changes their own role or units"))
     profile, created = StaffProfile.objects.get_or_create(user=user, defaults={"role": role.value})
     old_role = None if created else profile.role
     profile.role = role.value
@@ -603,11 +604,11 @@ def review_subjects(*, now: datetime | None = None) -> list[ReviewSubject]:
 
 @transaction.atomic
 def review_campaign_start(*, actor: User, name: str, due_at: datetime) -> AccessReviewCampaign:
-    _require_role(actor, REVIEW_STARTERS, "only the DPO or security officer starts a review")
+    _require_role(actor, REVIEW_STARTERS, gettext_noop("only the DPO or security officer starts a review"))
     if not name.strip():
-        raise ValidationError({"name": ["Give the campaign a name."]})
+        raise ValidationError({"name": [gettext("Give the campaign a name.")]})
     if due_at <= timezone.now():
-        raise ValidationError({"due_at": ["The due date must be in the future."]})
+        raise ValidationError({"due_at": [gettext("The due date must be in the future.")]})
     campaign = AccessReviewCampaign.objects.create(name=name.strip()[:100], due_at=due_at, started_by=actor)
     items = [
         AccessReviewItem(
@@ -637,7 +638,7 @@ def review_missing_subjects(campaign: AccessReviewCampaign) -> list[str]:
 
 @transaction.atomic
 def review_item_decide(*, reviewer: User, item: AccessReviewItem, decision: str, comment: str = "") -> AccessReviewItem:
-    _require_role(reviewer, REVIEW_DECIDERS, "only managers named for the review decide")
+    _require_role(reviewer, REVIEW_DECIDERS, gettext_noop("only managers named for the review decide"))
     if item.user_id == reviewer.pk:
         # Nobody confirms their own rights (CNIL DPI fiche 11: the review is done by someone else).
         event_record(
@@ -646,9 +647,9 @@ def review_item_decide(*, reviewer: User, item: AccessReviewItem, decision: str,
             reason="a reviewer cannot decide on their own rights", resource_type="review_item",
             resource_id=item.pk,
         )
-        raise PermissionDenied("a reviewer cannot decide on their own rights")
+        raise PermissionDenied(gettext("a reviewer cannot decide on their own rights"))
     if decision not in {AccessReviewItem.Decision.CONFIRMED, AccessReviewItem.Decision.REVOKED}:
-        raise ValidationError({"decision": ["Choose confirmed or revoked."]})
+        raise ValidationError({"decision": [gettext("Choose confirmed or revoked.")]})
     item = AccessReviewItem.objects.select_for_update(of=("self",)).select_related("membership").get(pk=item.pk)
     item.decision, item.reviewer, item.decided_at, item.comment = decision, reviewer, timezone.now(), comment
     item.save(update_fields=["decision", "reviewer", "decided_at", "comment"])

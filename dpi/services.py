@@ -198,7 +198,7 @@ def allergy_record(
     check_not_frozen(patient)
     _check_encounter(patient, encounter)
     if not substance.strip():
-        raise ValidationError({"substance": ["Name the substance."]})
+        raise ValidationError({"substance": [_("Name the substance.")]})
     allergy = Allergy(patient=patient, author=author, substance=substance.strip(), substance_code=substance_code,
                       reaction=reaction, severity=severity, clinical_status=clinical_status,
                       verification=verification, encounter=encounter)
@@ -217,7 +217,7 @@ def allergy_none_known(*, patient: Patient, author, encounter: Encounter | None 
     active = Allergy.objects.filter(patient=patient, clinical_status=Allergy.Status.ACTIVE).exclude(
         substance_code=Allergy.NO_KNOWN_ALLERGY).exclude(verification=Allergy.Verification.ERROR)
     if active.exists():
-        raise ValidationError({"substance": ["An active allergy is recorded: close it before stating none."]})
+        raise ValidationError({"substance": [_("An active allergy is recorded: close it before stating none.")]})
     existing = Allergy.objects.filter(patient=patient, substance_code=Allergy.NO_KNOWN_ALLERGY,
                                       clinical_status=Allergy.Status.ACTIVE).first()
     if existing:
@@ -249,13 +249,13 @@ def problem_record(
     _check_encounter(patient, encounter)
     code = icd10.strip().upper()
     if not CIM10_CODE.match(code):
-        raise ValidationError({"icd10": ["Not a CIM-10 code (a letter, two digits, then optionally a dot and "
-                                         "one or two characters, e.g. I10 or E11.9)."]})
+        raise ValidationError({"icd10": [_("Not a CIM-10 code (a letter, two digits, then optionally a dot "
+                                           "and one or two characters, e.g. I10 or E11.9).")]})
     label = label.strip() or cim10().get(code, "")
     if not label:
-        raise ValidationError({"label": ["This code is not in the list: write its label."]})
+        raise ValidationError({"label": [_("This code is not in the list: write its label.")]})
     if onset is not None and onset > timezone.localdate():
-        raise ValidationError({"onset": ["The onset cannot be in the future."]})
+        raise ValidationError({"onset": [_("The onset cannot be in the future.")]})
     problem = Problem(patient=patient, author=author, icd10=code, label=label, onset=onset, status=status,
                       comment=comment, encounter=encounter)
     problem.full_clean()
@@ -281,25 +281,26 @@ def vitals_record(
     for key, raw in values.items():
         spec = VITALS.get(key)
         if spec is None:
-            errors[key] = ["Unknown vital sign."]
+            errors[key] = [_("Unknown vital sign.")]
             continue
         if raw in (None, ""):
             continue
         try:
             value = Decimal(str(raw).replace(",", ".").strip())
         except InvalidOperation:
-            errors[key] = ["Enter a number."]
+            errors[key] = [_("Enter a number.")]
             continue
         if not value.is_finite() or not spec.low <= value <= spec.high:
-            errors[key] = [f"Implausible value: expected between {spec.low} and {spec.high} {spec.unit}."]
+            errors[key] = [_("Implausible value: expected between %(low)s and %(high)s %(unit)s.")
+                           % {"low": spec.low, "high": spec.high, "unit": spec.unit}]
             continue
         clean[key] = value
     if effective_at > timezone.now() + timedelta(minutes=5):
-        errors["effective_at"] = ["The time cannot be in the future."]
+        errors["effective_at"] = [_("The time cannot be in the future.")]
     if "systolic" in clean and "diastolic" in clean and clean["diastolic"] >= clean["systolic"]:
-        errors["diastolic"] = ["The diastolic pressure must be lower than the systolic."]
+        errors["diastolic"] = [_("The diastolic pressure must be lower than the systolic.")]
     if not clean and not errors:
-        errors["__all__"] = ["Enter at least one value."]
+        errors["__all__"] = [_("Enter at least one value.")]
     if errors:
         raise ValidationError(errors)
     saved = []
@@ -332,11 +333,11 @@ def prescription_create(
     """A prescription line (the prescriber is its author); its end follows from the duration."""
     check_not_frozen(patient)
     _check_encounter(patient, encounter)
-    errors = {name: ["This field is required."] for name, value in
+    errors = {name: [_("This field is required.")] for name, value in
               (("medication", medication), ("dose", dose), ("route", route), ("frequency", frequency))
               if not str(value).strip()}
     if duration_days is not None and not 1 <= duration_days <= 365:
-        errors["duration_days"] = ["Between 1 and 365 days."]
+        errors["duration_days"] = [_("Between 1 and 365 days.")]
     if errors:
         raise ValidationError(errors)
     end = start + timedelta(days=duration_days - 1) if duration_days else None
@@ -353,11 +354,11 @@ def prescription_create(
 @transaction.atomic
 def prescription_stop(*, prescription: Prescription, author, reason: str) -> Prescription:
     if not reason.strip():
-        raise ValidationError({"reason": ["Say why the prescription is stopped."]})
+        raise ValidationError({"reason": [_("Say why the prescription is stopped.")]})
     rx = Prescription.objects.select_for_update().get(pk=prescription.pk)
     check_not_frozen(rx.patient)
     if rx.status != Prescription.Status.ACTIVE:
-        raise ValidationError({"status": ["This prescription is no longer active."]})
+        raise ValidationError({"status": [_("This prescription is no longer active.")]})
     return item_amend(item=rx, author=author, reason=reason, status=Prescription.Status.STOPPED,
                       stopped_reason=reason, end=timezone.localdate())
 
@@ -368,7 +369,7 @@ def prescription_validate(*, prescription: Prescription, pharmacist) -> Prescrip
     rx = Prescription.objects.select_for_update().get(pk=prescription.pk)
     check_not_frozen(rx.patient)
     if rx.status != Prescription.Status.ACTIVE:
-        raise ValidationError({"status": ["Only an active prescription is validated."]})
+        raise ValidationError({"status": [_("Only an active prescription is validated.")]})
     if rx.validated_at is None:
         rx.validated_by, rx.validated_at = pharmacist, timezone.now()
         rx.save(update_fields=["validated_by", "validated_at", "updated_at"])
@@ -391,13 +392,13 @@ def administration_record(
     check_not_frozen(rx.patient)
     errors: dict[str, list[str]] = {}
     if rx.status != Prescription.Status.ACTIVE:
-        errors["prescription"] = ["This prescription is no longer active."]
+        errors["prescription"] = [_("This prescription is no longer active.")]
     if administered_at > timezone.now() + timedelta(minutes=5):
-        errors["administered_at"] = ["The time cannot be in the future."]
+        errors["administered_at"] = [_("The time cannot be in the future.")]
     elif timezone.localdate(administered_at) < rx.start or (rx.end and timezone.localdate(administered_at) > rx.end):
-        errors["administered_at"] = ["The time is outside the prescription's dates."]
+        errors["administered_at"] = [_("The time is outside the prescription's dates.")]
     if not given and not reason_not_given.strip():
-        errors["reason_not_given"] = ["Say why the dose was not given."]
+        errors["reason_not_given"] = [_("Say why the dose was not given.")]
     if errors:
         raise ValidationError(errors)
     record = MedicationAdministration(
@@ -423,12 +424,12 @@ UPLOAD_SIGNATURES = (
 def document_sniff(content: bytes, *, max_bytes: int) -> str:
     """The media type of an uploaded file from its first bytes; refuses anything else and oversized files."""
     if not content:
-        raise ValidationError({"file": ["The file is empty."]})
+        raise ValidationError({"file": [_("The file is empty.")]})
     if len(content) > max_bytes:
-        raise ValidationError({"file": [f"The file is larger than {max_bytes // (1024 * 1024)} MB."]})
+        raise ValidationError({"file": [_("The file is larger than %(mb)d MB.") % {"mb": max_bytes // (1024 * 1024)}]})
     for magic, media_type in UPLOAD_SIGNATURES:
         if content.startswith(magic):
             if media_type == "application/pdf" and b"/JavaScript" in content:
-                raise ValidationError({"file": ["PDF files with embedded scripts are refused."]})
+                raise ValidationError({"file": [_("PDF files with embedded scripts are refused.")]})
             return media_type
-    raise ValidationError({"file": ["Only PDF, PNG and JPEG files are accepted."]})
+    raise ValidationError({"file": [_("Only PDF, PNG and JPEG files are accepted.")]})

@@ -274,7 +274,7 @@ def patient_update(
     )
     if lowering and not _confidentiality_lowering:
         raise ValidationError(
-            {"confidentiality": ["Lowering confidentiality is a separate, audited act (DPO), not an update."]}
+            {"confidentiality": [_("Lowering confidentiality is a separate, audited act (DPO), not an update.")]}
         )
     requested = changes.pop("identity_status", None) or None
     if changes.get("identity_attribute") in {Patient.Attribute.DOUBTFUL, Patient.Attribute.FICTITIOUS}:

@@ -17,10 +17,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from access import gate
 from access.care_team import care_grants_recompute
 from access.policy import Category, Role
+from audit.labels import role_label
 from audit.services import event_record
 from dpi import crypto
 from retention import archiving, policies, statistics
@@ -52,15 +54,19 @@ def _staff_check(user: Any, roles: frozenset[Role], *, what: str, patient_id: in
     """The user is an active, verified account with one of ``roles``; else a denied event and PermissionDenied."""
     role = gate.role_of(user)
     problem = gate._account_problem(user, role, timezone.now())  # the gate's own account rules (contract, 2FA)
+    shown = ""
     if problem is None and role not in roles:
         problem = ("deny:role", f"role {role.value if role else 'none'} may not {what}")
+        shown = gettext("role %(role)s may not %(what)s") % {
+            "role": role_label(role.value if role else ""), "what": gettext(what)}
     if problem is None:
         return role  # type: ignore[return-value]
     event_record(actor=user if getattr(user, "is_authenticated", False) else None,
                  actor_role=role.value if role else "", actor_unit=gate.unit_of(user), patient_id=patient_id,
                  category=Category.MEDICAL, action="other", outcome="denied", basis=problem[0], reason=problem[1],
                  resource_type="archive", details={"step": what})
-    raise PermissionDenied(problem[1])
+    # The trace keeps the English; the caller reads its own language.
+    raise PermissionDenied(shown or gettext(problem[1]))
 
 
 def _staff_event(user: Any, role: Role, *, step: str, patient_id: int | None, action: str = "other",
@@ -280,7 +286,7 @@ def orphan_files_delete() -> int:
 # --- archive lookup ---------------------------------------------------------------------------------------
 def archive_find(*, user: Any, ipp: str = "", ins: str = "") -> list[ArchivedPatient]:
     """DIM only: find an archived patient by exact IPP or INS (blind index), audited as a search."""
-    role = _staff_check(user, RESTORE_REQUESTER_ROLES, what="search the archive")
+    role = _staff_check(user, RESTORE_REQUESTER_ROLES, what=gettext_noop("search the archive"))
     qs = ArchivedPatient.objects.filter(state=ArchivedPatient.State.ARCHIVED)
     if ipp.strip():
         qs = qs.filter(ipp_bidx=crypto.blind_index(ipp.strip(), domain="ipp"))
@@ -289,7 +295,7 @@ def archive_find(*, user: Any, ipp: str = "", ins: str = "") -> list[ArchivedPat
 
         qs = qs.filter(ins_bidx=ins_blind_index("".join(ins.split())))
     else:
-        raise ValidationError({"ipp": ["Give an IPP or an INS."]})
+        raise ValidationError({"ipp": [gettext("Give an IPP or an INS.")]})
     found = list(qs[:10])
     event_record(actor=user, actor_role=role.value, actor_unit=gate.unit_of(user), category=Category.ADMINISTRATIVE,
                  action="search", outcome="allowed", basis=f"role:{role.value}", resource_type="archive",
@@ -300,13 +306,14 @@ def archive_find(*, user: Any, ipp: str = "", ins: str = "") -> list[ArchivedPat
 # --- restore (four eyes) ----------------------------------------------------------------------------------
 @transaction.atomic
 def restore_request_create(*, user: Any, patient_id: int, reason: str) -> RestoreRequest:
-    role = _staff_check(user, RESTORE_REQUESTER_ROLES, what="request a restore", patient_id=patient_id)
+    role = _staff_check(user, RESTORE_REQUESTER_ROLES, what=gettext_noop("request a restore"),
+                        patient_id=patient_id)
     if len(reason.strip()) < 10:
-        raise ValidationError({"reason": ["State the reason for the restore (at least 10 characters)."]})
+        raise ValidationError({"reason": [gettext("State the reason for the restore (at least 10 characters).")]})
     if not ArchivedPatient.objects.filter(patient_id=patient_id, state=ArchivedPatient.State.ARCHIVED).exists():
-        raise ValidationError({"patient_id": ["No archived record with this id."]})
+        raise ValidationError({"patient_id": [gettext("No archived record with this id.")]})
     if RestoreRequest.objects.filter(patient_id=patient_id, state__in=["pending", "approved"]).exists():
-        raise ValidationError({"patient_id": ["A restore of this record is already requested."]})
+        raise ValidationError({"patient_id": [gettext("A restore of this record is already requested.")]})
     req = RestoreRequest(patient_id=patient_id, reason=reason.strip(), requested_by=user)
     req.full_clean()
     req.save(force_insert=True)
@@ -319,15 +326,17 @@ def restore_request_approve(*, user: Any, request_id: int, comment: str = "", to
     """A second authorised person approves; the restore runs at once (and by the daily run if it fails)."""
     with transaction.atomic():
         req = RestoreRequest.objects.select_for_update().get(pk=request_id)
-        role = _staff_check(user, RESTORE_APPROVER_ROLES, what="approve a restore", patient_id=req.patient_id)
+        role = _staff_check(user, RESTORE_APPROVER_ROLES, what=gettext_noop("approve a restore"),
+                            patient_id=req.patient_id)
         if req.requested_by_id == user.pk:
             event_record(actor=user, actor_role=role.value, actor_unit=gate.unit_of(user), patient_id=req.patient_id,
                          category=Category.MEDICAL, action="other", outcome="denied", basis="deny:four_eyes",
                          reason="the requester cannot approve their own request", resource_type="archive",
                          details={"step": "restore_approve", "restore_request": req.pk})
-            raise PermissionDenied("A second person must approve the restore.")
+            raise PermissionDenied(gettext("A second person must approve the restore."))
         if req.state != RestoreRequest.State.PENDING:
-            raise ValidationError({"__all__": [f"This request is {req.get_state_display()}."]})
+            raise ValidationError({"__all__": [gettext("This request is %(state)s.")
+                                               % {"state": req.get_state_display()}]})
         req.state = RestoreRequest.State.APPROVED
         req.decided_by, req.decided_at, req.decision_comment = user, timezone.now(), comment.strip()[:500]
         req.save(update_fields=["state", "decided_by", "decided_at", "decision_comment"])
@@ -343,11 +352,12 @@ def restore_request_approve(*, user: Any, request_id: int, comment: str = "", to
 @transaction.atomic
 def restore_request_reject(*, user: Any, request_id: int, comment: str = "") -> RestoreRequest:
     req = RestoreRequest.objects.select_for_update().get(pk=request_id)
-    role = _staff_check(user, RESTORE_APPROVER_ROLES, what="reject a restore", patient_id=req.patient_id)
+    role = _staff_check(user, RESTORE_APPROVER_ROLES, what=gettext_noop("reject a restore"),
+                        patient_id=req.patient_id)
     if req.state != RestoreRequest.State.PENDING:
-        raise ValidationError({"__all__": [f"This request is {req.get_state_display()}."]})
+        raise ValidationError({"__all__": [gettext("This request is %(state)s.") % {"state": req.get_state_display()}]})
     if req.requested_by_id == user.pk:
-        raise PermissionDenied("A second person must decide on the restore.")
+        raise PermissionDenied(gettext("A second person must decide on the restore."))
     req.state = RestoreRequest.State.REJECTED
     req.decided_by, req.decided_at, req.decision_comment = user, timezone.now(), comment.strip()[:500]
     req.save(update_fields=["state", "decided_by", "decided_at", "decision_comment"])
@@ -389,13 +399,13 @@ def restore_execute(*, request_id: int, today: date | None = None) -> None:
 @transaction.atomic
 def legal_hold_place(*, user: Any, patient_id: int, reason: str) -> LegalHold:
     """A claim suspends the retention periods (R1112-7 CSP): no destruction nor anonymisation while held."""
-    role = _staff_check(user, HOLD_ROLES, what="place a legal hold", patient_id=patient_id)
+    role = _staff_check(user, HOLD_ROLES, what=gettext_noop("place a legal hold"), patient_id=patient_id)
     if not reason.strip():
-        raise ValidationError({"reason": ["Give the reference of the claim."]})
+        raise ValidationError({"reason": [gettext("Give the reference of the claim.")]})
     # Lock the stub, if archived, so that a disposal running now sees the hold or finishes first.
     list(ArchivedPatient.objects.select_for_update().filter(patient_id=patient_id))
     if LegalHold.objects.filter(patient_id=patient_id, lifted_at__isnull=True).exists():
-        raise ValidationError({"patient_id": ["This record is already on hold."]})
+        raise ValidationError({"patient_id": [gettext("This record is already on hold.")]})
     hold = LegalHold(patient_id=patient_id, reason=reason.strip()[:300], placed_by=user)
     hold.full_clean()
     hold.save(force_insert=True)
@@ -406,7 +416,7 @@ def legal_hold_place(*, user: Any, patient_id: int, reason: str) -> LegalHold:
 @transaction.atomic
 def legal_hold_lift(*, user: Any, hold_id: int) -> LegalHold:
     hold = LegalHold.objects.select_for_update().get(pk=hold_id, lifted_at__isnull=True)
-    role = _staff_check(user, HOLD_ROLES, what="lift a legal hold", patient_id=hold.patient_id)
+    role = _staff_check(user, HOLD_ROLES, what=gettext_noop("lift a legal hold"), patient_id=hold.patient_id)
     hold.lifted_by, hold.lifted_at = user, timezone.now()
     hold.save(update_fields=["lifted_by", "lifted_at"])
     _staff_event(user, role, step="legal_hold_lift", patient_id=hold.patient_id, legal_hold=hold.pk)
@@ -426,10 +436,10 @@ def disposal_decision_record(*, user: Any, action: str, reference: str, as_of: d
                              ) -> DisposalDecision:
     """Record the director's decision (R1112-7 CSP: after the DIM physician's advice) to dispose of every
     archive whose legal period ended before ``as_of``; the daily run carries it out."""
-    role = _staff_check(user, frozenset({Role.DIM}), what="record a disposal decision")
+    role = _staff_check(user, frozenset({Role.DIM}), what=gettext_noop("record a disposal decision"))
     as_of = as_of or timezone.localdate()
     if as_of > timezone.localdate():
-        raise ValidationError({"as_of": ["A disposal decision cannot cover the future."]})
+        raise ValidationError({"as_of": [gettext("A disposal decision cannot cover the future.")]})
     decision = DisposalDecision(action=action, reference=reference.strip(), recorded_by=user, as_of=as_of)
     decision.full_clean()
     decision.save(force_insert=True)

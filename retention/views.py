@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, JsonResponse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from access.decorators import refusal_record, roles_required
@@ -31,7 +32,7 @@ def _body(request: HttpRequest) -> dict[str, Any]:
         try:
             data = json.loads(request.body or b"{}")
         except ValueError as exc:
-            raise ValidationError({"__all__": ["The body is not valid JSON."]}) from exc
+            raise ValidationError({"__all__": [_("The body is not valid JSON.")]}) from exc
         return data if isinstance(data, dict) else {}
     return request.POST.dict()
 
@@ -40,9 +41,9 @@ def _int(data: dict[str, Any], name: str) -> int:
     try:
         value = int(data.get(name))
     except (TypeError, ValueError) as exc:
-        raise ValidationError({name: ["A whole number is required."]}) from exc
+        raise ValidationError({name: [_("A whole number is required.")]}) from exc
     if not 1 <= value <= MAX_ID:  # a PostgreSQL bigint: a larger id would fail the query and its event
-        raise ValidationError({name: ["Out of range: an id is a whole number from 1 to 9223372036854775807."]})
+        raise ValidationError({name: [_("Out of range: an id is a whole number from 1 to 9223372036854775807.")]})
     return value
 
 
@@ -138,7 +139,7 @@ def disposal_decision_record(request: HttpRequest) -> JsonResponse:
         try:
             as_of = date.fromisoformat(str(data["as_of"]))
         except ValueError as exc:
-            raise ValidationError({"as_of": ["A date (YYYY-MM-DD) is required."]}) from exc
+            raise ValidationError({"as_of": [_("A date (YYYY-MM-DD) is required.")]}) from exc
     decision = services.disposal_decision_record(user=request.user, action=str(data.get("action", "")),
                                                  reference=str(data.get("reference", "")), as_of=as_of)
     return JsonResponse({"id": decision.pk, "action": decision.action, "archives": decision.archives_count},

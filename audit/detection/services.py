@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit.detection import engine
 from audit.detection.config import thresholds
@@ -191,12 +192,13 @@ def alert_review(*, alert_id: int, actor: Any, status: str, comment: str = "", a
     """Move an alert along new -> in_review -> justified | violation (with the DPO's comment), audited."""
     alert = Alert.objects.select_for_update().get(pk=alert_id)
     if status not in Alert.Status.values:
-        raise ValidationError({"status": f"unknown status {status!r}"})
+        raise ValidationError({"status": _("Unknown status %(status)s.") % {"status": repr(status)}})
     if status not in TRANSITIONS[alert.status]:
-        raise ValidationError({"status": f"an alert that is {alert.status} cannot become {status}"})
+        raise ValidationError({"status": _("An alert that is %(old)s cannot become %(new)s.") % {
+            "old": Alert.Status(alert.status).label, "new": Alert.Status(status).label}})
     comment = (comment or "").strip()
     if status in CLOSED and not comment:
-        raise ValidationError({"comment": "closing an alert needs the DPO's comment"})
+        raise ValidationError({"comment": _("Closing an alert needs the DPO's comment.")})
     old = alert.status
     alert.status = status
     if comment:

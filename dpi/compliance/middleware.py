@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth import logout
 from django.http import HttpResponseForbidden
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from dpi.compliance.services import (
     active_window,
@@ -30,7 +31,7 @@ class MaintenanceSessionMiddleware:
         if window is None:
             maintenance_login_refused(user, now=now, channel_detail="session")
             logout(request)
-            return HttpResponseForbidden("Maintenance window closed: session ended.")
+            return HttpResponseForbidden(_("Maintenance window closed: session ended."))
         response = self.get_response(request)
         if not request.path.startswith("/" + settings.STATIC_URL.lstrip("/")):
             maintenance_log_record(user=user, window=window, what=f"{request.method} {request.path}"[:500],

@@ -7,6 +7,7 @@ import json
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, JsonResponse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from access.decorators import refusal_record, roles_required
@@ -44,7 +45,7 @@ def _maintenance_note(request: HttpRequest) -> JsonResponse:
     except ValueError:
         what = ""
     if not what:
-        return JsonResponse({"errors": {"what": ["Say what was done."]}}, status=400)
+        return JsonResponse({"errors": {"what": [_("Say what was done.")]}}, status=400)
     entry = services.maintenance_log_record(user=user, window=window, what=what, details={"kind": "note"})
     return JsonResponse({"id": entry.pk}, status=201)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop
 
 from access.models import EmergencyAccess
 from audit.models import AccessEvent
@@ -103,23 +102,6 @@ class AccessLogFilterForm(forms.Form):
         if data.get("date_from") and data.get("date_to") and data["date_to"] < data["date_from"]:
             self.add_error("date_to", _("The end date is before the start date."))
         return data
-
-
-# Messages the services raise (in English, like every msgid): listed here so that ``makemessages`` puts them
-# in the catalogue and the views can show them translated.
-SERVICE_MESSAGES = (
-    gettext_noop("An amendment needs a reason."),
-    gettext_noop("This field cannot be amended."),
-    gettext_noop("This record is frozen (restriction of processing) while a dispute is checked."),
-    gettext_noop("This encounter belongs to another patient."),
-    gettext_noop("This encounter is already closed."),
-    gettext_noop("Choose a reason category."),
-    gettext_noop("Explain the emergency (at least 10 characters)."),
-    gettext_noop("The one-time code is wrong or expired."),
-    gettext_noop("Choose justified or violation."),
-    gettext_noop("A violation needs a comment."),
-    gettext_noop("Choose confirmed or revoked."),
-)
 
 
 # XDS/DMP document types (LOINC) offered for upload.
