@@ -271,6 +271,13 @@ def decide(
     return _decide_from_facts(role, category, action, _patient_facts(user.pk, patient_id, now))
 
 
+def refused_by_matrix(user: Any, *, category: Category | str, action: Action | str) -> bool:
+    """The user's role may not do ``action`` on ``category`` whatever the patient (the matrix alone: no account
+    check, no query; ``decide`` still makes the decision)."""
+    role = role_of(user)
+    return role is not None and not allowed_by_matrix(role, category, action)
+
+
 _UNCHECKED: Any = object()
 
 

@@ -364,8 +364,7 @@ class ApiView:
         action = self.matrix_action()
         if action is None or self.category is None:
             return
-        if gate.decide(self.request.user, patient_id=None, category=self.category, action=action).basis == \
-                "deny:matrix":
+        if gate.refused_by_matrix(self.request.user, category=self.category, action=action):
             # The matrix refuses whatever the patient: asking about the object's patient changes nothing in the
             # answer, and lets the event name the patient it belongs to (someone probing that patient's ids).
             self.gate(patient_id=self._owner_of(pk), action=action, resource_id=str(pk)[:64])
