@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
@@ -191,6 +191,16 @@ CLOSED = frozenset({Alert.Status.JUSTIFIED, Alert.Status.VIOLATION})
 def alert_review(*, alert_id: int, actor: Any, status: str, comment: str = "", actor_role: str = "dpo") -> Alert:
     """Move an alert along new -> in_review -> justified | violation (with the DPO's comment), audited."""
     alert = Alert.objects.select_for_update().get(pk=alert_id)
+    if alert.user_id is not None and alert.user_id == getattr(actor, "pk", None):
+        # Nobody reviews an alert about their own accesses (who created the fact that closes it?): it waits for
+        # another DPO. The refusal is recorded (on the trail's own connection: it outlives this transaction).
+        event_record(
+            action="alert", outcome="denied", actor=actor, actor_role=actor_role, resource_type="detection_alert",
+            resource_id=alert.pk, basis="deny:self_review", reason="nobody reviews an alert about themselves",
+            details={"from": alert.status, "to": str(status)[:20], "subject_user_id": alert.user_id},
+        )
+        raise PermissionDenied(_("This alert is about your own accesses: another data protection officer "
+                                 "reviews it."))
     if status not in Alert.Status.values:
         raise ValidationError({"status": _("Unknown status %(status)s.") % {"status": repr(status)}})
     if status not in TRANSITIONS[alert.status]:

@@ -218,9 +218,11 @@ def alert_detail(request, alert_id: int):
         raise Http404("no such alert") from exc
     _record_dpo_read(request, "detection_alert", {"alert_id": alert.pk, "patient_id": alert.patient_id})
     labels = dict(dpo.alert_statuses())
+    own = alert.user_id == request.user.pk  # about the reviewer's own accesses: another DPO reviews it
     return render(request, "dpo/alert_detail.html", {
         "alert": alert, "events": dpo.alert_events(alert), "report_links": access_report_links(alert.patient_id),
-        "transitions": [(s, labels.get(s, s)) for s in dpo.alert_transitions(alert.status)],
+        "transitions": [] if own else [(s, labels.get(s, s)) for s in dpo.alert_transitions(alert.status)],
+        "own_alert": own,
         "french": translation.get_language() == "fr", "rules": dict(dpo.alert_rules()),
     })
 
@@ -238,6 +240,9 @@ def alert_review(request, alert_id: int):
         raise Http404("no such alert") from exc
     except ValidationError as exc:
         messages.error(request, " ".join(_(m) for m in exc.messages))
+        return redirect("web:dpo_alert_detail", alert_id=alert_id)
+    except PermissionDenied as exc:  # an alert about the reviewer herself (recorded by the service)
+        messages.error(request, str(exc))
         return redirect("web:dpo_alert_detail", alert_id=alert_id)
     messages.success(request, _("Alert updated."))
     back = request.POST.get("back", "")
