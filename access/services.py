@@ -212,6 +212,13 @@ def emergency_access_review(
     *, reviewer: User, access: EmergencyAccess, status: str, comment: str = ""
 ) -> EmergencyAccess:
     _require_role(reviewer, {Role.DPO}, gettext_noop("only the DPO reviews emergency accesses"))
+    if access.user_id == reviewer.pk:
+        # A DPO who once broke the glass under a care role does not judge her own emergency access.
+        event_record(actor=reviewer, actor_role=Role.DPO.value, actor_unit=gate.unit_of(reviewer),
+                     patient_id=access.patient_id, action="permission_change", outcome="denied",
+                     basis="deny:self_review", reason="nobody reviews their own emergency access",
+                     resource_type="emergencyaccess", resource_id=access.pk)
+        raise PermissionDenied(gettext("nobody reviews their own emergency access"))
     if status not in {EmergencyAccess.Review.JUSTIFIED, EmergencyAccess.Review.VIOLATION}:
         raise ValidationError({"status": [gettext("Choose justified or violation.")]})
     if status == EmergencyAccess.Review.VIOLATION and not comment.strip():

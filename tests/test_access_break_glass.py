@@ -85,3 +85,17 @@ def test_only_the_dpo_reviews(cast):
     access.refresh_from_db()
     assert access.review_status == "violation" and access.reviewed_by == cast.dpo
     assert audit_events(actor_id=cast.dpo.pk, action="permission_change")[-1].basis == "break_glass_review"
+
+
+def test_nobody_reviews_their_own_emergency_access(cast):
+    """A physician who broke the glass and later became the DPO does not judge that access herself."""
+    from access.models import StaffProfile
+
+    access = open_for(cast.physician, cast.patient, code_for(cast.physician))
+    StaffProfile.objects.filter(user=cast.physician).update(role="dpo")
+    cast.physician._dpi_profile = False
+    with pytest.raises(PermissionDenied):
+        services.emergency_access_review(reviewer=cast.physician, access=access, status="justified")
+    access.refresh_from_db()
+    assert access.review_status == "pending"
+    assert audit_events(actor_id=cast.physician.pk, basis="deny:self_review")

@@ -139,6 +139,8 @@ def emergency_review(request, access_id: int):
         except ValidationError as exc:
             for name, errors in exc.message_dict.items():
                 form.add_error(name if name in form.fields else None, [_(e) for e in errors])
+        except PermissionDenied as exc:  # her own emergency access (recorded by the service)
+            form.add_error(None, str(exc))
         else:
             messages.success(request, _("Review saved."))
             return redirect("web:dpo_emergency_list")
