@@ -11,16 +11,14 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 from django.utils import timezone
-from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from access import services as access_services
 from access.policy import Role
+from dpi.api.testing import verified_login
 from patients import services as patient_services
 from patients.models import CareUnit, Patient
 from tests.helpers import audit_events
 from tests.personas import make_patient, make_user
-from tests.ui_support import _model_backend
 
 pytestmark = pytest.mark.django_db
 
@@ -29,10 +27,7 @@ NAME, MISSING = "ZQALIASNOM", 900_000_000
 
 def _session(user) -> Client:
     client = Client()
-    client.force_login(user, backend=_model_backend())
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.create(user=user, name="t", confirmed=True).persistent_id
-    session.save()
+    verified_login(client, user)
     return client
 
 
