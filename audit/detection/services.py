@@ -187,11 +187,16 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 CLOSED = frozenset({Alert.Status.JUSTIFIED, Alert.Status.VIOLATION})
 
 
+def alert_is_about(alert: Alert, user: Any) -> bool:
+    """The alert's subject is ``user``: nobody reviews an alert about their own accesses (another DPO does)."""
+    return alert.user_id is not None and alert.user_id == getattr(user, "pk", None)
+
+
 @transaction.atomic
 def alert_review(*, alert_id: int, actor: Any, status: str, comment: str = "", actor_role: str = "dpo") -> Alert:
     """Move an alert along new -> in_review -> justified | violation (with the DPO's comment), audited."""
     alert = Alert.objects.select_for_update().get(pk=alert_id)
-    if alert.user_id is not None and alert.user_id == getattr(actor, "pk", None):
+    if alert_is_about(alert, actor):
         # Nobody reviews an alert about their own accesses (who created the fact that closes it?): it waits for
         # another DPO. The refusal is recorded (on the trail's own connection: it outlives this transaction).
         event_record(

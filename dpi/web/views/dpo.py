@@ -220,7 +220,8 @@ def alert_detail(request, alert_id: int):
         raise Http404("no such alert") from exc
     _record_dpo_read(request, "detection_alert", {"alert_id": alert.pk, "patient_id": alert.patient_id})
     labels = dict(dpo.alert_statuses())
-    own = alert.user_id == request.user.pk  # about the reviewer's own accesses: another DPO reviews it
+    is_about = dpo.optional("audit.detection.services", "alert_is_about")
+    own = is_about(alert, request.user)  # about the reviewer's own accesses: another DPO reviews it
     return render(request, "dpo/alert_detail.html", {
         "alert": alert, "events": dpo.alert_events(alert), "report_links": access_report_links(alert.patient_id),
         "transitions": [] if own else [(s, labels.get(s, s)) for s in dpo.alert_transitions(alert.status)],
