@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -118,7 +117,7 @@ def archive_encode(payload: dict[str, Any], token: str) -> tuple[bytes, int, byt
     """(file bytes, archive key version, wrapped data key)."""
     data_key = secrets.token_bytes(32)
     ring = crypto.keyring()["archive"]
-    plain = zlib.compress(json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":")).encode(), 6)
+    plain = zlib.compress(json.dumps(payload, cls=rec.RecordJSONEncoder, separators=(",", ":")).encode(), 6)
     blob = crypto.encrypt_bytes(plain, aad=_aad(token), key=data_key, version=ring.current)
     wrapped = crypto.encrypt_bytes(data_key, aad=_key_aad(token), purpose="archive")
     return blob, ring.current, wrapped

@@ -17,6 +17,7 @@ own key) and go back in re-encrypted with the current live key.
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 from dataclasses import dataclass
 from functools import cache
@@ -24,6 +25,7 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models
 from django.db.models.deletion import CASCADE, SET_NULL
 
@@ -84,6 +86,19 @@ def blockers_sql() -> str:
 
 
 # --- reading ----------------------------------------------------------------------------------------------
+class RecordJSONEncoder(DjangoJSONEncoder):
+    """Django's encoder, but times to the microsecond as PostgreSQL keeps them (Django's stops at the
+    millisecond): a restored record is the record that was archived, not one rounded down."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, datetime.datetime):
+            text = o.isoformat()
+            return text[:-6] + "Z" if text.endswith("+00:00") else text
+        if isinstance(o, datetime.time):
+            return o.isoformat()
+        return super().default(o)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes | memoryview | bytearray):
         return {"$b64": base64.b64encode(bytes(value)).decode("ascii")}
@@ -93,7 +108,7 @@ def _jsonable(value: Any) -> Any:
 def records_read(patient_ids: list[int]) -> dict[int, dict[str, Any]]:
     """The rows of each patient, decrypted, as ``{patient_id: {"tables": {label: [row...]}}}``.
 
-    One query per part for the whole batch. Values are JSON-ready except dates and decimals (DjangoJSONEncoder).
+    One query per part for the whole batch. Values are JSON-ready except dates and decimals (``RecordJSONEncoder``).
     """
     out: dict[int, dict[str, Any]] = {pid: {"tables": {}} for pid in patient_ids}
     for part in parts_of("patient", "archive", "link"):

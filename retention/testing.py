@@ -69,10 +69,8 @@ def snapshot(patient_id: int) -> dict[str, Any]:
     """The record as the archive holds it (decrypted rows, comparable after a round trip)."""
     import json
 
-    from django.core.serializers.json import DjangoJSONEncoder
-
     data = rec.records_read([patient_id])[patient_id]
-    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+    return json.loads(json.dumps(data, cls=rec.RecordJSONEncoder))
 
 
 def archived_payload(patient_id: int) -> dict[str, Any] | None:

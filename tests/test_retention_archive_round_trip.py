@@ -99,3 +99,32 @@ def test_restore_brings_back_the_identical_record(cast, archive_dir, old_patient
     # Not archived again the next day: a restore is not a stay, but the record stays live for a while.
     run = services.retention_run(today=timezone.localdate() + timedelta(days=1))
     assert run.due == 0 and where_is(old_patient.pk) == {"live"}
+
+
+def test_restore_keeps_times_to_the_microsecond(cast, archive_dir, old_patient, django_capture_on_commit_callbacks):
+    """PostgreSQL keeps microseconds; the archive did not (Django's JSON encoder stops at the millisecond), so a
+    restored record came back with its times rounded down (and the round-trip test above failed whenever a
+    time's milliseconds were 000)."""
+    from dpi.models import ClinicalNote
+
+    stamps = {
+        "created_at": timezone.now().replace(microsecond=456),  # milliseconds 000: the flaky case
+        "updated_at": timezone.now().replace(microsecond=123456),
+    }
+    Patient.objects.filter(pk=old_patient.pk).update(**stamps)
+    note = ClinicalNote.objects.filter(patient=old_patient).order_by("pk").first()
+    ClinicalNote.objects.filter(pk=note.pk).update(created_at=timezone.now().replace(microsecond=999999))
+    note_stamp = ClinicalNote.objects.get(pk=note.pk).created_at
+    before = snapshot(old_patient.pk)
+
+    services.retention_run()
+    assert where_is(old_patient.pk) == {"archived"}
+    req = services.restore_request_create(user=cast.dim, patient_id=old_patient.pk,
+                                          reason="Demande du patient : accès à son dossier de 2019")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.restore_request_approve(user=cast.dpo, request_id=req.pk, comment="vu")
+
+    restored = Patient.objects.get(pk=old_patient.pk)
+    assert (restored.created_at, restored.updated_at) == (stamps["created_at"], stamps["updated_at"])
+    assert ClinicalNote.objects.get(pk=note.pk).created_at == note_stamp
+    assert snapshot(old_patient.pk) == before
