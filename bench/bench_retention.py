@@ -54,8 +54,6 @@ def _sample(n: int) -> list[int]:
 
 
 def _baseline(pids: list[int], out: Path) -> float:
-    from django.core.serializers.json import DjangoJSONEncoder
-
     from retention import record
 
     t0 = time.perf_counter()
@@ -63,7 +61,7 @@ def _baseline(pids: list[int], out: Path) -> float:
         chunk = pids[i:i + BATCH]
         records = record.records_read(chunk)
         for pid in chunk:
-            (out / f"{pid}.json").write_text(json.dumps(records[pid], cls=DjangoJSONEncoder))
+            (out / f"{pid}.json").write_text(json.dumps(records[pid], cls=record.RecordJSONEncoder))
     return time.perf_counter() - t0
 
 
